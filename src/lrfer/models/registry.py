@@ -1,0 +1,39 @@
+"""A timm-style model registry: ``@register_model`` entry points and ``create_model(name, **kw)``."""
+
+from __future__ import annotations
+
+from typing import Callable
+
+from torch import nn
+
+from ..errors import LrferError, closest
+
+_MODELS: dict[str, Callable[..., nn.Module]] = {}
+
+
+def register_model(fn: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
+    """Register an entry point under its function name (``def cnn2x2(**kw)`` -> ``"cnn2x2"``)."""
+    name = fn.__name__
+    if name in _MODELS:
+        raise ValueError(f"model '{name}' is registered twice")
+    _MODELS[name] = fn
+    return fn
+
+
+def list_models() -> list[str]:
+    return sorted(_MODELS)
+
+
+def is_model(name: str) -> bool:
+    return name in _MODELS
+
+
+def create_model(name: str, num_classes: int = 7, in_chans: int = 1, **kwargs) -> nn.Module:
+    """Build a registered model; an unknown name raises LrferError with the closest match."""
+    if name not in _MODELS:
+        raise LrferError(f"unknown model '{name}'", closest(name, _MODELS) + " (`lrfer models` lists them)")
+    model = _MODELS[name](num_classes=num_classes, in_chans=in_chans, **kwargs)
+    # Remember how the model was built so that a checkpoint can rebuild it without code.
+    model.model_name = name
+    model.model_kwargs = dict(kwargs)
+    return model
