@@ -1,0 +1,1 @@
+"""lrfer.models"""
