@@ -5,6 +5,9 @@ Every random parameter is drawn per sample as a tensor; nothing loops over sampl
 
 from __future__ import annotations
 
+import math
+from dataclasses import dataclass
+
 import torch
 import torch.nn.functional as F
 
@@ -39,3 +42,115 @@ def degrade(x: torch.Tensor, size, mode: str = "bilinear") -> torch.Tensor:
         idx = (size == s).nonzero(as_tuple=True)[0]
         out[idx] = degrade(x[idx], int(s), mode)
     return out
+
+
+@dataclass
+class AugmentConfig:
+    """Training-time augmentation; every field is one named trick that can be switched off.
+
+    ``degrade_p`` is multi-resolution training: with probability p each sample is seen at its own
+    random size in [degrade_min, degrade_max] px (area down, ``degrade_mode`` back up).
+    """
+
+    flip: bool = True
+    rotate: float = 10.0  # max degrees, uniform in [-rotate, rotate]
+    scale: float = 0.1  # zoom uniform in [1 - scale, 1 + scale]
+    translate: float = 0.1  # max shift as a fraction of the image size
+    crop: int = 0  # random crop of this size at train time, centre crop at test (0: off)
+    erase_p: float = 0.0  # random erasing probability (Zhong et al. 2017)
+    erase_area: tuple[float, float] = (0.02, 0.25)
+    degrade_p: float = 0.0
+    degrade_min: int = 8
+    degrade_max: int = 48
+    degrade_mode: str = "bilinear"
+
+    @property
+    def is_affine(self) -> bool:
+        return self.rotate > 0 or self.scale > 0 or self.translate > 0
+
+
+def random_affine(x: torch.Tensor, rotate: float, scale: float, translate: float, flip: bool) -> torch.Tensor:
+    """Rotation, zoom, shift and horizontal flip folded into one per-sample affine resampling."""
+    b = x.shape[0]
+    dev = x.device
+    angle = (torch.rand(b, device=dev) * 2 - 1) * math.radians(rotate)
+    zoom = 1 + (torch.rand(b, device=dev) * 2 - 1) * scale
+    shift = (torch.rand(b, 2, device=dev) * 2 - 1) * translate * 2  # affine_grid spans [-1, 1]
+    mirror = torch.where(torch.rand(b, device=dev) < 0.5, -1.0, 1.0) if flip else torch.ones(b, device=dev)
+    cos, sin = torch.cos(angle) / zoom, torch.sin(angle) / zoom
+    theta = torch.stack(
+        [torch.stack([cos * mirror, -sin, shift[:, 0]], 1), torch.stack([sin * mirror, cos, shift[:, 1]], 1)], 1
+    )
+    grid = F.affine_grid(theta.to(x.dtype), list(x.shape), align_corners=False)
+    return F.grid_sample(x, grid, mode="bilinear", padding_mode="border", align_corners=False)
+
+
+def random_flip(x: torch.Tensor) -> torch.Tensor:
+    mask = torch.rand(x.shape[0], 1, 1, 1, device=x.device) < 0.5
+    return torch.where(mask, x.flip(-1), x)
+
+
+def random_crop(x: torch.Tensor, size: int) -> torch.Tensor:
+    """Per-sample random ``size`` x ``size`` crop by gathering index grids (no per-sample loop)."""
+    b, c, h, w = x.shape
+    oy = torch.randint(0, h - size + 1, (b, 1), device=x.device)
+    ox = torch.randint(0, w - size + 1, (b, 1), device=x.device)
+    ar = torch.arange(size, device=x.device)
+    rows, cols = (oy + ar)[:, None, :, None], (ox + ar)[:, None, None, :]
+    batch, chan = torch.arange(b, device=x.device)[:, None, None, None], torch.arange(c, device=x.device)[None, :, None, None]
+    return x[batch, chan, rows, cols]
+
+
+def center_crop(x: torch.Tensor, size: int) -> torch.Tensor:
+    h, w = x.shape[-2:]
+    top, left = (h - size) // 2, (w - size) // 2
+    return x[..., top : top + size, left : left + size]
+
+
+def random_erase(x: torch.Tensor, p: float, area: tuple[float, float]) -> torch.Tensor:
+    """Random erasing: a rectangle per sample (area fraction and aspect drawn per sample) set to noise."""
+    b, _, h, w = x.shape
+    dev = x.device
+    frac = torch.empty(b, device=dev).uniform_(*area)
+    log_ratio = torch.empty(b, device=dev).uniform_(math.log(0.3), math.log(3.3))
+    eh = (torch.sqrt(frac * torch.exp(log_ratio)) * h).clamp(1, h)
+    ew = (torch.sqrt(frac / torch.exp(log_ratio)) * w).clamp(1, w)
+    y0 = torch.rand(b, device=dev) * (h - eh)
+    x0 = torch.rand(b, device=dev) * (w - ew)
+    yy = torch.arange(h, device=dev).view(1, h, 1)
+    xx = torch.arange(w, device=dev).view(1, 1, w)
+    inside = (yy >= y0.view(b, 1, 1)) & (yy < (y0 + eh).view(b, 1, 1)) & (xx >= x0.view(b, 1, 1)) & (xx < (x0 + ew).view(b, 1, 1))
+    inside &= (torch.rand(b, device=dev) < p).view(b, 1, 1)
+    return torch.where(inside[:, None], torch.rand_like(x), x)
+
+
+def random_degrade(x: torch.Tensor, p: float, r_min: int, r_max: int, mode: str) -> torch.Tensor:
+    """Multi-resolution augmentation: the double random draw (whether, then which size) per sample."""
+    b, _, h, w = x.shape
+    sizes = torch.randint(r_min, r_max + 1, (b,), device=x.device)
+    sizes = torch.where(torch.rand(b, device=x.device) < p, sizes, torch.full_like(sizes, max(h, w)))
+    return degrade(x, sizes, mode)
+
+
+def augment_batch(x: torch.Tensor, cfg: AugmentConfig) -> torch.Tensor:
+    """Training augmentation of a float batch in [0, 1]: geometry, then resolution, then crop and erase.
+
+    Geometry comes first because it happens to the face before the far camera captures it;
+    degradation then simulates the capture; crop and erasing act on what the network sees.
+    """
+    if cfg.is_affine:
+        x = random_affine(x, cfg.rotate, cfg.scale, cfg.translate, cfg.flip)
+    elif cfg.flip:
+        x = random_flip(x)
+    if cfg.degrade_p > 0:
+        x = random_degrade(x, cfg.degrade_p, cfg.degrade_min, cfg.degrade_max, cfg.degrade_mode)
+    if cfg.crop:
+        x = random_crop(x, cfg.crop)
+    if cfg.erase_p > 0:
+        x = random_erase(x, cfg.erase_p, cfg.erase_area)
+    return x
+
+
+def eval_transform(x: torch.Tensor, cfg: AugmentConfig) -> torch.Tensor:
+    """What the model sees at test time: the centre crop when it was trained on crops."""
+    return center_crop(x, cfg.crop) if cfg.crop else x

@@ -144,6 +144,20 @@ class FaceSet:
         gray = (self.images.float() * w).sum(1, keepdim=True).round().clamp(0, 255).to(torch.uint8)
         return replace(self, images=gray)
 
+    def resized(self, size: int) -> "FaceSet":
+        """Images resized to ``size`` x ``size`` (area when shrinking, bilinear when enlarging)."""
+        if self.image_size == (size, size):
+            return self
+        import torch.nn.functional as F
+
+        chunks = []
+        for start in range(0, len(self), 4096):  # bounded memory for large sets
+            x = self.images[start : start + 4096].float()
+            mode = "area" if size < min(self.image_size) else "bilinear"
+            x = F.interpolate(x, size=(size, size), mode=mode, **({} if mode == "area" else {"align_corners": False}))
+            chunks.append(x.round_().clamp_(0, 255).to(torch.uint8))
+        return replace(self, images=torch.cat(chunks) if chunks else self.images[:, :, :size, :size])
+
     def describe(self) -> dict:
         """A JSON-able summary (used by ``lrfer data info``)."""
         per_split = {}

@@ -1,0 +1,74 @@
+"""FaceClassifier: a checkpoint's network together with the input it expects.
+
+Evaluation, the resolution sweep, ``lrfer predict`` and the Recognizer all go through this class,
+so a face is prepared the same way everywhere: channels as the model wants, resized to the size it
+was trained at, centre-cropped when it was trained on crops.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Optional, Union
+
+import numpy as np
+import torch
+
+from ..data.faceset import FaceSet
+from ..evaluate.predict import predict_proba
+from ..progress import Progress
+from ..train.checkpoint import Checkpoint, load_checkpoint
+
+#: The model shipped inside the package (see its model card beside it).
+DEFAULT_CHECKPOINT = Path(__file__).resolve().parent.parent / "assets" / "default" / "model.safetensors"
+
+
+class FaceClassifier:
+    def __init__(self, checkpoint: Checkpoint, device: Union[str, torch.device, None] = None, prefer_ema: bool = True):
+        self.checkpoint = checkpoint
+        self.device = torch.device(device) if device is not None else torch.device("cpu")
+        self.model = checkpoint.build_model(prefer_ema=prefer_ema).to(self.device)
+        spec = checkpoint.spec
+        self.classes: tuple[str, ...] = tuple(spec["classes"])
+        self.in_chans: int = spec["in_chans"]
+        self.image_size: int = spec.get("image_size", spec["input_size"][-1])
+        self.crop: Optional[int] = spec.get("crop") or None
+
+    @classmethod
+    def load(cls, path: Union[str, os.PathLike, None] = None, device: Union[str, torch.device, None] = None) -> "FaceClassifier":
+        """From a checkpoint file; ``None`` loads the shipped default model."""
+        if device in (None, "auto"):
+            device = "cuda" if torch.cuda.is_available() else "cpu"
+        return cls(load_checkpoint(path or DEFAULT_CHECKPOINT), device)
+
+    @property
+    def name(self) -> str:
+        return self.checkpoint.spec["name"]
+
+    def prepare(self, faces: FaceSet) -> FaceSet:
+        """Faces in the model's channels and size, labels re-indexed onto the model's classes."""
+        if self.in_chans == 1:
+            faces = faces.to_grayscale()
+        return faces.resized(self.image_size).with_classes(self.classes)
+
+    def predict_proba(
+        self,
+        images: Union[torch.Tensor, np.ndarray],
+        *,
+        tta: str = "none",
+        degrade_to: Optional[int] = None,
+        batch_size: int = 512,
+        progress: Optional[Progress] = None,
+    ) -> torch.Tensor:
+        """Probabilities for uint8 face crops ``(N, C, H, W)`` of any size."""
+        return predict_proba(
+            self.model,
+            images,
+            batch_size=batch_size,
+            device=self.device,
+            tta=tta,
+            crop=self.crop,
+            input_size=self.image_size,
+            degrade_to=degrade_to,
+            progress=progress,
+        )

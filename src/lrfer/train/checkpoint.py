@@ -1,0 +1,202 @@
+"""Self-describing checkpoints: one safetensors file holds weights, how to rebuild the model, and
+(for training checkpoints) the optimizer, scheduler, EMA and RNG states needed to resume exactly.
+
+Why safetensors for everything, training state included: loading never executes code from the
+file (pickle does), and one file type serves training, evaluation, inference and the shipped
+default. Nested state (optimizer/scheduler ``state_dict``s, RNG states) is flattened: tensors go
+into the tensor table under ``state/...`` keys, everything else into a JSON skeleton stored in the
+file's metadata, where each tensor is replaced by ``{"__tensor__": key}``.
+
+Writes are atomic: a temporary file in the same folder, fsync, then ``os.replace``, so a run killed
+at any moment leaves either the previous checkpoint or the new one, never half a file.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any, Optional
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+from torch import nn
+
+from ..errors import LrferError
+
+FORMAT = "lrfer-checkpoint/1"
+_META_KEY = "lrfer"
+
+
+def _flatten(obj: Any, prefix: str, tensors: dict[str, torch.Tensor]) -> Any:
+    """Replace tensors in a nested structure by references, collecting them in ``tensors``."""
+    if isinstance(obj, torch.Tensor):
+        key = f"state/{prefix}"
+        tensors[key] = obj.detach().cpu().contiguous()
+        return {"__tensor__": key}
+    if isinstance(obj, dict):
+        # JSON keys are strings; remember int keys (optimizer state is keyed by param index).
+        return {
+            "__dict__": [[k, _flatten(v, f"{prefix}.{k}", tensors)] for k, v in obj.items()],
+        }
+    if isinstance(obj, (list, tuple)):
+        return [_flatten(v, f"{prefix}.{i}", tensors) for i, v in enumerate(obj)]
+    if obj is None or isinstance(obj, (bool, int, float, str)):
+        return obj
+    raise TypeError(f"cannot store {type(obj).__name__} at {prefix} in a checkpoint")
+
+
+def _unflatten(obj: Any, tensors: dict[str, torch.Tensor]) -> Any:
+    if isinstance(obj, dict) and "__tensor__" in obj:
+        return tensors[obj["__tensor__"]]
+    if isinstance(obj, dict) and "__dict__" in obj:
+        return {k: _unflatten(v, tensors) for k, v in obj["__dict__"]}
+    if isinstance(obj, list):
+        return [_unflatten(v, tensors) for v in obj]
+    return obj
+
+
+def model_spec(model: nn.Module, classes: tuple[str, ...], in_chans: int, image_size: int, crop: int = 0) -> dict:
+    """What a checkpoint needs to rebuild ``model`` and feed it, with no code from the file.
+
+    Faces are resized to ``image_size``; a model trained on random crops sees the centre ``crop``
+    at test time, so its ``input_size`` is the crop.
+    """
+    side = crop or image_size
+    name = getattr(model, "model_name", None)
+    if name is None:
+        raise ValueError("model was not built by lrfer.models.create_model; it cannot be checkpointed by name")
+    return {
+        "name": name,
+        "kwargs": getattr(model, "model_kwargs", {}),
+        "num_classes": len(classes),
+        "in_chans": in_chans,
+        "input_size": [in_chans, side, side],
+        "image_size": image_size,
+        "crop": crop,
+        "classes": list(classes),
+    }
+
+
+def _unwrap(model: nn.Module) -> nn.Module:
+    """The bare model inside DDP / torch.compile wrappers."""
+    model = getattr(model, "module", model)
+    return getattr(model, "_orig_mod", model)
+
+
+def save_checkpoint(
+    path: str | os.PathLike,
+    model: nn.Module,
+    spec: dict,
+    *,
+    ema: Optional[nn.Module] = None,
+    state: Optional[dict] = None,
+    info: Optional[dict] = None,
+) -> Path:
+    """Write model weights (+ EMA weights, + resumable ``state``) atomically to ``path``.
+
+    ``info`` is free JSON (epoch, metrics, config, commit) shown by ``lrfer`` and read by tools.
+    """
+    path = Path(path)
+    tensors: dict[str, torch.Tensor] = {}
+    for k, v in _unwrap(model).state_dict().items():
+        tensors[f"model/{k}"] = v.detach().cpu().contiguous()
+    if ema is not None:
+        for k, v in _unwrap(ema).state_dict().items():
+            tensors[f"ema/{k}"] = v.detach().cpu().contiguous()
+    skeleton = _flatten(state, "s", tensors) if state is not None else None
+    meta = {"format": FORMAT, "model": spec, "info": info or {}, "state": skeleton}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        save_file(tensors, tmp, metadata={_META_KEY: json.dumps(meta)})
+        with open(tmp, "rb+") as f:
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return path
+
+
+class Checkpoint:
+    """A loaded checkpoint: ``spec`` (model recipe), ``info``, and tensor tables."""
+
+    def __init__(self, path: Path, meta: dict, tensors: dict[str, torch.Tensor]):
+        self.path = path
+        self.spec: dict = meta["model"]
+        self.info: dict = meta.get("info", {})
+        self._skeleton = meta.get("state")
+        self._tensors = tensors
+
+    @property
+    def classes(self) -> tuple[str, ...]:
+        return tuple(self.spec["classes"])
+
+    @property
+    def input_size(self) -> tuple[int, int, int]:
+        return tuple(self.spec["input_size"])  # type: ignore[return-value]
+
+    def weights(self, which: str = "model") -> dict[str, torch.Tensor]:
+        prefix = which + "/"
+        return {k[len(prefix) :]: v for k, v in self._tensors.items() if k.startswith(prefix)}
+
+    @property
+    def has_ema(self) -> bool:
+        return any(k.startswith("ema/") for k in self._tensors)
+
+    @property
+    def state(self) -> Optional[dict]:
+        return None if self._skeleton is None else _unflatten(self._skeleton, self._tensors)
+
+    def build_model(self, prefer_ema: bool = True) -> nn.Module:
+        """Rebuild the network from the spec and load its weights (EMA weights when present)."""
+        from ..models import create_model
+
+        spec = self.spec
+        model = create_model(spec["name"], num_classes=spec["num_classes"], in_chans=spec["in_chans"], **spec["kwargs"])
+        load_weights(model, self, "ema" if prefer_ema and self.has_ema else "model")
+        return model.eval()
+
+
+def load_checkpoint(path: str | os.PathLike) -> Checkpoint:
+    """Read a checkpoint without executing anything from it; bad files raise LrferError."""
+    path = Path(path)
+    if not path.exists():
+        raise LrferError(f"no such checkpoint: {path}", "give the path of a .safetensors file written by `lrfer train`")
+    try:
+        tensors = load_file(str(path))
+        from safetensors import safe_open
+
+        with safe_open(str(path), framework="pt") as f:
+            raw = (f.metadata() or {}).get(_META_KEY)
+    except (SafetensorError, OSError, ValueError) as err:
+        raise LrferError(f"{path} is not a readable lrfer checkpoint ({err})", "check the file, or retrain") from None
+    if raw is None:
+        raise LrferError(f"{path} is a safetensors file but not an lrfer checkpoint (no model description inside)", "use a file written by `lrfer train`")
+    meta = json.loads(raw)
+    if meta.get("format") != FORMAT:
+        raise LrferError(f"{path} has checkpoint format {meta.get('format')!r}, this lrfer reads {FORMAT!r}", "upgrade lrfer or re-export the model")
+    return Checkpoint(path, meta, tensors)
+
+
+def load_weights(model: nn.Module, ckpt: Checkpoint, which: str = "model") -> None:
+    """Load weights into ``model``; a checkpoint of another architecture or class count is a clear error."""
+    target = _unwrap(model)
+    want = target.state_dict()
+    have = ckpt.weights(which)
+    name = getattr(target, "model_name", type(target).__name__)
+    missing = [k for k in want if k not in have]
+    shape = [k for k in want if k in have and have[k].shape != want[k].shape]
+    if missing or shape or len(have) != len(want):
+        what = f"{ckpt.path} holds a '{ckpt.spec['name']}' with {ckpt.spec['num_classes']} classes"
+        raise LrferError(
+            f"{what}, which does not fit a '{name}' with {getattr(target, 'num_classes', '?')} classes"
+            + (f" ({len(missing)} missing tensors" if missing else " (")
+            + (f", {len(shape)} of other shape)" if shape else ")"),
+            "pass the matching --model / --checkpoint, or train a new checkpoint",
+        )
+    target.load_state_dict(have)

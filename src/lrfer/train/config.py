@@ -1,0 +1,117 @@
+"""The typed training configuration and recipe files.
+
+A recipe is data: a TOML file whose keys are :class:`TrainConfig` fields (``[augment]`` and
+``[model_kwargs]`` as tables, ``[paper]`` for what the method's paper reports). Shipped recipes live
+in ``lrfer/recipes/*.toml`` and are named by their file stem; a user's own file is given by path.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Optional
+
+from .._compat import tomllib
+from ..data.augment import AugmentConfig
+from ..errors import LrferError, closest
+
+RECIPE_DIR = Path(__file__).resolve().parent.parent / "recipes"
+
+
+@dataclass
+class TrainConfig:
+    # what to train
+    model: str = "resnet18_fer_slim"
+    model_kwargs: dict[str, Any] = field(default_factory=dict)
+    grayscale: bool = True
+    image_size: int = 48  # faces are resized to this before augmentation
+    label_mode: str = "hard"  # hard | soft (soft labels, e.g. FERPlus vote distributions)
+    train_split: str = "Training"
+    val_split: str = "PublicTest"
+    # optimisation
+    epochs: int = 30
+    batch_size: int = 128
+    optimizer: str = "sgd"  # adam | adamw | adamax | sgd (Nesterov)
+    lr: float = 0.05
+    momentum: float = 0.9  # SGD momentum, or beta1 for the Adam family
+    beta2: float = 0.999
+    weight_decay: float = 5e-4
+    schedule: str = "cosine"  # cosine (with warm-up) | onecycle | step | plateau | constant
+    warmup_epochs: float = 1.0
+    step_size: int = 10  # step schedule: epochs between decays
+    gamma: float = 0.1  # step / plateau decay factor
+    head_lr_mult: float = 1.0  # learning-rate multiplier for the classifier layer
+    grad_clip: float = 0.0  # max gradient norm (0: off)
+    label_smoothing: float = 0.0
+    class_weights: str = "none"  # none | balanced (1 - n_c/N) | inverse
+    ema_decay: float = 0.0  # EMA of weights (0: off); evaluation and the best checkpoint use EMA
+    center_loss: float = 0.0  # centre-loss weight lambda (0: off)
+    center_alpha: float = 0.5
+    augment: AugmentConfig = field(default_factory=AugmentConfig)
+    tta: str = "none"  # none | flip | tencrop: test-time augmentation in validation
+    # machinery
+    seed: int = 0
+    device: str = "auto"  # auto | cpu | cuda | cuda:N
+    amp: bool = True  # bf16 autocast on CUDA (ignored on CPU)
+    channels_last: bool = True  # on CUDA
+    compile: bool = False
+    eval_batch_size: int = 1024
+    limit_train: int = 0  # use only the first N training rows (quick runs and tests; 0: all)
+    # provenance (recipes)
+    recipe: str = ""
+    paper: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict, source: str = "config") -> "TrainConfig":
+        d = dict(d)
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = [k for k in d if k not in known]
+        if unknown:
+            raise LrferError(f"{source}: unknown setting '{unknown[0]}'", closest(unknown[0], known))
+        aug = d.pop("augment", {}) or {}
+        aug_known = {f.name for f in dataclasses.fields(AugmentConfig)}
+        bad = [k for k in aug if k not in aug_known]
+        if bad:
+            raise LrferError(f"{source}: unknown augment setting '{bad[0]}'", closest(bad[0], aug_known))
+        if "erase_area" in aug:
+            aug["erase_area"] = tuple(aug["erase_area"])
+        return cls(**d, augment=AugmentConfig(**aug))
+
+
+def list_recipes() -> dict[str, Path]:
+    return {p.stem: p for p in sorted(RECIPE_DIR.glob("*.toml"))}
+
+
+def read_recipe(name_or_path: str) -> dict:
+    """Recipe table by shipped name or by file path."""
+    path = Path(name_or_path)
+    if not path.suffix:
+        recipes = list_recipes()
+        if name_or_path not in recipes:
+            raise LrferError(f"unknown recipe '{name_or_path}'", closest(name_or_path, recipes) + " (`lrfer recipes` lists them)")
+        path = recipes[name_or_path]
+    if not path.exists():
+        raise LrferError(f"no such recipe file: {path}", "give a shipped recipe name (`lrfer recipes`) or a .toml path")
+    try:
+        table = tomllib.loads(path.read_text())
+    except tomllib.TOMLDecodeError as err:
+        raise LrferError(f"{path} is not valid TOML ({err})", "fix the file") from None
+    table.setdefault("recipe", path.stem)
+    return table
+
+
+def load_config(recipe: Optional[str] = None, **overrides: Any) -> TrainConfig:
+    """TrainConfig from defaults, then a recipe, then explicit overrides (CLI flags); None means unset."""
+    table: dict[str, Any] = read_recipe(recipe) if recipe else {}
+    for k, v in overrides.items():
+        if v is None:
+            continue
+        if k == "augment":
+            table["augment"] = {**table.get("augment", {}), **v}
+        else:
+            table[k] = v
+    return TrainConfig.from_dict(table, source=recipe or "config")

@@ -1,0 +1,368 @@
+"""The training loop: the whole dataset as tensors on the device, batched augmentation, AMP, EMA,
+DDP, atomic per-epoch checkpoints and exact resume.
+
+Why it looks like this (airbench's lessons): a 48x48 dataset is tens of MB as uint8, so it lives on
+the training device and each batch is an index into it; augmentation runs on the whole batch there;
+no DataLoader workers, no host-device copies per step.
+
+Reproducibility: each epoch re-seeds the global RNG from (seed, epoch, rank) and draws its order
+from (seed, epoch), so a run resumed from the checkpoint of epoch k replays epochs k+1... exactly
+as the uninterrupted run would have, without storing RNG states.
+
+Distributed: launched under ``torchrun`` (WORLD_SIZE > 1) the same command trains with
+DistributedDataParallel (nccl on GPU, gloo on CPU); every rank sees a disjoint shard of the same
+epoch order, and rank 0 writes checkpoints and metrics.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import math
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Optional
+
+import numpy as np
+import torch
+import torch.distributed as dist
+from torch import nn
+
+from ..data.augment import augment_batch
+from ..data.faceset import FaceSet
+from ..errors import LrferError
+from ..models import create_model
+from ..progress import Progress, report
+from .checkpoint import load_checkpoint, load_weights, model_spec, save_checkpoint
+from .config import TrainConfig
+from .losses import CenterLoss, class_weights, cross_entropy
+
+
+@dataclass
+class TrainResult:
+    out_dir: Path
+    best_path: Path
+    last_path: Path
+    best_metric: float
+    best_epoch: int
+    history: list[dict] = field(default_factory=list)
+
+
+# ---------------------------------------------------------------------------- setup helpers
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))
+        return torch.device("cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise LrferError(f"device '{name}' was asked for but no CUDA GPU is available", "use --device cpu")
+    return torch.device(name)
+
+
+def _init_distributed(device: torch.device) -> tuple[int, int]:
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world <= 1:
+        return 0, 1
+    if not dist.is_initialized():
+        dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+    return dist.get_rank(), dist.get_world_size()
+
+
+def prepare_faces(faces: FaceSet, cfg: TrainConfig) -> FaceSet:
+    """Grayscale and size as the config asks: the one place training and evaluation agree on input."""
+    if cfg.grayscale:
+        faces = faces.to_grayscale()
+    return faces.resized(cfg.image_size)
+
+
+def build_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
+    """Parameter groups: no weight decay on norms and biases; the classifier at ``head_lr_mult``."""
+    head_ids = {id(p) for p in model.classifier.parameters()} if hasattr(model, "classifier") else set()
+    groups: dict[tuple[bool, bool], list[nn.Parameter]] = {}
+    for p in model.parameters():
+        if not p.requires_grad:
+            continue
+        key = (p.ndim <= 1, id(p) in head_ids)
+        groups.setdefault(key, []).append(p)
+    param_groups = [
+        {"params": ps, "weight_decay": 0.0 if no_decay else cfg.weight_decay, "lr_mult": cfg.head_lr_mult if head else 1.0}
+        for (no_decay, head), ps in sorted(groups.items())
+    ]
+    name = cfg.optimizer.lower()
+    betas = (cfg.momentum, cfg.beta2)
+    if name == "sgd":
+        return torch.optim.SGD(param_groups, lr=cfg.lr, momentum=cfg.momentum, nesterov=True)
+    if name == "adam":
+        return torch.optim.Adam(param_groups, lr=cfg.lr, betas=betas)
+    if name == "adamw":
+        return torch.optim.AdamW(param_groups, lr=cfg.lr, betas=betas)
+    if name == "adamax":
+        return torch.optim.Adamax(param_groups, lr=cfg.lr, betas=betas)
+    raise LrferError(f"unknown optimizer '{cfg.optimizer}'", "use sgd, adam, adamw or adamax")
+
+
+def lr_factor(cfg: TrainConfig, step: int, steps_per_epoch: int, plateau_scale: float) -> float:
+    """Learning-rate multiplier at an optimizer step: a pure function, so resume needs no scheduler state."""
+    total = cfg.epochs * steps_per_epoch
+    warm = int(cfg.warmup_epochs * steps_per_epoch)
+    if cfg.schedule == "onecycle":  # Smith & Topin: linear up for 30%, cosine down to ~0
+        peak = max(1, int(0.3 * total))
+        if step < peak:
+            return 0.04 + 0.96 * step / peak
+        return 0.5 * (1 + math.cos(math.pi * min(1.0, (step - peak) / max(1, total - peak))))
+    if step < warm:
+        return (step + 1) / warm
+    if cfg.schedule == "cosine":
+        return 0.5 * (1 + math.cos(math.pi * min(1.0, (step - warm) / max(1, total - warm))))
+    if cfg.schedule == "step":
+        return cfg.gamma ** ((step // steps_per_epoch) // cfg.step_size)
+    if cfg.schedule == "plateau":
+        return plateau_scale
+    if cfg.schedule == "constant":
+        return 1.0
+    raise LrferError(f"unknown schedule '{cfg.schedule}'", "use cosine, onecycle, step, plateau or constant")
+
+
+class ModelEMA:
+    """Exponential moving average of weights (buffers copied), with the usual warm-up of the decay."""
+
+    def __init__(self, model: nn.Module, decay: float):
+        self.module = copy.deepcopy(model).eval()
+        for p in self.module.parameters():
+            p.requires_grad_(False)
+        self.decay = decay
+        self.updates = 0
+
+    @torch.no_grad()
+    def update(self, model: nn.Module) -> None:
+        self.updates += 1
+        d = min(self.decay, (1 + self.updates) / (10 + self.updates))
+        ema_p = [p for p in self.module.parameters()]
+        src_p = [p.detach() for p in model.parameters()]
+        torch._foreach_lerp_(ema_p, src_p, 1 - d)
+        for b_ema, b in zip(self.module.buffers(), model.buffers()):
+            b_ema.copy_(b)
+
+
+class _EmbedAndClassify(nn.Module):
+    """What DDP wraps: one forward returning (embedding, logits), so centre loss works under DDP."""
+
+    def __init__(self, model: nn.Module):
+        super().__init__()
+        self.model = model
+
+    def forward(self, x):
+        return self.model.embed_and_classify(x)
+
+
+# ---------------------------------------------------------------------------- validation
+def validate(model: nn.Module, faces: FaceSet, cfg: TrainConfig, device: torch.device) -> dict:
+    """Loss, accuracy and macro F1 of ``model`` on prepared ``faces``."""
+    from ..evaluate.metrics import classification_report
+    from ..evaluate.predict import predict_proba
+
+    probs = predict_proba(model, faces.images, batch_size=cfg.eval_batch_size, device=device, tta=cfg.tta, crop=cfg.augment.crop or None)
+    y = faces.labels
+    nll = float(-torch.log(probs[torch.arange(len(y)), y].clamp_min(1e-12)).mean())
+    rep = classification_report(y.numpy(), probs.argmax(1).numpy(), faces.classes)
+    return {"val_loss": nll, "val_acc": rep["accuracy"], "val_macro_f1": rep["macro_f1"]}
+
+
+# ---------------------------------------------------------------------------- the loop
+def fit(
+    cfg: TrainConfig,
+    train_set: FaceSet,
+    val_set: Optional[FaceSet],
+    out_dir: str | os.PathLike,
+    *,
+    resume: bool = False,
+    progress: Optional[Progress] = None,
+    info: Optional[dict] = None,
+) -> TrainResult:
+    """Train ``cfg.model`` on ``train_set``, validating on ``val_set`` after every epoch.
+
+    Writes ``out_dir/last.safetensors`` (resumable) every epoch, ``out_dir/best.safetensors``
+    whenever validation accuracy improves, ``metrics.jsonl`` and ``curves.png``.
+    """
+    out = Path(out_dir)
+    device = resolve_device(cfg.device)
+    rank, world = _init_distributed(device)
+    if device.type == "cuda":
+        torch.cuda.set_device(device)
+        torch.backends.cudnn.benchmark = True
+    is_main = rank == 0
+
+    train_set = prepare_faces(train_set, cfg)
+    if cfg.limit_train:
+        train_set = train_set.subset(np.arange(min(cfg.limit_train, len(train_set))))
+    if len(train_set) == 0:
+        raise LrferError("the training split is empty", f"check --train-split (now '{cfg.train_split}') and the dataset")
+    if val_set is not None:
+        val_set = prepare_faces(val_set, cfg).with_classes(train_set.classes)
+    classes = train_set.classes
+
+    torch.manual_seed(cfg.seed)
+    model = create_model(cfg.model, num_classes=len(classes), in_chans=train_set.in_chans, **cfg.model_kwargs).to(device)
+    use_cuda = device.type == "cuda"
+    if use_cuda and cfg.channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    spec = model_spec(model, classes, train_set.in_chans, cfg.image_size, cfg.augment.crop)
+
+    # the whole training set on the device, as uint8
+    images = train_set.images.to(device)
+    if cfg.label_mode == "soft":
+        if train_set.soft_labels is None:
+            raise LrferError("label_mode 'soft' needs soft labels, and this dataset has none", "use label_mode = 'hard', or a FERPlus source")
+        targets = train_set.soft_labels.to(device)
+    else:
+        targets = train_set.labels.to(device)
+    weight = class_weights(train_set.class_counts(), cfg.class_weights)
+    weight = weight.to(device) if weight is not None else None
+
+    optimizer = build_optimizer(model, cfg)
+    ema = ModelEMA(model, cfg.ema_decay) if cfg.ema_decay > 0 else None
+    aux: list[Any] = []
+    if cfg.center_loss > 0:
+        aux.append(CenterLoss(len(classes), model.num_features, cfg.center_loss, cfg.center_alpha).to(device))
+
+    step_model: nn.Module = _EmbedAndClassify(model)
+    if world > 1:
+        step_model = nn.parallel.DistributedDataParallel(step_model, device_ids=[device.index] if use_cuda else None)
+    if cfg.compile:
+        step_model = torch.compile(step_model)
+
+    n = len(images)
+    per_rank = n // world
+    bs = min(cfg.batch_size, per_rank)
+    steps_per_epoch = max(1, per_rank // bs)
+
+    # resumable state
+    start_epoch, best_acc, best_epoch, plateau = 1, -1.0, 0, {"scale": 1.0, "best": -1.0, "bad": 0}
+    history: list[dict] = []
+    last_path, best_path = out / "last.safetensors", out / "best.safetensors"
+    if resume and last_path.exists():
+        ckpt = load_checkpoint(last_path)
+        load_weights(model, ckpt, "model")
+        state = ckpt.state or {}
+        optimizer.load_state_dict(state["optimizer"])
+        if ema is not None and ckpt.has_ema:
+            load_weights(ema.module, ckpt, "ema")
+            ema.updates = state.get("ema_updates", 0)
+        for a, s in zip(aux, state.get("aux", [])):
+            a.load_state_dict(s)
+        start_epoch = state["epoch"] + 1
+        best_acc, best_epoch, plateau = state["best_acc"], state["best_epoch"], state["plateau"]
+        history = [r for r in _read_jsonl(out / "metrics.jsonl") if r["epoch"] < start_epoch]
+    elif resume:
+        report(progress, "resume", 0, info={"message": f"no checkpoint in {out}; starting from scratch"})
+
+    if is_main:
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "config.json").write_text(json.dumps(cfg.to_dict(), indent=2))
+        _write_jsonl(out / "metrics.jsonl", history)
+    amp = torch.autocast("cuda", dtype=torch.bfloat16) if (use_cuda and cfg.amp) else torch.autocast("cpu", enabled=False)
+
+    for epoch in range(start_epoch, cfg.epochs + 1):
+        model.train()
+        torch.manual_seed(cfg.seed * 1_000_003 + epoch * 101 + rank)
+        order = torch.randperm(n, generator=torch.Generator().manual_seed(cfg.seed * 7919 + epoch)).to(device)
+        shard = order[rank::world][: steps_per_epoch * bs].view(steps_per_epoch, bs)
+        loss_sum = torch.zeros((), device=device)
+        correct = torch.zeros((), device=device)
+        t0 = time.perf_counter()
+        for i in range(steps_per_epoch):
+            step = (epoch - 1) * steps_per_epoch + i
+            scale = lr_factor(cfg, step, steps_per_epoch, plateau["scale"])
+            for g in optimizer.param_groups:
+                g["lr"] = cfg.lr * g["lr_mult"] * scale
+            idx = shard[i]
+            x = augment_batch(images[idx].float().div_(255), cfg.augment)
+            if use_cuda and cfg.channels_last:
+                x = x.contiguous(memory_format=torch.channels_last)
+            y = targets[idx]
+            with amp:
+                emb, logits = step_model(x)
+            loss = cross_entropy(logits, y, weight, cfg.label_smoothing)
+            for a in aux:
+                loss = loss + a.weight * a(emb, logits, y)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            if cfg.grad_clip > 0:
+                nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+            optimizer.step()
+            for a in aux:
+                a.after_step()
+            if ema is not None:
+                ema.update(model)
+            loss_sum += loss.detach()
+            hard = y.argmax(1) if y.dtype.is_floating_point else y
+            correct += (logits.detach().argmax(1) == hard).sum()
+            if (i + 1) % 20 == 0 or i + 1 == steps_per_epoch:
+                report(progress, f"epoch {epoch}/{cfg.epochs}", i + 1, steps_per_epoch)
+        elapsed = time.perf_counter() - t0
+        row = {
+            "epoch": epoch,
+            "lr": cfg.lr * scale,
+            "train_loss": float(loss_sum) / steps_per_epoch,
+            "train_acc": float(correct) / (steps_per_epoch * bs),
+            "images_per_s": steps_per_epoch * bs * world / elapsed,
+        }
+        eval_model = ema.module if ema is not None else model
+        if val_set is not None and len(val_set):
+            row.update(validate(eval_model, val_set, cfg, device))
+        metric = row.get("val_acc", -row["train_loss"])
+        improved = metric > best_acc
+        if improved:
+            best_acc, best_epoch = metric, epoch
+        if cfg.schedule == "plateau":  # ReduceLROnPlateau on the validation metric, patience 3
+            if metric > plateau["best"]:
+                plateau.update(best=metric, bad=0)
+            else:
+                plateau["bad"] += 1
+                if plateau["bad"] > 3:
+                    plateau.update(scale=plateau["scale"] * cfg.gamma, bad=0)
+        history.append(row)
+        if is_main:
+            meta = {**(info or {}), "epoch": epoch, "metrics": row, "config": cfg.to_dict()}
+            state = {
+                "optimizer": optimizer.state_dict(),
+                "epoch": epoch,
+                "best_acc": best_acc,
+                "best_epoch": best_epoch,
+                "plateau": plateau,
+                "ema_updates": ema.updates if ema is not None else 0,
+                "aux": [a.state_dict() for a in aux],
+            }
+            if improved:
+                save_checkpoint(best_path, eval_model, spec, info=meta)
+            save_checkpoint(last_path, model, spec, ema=ema.module if ema else None, state=state, info=meta)
+            _append_jsonl(out / "metrics.jsonl", row)
+            _plot_curves(history, out / "curves.png")
+        report(progress, "epoch_end", epoch, cfg.epochs, **row)
+    if world > 1:
+        dist.barrier()
+    return TrainResult(out, best_path, last_path, best_acc, best_epoch, history)
+
+
+# ---------------------------------------------------------------------------- files
+def _read_jsonl(path: Path) -> list[dict]:
+    if not path.exists():
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def _write_jsonl(path: Path, rows: list[dict]) -> None:
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+
+
+def _append_jsonl(path: Path, row: dict) -> None:
+    with open(path, "a") as f:
+        f.write(json.dumps(row) + "\n")
+
+
+def _plot_curves(history: list[dict], path: Path) -> None:
+    from ..evaluate.plots import plot_training_curves
+
+    plot_training_curves(history, path)

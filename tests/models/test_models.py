@@ -1,0 +1,50 @@
+import pytest
+import torch
+
+from lrfer.errors import LrferError
+from lrfer.models import create_model, list_models
+
+
+def n_params(m):
+    return sum(p.numel() for p in m.parameters())
+
+
+@pytest.mark.parametrize("name", list_models())
+def test_forward_backward_and_interface(name):
+    m = create_model(name, num_classes=7, in_chans=1)
+    x = torch.rand(2, 1, 48, 48)
+    logits = m(x)
+    assert logits.shape == (2, 7)
+    emb, logits2 = m.embed_and_classify(x)
+    assert emb.shape == (2, m.num_features)
+    m.eval()
+    assert torch.allclose(m(x), m.forward_head(m.forward_features(m.normalize(x))), atol=1e-5)
+    m.train()
+    logits.sum().backward()
+    assert all(p.grad is not None for p in m.parameters() if p.requires_grad)
+
+
+@pytest.mark.parametrize("name", list_models())
+def test_small_input_and_eight_classes(name):
+    m = create_model(name, num_classes=8, in_chans=3)
+    assert m(torch.rand(2, 3, 44, 44)).shape == (2, 8)
+
+
+def test_cnn2x2_matches_paper_size():
+    m = create_model("cnn2x2", num_classes=7)
+    convs = [mod for mod in m.modules() if isinstance(mod, torch.nn.Conv2d)]
+    assert [c.out_channels for c in convs] == [32, 64, 128, 256, 512, 1024]
+    assert all(c.kernel_size == (2, 2) for c in convs)
+    assert sum(isinstance(mod, torch.nn.MaxPool2d) for mod in m.modules()) == 5
+    assert sum(isinstance(mod, torch.nn.Linear) for mod in m.modules()) == 4  # 3 x 512 + output
+    assert 3.75e6 < n_params(m) < 3.9e6
+
+
+def test_resnet_sizes():
+    assert 11.0e6 < n_params(create_model("resnet18_fer")) < 11.3e6
+    assert 2.7e6 < n_params(create_model("resnet18_fer_slim")) < 2.9e6
+
+
+def test_unknown_model_suggests_closest():
+    with pytest.raises(LrferError, match="did you mean 'cnn2x2'"):
+        create_model("cnn2x3")
