@@ -1,0 +1,262 @@
+"""Batched prediction with optional test-time augmentation and degradation.
+
+One code path (:func:`_predict`) serves :func:`predict_proba` and :func:`predict_logits`; the
+resolution sweep and the evaluation report call it with ``degrade_to`` / ``tta`` set.
+
+Per batch, in this order:
+
+1. uint8 images are moved to the device and scaled to float [0, 1] there (moving uint8 is 4x
+   less traffic than moving float);
+2. if ``input_size`` is given and differs from the images' size, they are resized (bilinear,
+   antialiased when shrinking so that e.g. 100 px RAF-DB faces do not alias on their way to 48);
+3. if ``degrade_to`` is given, :func:`lrfer.data.augment.degrade` simulates a face seen at that
+   many pixels (relative to the model's input, so "16 px" means the same for every dataset);
+4. the test-time views are built (centre / ten crops of ``crop`` px, horizontal flips), run as
+   one concatenated batch, and averaged.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from typing import Literal, Optional, Union
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..data.augment import degrade
+from ..errors import LrferError, closest
+from ..progress import Progress, report
+
+TTA = Literal["none", "flip", "tencrop"]
+TTA_MODES: tuple[str, ...] = ("none", "flip", "tencrop")
+Size = Union[int, tuple[int, int]]
+
+
+def size_hw(size: Size) -> tuple[int, int]:
+    """``(H, W)`` of a size given as ``48``, ``(48, 48)`` or timm-style ``(C, 48, 48)``."""
+    if isinstance(size, int):
+        return size, size
+    h, w = size[-2:]
+    return int(h), int(w)
+
+
+def tta_views(tta: str, crop: Optional[Size] = None) -> int:
+    """How many forward passes per face a TTA setting costs (for latency bookkeeping)."""
+    _check_tta(tta, crop)
+    return {"none": 1, "flip": 2, "tencrop": 10}[tta]
+
+
+def _check_tta(tta: str, crop: Optional[Size]) -> None:
+    if tta not in TTA_MODES:
+        raise LrferError(f"unknown test-time augmentation '{tta}'", closest(tta, TTA_MODES))
+    if tta == "tencrop" and crop is None:
+        raise LrferError(
+            "tta='tencrop' needs the crop size",
+            "pass crop=<the crop size the model was trained on>, e.g. crop=44 for 48 px faces",
+        )
+
+
+def _crops(x: torch.Tensor, crop: Optional[Size], tta: str) -> list[torch.Tensor]:
+    """Centre crop (or the four corners + centre for ten-crop); the whole image if no crop."""
+    if crop is None:
+        return [x]
+    h, w = x.shape[-2:]
+    ch, cw = size_hw(crop)
+    if ch > h or cw > w:
+        raise LrferError(f"crop {ch}x{cw} is larger than the {h}x{w} input", "use a smaller crop or a larger input_size")
+    # Floor offsets, as lrfer.data.augment.center_crop at validation time: the centre view here
+    # is exactly the pixels the model was validated on during training.
+    top, left = (h - ch) // 2, (w - cw) // 2
+    centre = x[..., top : top + ch, left : left + cw]
+    if tta != "tencrop":
+        return [centre]
+    return [
+        x[..., :ch, :cw],
+        x[..., :ch, w - cw :],
+        x[..., h - ch :, :cw],
+        x[..., h - ch :, w - cw :],
+        centre,
+    ]
+
+
+def _views(x: torch.Tensor, tta: str, crop: Optional[Size]) -> list[torch.Tensor]:
+    views = _crops(x, crop, tta)
+    if tta in ("flip", "tencrop"):
+        views = views + [v.flip(-1) for v in views]
+    return views
+
+
+def _model_device(model: nn.Module) -> torch.device:
+    for t in model.parameters():
+        return t.device
+    for t in model.buffers():
+        return t.device
+    return torch.device("cpu")
+
+
+@contextlib.contextmanager
+def _inference_setup(model: nn.Module, device: torch.device) -> Iterator[None]:
+    """eval() (and channels_last weights on CUDA) for the duration; the caller's state comes back.
+
+    The memory format is restored because channels_last weights are not contiguous, and a later
+    ``safetensors`` save of the same model would refuse them. A model the caller already put in
+    channels_last (some 4-d weight not in the standard layout) is left as it is.
+    """
+    was_training = model.training
+    weights_4d = [p for p in model.parameters() if p.ndim == 4]
+    convert = device.type == "cuda" and bool(weights_4d) and all(p.is_contiguous() for p in weights_4d)
+    model.eval()
+    if convert:
+        model.to(memory_format=torch.channels_last)
+    try:
+        yield
+    finally:
+        if convert:
+            model.to(memory_format=torch.contiguous_format)
+        model.train(was_training)
+
+
+def _as_tensor(images: Union[torch.Tensor, np.ndarray]) -> torch.Tensor:
+    x = torch.from_numpy(np.ascontiguousarray(images)) if isinstance(images, np.ndarray) else images
+    if not isinstance(x, torch.Tensor) or x.ndim != 4:
+        shape = tuple(getattr(x, "shape", ()))
+        raise ValueError(f"images must be a (N, C, H, W) tensor or array, got shape {shape}")
+    if x.dtype != torch.uint8 and not x.is_floating_point():
+        raise ValueError(f"images must be uint8 (0-255) or float in [0, 1], got {x.dtype}")
+    return x
+
+
+def _match_channels(x: torch.Tensor, model: nn.Module) -> torch.Tensor:
+    want = getattr(model, "in_chans", None)
+    have = x.shape[1]
+    if not isinstance(want, int) or want == have:
+        return x
+    if have == 1 and want == 3:
+        return x.expand(-1, 3, -1, -1)  # grey replicated to RGB is exactly what an RGB camera sees of a grey face
+    raise LrferError(
+        f"the model takes {want}-channel images, these have {have}",
+        "convert the faces with FaceSet.to_grayscale()" if want == 1 else "use faces with the model's channel count",
+    )
+
+
+def _predict(
+    model: nn.Module,
+    images: Union[torch.Tensor, np.ndarray],
+    *,
+    output: Literal["proba", "logits"],
+    batch_size: int,
+    device: Optional[Union[str, torch.device]],
+    tta: str,
+    crop: Optional[Size],
+    input_size: Optional[Size],
+    degrade_to: Optional[int],
+    degrade_mode: str,
+    progress: Optional[Progress],
+    task: str,
+) -> torch.Tensor:
+    _check_tta(tta, crop)
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    x_all = _as_tensor(images)
+    if device is None:
+        device = _model_device(model)
+    else:
+        device = torch.device(device)
+        model.to(device)  # outside inference_mode, see below
+    n = len(x_all)
+    if n == 0:
+        return torch.empty(0, int(getattr(model, "num_classes", 0)), dtype=torch.float32)
+
+    on_cuda = device.type == "cuda"
+    # bf16 autocast on CUDA only: it is the fast path on recent GPUs and needs no loss scaling;
+    # on CPU it is slower than fp32 for these small convnets, so CPU runs in fp32.
+    amp = torch.autocast("cuda", dtype=torch.bfloat16) if on_cuda else contextlib.nullcontext()
+    target_hw = size_hw(input_size) if input_size is not None else None
+    outputs: list[torch.Tensor] = []
+    # Moving the model / changing its memory format must happen outside inference_mode: weights
+    # converted inside it would become inference tensors that a later training step cannot use.
+    with _inference_setup(model, device), torch.inference_mode(), amp:
+        for start in range(0, n, batch_size):
+            xb = x_all[start : start + batch_size].to(device, non_blocking=True)
+            xb = xb.float().div_(255.0) if xb.dtype == torch.uint8 else xb.float()
+            xb = _match_channels(xb, model)
+            if target_hw is not None and tuple(xb.shape[-2:]) != target_hw:
+                shrink = target_hw[0] < xb.shape[-2] or target_hw[1] < xb.shape[-1]
+                xb = F.interpolate(xb, size=target_hw, mode="bilinear", align_corners=False, antialias=shrink)
+            if degrade_to is not None:
+                xb = degrade(xb, int(degrade_to), degrade_mode)
+            views = _views(xb, tta, crop)
+            batch = torch.cat(views) if len(views) > 1 else views[0]
+            if on_cuda:
+                batch = batch.contiguous(memory_format=torch.channels_last)
+            logits = model(batch).float().reshape(len(views), len(xb), -1)
+            # Ten-crop / flip averaging is done on probabilities (the usual protocol); for logits
+            # output the views' logits are averaged instead, which keeps them valid logits.
+            out = logits.softmax(-1).mean(0) if output == "proba" else logits.mean(0)
+            outputs.append(out)
+            report(progress, task, min(start + batch_size, n), n)
+    # One device-to-host copy at the end instead of a synchronising copy per batch.
+    return torch.cat(outputs).cpu()
+
+
+def predict_proba(
+    model: nn.Module,
+    images: Union[torch.Tensor, np.ndarray],
+    *,
+    batch_size: int = 512,
+    device: Optional[Union[str, torch.device]] = None,
+    tta: TTA = "none",
+    crop: Optional[Size] = None,
+    input_size: Optional[Size] = None,
+    degrade_to: Optional[int] = None,
+    degrade_mode: str = "bilinear",
+    progress: Optional[Progress] = None,
+    task: str = "predict",
+) -> torch.Tensor:
+    """Class probabilities ``(N, K)`` float32 on the CPU.
+
+    ``images``: uint8 ``(N, C, H, W)`` (or float in [0, 1]), on any device; converted per batch.
+    ``device``: where to run; ``None`` runs where the model is, otherwise the model is moved
+    there (in place). The model is put in eval mode for the call and its mode restored after.
+    ``tta``: ``"none"``; ``"flip"`` averages with the horizontal mirror; ``"tencrop"`` averages the
+    softmax of the four corner and the centre ``crop`` x ``crop`` crops and their mirrors.
+    ``crop``: the crop size the model was trained on (e.g. 44 for 48 px faces); required by
+    ``"tencrop"``; with ``"none"``/``"flip"`` it selects a centre crop.
+    ``input_size``: the model's expected input (e.g. 48); faces of another size are resized
+    (bilinear) first. ``None`` feeds the faces at their own size.
+    ``degrade_to``: simulate faces of that many pixels with :func:`lrfer.data.augment.degrade`
+    (after the resize, before the crops); ``None`` or a size >= the input leaves them as they are.
+    ``progress``: callback receiving ``task`` events counting faces done.
+    """
+    return _predict(
+        model, images, output="proba", batch_size=batch_size, device=device, tta=tta, crop=crop,
+        input_size=input_size, degrade_to=degrade_to, degrade_mode=degrade_mode, progress=progress, task=task,
+    )  # fmt: skip
+
+
+def predict_logits(
+    model: nn.Module,
+    images: Union[torch.Tensor, np.ndarray],
+    *,
+    batch_size: int = 512,
+    device: Optional[Union[str, torch.device]] = None,
+    tta: TTA = "none",
+    crop: Optional[Size] = None,
+    input_size: Optional[Size] = None,
+    degrade_to: Optional[int] = None,
+    degrade_mode: str = "bilinear",
+    progress: Optional[Progress] = None,
+    task: str = "predict",
+) -> torch.Tensor:
+    """Logits ``(N, K)`` float32 on the CPU; same arguments as :func:`predict_proba`.
+
+    With TTA the views' logits are averaged (e.g. for temperature scaling or logit ensembles);
+    ``softmax`` of this average is close to, but not the same as, ``predict_proba``'s average.
+    """
+    return _predict(
+        model, images, output="logits", batch_size=batch_size, device=device, tta=tta, crop=crop,
+        input_size=input_size, degrade_to=degrade_to, degrade_mode=degrade_mode, progress=progress, task=task,
+    )  # fmt: skip
