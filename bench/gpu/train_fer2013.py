@@ -42,7 +42,7 @@ def run_spec(text: str) -> tuple[str, str, list[str]]:
     return name, recipe, flags
 
 
-def train_all(runs, data: str, out: Path, epochs: int | None, work: Path, log) -> dict:
+def train_all(runs, data: str, out: Path, epochs: int | None, work: Path, log, deadline: float | None = None) -> dict:
     procs = {}
     for name, recipe, flags in runs:
         cmd = lrfer("train", "--recipe", recipe, "--data", data, "--out", str(work / name), "--no-progress", *flags)
@@ -52,7 +52,14 @@ def train_all(runs, data: str, out: Path, epochs: int | None, work: Path, log) -
         procs[name] = (cmd, subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, cwd=ROOT))
     t0 = time.time()
     for name, (cmd, p) in procs.items():
-        if p.wait() != 0:
+        try:
+            code = p.wait(timeout=None if deadline is None else max(1.0, deadline - time.time()))
+        except subprocess.TimeoutExpired:
+            # out of time: keep what the run has (best.safetensors is written every time it improves)
+            p.kill()
+            log.write(f"run {name} stopped at the deadline\n")
+            continue
+        if code != 0:
             raise SystemExit(f"run {name} failed (see log)")
     return {"seconds": time.time() - t0, "commands": {n: " ".join(c) for n, (c, _) in procs.items()}}
 
@@ -64,6 +71,8 @@ def main() -> None:
     ap.add_argument("--work", default="/tmp/lrfer_runs", type=Path)
     ap.add_argument("--budget", type=float, default=540, help="seconds for the whole command")
     ap.add_argument("--max-epochs", type=int, default=120)
+    ap.add_argument("--epochs", type=int, help="train this many epochs (skips the probe; default: the recipe's)")
+    ap.add_argument("--no-probe", action="store_true", help="train with the recipe's epochs, no probe")
     ap.add_argument("--run", action="append", required=True, help="name=recipe[:key=value,...]")
     ap.add_argument("--ship", default="", help="run whose best checkpoint is copied to --out")
     args = ap.parse_args()
@@ -73,20 +82,23 @@ def main() -> None:
     log = open(args.out / "log.txt", "w", buffering=1)
     env_info = subprocess.run([sys.executable, "-c", "import torch;print(torch.__version__, torch.cuda.get_device_name(0))"], capture_output=True, text=True).stdout.strip()
 
-    # 1. probe: two epochs of every run side by side
-    train_all(runs, args.data, args.out, 2, args.work / "probe", log)
-    rates = {}
-    for name, _, _ in runs:
-        rows = [json.loads(l) for l in (args.work / "probe" / name / "metrics.jsonl").read_text().splitlines()]
-        rates[name] = rows[-1]["images_per_s"]
-    # epoch time of the slowest run (28,709 training images; validation adds ~5%)
-    epoch_s = max(28709 / r for r in rates.values()) * 1.08
-    remaining = args.budget - (time.time() - start) - 120  # keep 120 s for evaluation and sweeps (each CLI call imports torch and loads the data)
-    epochs = int(max(2, min(args.max_epochs, remaining // epoch_s)))
-    log.write(f"rates {rates} epoch_s {epoch_s:.2f} -> epochs {epochs}\n")
+    rates: dict[str, float] = {}
+    epochs = args.epochs
+    if epochs is None and not args.no_probe:
+        # 1. probe: two epochs of every run side by side
+        train_all(runs, args.data, args.out, 2, args.work / "probe", log)
+        for name, _, _ in runs:
+            rows = [json.loads(l) for l in (args.work / "probe" / name / "metrics.jsonl").read_text().splitlines()]
+            rates[name] = rows[-1]["images_per_s"]
+        # epoch time of the slowest run (28,709 training images; validation adds ~5%); concurrent
+        # runs slow each other more than a 2-epoch probe shows, hence the 1.3 margin
+        epoch_s = max(28709 / r for r in rates.values()) * 1.3
+        remaining = args.budget - (time.time() - start) - 150  # evaluation and sweeps: each CLI call imports torch and loads the data
+        epochs = int(max(2, min(args.max_epochs, remaining // epoch_s)))
+        log.write(f"rates {rates} epoch_s {epoch_s:.2f} -> epochs {epochs}\n")
 
     # 2. the real runs
-    timing = train_all(runs, args.data, args.out, epochs, args.work / "full", log)
+    timing = train_all(runs, args.data, args.out, epochs, args.work / "full", log, deadline=start + args.budget - 100)
 
     # 3. evaluation and sweep of each best checkpoint
     summary = {
@@ -104,6 +116,8 @@ def main() -> None:
     for name, recipe, _ in runs:
         d = args.work / "full" / name
         ck = d / "best.safetensors"
+        if name == args.ship:  # first, so that it comes back even if the evaluation runs out of time
+            (args.out / f"{name}_best.safetensors").write_bytes(ck.read_bytes())
         res = {"recipe": recipe, "metrics": [json.loads(l) for l in (d / "metrics.jsonl").read_text().splitlines()]}
         for tta in ("none", "tencrop"):
             subprocess.run(lrfer("evaluate", "--checkpoint", str(ck), "--data", args.data, "--split", "PublicTest", "--tta", tta,
@@ -114,10 +128,8 @@ def main() -> None:
                              "--out", str(d / "sweep")), stdout=log, stderr=subprocess.STDOUT, check=True)
         res["sweep"] = json.loads((d / "sweep" / "sweep.json").read_text())
         summary["runs"][name] = res
-        if name == args.ship:
-            (args.out / f"{name}_best.safetensors").write_bytes(ck.read_bytes())
-    summary["total_seconds"] = time.time() - start
-    (args.out / "summary.json").write_text(json.dumps(summary, indent=2))
+        summary["total_seconds"] = time.time() - start
+        (args.out / "summary.json").write_text(json.dumps(summary, indent=2))
 
 
 if __name__ == "__main__":

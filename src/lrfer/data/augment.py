@@ -5,6 +5,7 @@ Every random parameter is drawn per sample as a tensor; nothing loops over sampl
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 
@@ -12,36 +13,51 @@ import torch
 import torch.nn.functional as F
 
 
-def _target_hw(h: int, w: int, size: int) -> tuple[int, int]:
-    """Down-sampled shape whose longer side is ``size`` (faces are square in practice)."""
-    scale = size / max(h, w)
-    return max(1, round(h * scale)), max(1, round(w * scale))
+def _target_len(n: int, size: torch.Tensor, longest: int) -> torch.Tensor:
+    """Down-sampled length of an axis of ``n`` px when the longer side becomes ``size``."""
+    return (size * n / longest).round().clamp(min=1).long()
+
+
+@functools.lru_cache(maxsize=64)
+def _operator_table(n: int, mode: str, device: str, dtype: torch.dtype) -> torch.Tensor:
+    """``T[r]`` is the (n, n) matrix of "area down to r, then ``mode`` back up to n" on one axis.
+
+    Both steps are linear and separable, so degrading an image to r px is ``T[r] @ x @ T[r]^T``:
+    a batched matrix product with a per-sample operator, instead of one interpolate call per size.
+    Built by pushing the identity through the same F.interpolate calls, so it equals them exactly.
+    """
+    eye = torch.eye(n, dtype=torch.float64).view(n, 1, 1, n)
+    table = torch.empty(n + 1, n, n, dtype=torch.float64)
+    table[0] = torch.eye(n, dtype=torch.float64)
+    smooth = {"align_corners": False} if mode in ("bilinear", "bicubic") else {}
+    for r in range(1, n + 1):
+        small = F.interpolate(eye, size=(1, r), mode="area")
+        up = F.interpolate(small, size=(1, n), mode=mode, **smooth)
+        table[r] = up.view(n, n).T
+    table[n] = torch.eye(n, dtype=torch.float64)  # native size: untouched
+    return table.to(device=device, dtype=dtype)
 
 
 def degrade(x: torch.Tensor, size, mode: str = "bilinear") -> torch.Tensor:
     """Simulate a face seen at ``size`` pixels: area down-sampling, then back up to the input size.
 
     ``x`` is a float batch ``(B, C, H, W)``. ``size`` is an int (the whole batch) or an int tensor
-    ``(B,)`` of per-sample sizes. This is the single degradation used by training (multi-resolution
-    augmentation), the resolution sweep and the benchmarks, so their numbers mean the same thing.
-    Sizes at or above the input size leave samples untouched.
+    ``(B,)`` of per-sample sizes (the longer side, in px). This is the single degradation used by
+    training (multi-resolution augmentation), the resolution sweep and the benchmarks, so their
+    numbers mean the same thing. Sizes at or above the input size leave samples untouched.
     """
-    h, w = x.shape[-2:]
+    b, _, h, w = x.shape
+    longest = max(h, w)
     if not isinstance(size, torch.Tensor):
-        if size >= max(h, w):
+        if size >= longest:
             return x
-        small = F.interpolate(x, size=_target_hw(h, w, int(size)), mode="area")
-        smooth = {"align_corners": False} if mode in ("bilinear", "bicubic") else {}
-        # clamp: bicubic overshoots [0, 1] at edges
-        return F.interpolate(small, size=(h, w), mode=mode, **smooth).clamp_(0, 1)
-    out = x.clone()
-    # One interpolate call per distinct size (a few dozen at most), never one per sample.
-    for s in torch.unique(size).tolist():
-        if s >= max(h, w):
-            continue
-        idx = (size == s).nonzero(as_tuple=True)[0]
-        out[idx] = degrade(x[idx], int(s), mode)
-    return out
+        size = torch.full((b,), int(size))
+    size = size.to(x.device).clamp(max=longest)
+    rows = _operator_table(h, mode, str(x.device), x.dtype)[_target_len(h, size, longest)]
+    cols = _operator_table(w, mode, str(x.device), x.dtype)[_target_len(w, size, longest)]
+    out = rows[:, None] @ x @ cols[:, None].transpose(-1, -2)
+    # clamp: bicubic overshoots [0, 1] at edges
+    return out.clamp_(0, 1)
 
 
 @dataclass
