@@ -342,8 +342,22 @@ def fit(
             _plot_curves(history, out / "curves.png")
         report(progress, "epoch_end", epoch, cfg.epochs, **row)
     if world > 1:
-        dist.barrier()
+        _check_ranks_in_sync(model, out, is_main)
     return TrainResult(out, best_path, last_path, best_acc, best_epoch, history)
+
+
+def _check_ranks_in_sync(model: nn.Module, out: Path, is_main: bool) -> None:
+    """DDP must leave every rank with the same weights; compare fingerprints and record them."""
+    v = torch.cat([p.detach().double().flatten() for p in model.parameters()])
+    pos = torch.arange(len(v), dtype=torch.float64, device=v.device)
+    fingerprint = torch.stack([v.sum(), (v * v).sum(), (v * pos).sum()])
+    gathered = [torch.zeros_like(fingerprint) for _ in range(dist.get_world_size())]
+    dist.all_gather(gathered, fingerprint)
+    rows = [g.tolist() for g in gathered]
+    if is_main:
+        (out / "ddp_check.json").write_text(json.dumps({"world_size": len(rows), "fingerprints": rows}, indent=2))
+    if any(r != rows[0] for r in rows):
+        raise RuntimeError(f"DDP ranks ended with different weights: {rows}")
 
 
 # ---------------------------------------------------------------------------- files

@@ -1,0 +1,133 @@
+"""The training loop: learning, exact resume, resume after SIGKILL, 2-process DDP."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from lrfer.train.checkpoint import load_checkpoint
+from lrfer.train.config import load_config
+from lrfer.train.engine import fit
+from tests.conftest import make_faceset
+
+TINY_RECIPE = """
+model = "resnet18_fer_slim"
+model_kwargs = { width = 8, blocks = [1, 1] }
+image_size = 24
+epochs = {epochs}
+batch_size = 16
+optimizer = "adamw"
+lr = 5e-3
+weight_decay = 1e-4
+schedule = "cosine"
+warmup_epochs = 0
+ema_decay = 0.9
+train_split = "Training"
+val_split = "PublicTest"
+[augment]
+rotate = 5.0
+degrade_p = 0.5
+degrade_max = 24
+crop = 20
+"""
+
+
+def tiny_config(tmp_path: Path, epochs: int = 3, **overrides):
+    recipe = tmp_path / "tiny.toml"
+    recipe.write_text(TINY_RECIPE.replace("{epochs}", str(epochs)))
+    return load_config(str(recipe), **overrides), recipe
+
+
+def write_npz(path: Path, n: int = 256) -> Path:
+    faces = make_faceset(n, size=48)
+    np.savez(path, images=faces.images[:, 0].numpy(), labels=faces.labels.numpy(), class_names=np.array(faces.classes), usage=faces.split)
+    return path
+
+
+def test_fit_learns_and_writes_files(tmp_path):
+    cfg, _ = tiny_config(tmp_path, epochs=5)
+    faces = make_faceset(256)
+    res = fit(cfg, faces.select_split("Training"), faces.select_split("PublicTest"), tmp_path / "run")
+    assert res.best_metric > 0.8  # 3 classes, chance is 0.33
+    for f in ("best.safetensors", "last.safetensors", "metrics.jsonl", "curves.png", "config.json"):
+        assert (tmp_path / "run" / f).stat().st_size > 0
+    rows = [json.loads(l) for l in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    assert [r["epoch"] for r in rows] == [1, 2, 3, 4, 5]
+    ck = load_checkpoint(res.best_path)
+    assert ck.spec["input_size"] == [1, 20, 20] and ck.spec["image_size"] == 24
+    assert ck.info["epoch"] == res.best_epoch
+
+
+class Killed(Exception):
+    pass
+
+
+def test_resume_replays_exactly(tmp_path):
+    faces = make_faceset(192)
+    train, val = faces.select_split("Training"), faces.select_split("PublicTest")
+    cfg, _ = tiny_config(tmp_path, epochs=3, center_loss=0.01)
+    full = fit(cfg, train, val, tmp_path / "full")
+
+    def die_after_epoch_1(event):
+        if event.task == "epoch_end" and event.done == 1:
+            raise Killed
+
+    with pytest.raises(Killed):
+        fit(cfg, train, val, tmp_path / "cut", progress=die_after_epoch_1)
+    resumed = fit(cfg, train, val, tmp_path / "cut", resume=True)
+    a = load_checkpoint(full.last_path).weights("model")
+    b = load_checkpoint(resumed.last_path).weights("model")
+    assert a.keys() == b.keys()
+    for k in a:
+        assert torch.allclose(a[k].float(), b[k].float(), atol=1e-6), k
+    assert [r["epoch"] for r in resumed.history] == [1, 2, 3]
+
+
+def _cli(*args: str) -> list[str]:
+    return [sys.executable, "-m", "lrfer", *args]
+
+
+def test_sigkill_then_resume_loses_at_most_one_epoch(tmp_path):
+    data = write_npz(tmp_path / "faces.npz", n=512)
+    _, recipe = tiny_config(tmp_path, epochs=4)
+    out = tmp_path / "run"
+    cmd = _cli("train", "--recipe", str(recipe), "--data", str(data), "--out", str(out), "--no-progress")
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    metrics = out / "metrics.jsonl"
+    deadline = time.time() + 120
+    while time.time() < deadline and proc.poll() is None:
+        if metrics.exists() and metrics.read_text().count("\n") >= 1:
+            break
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    done_before = load_checkpoint(out / "last.safetensors").info["epoch"]
+    assert done_before >= 1
+    subprocess.run([*cmd, "--resume"], check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    rows = [json.loads(l) for l in metrics.read_text().splitlines()]
+    assert [r["epoch"] for r in rows] == [1, 2, 3, 4]  # nothing lost, nothing twice
+    assert load_checkpoint(out / "last.safetensors").info["epoch"] == 4
+
+
+def test_two_process_ddp_ends_with_identical_weights(tmp_path):
+    data = write_npz(tmp_path / "faces.npz", n=256)
+    _, recipe = tiny_config(tmp_path, epochs=2)
+    out = tmp_path / "ddp"
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29517", "-m", "lrfer",
+           "train", "--recipe", str(recipe), "--data", str(data), "--out", str(out), "--device", "cpu", "--no-progress"]
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=240)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    check = json.loads((out / "ddp_check.json").read_text())
+    assert check["world_size"] == 2
+    assert check["fingerprints"][0] == check["fingerprints"][1]
+    assert load_checkpoint(out / "last.safetensors").info["epoch"] == 2
