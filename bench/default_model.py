@@ -20,8 +20,7 @@ from pathlib import Path
 import torch
 
 from lrfer.data.readers import load_dataset
-from lrfer.evaluate.report import evaluate_model, write_report, write_sweep
-from lrfer.evaluate.sweep import resolution_sweep
+from lrfer.evaluate.report import write_report, write_sweep
 from lrfer.infer.classifier import DEFAULT_CHECKPOINT, FaceClassifier
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -46,8 +45,7 @@ def main() -> None:
         faces = clf.prepare(load_dataset(args.data).select_split(args.split))
         results = {}
         for tta in ("none", "tencrop"):
-            rep = evaluate_model(clf.model, faces, clf.classes, tta=tta, crop=clf.crop, input_size=clf.image_size, device="cpu", measure_latency=tta == "none")
-            results[tta] = rep
+            results[tta] = clf.evaluate(faces, tta=tta, measure_latency=tta == "none")
         rep = results["none"]
         rep["tencrop"] = {k: results["tencrop"][k] for k in ("accuracy", "macro_f1", "ece")}
         rep["provenance"] = {
@@ -59,9 +57,55 @@ def main() -> None:
             "split": args.split,
         }
         write_report(rep, OUT)
-        rows = resolution_sweep(clf.model, faces, (8, 12, 16, 24, 32, 48), crop=clf.crop, input_size=clf.image_size, device="cpu")
+        rows = clf.sweep(faces, (8, 12, 16, 24, 32, 48))
         write_sweep(rows, OUT, title=f"default model on FER2013 {args.split}")
     write_card(clf)
+    write_readme_table()
+
+
+def sweep_rows(sweep: list[dict], ablation: dict | None) -> list[str]:
+    sizes = [r["size"] for r in sweep]
+    rows = [
+        "| face size (px) | " + " | ".join(str(s) for s in sizes) + " |",
+        "|---|" + "---:|" * len(sizes),
+        "| default model, accuracy (%) | " + " | ".join(pct(r["accuracy"]) for r in sweep) + " |",
+        "| default model, macro F1 (%) | " + " | ".join(pct(r["macro_f1"]) for r in sweep) + " |",
+    ]
+    if ablation:
+        abl = {r["size"]: r["accuracy"] for r in ablation["sweep"]}
+        rows.append("| same recipe without degradation, accuracy (%) | " + " | ".join(pct(abl[s]) if s in abl else "" for s in sizes) + " |")
+    return rows
+
+
+def write_readme_table() -> None:
+    """The README's results section, between its markers, from the results files."""
+    rep = json.loads((OUT / "report.json").read_text())
+    sweep = json.loads((OUT / "sweep.json").read_text())
+    train = json.loads(TRAINING_RUN.read_text())
+    prov = rep["provenance"]
+    lat = rep["model"].get("cpu_latency", {})
+    text = "\n".join([
+        "<!-- results:start -->",
+        f"`resnet18_fer_slim` ({rep['model']['params'] / 1e6:.2f}M parameters, {rep['model']['size_mb']:.1f} MB), trained on FER2013 "
+        f"Training with multi-resolution augmentation (recipe `fer2013_multires`), selected on PublicTest. FER2013 {prov['split']}, "
+        f"faces degraded to each size (area down, bilinear up):",
+        "",
+        *sweep_rows(sweep, train["runs"].get("slim_nodeg")),
+        "",
+        f"Ten-crop TTA at 48 px: {pct(rep['tencrop']['accuracy'])}% accuracy. CPU latency: "
+        + ", ".join(f"{v:.2f} ms/face at batch {k.split('batch')[-1]}" for k, v in lat.items() if k.startswith("ms_per_face"))
+        + f" ({lat.get('threads', '?')} threads).",
+        "",
+        f"Evaluated by `bench/default_model.py` on {prov['machine']} ({prov['date']}, commit `{prov['commit']}`), results in "
+        "`bench/results/default_model/`; trained by `bench/gpu/train_fer2013.py` on "
+        f"{train['machine'].split(' ', 1)[1]} ({train['date']}), results in `bench/results/gpu_fer2013_default.json`. "
+        "Model card: `src/lrfer/assets/default/MODEL_CARD.md`.",
+        "<!-- results:end -->",
+    ])
+    readme = ROOT / "README.md"
+    old = readme.read_text()
+    start, end = old.index("<!-- results:start -->"), old.index("<!-- results:end -->") + len("<!-- results:end -->")
+    readme.write_text(old[:start] + text + old[end:])
 
 
 def write_card(clf: FaceClassifier) -> None:
@@ -74,7 +118,6 @@ def write_card(clf: FaceClassifier) -> None:
     cfg = info["config"]
     prov = rep["provenance"]
     lat = rep["model"].get("cpu_latency", {})
-    sizes = [r["size"] for r in sweep]
     lines = [
         "# Model card: lrfer default (`resnet18_fer_slim`, FER2013, multi-resolution)",
         "",
@@ -107,17 +150,11 @@ def write_card(clf: FaceClassifier) -> None:
         "",
         "Resolution sweep (faces area-down-sampled to N px, then bilinear back to 48):",
         "",
-        "| face size (px) | " + " | ".join(str(s) for s in sizes) + " |",
-        "|---|" + "---:|" * len(sizes),
-        "| accuracy (%) | " + " | ".join(pct(r["accuracy"]) for r in sweep) + " |",
-        "| macro F1 (%) | " + " | ".join(pct(r["macro_f1"]) for r in sweep) + " |",
-    ]
-    if ablation:
-        abl = {r["size"]: r["accuracy"] for r in ablation["sweep"]}
-        lines += [
-            "| same recipe without degradation (GPU run) | " + " | ".join(pct(abl[s]) if s in abl else "" for s in sizes) + " |",
-        ]
-    lines += [
+        *sweep_rows(sweep, ablation),
+        "",
+        "(The row without degradation is the same recipe with `degrade_p = 0`, trained side by side on the GPU and",
+        "swept there; `bench/results/gpu_fer2013_default.json`.)",
+
         "",
         "![sweep](../../../../bench/results/default_model/sweep.png)",
         "",

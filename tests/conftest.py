@@ -10,7 +10,8 @@ import torch
 
 from lrfer.data.faceset import FaceSet
 
-SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+ROOT_DIR = Path(__file__).resolve().parents[1]
+SHARED_DATA = ROOT_DIR.parent / "shared" / "data"
 FER2013_NPZ = SHARED_DATA / "fer2013.npz"
 CKPLUS_NPZ = SHARED_DATA / "ckplus48.npz"
 

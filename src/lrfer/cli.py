@@ -48,7 +48,8 @@ class Bars:
 
         bar = self.bars.get(event.task)
         if bar is None:
-            bar = self.bars[event.task] = tqdm(total=event.total, desc=event.task, leave=False, file=sys.stderr, dynamic_ncols=True)
+            # disable=None: bars only on a terminal, so logs and pipes get clean lines
+            bar = self.bars[event.task] = tqdm(total=event.total, desc=event.task, leave=False, file=sys.stderr, dynamic_ncols=True, disable=None)
         bar.update(event.done - bar.n)
         if event.done >= event.total:
             bar.close()
@@ -137,6 +138,7 @@ def cmd_train(args) -> int:
         compile=True if args.compile else None,
         augment=aug,
     )
+    cfg.validate()  # fail on a bad name before spending time on the data
     faces = _load_data(args, bars)
     train_set = faces.select_split(cfg.train_split)
     val_set = faces.select_split(cfg.val_split) if cfg.val_split and cfg.val_split != "none" else None
@@ -156,28 +158,22 @@ def _classifier(args):
     return FaceClassifier.load(args.checkpoint, device=args.device)
 
 
-def cmd_evaluate(args) -> int:
-    from .evaluate.report import evaluate_model, write_report
-
-    bars = Bars(not args.no_progress)
+def _test_faces(args, bars):
+    """The classifier, and the asked-for split of the data prepared for it."""
     clf = _classifier(args)
     faces = _load_data(args, bars)
     split = args.split or _default_split(faces, clf)
-    faces = clf.prepare(faces.select_split(split))
-    rep = evaluate_model(
-        clf.model,
-        faces,
-        clf.classes,
-        tta=args.tta,
-        crop=clf.crop,
-        input_size=clf.image_size,
-        device=clf.device,
-        progress=bars,
-        measure_latency=not args.no_latency,
-    )
+    return clf, clf.prepare(faces.select_split(split)), split
+
+
+def cmd_evaluate(args) -> int:
+    from .evaluate.report import write_report
+
+    bars = Bars(not args.no_progress)
+    clf, faces, split = _test_faces(args, bars)
+    rep = clf.evaluate(faces, tta=args.tta, measure_latency=not args.no_latency, progress=bars)
     rep.update({"checkpoint": str(clf.checkpoint.path), "data": str(args.data), "split": split})
-    out = Path(args.out or "runs/evaluate")
-    paths = write_report(rep, out).values()
+    paths = write_report(rep, Path(args.out or "runs/evaluate")).values()
     bars.close()
     print(f"{faces.name} {split}: n={len(faces)}  accuracy {rep['accuracy']:.4f}  macro F1 {rep['macro_f1']:.4f}")
     _print_table([{"class": c, **v} for c, v in rep["per_class"].items()], ["class", "precision", "recall", "f1", "support"])
@@ -187,16 +183,11 @@ def cmd_evaluate(args) -> int:
 
 def cmd_sweep(args) -> int:
     from .evaluate.report import write_sweep
-    from .evaluate.sweep import resolution_sweep
 
     bars = Bars(not args.no_progress)
-    clf = _classifier(args)
-    faces = _load_data(args, bars)
-    split = args.split or _default_split(faces, clf)
-    faces = clf.prepare(faces.select_split(split))
-    rows = resolution_sweep(
-        clf.model, faces, _parse_sizes(args.sizes), tta=args.tta, crop=clf.crop, input_size=clf.image_size, device=clf.device, progress=bars
-    )
+    sizes = _parse_sizes(args.sizes)
+    clf, faces, split = _test_faces(args, bars)
+    rows = clf.sweep(faces, sizes, tta=args.tta, progress=bars)
     out = Path(args.out or "runs/sweep")
     table = write_sweep(rows, out, title=f"{clf.name} on {faces.name} {split}")
     bars.close()

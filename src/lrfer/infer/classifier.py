@@ -16,6 +16,8 @@ import torch
 
 from ..data.faceset import FaceSet
 from ..evaluate.predict import predict_proba
+from ..evaluate.report import evaluate_model
+from ..evaluate.sweep import DEFAULT_SIZES, resolution_sweep
 from ..progress import Progress
 from ..train.checkpoint import Checkpoint, load_checkpoint
 
@@ -71,4 +73,17 @@ class FaceClassifier:
             input_size=self.image_size,
             degrade_to=degrade_to,
             progress=progress,
+        )
+
+    def evaluate(self, faces: FaceSet, *, tta: str = "none", measure_latency: bool = True, progress: Optional[Progress] = None) -> dict:
+        """The evaluation report (see :func:`lrfer.evaluate.report.evaluate_model`) on prepared faces."""
+        return evaluate_model(
+            self.model, faces, self.classes, tta=tta, crop=self.crop, input_size=self.image_size,
+            device=self.device, measure_latency=measure_latency, progress=progress,
+        )  # fmt: skip
+
+    def sweep(self, faces: FaceSet, sizes=DEFAULT_SIZES, *, tta: str = "none", progress: Optional[Progress] = None) -> list[dict]:
+        """Accuracy against face size (see :func:`lrfer.evaluate.sweep.resolution_sweep`) on prepared faces."""
+        return resolution_sweep(
+            self.model, faces, sizes, tta=tta, crop=self.crop, input_size=self.image_size, device=self.device, progress=progress
         )

@@ -62,6 +62,27 @@ class TrainConfig:
     recipe: str = ""
     paper: dict[str, Any] = field(default_factory=dict)
 
+    def validate(self) -> "TrainConfig":
+        """Check names (model, optimizer, schedule, ...) up front, with a suggestion for a typo."""
+        from ..models import create_model, is_model
+
+        if not is_model(self.model):
+            create_model(self.model)  # raises the LrferError with the closest name
+        choices = {
+            "optimizer": ("sgd", "adam", "adamw", "adamax"),
+            "schedule": ("cosine", "onecycle", "step", "plateau", "constant"),
+            "class_weights": ("none", "balanced", "inverse"),
+            "label_mode": ("hard", "soft"),
+            "tta": ("none", "flip", "tencrop"),
+        }
+        for name, allowed in choices.items():
+            value = getattr(self, name)
+            if value not in allowed:
+                raise LrferError(f"{name} '{value}' is not one of {', '.join(allowed)}", closest(value, allowed))
+        if self.tta == "tencrop" and not self.augment.crop:
+            raise LrferError("tta 'tencrop' needs augment.crop (the crop size the model trains on)", "set [augment] crop = 44, or use tta = 'flip'")
+        return self
+
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
 

@@ -186,6 +186,7 @@ def fit(
     Writes ``out_dir/last.safetensors`` (resumable) every epoch, ``out_dir/best.safetensors``
     whenever validation accuracy improves, ``metrics.jsonl`` and ``curves.png``.
     """
+    cfg.validate()
     out = Path(out_dir)
     device = resolve_device(cfg.device)
     rank, world = _init_distributed(device)

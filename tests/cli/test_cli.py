@@ -1,0 +1,150 @@
+"""The CLI: every bad input is one line on stderr, exit code 2, no traceback; the happy paths work."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from lrfer.cli import main
+from lrfer.models import create_model
+from lrfer.train.checkpoint import model_spec, save_checkpoint
+from tests.conftest import make_faceset
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def run(capsys, *argv: str) -> tuple[int, str, str]:
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def assert_clean_error(code: int, err: str, *fragments: str) -> None:
+    assert code == 2
+    lines = [l for l in err.strip().splitlines() if l]
+    assert len(lines) == 1, err
+    assert lines[0].startswith("lrfer: error: ")
+    assert "Traceback" not in err
+    for f in fragments:
+        assert f in lines[0], lines[0]
+
+
+@pytest.fixture
+def fer_csv(tmp_path) -> Path:
+    faces = make_faceset(24, classes=("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral"))
+    usage = ["Training"] * 12 + ["PublicTest"] * 6 + ["PrivateTest"] * 6
+    rows = ["emotion,pixels,Usage"]
+    for img, y, u in zip(faces.images[:, 0].numpy(), faces.labels.numpy(), usage):
+        rows.append(f"{y},{' '.join(map(str, img.flatten()))},{u}")
+    path = tmp_path / "fer2013.csv"
+    path.write_text("\n".join(rows) + "\n")
+    return path
+
+
+def tiny_checkpoint(path: Path, classes=("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral"), name="resnet18_fer_slim", **kw) -> Path:
+    m = create_model(name, num_classes=len(classes), in_chans=1, **kw)
+    return save_checkpoint(path, m, model_spec(m, tuple(classes), 1, 48))
+
+
+def test_missing_data_path(capsys, tmp_path):
+    code, _, err = run(capsys, "data", "info", str(tmp_path / "nope.csv"))
+    assert_clean_error(code, err, "nope.csv")
+
+
+def test_csv_with_wrong_columns(capsys, tmp_path):
+    bad = tmp_path / "fer2013.csv"
+    bad.write_text("label,image\n0,1 2 3\n")
+    code, _, err = run(capsys, "data", "info", str(bad), "--format", "fer2013_csv")
+    assert_clean_error(code, err, "fer2013.csv")
+
+
+def test_pixel_string_of_wrong_length(capsys, tmp_path, fer_csv):
+    lines = fer_csv.read_text().splitlines()
+    lines[3] = "0,1 2 3,Training"
+    fer_csv.write_text("\n".join(lines) + "\n")
+    code, _, err = run(capsys, "data", "info", str(fer_csv))
+    assert_clean_error(code, err, "fer2013.csv", "4")
+
+
+def test_truncated_image_in_a_folder(capsys, tmp_path):
+    for cls in ("happy", "sad"):
+        (tmp_path / "faces" / cls).mkdir(parents=True)
+        Image.fromarray(np.zeros((48, 48), np.uint8)).save(tmp_path / "faces" / cls / "a.png")
+    good = (tmp_path / "faces" / "sad" / "a.png").read_bytes()
+    (tmp_path / "faces" / "sad" / "b.png").write_bytes(good[: len(good) // 2])
+    code, _, err = run(capsys, "data", "info", str(tmp_path / "faces"))
+    assert_clean_error(code, err, "b.png")
+
+
+def test_empty_dataset_folder(capsys, tmp_path):
+    (tmp_path / "empty").mkdir()
+    code, _, err = run(capsys, "data", "info", str(tmp_path / "empty"))
+    assert_clean_error(code, err)
+
+
+def test_unknown_model_suggests_closest(capsys, fer_csv):
+    code, _, err = run(capsys, "train", "--model", "resnet18_fer_slm", "--data", str(fer_csv), "--epochs", "1")
+    assert_clean_error(code, err, "resnet18_fer_slim")
+
+
+def test_unknown_split_name(capsys, fer_csv, tmp_path):
+    ck = tiny_checkpoint(tmp_path / "c.safetensors", width=4, blocks=(1,))
+    code, _, err = run(capsys, "evaluate", "--checkpoint", str(ck), "--data", str(fer_csv), "--split", "PublicTst", "--no-latency")
+    assert_clean_error(code, err, "PublicTest")
+
+
+def test_checkpoint_of_another_architecture(capsys, fer_csv, tmp_path):
+    out = tmp_path / "run"
+    out.mkdir()
+    tiny_checkpoint(out / "last.safetensors", name="cnn2x2")
+    code, _, err = run(capsys, "train", "--model", "resnet18_fer_slim", "--data", str(fer_csv), "--out", str(out), "--resume", "--epochs", "1", "--device", "cpu")
+    assert_clean_error(code, err, "cnn2x2", "does not fit")
+
+
+def test_checkpoint_that_is_not_one(capsys, fer_csv, tmp_path):
+    junk = tmp_path / "junk.safetensors"
+    junk.write_bytes(b"not a checkpoint at all")
+    code, _, err = run(capsys, "evaluate", "--checkpoint", str(junk), "--data", str(fer_csv))
+    assert_clean_error(code, err, "junk.safetensors")
+
+
+def test_unknown_recipe(capsys, fer_csv):
+    code, _, err = run(capsys, "train", "--recipe", "fer2013_multirez", "--data", str(fer_csv))
+    assert_clean_error(code, err, "fer2013_multires")
+
+
+def test_train_evaluate_sweep_on_a_kaggle_csv(capsys, fer_csv, tmp_path):
+    recipe = tmp_path / "r.toml"
+    recipe.write_text('model = "resnet18_fer_slim"\nmodel_kwargs = { width = 4, blocks = [1] }\nepochs = 1\nbatch_size = 4\n[augment]\ndegrade_p = 0.5\n')
+    code, out, _ = run(capsys, "train", "--recipe", str(recipe), "--data", str(fer_csv), "--out", str(tmp_path / "run"), "--no-progress")
+    assert code == 0 and "best validation accuracy" in out
+    ck = str(tmp_path / "run" / "best.safetensors")
+    code, out, _ = run(capsys, "evaluate", "--checkpoint", ck, "--data", str(fer_csv), "--split", "PrivateTest", "--out", str(tmp_path / "ev"), "--no-latency", "--no-progress")
+    assert code == 0
+    rep = json.loads((tmp_path / "ev" / "report.json").read_text())
+    assert {"accuracy", "macro_f1", "per_class", "confusion"} <= rep.keys() and rep["n"] == 6
+    assert (tmp_path / "ev" / "confusion.png").stat().st_size > 0
+    code, out, _ = run(capsys, "sweep", "--checkpoint", ck, "--data", str(fer_csv), "--sizes", "8,16,48", "--out", str(tmp_path / "sw"), "--no-progress")
+    assert code == 0
+    sweep = json.loads((tmp_path / "sw" / "sweep.json").read_text())
+    assert [r["size"] for r in sweep] == [8, 16, 48] and all({"size", "accuracy", "macro_f1"} <= r.keys() for r in sweep)
+    assert (tmp_path / "sw" / "sweep.png").stat().st_size > 0
+
+
+def test_models_and_recipes_list(capsys):
+    code, out, _ = run(capsys, "models")
+    assert code == 0 and "cnn2x2" in out and "resnet18_fer_slim" in out
+    code, out, _ = run(capsys, "recipes")
+    assert code == 0 and "fer2013_multires" in out
+
+
+def test_real_exit_code_and_no_traceback_from_the_console_script(tmp_path):
+    proc = subprocess.run([sys.executable, "-m", "lrfer", "data", "info", str(tmp_path / "missing")], capture_output=True, text=True)
+    assert proc.returncode == 2
+    assert proc.stderr.count("\n") == 1 and "Traceback" not in proc.stderr

@@ -1,0 +1,90 @@
+"""Reading face crops of every kind, per-file statuses, and the shipped default model on real faces."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from lrfer.cli import main
+from lrfer.data.readers import load_dataset
+from lrfer.infer.classifier import DEFAULT_CHECKPOINT, FaceClassifier
+from lrfer.infer.faces import ImageReadError, predict_files, read_image
+from tests.conftest import ROOT_DIR
+
+EXAMPLES = ROOT_DIR / "examples" / "faces"
+
+
+@pytest.fixture(scope="module")
+def default_classifier() -> FaceClassifier:
+    return FaceClassifier.load(device="cpu")
+
+
+def test_read_image_modes(tmp_path):
+    rgb = np.zeros((20, 30, 3), np.uint8)
+    rgb[..., 0] = 255
+    Image.fromarray(rgb).save(tmp_path / "rgb.png")
+    assert read_image(tmp_path / "rgb.png", 1).shape == (1, 20, 30)
+    assert read_image(tmp_path / "rgb.png", 3).shape == (3, 20, 30)
+    rgba = np.zeros((10, 10, 4), np.uint8)  # fully transparent: composited on white
+    Image.fromarray(rgba, "RGBA").save(tmp_path / "rgba.png")
+    assert read_image(tmp_path / "rgba.png", 1).min() == 255
+    deep = (np.arange(100, dtype=np.uint16).reshape(10, 10) * 600)
+    Image.fromarray(deep).save(tmp_path / "deep.png")
+    g = read_image(tmp_path / "deep.png", 1)
+    assert g.dtype == torch.uint8 and g.min() == 0 and g.max() == 255  # scaled by range, not clipped
+    Image.fromarray(np.zeros((8, 8), np.uint8)).convert("P").save(tmp_path / "pal.gif")
+    assert read_image(tmp_path / "pal.gif", 1).shape == (1, 8, 8)
+
+
+@pytest.mark.parametrize(
+    "content, fragment",
+    [(b"", "empty file"), (b"this is not an image", "not a readable image")],
+)
+def test_read_image_rejects_bad_files(tmp_path, content, fragment):
+    p = tmp_path / "bad.png"
+    p.write_bytes(content)
+    with pytest.raises(ImageReadError, match=fragment):
+        read_image(p)
+
+
+def test_truncated_image(tmp_path):
+    Image.fromarray((np.random.default_rng(0).random((64, 64)) * 255).astype(np.uint8)).save(tmp_path / "a.png")
+    data = (tmp_path / "a.png").read_bytes()
+    (tmp_path / "t.png").write_bytes(data[: len(data) // 3])
+    with pytest.raises(ImageReadError, match="truncated|unreadable"):
+        read_image(tmp_path / "t.png")
+
+
+def test_default_model_ships_and_recognises_a_real_smile(default_classifier):
+    assert DEFAULT_CHECKPOINT.stat().st_size < 20 * 2**20
+    rows = predict_files(default_classifier, [EXAMPLES / "astronaut_048px.png", EXAMPLES / "astronaut_100px.png"])
+    assert [r["label"] for r in rows] == ["happy", "happy"]
+    assert all(abs(sum(r["probabilities"].values()) - 1) < 1e-3 for r in rows)
+
+
+def test_bad_files_get_a_status_and_the_rest_still_run(default_classifier, tmp_path):
+    (tmp_path / "empty.png").write_bytes(b"")
+    rows = predict_files(default_classifier, [EXAMPLES / "astronaut_024px.png", tmp_path / "empty.png"])
+    assert rows[0]["status"] == "ok" and rows[1]["status"] == "empty file (0 bytes)"
+    assert "label" not in rows[1]
+
+
+def test_cli_predict_exit_codes(capsys, tmp_path):
+    assert main(["predict", str(EXAMPLES)]) == 0
+    out = capsys.readouterr().out
+    assert out.count("happy") >= 3  # table rows for the 100, 48 and 24 px crops at least
+    (tmp_path / "junk.jpg").write_bytes(b"junk")
+    assert main(["predict", str(tmp_path / "junk.jpg")]) == 1  # nothing could be processed
+    assert "not a readable image" in capsys.readouterr().err
+
+
+def test_default_model_beats_chance_by_far_on_real_faces(default_classifier, fer2013_npz):
+    faces = load_dataset(fer2013_npz).select_split("PublicTest")
+    faces = default_classifier.prepare(faces.subset(np.arange(600)))
+    probs = default_classifier.predict_proba(faces.images)
+    acc = float((probs.argmax(1) == faces.labels).float().mean())
+    assert acc > 0.6  # the majority class is 25%
+    small = default_classifier.predict_proba(faces.images, degrade_to=16)
+    assert float((small.argmax(1) == faces.labels).float().mean()) > 0.5
