@@ -45,8 +45,9 @@ class Cnn2x2(FERModel):
         fc_layers: int = 3,
         drop_rate: float = 0.5,
         input_size: int = 48,
+        input_norm: str = "fixed",
     ):
-        super().__init__(num_classes, in_chans)
+        super().__init__(num_classes, in_chans, input_norm=input_norm)
         layers: list[nn.Module] = []
         c, size = in_chans, input_size
         for i in range(depth):

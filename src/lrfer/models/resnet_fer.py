@@ -40,8 +40,9 @@ class ResNetFER(FERModel):
         width: int = 64,
         blocks: tuple[int, ...] = (2, 2, 2, 2),
         drop_rate: float = 0.2,
+        input_norm: str = "fixed",
     ):
-        super().__init__(num_classes, in_chans)
+        super().__init__(num_classes, in_chans, input_norm=input_norm)
         self.stem = nn.Sequential(nn.Conv2d(in_chans, width, 3, 1, 1, bias=False), nn.BatchNorm2d(width), nn.ReLU(inplace=True))
         stages, c = [], width
         for i, n in enumerate(blocks):
