@@ -1,7 +1,16 @@
-"""Model zoo: every family registers its entry points on import."""
+"""Model zoo: one file per family, each registering its entry points with ``@register_model``.
 
-from . import cnn2x2, resnet_fer  # noqa: F401  (registration side effect)
+Every module in this package is imported here, so adding a family is adding a file.
+"""
+
+import importlib
+import pkgutil
+
 from .base import FERModel
 from .registry import create_model, is_model, list_models, register_model
+
+for _module in pkgutil.iter_modules(__path__):
+    if _module.name not in ("base", "registry"):
+        importlib.import_module(f"{__name__}.{_module.name}")
 
 __all__ = ["FERModel", "create_model", "is_model", "list_models", "register_model"]
