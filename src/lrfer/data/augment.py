@@ -79,6 +79,7 @@ class AugmentConfig:
     degrade_min: int = 8
     degrade_max: int = 48
     degrade_mode: str = "bilinear"
+    grayscale_p: float = 0.0  # RGB input: probability of turning a sample grey (luma on all 3 channels)
 
     @property
     def is_affine(self) -> bool:
@@ -140,6 +141,19 @@ def random_erase(x: torch.Tensor, p: float, area: tuple[float, float]) -> torch.
     return torch.where(inside[:, None], torch.rand_like(x), x)
 
 
+def random_grayscale(x: torch.Tensor, p: float) -> torch.Tensor:
+    """With probability ``p`` per sample, RGB -> luma (ITU-R 601, as FaceSet.to_grayscale) on all 3 channels.
+
+    Grayscale (1-channel) batches are returned as they are.
+    """
+    if p <= 0 or x.shape[1] != 3:
+        return x
+    w = torch.tensor([0.299, 0.587, 0.114], device=x.device, dtype=x.dtype).view(1, 3, 1, 1)
+    gray = (x * w).sum(1, keepdim=True).expand_as(x)
+    mask = torch.rand(x.shape[0], 1, 1, 1, device=x.device) < p
+    return torch.where(mask, gray, x)
+
+
 def random_degrade(x: torch.Tensor, p: float, r_min: int, r_max: int, mode: str) -> torch.Tensor:
     """Multi-resolution augmentation: the double random draw (whether, then which size) per sample."""
     b, _, h, w = x.shape
@@ -158,6 +172,8 @@ def augment_batch(x: torch.Tensor, cfg: AugmentConfig) -> torch.Tensor:
         x = random_affine(x, cfg.rotate, cfg.scale, cfg.translate, cfg.flip)
     elif cfg.flip:
         x = random_flip(x)
+    if cfg.grayscale_p > 0:
+        x = random_grayscale(x, cfg.grayscale_p)
     if cfg.degrade_p > 0:
         x = random_degrade(x, cfg.degrade_p, cfg.degrade_min, cfg.degrade_max, cfg.degrade_mode)
     if cfg.crop:

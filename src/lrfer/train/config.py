@@ -24,6 +24,7 @@ class TrainConfig:
     # what to train
     model: str = "resnet18_fer_slim"
     model_kwargs: dict[str, Any] = field(default_factory=dict)
+    init_weights: str = ""  # weights file (.pth state dict / .safetensors) loaded into the new model, strict=False
     grayscale: bool = True
     image_size: int = 48  # faces are resized to this before augmentation
     label_mode: str = "hard"  # hard | soft (soft labels, e.g. FERPlus vote distributions)
@@ -79,6 +80,8 @@ class TrainConfig:
             value = getattr(self, name)
             if value not in allowed:
                 raise LrferError(f"{name} '{value}' is not one of {', '.join(allowed)}", closest(value, allowed))
+        if self.init_weights and not Path(self.init_weights).is_file():
+            raise LrferError(f"init_weights: no such file: {self.init_weights}", "give the path of a .pth state dict or a .safetensors file")
         if self.tta == "tencrop" and not self.augment.crop:
             raise LrferError("tta 'tencrop' needs augment.crop (the crop size the model trains on)", "set [augment] crop = 44, or use tta = 'flip'")
         return self

@@ -206,6 +206,13 @@ def fit(
 
     torch.manual_seed(cfg.seed)
     model = create_model(cfg.model, num_classes=len(classes), in_chans=train_set.in_chans, **cfg.model_kwargs).to(device)
+    if cfg.init_weights:  # pretrained weights (e.g. VGGFace2); a resumed run's checkpoint overrides them below
+        from ..models.init_weights import load_init_weights
+
+        loaded = load_init_weights(model, cfg.init_weights)
+        message = (f"init_weights {cfg.init_weights}: {len(loaded['matched'])} tensors loaded, "
+                   f"{len(loaded['missing'])} left as initialised, {len(loaded['skipped'])} in the file skipped")
+        report(progress, "init_weights", len(loaded["matched"]), message=message, **loaded)
     use_cuda = device.type == "cuda"
     if use_cuda and cfg.channels_last:
         model = model.to(memory_format=torch.channels_last)

@@ -1,0 +1,152 @@
+"""Initialise a freshly built model from a user-supplied weights file (``init_weights`` in a recipe).
+
+The file is a plain state dict from another toolkit: torchvision / timm / Cadene ``pretrainedmodels``
+``.pth`` files (read with ``torch.load(weights_only=True)``: nothing in the file is executed), or a
+``.safetensors`` file. Nested checkpoints (``{"state_dict": ...}``, ``{"model": ...}``) and
+DataParallel's ``module.`` prefix are unwrapped. Loading is ``strict=False`` with a report:
+
+- names are mapped onto lrfer's (``fc.`` -> ``classifier.``, and the SE-ResNet layouts listed in
+  :mod:`lrfer.models.seresnet`);
+- a tensor whose name and shape fit is loaded (``matched``);
+- an RGB first convolution ``(O, 3, k, k)`` going into a grayscale model ``(O, 1, k, k)`` is summed
+  over its input channels (``adapted``): for a grey face replicated to RGB that gives the same
+  output, so the pretrained BatchNorm statistics after it still hold (timm's ``adapt_input_conv``
+  does the same; the mean would scale the activations by 1/3);
+- anything else (the classifier of another class count, a 7x7 stem going into a 3x3 one, names the
+  model does not have) is ``skipped``, with the reason; model tensors nobody provided stay as
+  initialised (``missing``).
+
+No tensor fitting at all is an error: the file is for another architecture.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+from typing import Any, Union
+
+import torch
+from torch import nn
+
+from ..errors import LrferError
+
+_NESTED = ("state_dict", "model_state_dict", "model", "module", "net", "params")
+
+# Caffe/MMdnn VGGFace2 SE-ResNet-50 names (conv2_1_1x1_reduce_bn.weight, ...) -> torchvision's.
+_CAFFE_BLOCK = re.compile(r"^conv(\d)_(\d+)_(1x1_reduce|3x3|1x1_increase|1x1_down|1x1_up|1x1_proj)(_bn)?\.(.+)$")
+_CAFFE_PART = {
+    ("1x1_reduce", False): "conv1", ("1x1_reduce", True): "bn1",
+    ("3x3", False): "conv2", ("3x3", True): "bn2",
+    ("1x1_increase", False): "conv3", ("1x1_increase", True): "bn3",
+    ("1x1_down", False): "se.fc1", ("1x1_up", False): "se.fc2",
+    ("1x1_proj", False): "downsample.0", ("1x1_proj", True): "downsample.1",
+}  # fmt: skip
+_PREFIX_ALIASES = (
+    ("fc.", "classifier."),  # torchvision / timm
+    ("last_linear.", "classifier."),  # Cadene pretrainedmodels
+    ("layer0.conv1.", "conv1."),
+    ("layer0.bn1.", "bn1."),
+    ("conv1_7x7_s2_bn.", "bn1."),  # VGGFace2 (Caffe)
+    ("conv1_7x7_s2.", "conv1."),
+)
+
+
+def read_state_dict(path: Union[str, os.PathLike]) -> dict[str, torch.Tensor]:
+    """The tensors of a ``.pth``/``.pt``/``.bin``/``.safetensors`` weights file, unwrapped."""
+    p = Path(path)
+    if not p.is_file():
+        raise LrferError(f"no such weights file: {p}", "give the path of a .pth/.pt (a torch.save'd state dict) or .safetensors file")
+    try:
+        if p.suffix == ".safetensors":
+            from safetensors.torch import load_file
+
+            obj: Any = load_file(str(p))
+        else:
+            obj = torch.load(p, map_location="cpu", weights_only=True)
+    except Exception as err:  # pickle errors, truncated files, foreign formats: all the user's file
+        raise LrferError(
+            f"{p} is not a readable weights file ({type(err).__name__}: {err})",
+            "save the weights as a plain state dict (torch.save(model.state_dict(), path)) or as .safetensors",
+        ) from None
+    for _ in range(3):  # {"state_dict": {...}}, {"model": {...}}, ...
+        if isinstance(obj, dict) and not any(isinstance(v, torch.Tensor) for v in obj.values()):
+            inner = next((obj[k] for k in _NESTED if isinstance(obj.get(k), dict)), None)
+            if inner is None:
+                break
+            obj = inner
+    if not isinstance(obj, dict):
+        raise LrferError(f"{p} holds a {type(obj).__name__}, not a state dict", "save model.state_dict(), not the model object")
+    tensors = {str(k): v for k, v in obj.items() if isinstance(v, torch.Tensor)}
+    if not tensors:
+        raise LrferError(f"{p} holds no tensors", "save model.state_dict()")
+    for prefix in ("module.", "model."):  # DataParallel / wrapper prefixes, when every key has them
+        if all(k.startswith(prefix) for k in tensors):
+            tensors = {k[len(prefix) :]: v for k, v in tensors.items()}
+    return tensors
+
+
+def _map_name(key: str, own: set[str]) -> str:
+    """The model's name for a foreign key (the key itself when the model has it)."""
+    if key in own:
+        return key
+    m = _CAFFE_BLOCK.match(key)
+    if m:
+        stage, block, part, bn, leaf = m.groups()
+        name = _CAFFE_PART.get((part, bool(bn)))
+        if name is not None:
+            return f"layer{int(stage) - 1}.{int(block) - 1}.{name}.{leaf}"
+    for old, new in _PREFIX_ALIASES:
+        if key.startswith(old):
+            return new + key[len(old) :]
+    return key.replace(".se_module.", ".se.")
+
+
+def load_init_weights(model: nn.Module, path: Union[str, os.PathLike]) -> dict[str, Any]:
+    """Load what fits of the weights file at ``path`` into ``model`` (in place) and say what happened.
+
+    Returns ``{"matched": [model keys loaded], "adapted": [model keys loaded after RGB->gray or
+    BGR->RGB], "skipped": {file key: reason}, "missing": [model keys left as initialised]}``.
+    """
+    source = read_state_dict(path)
+    own = model.state_dict()
+    names = set(own)
+    caffe = any(k.startswith("conv1_7x7_s2") for k in source)  # Caffe VGGFace2: BGR input
+    matched: list[str] = []
+    adapted: list[str] = []
+    skipped: dict[str, str] = {}
+    load: dict[str, torch.Tensor] = {}
+    for key, value in source.items():
+        name = _map_name(key, names)
+        if name not in own:
+            skipped[key] = "no such tensor in the model"
+            continue
+        if name in load:
+            skipped[key] = f"{name} already loaded from another key"
+            continue
+        want = own[name]
+        value = value.detach().to(dtype=want.dtype) if want.is_floating_point() else value.detach()
+        notes = []
+        if caffe and name == "conv1.weight" and value.ndim == 4 and value.shape[1] == 3:
+            value = value.flip(1)
+            notes.append("BGR->RGB")
+        if value.shape != want.shape and value.ndim == 4 and value.shape[1] == 3 and want.shape[1] == 1 and value.shape[0] == want.shape[0] and value.shape[2:] == want.shape[2:]:
+            value = value.sum(1, keepdim=True)
+            notes.append("RGB->gray")
+        if value.shape != want.shape:
+            what = "classifier" if name.startswith("classifier.") else "shape"
+            skipped[key] = f"{what} {tuple(value.shape)} does not fit {name} {tuple(want.shape)}"
+            continue
+        load[name] = value
+        matched.append(name)
+        if notes:
+            adapted.append(f"{name} ({', '.join(notes)})")
+    if not matched:
+        raise LrferError(
+            f"no tensor of {path} fits the model '{getattr(model, 'model_name', type(model).__name__)}' "
+            f"(first file keys: {', '.join(list(source)[:3])})",
+            "check that the weights are for this architecture (see the model's docstring for the layouts it maps)",
+        )
+    model.load_state_dict(load, strict=False)
+    missing = [k for k in own if k not in load and not k.endswith("num_batches_tracked")]
+    return {"matched": matched, "adapted": adapted, "skipped": skipped, "missing": missing}
