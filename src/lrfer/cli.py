@@ -135,6 +135,7 @@ def cmd_train(args) -> int:
         train_split=args.train_split,
         val_split=args.val_split,
         limit_train=args.limit_train,
+        init_weights=args.init_weights,
         compile=True if args.compile else None,
         augment=aug,
     )
@@ -149,6 +150,46 @@ def cmd_train(args) -> int:
     if int(os.environ.get("RANK", "0")) == 0:
         print(f"best validation accuracy {result.best_metric:.4f} at epoch {result.best_epoch}")
         print(f"checkpoint: {result.best_path}")
+    return 0
+
+
+def cmd_train_sr(args) -> int:
+    from .data.splits import TEST_SPLIT_NAMES, TRAIN_SPLIT_NAMES
+    from .train.sr import SRConfig, train_sr
+
+    bars = Bars(not args.no_progress)
+    overrides = {"epochs": args.epochs, "batch_size": args.batch_size, "lr": args.lr, "limit_train": args.limit_train, "seed": args.seed, "device": args.device}
+    cfg = SRConfig(config=args.config, scale=args.scale, init_from=args.init_from or "", **{k: v for k, v in overrides.items() if v is not None})
+    cfg.validate()  # fail on bad settings before reading the data
+    faces = _load_data(args, bars)
+    splits = faces.splits
+    train_split = args.train_split or next((s for s in TRAIN_SPLIT_NAMES if s in splits), None)
+    val_split = args.val_split or next((s for s in TEST_SPLIT_NAMES if s in splits), "none")
+    train_set = faces.select_split(train_split) if train_split else faces
+    val_set = faces.select_split(val_split) if val_split != "none" else None
+
+    def progress(event):
+        if event.task != "sr_epoch_end":
+            return bars(event)
+        bars.close()
+        r = event.info
+        print(
+            f"epoch {event.done}/{event.total}  L1 {r['train_l1']:.4f}  val PSNR {r['val_psnr']:.2f} dB (bicubic {r['bicubic_psnr']:.2f})"
+            f"  SSIM {r['val_ssim']:.4f}  {r['images_per_s']:.0f} img/s",
+            file=sys.stderr,
+            flush=True,
+        )
+
+    out = Path(args.out or Path("runs") / f"{cfg.model}_x{cfg.scale}")
+    info = {"data": str(args.data), "train_split": train_split or "all", "val_split": val_split, "command": " ".join(sys.argv), "started": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
+    result = train_sr(cfg, train_set, val_set, out, progress=progress, info=info)
+    bars.close()
+    _print_table(
+        [{**r, "method": r["method"] or "(cannot)"} for r in result.report["results"]],
+        ["scale", "method", "psnr", "bicubic_psnr", "ssim", "bicubic_ssim"],
+    )
+    print(f"checkpoint: {result.best_path} (epoch {result.best_epoch})")
+    print(f"report: {out / 'sr_report.json'}")
     return 0
 
 
@@ -287,9 +328,26 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--degrade-p", type=float, help="probability of multi-resolution degradation per sample")
     sp.add_argument("--limit-train", type=int, help="use only the first N training rows (quick runs)")
     sp.add_argument("--compile", action="store_true", help="torch.compile the model")
+    sp.add_argument("--init-weights", metavar="FILE", help="pretrained weights (.pth state dict or .safetensors) to start from")
     sp.add_argument("--out", help="output folder (default runs/<recipe or model>)")
     sp.add_argument("--resume", action="store_true", help="continue from OUT/last.safetensors")
     sp.set_defaults(func=cmd_train)
+
+    sp = sub.add_parser("train-sr", help="train an EDSR super-resolution model on faces (Qin 2021 front end)")
+    data_args(sp)
+    sp.add_argument("--scale", type=int, default=2, choices=[2, 3, 4], help="up-sampling factor")
+    sp.add_argument("--config", default="light", choices=["light", "paper"], help="light: 4 blocks x 32 (CPU); paper: 16 x 128 (Qin 2021)")
+    sp.add_argument("--epochs", type=int)
+    sp.add_argument("--batch-size", type=int)
+    sp.add_argument("--lr", type=float)
+    sp.add_argument("--init-from", metavar="X2_CKPT", help="start an x4 model from an x2 checkpoint")
+    sp.add_argument("--train-split", help="default: the data's training split, else all rows")
+    sp.add_argument("--val-split", help="held-out split for PSNR/SSIM; 'none' holds out the last 10%% of subjects or rows")
+    sp.add_argument("--limit-train", type=int, help="use only the first N training faces (quick runs)")
+    sp.add_argument("--seed", type=int)
+    sp.add_argument("--device", help="auto, cpu, cuda")
+    sp.add_argument("--out", help="output folder (default runs/<model>_x<scale>)")
+    sp.set_defaults(func=cmd_train_sr)
 
     sp = sub.add_parser("evaluate", help="accuracy, per-class F1, confusion matrix")
     model_args(sp)

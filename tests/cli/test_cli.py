@@ -148,3 +148,13 @@ def test_real_exit_code_and_no_traceback_from_the_console_script(tmp_path):
     proc = subprocess.run([sys.executable, "-m", "lrfer", "data", "info", str(tmp_path / "missing")], capture_output=True, text=True)
     assert proc.returncode == 2
     assert proc.stderr.count("\n") == 1 and "Traceback" not in proc.stderr
+
+
+def test_sr_model_is_not_trained_as_a_classifier(capsys, fer_csv):
+    code, _, err = run(capsys, "train", "--model", "edsr", "--data", str(fer_csv), "--epochs", "1")
+    assert_clean_error(code, err, "super-resolution", "train-sr")
+
+
+def test_missing_init_weights_file(capsys, fer_csv, tmp_path):
+    code, _, err = run(capsys, "train", "--model", "cnn2x2", "--data", str(fer_csv), "--init-weights", str(tmp_path / "vggface2.pth"))
+    assert_clean_error(code, err, "vggface2.pth")

@@ -9,7 +9,7 @@ def n_params(m):
     return sum(p.numel() for p in m.parameters())
 
 
-@pytest.mark.parametrize("name", list_models())
+@pytest.mark.parametrize("name", list_models("classifier"))
 def test_forward_backward_and_interface(name):
     m = create_model(name, num_classes=7, in_chans=1)
     x = torch.rand(2, 1, 48, 48)
@@ -24,7 +24,7 @@ def test_forward_backward_and_interface(name):
     assert all(p.grad is not None for p in m.parameters() if p.requires_grad)
 
 
-@pytest.mark.parametrize("name", list_models())
+@pytest.mark.parametrize("name", list_models("classifier"))
 def test_small_input_and_eight_classes(name):
     m = create_model(name, num_classes=8, in_chans=3)
     assert m(torch.rand(2, 3, 44, 44)).shape == (2, 8)

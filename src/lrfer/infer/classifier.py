@@ -18,6 +18,7 @@ from ..data.faceset import FaceSet
 from ..evaluate.predict import predict_proba
 from ..evaluate.report import evaluate_model
 from ..evaluate.sweep import DEFAULT_SIZES, resolution_sweep
+from ..errors import LrferError
 from ..progress import Progress
 from ..train.checkpoint import Checkpoint, load_checkpoint
 
@@ -27,6 +28,8 @@ DEFAULT_CHECKPOINT = Path(__file__).resolve().parent.parent / "assets" / "defaul
 
 class FaceClassifier:
     def __init__(self, checkpoint: Checkpoint, device: Union[str, torch.device, None] = None, prefer_ema: bool = True):
+        if not checkpoint.spec.get("classes"):
+            raise LrferError(f"{checkpoint.path} holds a '{checkpoint.spec['name']}' with no classes (a super-resolution model?)", "give a classifier checkpoint")
         self.checkpoint = checkpoint
         self.device = torch.device(device) if device is not None else torch.device("cpu")
         self.model = checkpoint.build_model(prefer_ema=prefer_ema).to(self.device)

@@ -20,8 +20,13 @@ def register_model(fn: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
     return fn
 
 
-def list_models() -> list[str]:
-    return sorted(_MODELS)
+def list_models(kind: str | None = None) -> list[str]:
+    """Registered names; ``kind="classifier"`` or ``"sr"`` (super-resolution: entry points marked
+    ``is_classifier = False``) selects one kind."""
+    if kind is None:
+        return sorted(_MODELS)
+    want_classifier = kind == "classifier"
+    return sorted(n for n, fn in _MODELS.items() if getattr(fn, "is_classifier", True) == want_classifier)
 
 
 def is_model(name: str) -> bool:

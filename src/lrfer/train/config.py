@@ -65,10 +65,12 @@ class TrainConfig:
 
     def validate(self) -> "TrainConfig":
         """Check names (model, optimizer, schedule, ...) up front, with a suggestion for a typo."""
-        from ..models import create_model, is_model
+        from ..models import create_model, is_model, list_models
 
         if not is_model(self.model):
             create_model(self.model)  # raises the LrferError with the closest name
+        if self.model in list_models("sr"):
+            raise LrferError(f"'{self.model}' is a super-resolution model, not a classifier", "train it with `lrfer train-sr`")
         choices = {
             "optimizer": ("sgd", "adam", "adamw", "adamax"),
             "schedule": ("cosine", "onecycle", "step", "plateau", "constant"),
