@@ -270,12 +270,14 @@ def _write_csv(rows: list[dict], classes: tuple[str, ...], path: str) -> None:
 
 def cmd_models(args) -> int:
     from .models import create_model, list_models
+    from .models.registry import describe
 
     rows = []
     for name in list_models():
         m = create_model(name)
-        rows.append({"model": name, "params": f"{sum(p.numel() for p in m.parameters()) / 1e6:.2f}M", "about": (m.__class__.__doc__ or "").strip().splitlines()[0] if m.__class__.__doc__ else ""})
-    _print_table(rows, ["model", "params", "about"])
+        kind = "classifier" if name in list_models("classifier") else "super-resolution"
+        rows.append({"model": name, "kind": kind, "params": f"{sum(p.numel() for p in m.parameters()) / 1e6:.2f}M", "about": describe(name)})
+    _print_table(rows, ["model", "kind", "params", "about"])
     return 0
 
 

@@ -29,6 +29,12 @@ def list_models(kind: str | None = None) -> list[str]:
     return sorted(n for n, fn in _MODELS.items() if getattr(fn, "is_classifier", True) == want_classifier)
 
 
+def describe(name: str) -> str:
+    """First line of a model entry point's docstring."""
+    doc = (_MODELS[name].__doc__ or "").strip()
+    return doc.splitlines()[0] if doc else ""
+
+
 def is_model(name: str) -> bool:
     return name in _MODELS
 
