@@ -21,9 +21,7 @@ Two combinations:
 
 from __future__ import annotations
 
-import json
 import os
-import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Optional, Sequence, Union
 
@@ -262,7 +260,7 @@ class FeatureFusionEnsemble:
     # ------------------------------------------------------------------------ files
     def save(self, path: Union[str, os.PathLike], info: Optional[dict] = None) -> Path:
         """Write the head (safetensors) with the member checkpoints and settings in its metadata."""
-        from safetensors.torch import save_file
+        from ..train.checkpoint import write_safetensors
 
         if not self.fitted:
             raise LrferError("the fusion head is not trained", "call fit(train_faces) before save()")
@@ -282,36 +280,18 @@ class FeatureFusionEnsemble:
             "info": info or {},
         }
         tensors = {k: v.detach().cpu().contiguous() for k, v in self.head.state_dict().items()}
-        fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
-        os.close(fd)
-        try:
-            save_file(tensors, tmp, metadata={_META_KEY: json.dumps(meta)})
-            os.replace(tmp, path)
-        finally:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
-        return path
+        return write_safetensors(path, tensors, _META_KEY, meta)
 
     @classmethod
     def load(cls, path: Union[str, os.PathLike], device=None) -> "FeatureFusionEnsemble":
         """Rebuild the ensemble (members from the paths in the metadata) and its trained head."""
-        from safetensors import SafetensorError, safe_open
-        from safetensors.torch import load_file
+        from ..train.checkpoint import read_safetensors
 
         path = Path(path)
+        hint = "give a file written by FeatureFusionEnsemble.save (or re-fit the fusion head)"
         if not path.is_file():
-            raise LrferError(f"no such fusion head file: {path}", "give a file written by FeatureFusionEnsemble.save")
-        try:
-            tensors = load_file(str(path))
-            with safe_open(str(path), framework="pt") as f:
-                raw = (f.metadata() or {}).get(_META_KEY)
-        except (SafetensorError, OSError, ValueError) as err:
-            raise LrferError(f"{path} is not a readable fusion head ({err})", "give a file written by FeatureFusionEnsemble.save") from None
-        if raw is None:
-            raise LrferError(f"{path} is a safetensors file but not a fusion head", "give a file written by FeatureFusionEnsemble.save")
-        meta = json.loads(raw)
-        if meta.get("format") != FUSION_FORMAT:
-            raise LrferError(f"{path} has format {meta.get('format')!r}, this lrfer reads {FUSION_FORMAT!r}", "re-fit the fusion head")
+            raise LrferError(f"no such fusion head file: {path}", hint)
+        tensors, meta = read_safetensors(path, _META_KEY, FUSION_FORMAT, "fusion head", hint)
         members = []
         for absolute, relative in zip(meta["members"], meta["members_relative"]):
             candidates = [Path(absolute), path.parent / relative]

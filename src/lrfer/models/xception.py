@@ -2,7 +2,7 @@
 for 48x48 grayscale faces, trained with softmax + centre loss.
 
 The paper gives the outline and the size (2,720,439 parameters); this implementation follows the
-outline and lands within 0.5% of that count (7 classes, 1 channel; counted as
+outline and lands within 0.05% of that count (7 classes, 1 channel; counted as
 ``sum(p.numel() for p in model.parameters())``, i.e. without BN running statistics):
 
 - entry flow, 48x48 -> 6x6x256: two 3x3 convs (32, 64 channels, stride 1: a 48 px face has no
@@ -21,7 +21,7 @@ Choices where the paper is vague (and why):
   order PReLU -> sep-conv -> BN is used so that the identity path stays clean;
 - a depthwise-separable conv is a 3x3 depthwise conv followed by a 1x1 pointwise conv, without
   biases (BN follows), as in Xception;
-- the last "conv" of the exit flow is an ordinary 3x3 conv to ``embed_dim=256`` channels and the
+- the last "conv" of the exit flow is an ordinary 3x3 conv to ``embed_dim=384`` channels and the
   classifier is a fully connected layer after global average pooling, rather than a conv with one
   channel per class (mini-Xception style): the centre loss needs a pre-logits embedding, and
   that embedding is the pooled 384-d output of this conv;
@@ -29,10 +29,10 @@ Choices where the paper is vague (and why):
   entry and middle flows;
 - widths (stem 32, 64 | entry 128, 256, 256 | middle 256 | exit 256, 384 | conv 384): the entry
   follows Xception's doubling up to the stated 256 channels at 6x6; the exit widths were then
-  picked, among widening choices from {256, 384, 512, 728, 768, 1024}, as the one closest to the
+  picked, among non-narrowing choices from {256, 384, 512, 728, 768, 1024}, as the one closest to the
   paper's count: 2,719,239 parameters with 7 classes (-0.044% from 2,720,439; 2,719,624 with 8).
-  About half of them (1.33M) are the final 3x3 conv. The paper's exact count most likely differs through details it does
-  not give (PReLU sharing, biases, the head), which no reading of the outline can recover.
+  About half of them (1.33M) are the final 3x3 conv. The paper's exact layout most likely differs
+  in details it does not give (PReLU sharing, biases, the head), which the outline cannot recover.
 
 Input: designed for 48x48 (or the 44x44 crops of the training recipe, which also end at 6x6);
 the three max-pools have padding 1 (output ceil(n/2)), so any input >= 8 px works (8 px ends at

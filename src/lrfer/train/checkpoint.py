@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any, Optional
 
 import torch
-from safetensors import SafetensorError
+from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
 from torch import nn
 
@@ -108,11 +108,16 @@ def save_checkpoint(
             tensors[f"ema/{k}"] = v.detach().cpu().contiguous()
     skeleton = _flatten(state, "s", tensors) if state is not None else None
     meta = {"format": FORMAT, "model": spec, "info": info or {}, "state": skeleton}
+    return write_safetensors(path, tensors, _META_KEY, meta)
+
+
+def write_safetensors(path: Path, tensors: dict[str, torch.Tensor], meta_key: str, meta: dict) -> Path:
+    """Atomically write tensors + JSON metadata: temp file in the same folder, fsync, rename."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
     os.close(fd)
     try:
-        save_file(tensors, tmp, metadata={_META_KEY: json.dumps(meta)})
+        save_file(tensors, tmp, metadata={meta_key: json.dumps(meta)})
         with open(tmp, "rb+") as f:
             os.fsync(f.fileno())
         os.replace(tmp, path)
@@ -120,6 +125,23 @@ def save_checkpoint(
         if os.path.exists(tmp):
             os.unlink(tmp)
     return path
+
+
+def read_safetensors(path: Path, meta_key: str, fmt: str, what: str, hint: str, article: str = "a") -> tuple[dict[str, torch.Tensor], dict]:
+    """Tensors and JSON metadata of a file written by :func:`write_safetensors`; anything else is
+    an LrferError naming the file (``what`` names the kind of file, ``hint`` what to do)."""
+    try:
+        tensors = load_file(str(path))
+        with safe_open(str(path), framework="pt") as f:
+            raw = (f.metadata() or {}).get(meta_key)
+    except (SafetensorError, OSError, ValueError) as err:
+        raise LrferError(f"{path} is not a readable {what} ({err})", hint) from None
+    if raw is None:
+        raise LrferError(f"{path} is a safetensors file but not {article} {what} (no description inside)", hint)
+    meta = json.loads(raw)
+    if meta.get("format") != fmt:
+        raise LrferError(f"{path} has format {meta.get('format')!r}, this lrfer reads {fmt!r}", hint)
+    return tensors, meta
 
 
 class Checkpoint:
@@ -167,19 +189,7 @@ def load_checkpoint(path: str | os.PathLike) -> Checkpoint:
     path = Path(path)
     if not path.exists():
         raise LrferError(f"no such checkpoint: {path}", "give the path of a .safetensors file written by `lrfer train`")
-    try:
-        tensors = load_file(str(path))
-        from safetensors import safe_open
-
-        with safe_open(str(path), framework="pt") as f:
-            raw = (f.metadata() or {}).get(_META_KEY)
-    except (SafetensorError, OSError, ValueError) as err:
-        raise LrferError(f"{path} is not a readable lrfer checkpoint ({err})", "check the file, or retrain") from None
-    if raw is None:
-        raise LrferError(f"{path} is a safetensors file but not an lrfer checkpoint (no model description inside)", "use a file written by `lrfer train`")
-    meta = json.loads(raw)
-    if meta.get("format") != FORMAT:
-        raise LrferError(f"{path} has checkpoint format {meta.get('format')!r}, this lrfer reads {FORMAT!r}", "upgrade lrfer or re-export the model")
+    tensors, meta = read_safetensors(path, _META_KEY, FORMAT, "lrfer checkpoint", "use a file written by `lrfer train` (or retrain)", article="an")
     return Checkpoint(path, meta, tensors)
 
 
