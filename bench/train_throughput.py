@@ -84,7 +84,7 @@ def main() -> None:
 
     from lrfer.models import list_models
 
-    models = args.models.split(",") if args.models else list_models()
+    models = args.models.split(",") if args.models else list_models("classifier")
     rows = []
     for model in models:
         for augment in (False, True):
