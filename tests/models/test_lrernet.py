@@ -164,6 +164,7 @@ def test_recipe_loads_and_trains_a_few_steps(recipe, tmp_path):
     assert cfg.model in ("lrernet", "vgg16_fer")
     assert (cfg.optimizer, cfg.lr, cfg.momentum) == ("adam", 1e-3, 0.8)
     assert cfg.grayscale and cfg.center_loss > 0 and cfg.augment.flip and cfg.augment.rotate > 0
+    assert cfg.center_loss * cfg.batch_size == pytest.approx(0.01, rel=0.1)  # lambda 0.01 on the batch-mean form
     assert cfg.augment.degrade_p == 0
     assert "Ma, Tong, Wang 2020" in cfg.paper["title"] and "73.62" in cfg.paper["reported"]
     expected_splits = {"lrernet_fer2013": ("Training", "PublicTest"), "lrernet_ckplus": ("all", "none")}

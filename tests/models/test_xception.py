@@ -83,6 +83,7 @@ def test_recipe_loads_and_trains_a_few_steps(tmp_path):
     cfg = load_config("dsxception_fer2013").validate()
     assert (cfg.model, cfg.optimizer, cfg.lr, cfg.batch_size, cfg.epochs) == ("dsxception", "adamax", 0.01, 64, 250)
     assert cfg.center_loss > 0 and cfg.tta == "tencrop" and cfg.augment.crop == 44
+    assert cfg.center_loss * cfg.batch_size == pytest.approx(0.01, rel=0.1)  # lambda 0.01 on the batch-mean form
     aug = cfg.augment
     assert aug.flip and aug.rotate > 0 and aug.translate > 0 and aug.scale > 0 and aug.degrade_p == 0
     assert (cfg.train_split, cfg.val_split) == ("Training", "PublicTest")

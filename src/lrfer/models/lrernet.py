@@ -204,6 +204,16 @@ class _PretrainedPathMixin:
     def model_kwargs(self, kwargs: dict) -> None:
         self.__dict__["_model_kwargs"] = {k: v for k, v in kwargs.items() if k != "pretrained_path"}
 
+    def _init_weights(self, pretrained_path: Optional[str], in_chans: int) -> None:
+        """From-scratch initialisation, then the user's ImageNet VGG-16 front end if given."""
+        _init_vgg(self)
+        if pretrained_path:
+            load_vgg_features(self.features, read_state_dict(pretrained_path), in_chans)
+
+    @property
+    def min_input_size(self) -> int:
+        return 2**self.num_pools
+
 
 # ---------------------------------------------------------------------------- LRERNet
 class DilatedConcatFusion(nn.Module):
@@ -258,13 +268,7 @@ class LRERNet(_PretrainedPathMixin, FERModel):
         self.global_pool = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten())
         self.head_drop = nn.Dropout(drop_rate)
         self.classifier = nn.Linear(self.backend.out_channels, num_classes)
-        _init_vgg(self)
-        if pretrained_path:
-            load_vgg_features(self.features, read_state_dict(pretrained_path), in_chans)
-
-    @property
-    def min_input_size(self) -> int:
-        return 2**self.num_pools
+        self._init_weights(pretrained_path, in_chans)
 
     def forward_features(self, x):
         return self.backend(self.features(x))
@@ -293,13 +297,7 @@ class VGG16FER(_PretrainedPathMixin, FERModel):
         self.global_pool = nn.Sequential(*mlp[:-1]) if fc_layers else nn.Sequential(*mlp)
         self.head_drop = nn.Dropout(drop_rate)
         self.classifier = nn.Linear(c, num_classes)
-        _init_vgg(self)
-        if pretrained_path:
-            load_vgg_features(self.features, read_state_dict(pretrained_path), in_chans)
-
-    @property
-    def min_input_size(self) -> int:
-        return 2**self.num_pools
+        self._init_weights(pretrained_path, in_chans)
 
     def forward_features(self, x):
         return self.features(x)
