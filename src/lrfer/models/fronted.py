@@ -96,6 +96,9 @@ def _load_sr(sr: Union[str, os.PathLike, dict], in_chans: int) -> tuple[nn.Modul
 class FrontedModel(FERModel):
     """STN and/or super-resolution front ends before a registered classifier (Qin 2021)."""
 
+    #: ``--init-weights`` loads into ``self.net`` (see :func:`lrfer.models.init_weights.load_init_weights`).
+    wraps_classifier = True
+
     def __init__(
         self,
         num_classes: int = 7,

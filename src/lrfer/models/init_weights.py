@@ -108,6 +108,9 @@ def load_init_weights(model: nn.Module, path: Union[str, os.PathLike]) -> dict[s
     Returns ``{"matched": [model keys loaded], "adapted": [model keys loaded after RGB->gray or
     BGR->RGB], "skipped": {file key: reason}, "missing": [model keys left as initialised]}``.
     """
+    if getattr(model, "wraps_classifier", False):
+        # A front end (STN/SR) before a classifier: pretrained weights are the classifier's.
+        model = model.net
     source = read_state_dict(path)
     own = model.state_dict()
     names = set(own)

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from pathlib import Path
 from typing import Any, Optional
 
@@ -24,6 +23,7 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
 from torch import nn
 
+from .._io import atomic_write
 from ..errors import LrferError
 
 FORMAT = "lrfer-checkpoint/1"
@@ -112,19 +112,8 @@ def save_checkpoint(
 
 
 def write_safetensors(path: Path, tensors: dict[str, torch.Tensor], meta_key: str, meta: dict) -> Path:
-    """Atomically write tensors + JSON metadata: temp file in the same folder, fsync, rename."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        save_file(tensors, tmp, metadata={meta_key: json.dumps(meta)})
-        with open(tmp, "rb+") as f:
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-    return path
+    """Atomically write tensors + JSON metadata (see :mod:`lrfer._io`)."""
+    return atomic_write(path, lambda tmp: save_file(tensors, tmp, metadata={meta_key: json.dumps(meta)}))
 
 
 def read_safetensors(path: Path, meta_key: str, fmt: str, what: str, hint: str, article: str = "a") -> tuple[dict[str, torch.Tensor], dict]:

@@ -141,3 +141,20 @@ def load_config(recipe: Optional[str] = None, **overrides: Any) -> TrainConfig:
         else:
             table[k] = v
     return TrainConfig.from_dict(table, source=recipe or "config")
+
+
+def with_front_end(cfg: TrainConfig, *, stn: bool = False, sr: Optional[str] = None, sr_trainable: bool = False) -> TrainConfig:
+    """The same recipe with a Qin 2021 front end (STN and/or a trained SR model) before its classifier.
+
+    ``lrfer train --front stn`` / ``--front-sr CKPT`` call this: the recipe's model becomes the
+    ``classifier`` of a ``fronted`` model, its keyword arguments kept, so any registered classifier
+    can be trained behind the front end without writing a new recipe.
+    """
+    if not stn and sr is None:
+        return cfg
+    if cfg.model == "fronted":
+        raise LrferError(f"recipe {cfg.recipe or ''} already has a front end (model 'fronted')", "drop --front/--front-sr or use a plain classifier recipe")
+    kwargs: dict[str, Any] = {"classifier": cfg.model, "classifier_kwargs": dict(cfg.model_kwargs), "stn": stn, "sr_trainable": sr_trainable}
+    if sr is not None:
+        kwargs["sr"] = sr
+    return dataclasses.replace(cfg, model="fronted", model_kwargs=kwargs)

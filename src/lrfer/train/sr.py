@@ -228,6 +228,45 @@ def _as_float(images: torch.Tensor, device: torch.device) -> torch.Tensor:
     return images.to(device).float().div_(255)
 
 
+def prepare_sr_data(cfg: SRConfig, faces: FaceSet, val_faces: Optional[FaceSet]) -> tuple[FaceSet, FaceSet]:
+    """(training HR faces, held-out HR faces) as :func:`train_sr` uses them (shared with SRGAN training).
+
+    Without ``val_faces`` the last ``cfg.holdout`` of the subjects (or rows) is held out; both sets
+    are prepared (grayscale, ``hr_size``) and cut to ``limit_train`` / ``limit_val``.
+    """
+    if val_faces is None:
+        faces, val_faces = _split_holdout(faces, cfg.holdout)
+    train_set, val_set = _prepare(faces, cfg), _prepare(val_faces, cfg)
+    if cfg.limit_train:
+        train_set = train_set.subset(np.arange(min(cfg.limit_train, len(train_set))))
+    if cfg.limit_val:
+        val_set = val_set.subset(np.arange(min(cfg.limit_val, len(val_set))))
+    if len(train_set) == 0 or len(val_set) == 0:
+        raise LrferError(f"SR training needs training and held-out faces, got {len(train_set)} and {len(val_set)}", "check the splits and --limit-train")
+    return train_set, val_set
+
+
+def epoch_lr(cfg: SRConfig, epoch: int) -> float:
+    """The step schedule: ``cfg.lr`` times ``lr_gamma`` every ``lr_step`` epochs (epochs count from 1)."""
+    return cfg.lr * cfg.lr_gamma ** ((epoch - 1) // max(1, cfg.lr_step))
+
+
+def hr_batches(images: torch.Tensor, cfg: SRConfig, epoch: int, batch_size: int, steps: int):
+    """The epoch's HR training batches, float in [0, 1], random-cropped (``patch``) and flipped.
+
+    The order and the augmentation are seeded by ``cfg.seed`` and ``epoch``, so a run repeats.
+    """
+    torch.manual_seed(cfg.seed * 1_000_003 + epoch * 101)
+    order = torch.randperm(len(images), generator=torch.Generator().manual_seed(cfg.seed * 7919 + epoch)).to(images.device)
+    for i in range(steps):
+        hr = images[order[i * batch_size : (i + 1) * batch_size]].float().div_(255)
+        if cfg.patch and cfg.patch < cfg.hr_size:
+            hr = random_crop(hr, cfg.patch)
+        if cfg.flip:
+            hr = random_flip(hr)
+        yield hr
+
+
 # ---------------------------------------------------------------------------- evaluation
 @torch.no_grad()
 def evaluate_sr(model: nn.Module, images: torch.Tensor, scale: int, *, batch_size: int = 256, device: Optional[torch.device] = None) -> dict:
@@ -306,15 +345,7 @@ def train_sr(
     cfg.validate()
     out = Path(out_dir)
     device = resolve_device(cfg.device)
-    if val_faces is None:
-        faces, val_faces = _split_holdout(faces, cfg.holdout)
-    train_set, val_set = _prepare(faces, cfg), _prepare(val_faces, cfg)
-    if cfg.limit_train:
-        train_set = train_set.subset(np.arange(min(cfg.limit_train, len(train_set))))
-    if cfg.limit_val:
-        val_set = val_set.subset(np.arange(min(cfg.limit_val, len(val_set))))
-    if len(train_set) == 0 or len(val_set) == 0:
-        raise LrferError(f"SR training needs training and held-out faces, got {len(train_set)} and {len(val_set)}", "check the splits and --limit-train")
+    train_set, val_set = prepare_sr_data(cfg, faces, val_faces)
 
     torch.manual_seed(cfg.seed)
     model = create_model(cfg.model, num_classes=0, in_chans=train_set.in_chans, scale=cfg.scale, **cfg.model_kwargs)
@@ -340,19 +371,12 @@ def train_sr(
 
     for epoch in range(1, cfg.epochs + 1):
         model.train()
-        lr = cfg.lr * cfg.lr_gamma ** ((epoch - 1) // max(1, cfg.lr_step))
+        lr = epoch_lr(cfg, epoch)
         for g in optimizer.param_groups:
             g["lr"] = lr
-        torch.manual_seed(cfg.seed * 1_000_003 + epoch * 101)
-        order = torch.randperm(n, generator=torch.Generator().manual_seed(cfg.seed * 7919 + epoch)).to(device)
         loss_sum = torch.zeros((), device=device)
         t0 = time.perf_counter()
-        for i in range(steps_per_epoch):
-            hr = images[order[i * bs : (i + 1) * bs]].float().div_(255)
-            if cfg.patch and cfg.patch < cfg.hr_size:
-                hr = random_crop(hr, cfg.patch)
-            if cfg.flip:
-                hr = random_flip(hr)
+        for i, hr in enumerate(hr_batches(images, cfg, epoch, bs, steps_per_epoch)):
             loss = F.l1_loss(model(downscale(hr, cfg.scale)), hr)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
@@ -381,10 +405,17 @@ def train_sr(
             f.write(json.dumps(row) + "\n")
         report(progress, "sr_epoch_end", epoch, cfg.epochs, **row)
 
-    from .checkpoint import load_checkpoint
-
-    best = load_checkpoint(best_path).build_model().to(device)
-    rep = sr_report(best, val_set, sorted({*cfg.report_scales, cfg.scale}), batch_size=cfg.eval_batch_size, device=device, name=cfg.model)
-    rep.update({"checkpoint": str(best_path), "best_epoch": best_epoch, "epochs": cfg.epochs, "n_train": n, "config": cfg.to_dict(), **(info or {})})
+    rep = checkpoint_report(best_path, val_set, cfg, device, name=cfg.model)
+    rep.update({"best_epoch": best_epoch, "epochs": cfg.epochs, "n_train": n, "config": cfg.to_dict(), **(info or {})})
     (out / "sr_report.json").write_text(json.dumps(rep, indent=2))
     return SRResult(out, best_path, last_path, best_psnr, best_epoch, rep, history)
+
+
+def checkpoint_report(path: Path, val_set: FaceSet, cfg: SRConfig, device: torch.device, name: str) -> dict:
+    """:func:`sr_report` of the SR checkpoint at ``path`` at ``cfg.report_scales`` and its own scale."""
+    from .checkpoint import load_checkpoint
+
+    model = load_checkpoint(path).build_model().to(device)
+    rep = sr_report(model, val_set, sorted({*cfg.report_scales, cfg.scale}), batch_size=cfg.eval_batch_size, device=device, name=name)
+    rep["checkpoint"] = str(path)
+    return rep
