@@ -16,6 +16,15 @@ FER2013_NPZ = SHARED_DATA / "fer2013.npz"
 CKPLUS_NPZ = SHARED_DATA / "ckplus48.npz"
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _private_onnx_cache(tmp_path_factory):
+    """Exports made by the onnx/auto backends go to a throwaway cache, not the user's ~/.cache."""
+    mp = pytest.MonkeyPatch()
+    mp.setenv("LRFER_CACHE", str(tmp_path_factory.mktemp("lrfer-cache")))
+    yield
+    mp.undo()
+
+
 @pytest.fixture(scope="session")
 def fer2013_npz() -> Path:
     if not FER2013_NPZ.exists():

@@ -8,7 +8,6 @@ traceback instead).
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import os
 import sys
@@ -119,7 +118,7 @@ def _fmt(v) -> str:
 
 # ---------------------------------------------------------------------------- commands
 def cmd_train(args) -> int:
-    from .train.config import load_config
+    from .train.config import load_config, with_front_end
     from .train.engine import fit
 
     bars = Bars(not args.no_progress)
@@ -139,8 +138,13 @@ def cmd_train(args) -> int:
         compile=True if args.compile else None,
         augment=aug,
     )
+    if args.front not in (None, "stn"):
+        raise LrferError(f"--front {args.front}", "the front end that needs no file is 'stn'; give a trained SR model with --front-sr CKPT")
+    cfg = with_front_end(cfg, stn=args.front == "stn", sr=args.front_sr, sr_trainable=args.sr_trainable)
     cfg.validate()  # fail on a bad name before spending time on the data
     faces = _load_data(args, bars)
+    if args.folds:
+        return _train_folds(args, cfg, faces, bars)
     train_set = faces.select_split(cfg.train_split)
     val_set = faces.select_split(cfg.val_split) if cfg.val_split and cfg.val_split != "none" else None
     out = Path(args.out or Path("runs") / (cfg.recipe or cfg.model))
@@ -153,14 +157,40 @@ def cmd_train(args) -> int:
     return 0
 
 
+def _train_folds(args, cfg, faces, bars) -> int:
+    from .train.kfold import cross_validate
+
+    out = Path(args.out or Path("runs") / f"{cfg.recipe or cfg.model}_{args.folds}fold")
+    info = {"data": str(args.data), "command": " ".join(sys.argv), "started": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
+    s = cross_validate(cfg, faces, out, k=args.folds, fold_seed=args.fold_seed, folds=args.fold, progress=bars, info=info)
+    bars.close()
+    _print_table([{**r, "accuracy": r["accuracy"]} for r in s["folds"]], ["fold", "n_train", "n_test", "accuracy", "best_epoch_accuracy"])
+    print(
+        f"{s['folds_done']}/{s['k']} folds: accuracy {s['accuracy_pooled']:.4f} pooled, "
+        f"{s['accuracy_mean']:.4f} +- {s['accuracy_std']:.4f} per fold (last epoch; best-epoch mean {s['best_epoch_accuracy_mean_optimistic']:.4f} is optimistic)"
+    )
+    print(f"wrote {out / 'kfold.json'}")
+    return 0
+
+
 def cmd_train_sr(args) -> int:
     from .data.splits import TEST_SPLIT_NAMES, TRAIN_SPLIT_NAMES
     from .train.sr import SRConfig, train_sr
 
     bars = Bars(not args.no_progress)
     overrides = {"epochs": args.epochs, "batch_size": args.batch_size, "lr": args.lr, "limit_train": args.limit_train, "seed": args.seed, "device": args.device}
-    cfg = SRConfig(config=args.config, scale=args.scale, init_from=args.init_from or "", **{k: v for k, v in overrides.items() if v is not None})
-    cfg.validate()  # fail on bad settings before reading the data
+    overrides = {k: v for k, v in overrides.items() if v is not None}
+    if args.gan:  # SRGAN (Liu 2019 model B's SR stage): SRResNet generator + discriminator
+        from .train.srgan import SRGANConfig, train_srgan as train
+
+        gan = {"feature_net": args.feature_net, "pretrain_epochs": args.pretrain_epochs}
+        cfg = SRGANConfig(config=args.config, scale=args.scale, init_from=args.init_from or "", **overrides, **{k: v for k, v in gan.items() if v is not None})
+    else:
+        if args.feature_net is not None or args.pretrain_epochs is not None:
+            raise LrferError("--feature-net and --pretrain-epochs are SRGAN settings", "add --gan")
+        cfg = SRConfig(config=args.config, scale=args.scale, init_from=args.init_from or "", **overrides)
+        train = train_sr
+    cfg.validate()  # fail on bad settings (and a missing --feature-net file) before reading the data
     faces = _load_data(args, bars)
     splits = faces.splits
     train_split = args.train_split or next((s for s in TRAIN_SPLIT_NAMES if s in splits), None)
@@ -169,25 +199,32 @@ def cmd_train_sr(args) -> int:
     val_set = faces.select_split(val_split) if val_split != "none" else None
 
     def progress(event):
-        if event.task != "sr_epoch_end":
+        if event.task not in ("sr_epoch_end", "srgan_epoch_end"):
             return bars(event)
         bars.close()
         r = event.info
+        if "train_l1" in r:  # EDSR
+            head, loss = "", f"L1 {r['train_l1']:.4f}"
+        elif r["phase"] == "pretrain":  # SRGAN's pixel-MSE warm start
+            head, loss = "MSE warm start ", f"MSE {r['train_mse']:.5f}"
+        else:
+            head, loss = "SRGAN ", f"content {r['train_content']:.4f}  adv {r['train_adv']:.3f}  D {r['train_d_loss']:.3f}"
+        content = f"  val content {r['val_content']:.4f} (bicubic {r['bicubic_content']:.4f})" if "val_content" in r else ""
         print(
-            f"epoch {event.done}/{event.total}  L1 {r['train_l1']:.4f}  val PSNR {r['val_psnr']:.2f} dB (bicubic {r['bicubic_psnr']:.2f})"
-            f"  SSIM {r['val_ssim']:.4f}  {r['images_per_s']:.0f} img/s",
+            f"{head}epoch {event.done}/{event.total}  {loss}  val PSNR {r['val_psnr']:.2f} dB (bicubic {r['bicubic_psnr']:.2f})"
+            f"  SSIM {r['val_ssim']:.4f}{content}  {r['images_per_s']:.0f} img/s",
             file=sys.stderr,
             flush=True,
         )
 
-    out = Path(args.out or Path("runs") / f"{cfg.model}_x{cfg.scale}")
+    out = Path(args.out or Path("runs") / f"{'srgan_' if args.gan else ''}{cfg.model}_x{cfg.scale}")
     info = {"data": str(args.data), "train_split": train_split or "all", "val_split": val_split, "command": " ".join(sys.argv), "started": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
-    result = train_sr(cfg, train_set, val_set, out, progress=progress, info=info)
+    result = train(cfg, train_set, val_set, out, progress=progress, info=info)
     bars.close()
-    _print_table(
-        [{**r, "method": r["method"] or "(cannot)"} for r in result.report["results"]],
-        ["scale", "method", "psnr", "bicubic_psnr", "ssim", "bicubic_ssim"],
-    )
+    columns = ["scale", "method", "psnr", "bicubic_psnr", "ssim", "bicubic_ssim"]
+    _print_table([{**r, "method": r["method"] or "(cannot)"} for r in result.report["results"]], columns)
+    if "srresnet_mse" in result.report:  # the generator after the MSE warm start, for comparison
+        _print_table([{**r, "method": r["method"] or "(cannot)"} for r in result.report["srresnet_mse"]["results"]], columns)
     print(f"checkpoint: {result.best_path} (epoch {result.best_epoch})")
     print(f"report: {out / 'sr_report.json'}")
     return 0
@@ -237,35 +274,176 @@ def cmd_sweep(args) -> int:
     return 0
 
 
+def _recognizer(args, detect: bool = True):
+    from .infer.recognizer import Recognizer
+
+    routes = []
+    for item in args.route:
+        px, _, path = item.partition("=")
+        if not px.isdigit() or not path:
+            raise LrferError(f"--route {item!r}", "write --route PIXELS=CHECKPOINT, e.g. --route 16=tiny.safetensors")
+        routes.append((int(px), path))
+    return Recognizer(
+        args.checkpoint, None if (args.no_detect or not detect) else args.detector, args.device,
+        backend=args.backend, min_score=args.min_score, upscale=args.upscale, margin=args.margin,
+        align=args.align, min_face=args.min_face, tta=args.tta, routes=routes,
+    )  # fmt: skip
+
+
+def _row_writer(args, classes, fields):
+    """A streaming CSV/JSON writer for --csv/--json FILE, or None."""
+    from .infer.writers import RowWriter
+
+    if args.csv:
+        return RowWriter(args.csv, "csv", classes, fields=fields)
+    if args.json:
+        return RowWriter(args.json, "jsonl" if args.json.endswith(".jsonl") else "json", classes, fields=fields)
+    return None
+
+
 def cmd_predict(args) -> int:
     from .infer.faces import predict_files
 
-    clf = _classifier(args)
-    rows = predict_files(clf, args.paths, tta=args.tta)
-    ok = [r for r in rows if r["status"] == "ok"]
-    for r in rows:
-        if r["status"] != "ok":
-            print(f"{r['file']}: {r['status']}", file=sys.stderr)
-    if args.json:
-        print(json.dumps(rows, indent=2))
-    elif args.csv:
-        _write_csv(rows, clf.classes, args.csv)
-        print(f"wrote {len(rows)} rows to {args.csv}")
+    from .infer.recognizer import PHOTO_FIELDS
+
+    rec = _recognizer(args)
+    writer = _row_writer(args, rec.classes, PHOTO_FIELDS)
+    processed, table, n_rows = set(), [], 0
+    try:
+        for row in predict_files(rec, args.paths, annotate_dir=args.annotate):
+            n_rows += 1
+            if row["status"] in ("ok", "no face found"):
+                processed.add(row["file"])
+            if row["status"] != "ok":
+                print(f"{row['file']}: {row['status']}", file=sys.stderr)
+            if writer is not None:
+                writer.write(row)
+            else:
+                table.append({**row, **row.get("probabilities", {})})
+    finally:
+        if writer is not None:
+            writer.close()
+    if writer is not None:
+        print(f"wrote {n_rows} rows to {args.csv or args.json}")
     else:
+        box = [] if args.no_detect else ["face", "x1", "y1", "x2", "y2"]
+        _print_table(table, ["file", "status", *box, "size", "label", "confidence", *rec.classes])
+    return 0 if processed else 1  # non-zero only when no file could be processed at all
+
+
+def cmd_video(args, webcam: bool = False) -> int:
+    from .infer.annotate import draw_faces
+    from .infer.video import VideoWriter, open_video, open_webcam
+    from .infer.recognizer import VIDEO_FIELDS
+    from .infer.writers import TrackSummary
+
+    rec = _recognizer(args)
+    source = open_webcam(int(args.camera) if args.camera.isdigit() else args.camera) if webcam else open_video(args.input)
+    writer = _row_writer(args, rec.classes, VIDEO_FIELDS)
+    summary = TrackSummary(rec.classes)
+    out_video = None
+    bar = None
+    if not args.no_progress:
+        from tqdm import tqdm
+
+        bar = tqdm(total=source.frame_count, unit="frame", file=sys.stderr, dynamic_ncols=True, disable=None)
+    n = 0
+    try:
+        with source:
+            stream = rec.stream(
+                source, batch_frames=args.batch_frames, smoothing=args.smoothing, alpha=args.alpha, window=args.window,
+                keep_frames=args.out is not None,
+            )  # fmt: skip
+            for result in stream:
+                n += 1
+                if args.max_frames and n > args.max_frames:
+                    break
+                if args.out is not None:
+                    if out_video is None:
+                        out_video = VideoWriter(args.out, source.fps, source.width, source.height)
+                    out_video.write(draw_faces(result.image, result.faces))
+                for face in result.faces:
+                    summary.update(face.track_id, face.label, result.time)
+                    if writer is not None:
+                        writer.write({"frame": result.index, "time": round(result.time, 3), "track_id": face.track_id, **face.to_row()})
+                if webcam and args.csv is None and args.json is None:
+                    faces = "  ".join(f"#{f.track_id} {f.label} {f.confidence:.2f}" for f in result.faces) or "-"
+                    print(f"frame {result.index}  t={result.time:.2f}s  {faces}", flush=True)
+                if bar is not None:
+                    bar.update(1)
+    finally:
+        if bar is not None:
+            bar.close()
+        if writer is not None:
+            writer.close()
+        if out_video is not None:
+            out_video.close()
+    status = getattr(source, "status", "ok")
+    if status != "ok":
+        print(f"{args.input if not webcam else 'camera'}: {status} (kept the {n} frames before it)", file=sys.stderr)
+    if n == 0:
+        raise LrferError("no frames could be read", "check the video file or camera")
+    rows = summary.rows()
+    if args.summary:
+        Path(args.summary).write_text(json.dumps(rows, indent=2) + "\n")
+    if rows and not webcam:
         _print_table(
-            [{**r, **{c: r["probabilities"].get(c) for c in clf.classes}} if r["status"] == "ok" else r for r in rows],
-            ["file", "label", "confidence", *clf.classes],
+            [{**r, **{c: f"{r[f'share_{c}']:.0%}" for c in rec.classes}} for r in rows],
+            ["track_id", "first_time", "last_time", "frames", "dominant", *rec.classes],
         )
-    return 0 if ok else 1
+    print(f"{n} frames, {len(rows)} face tracks" + "".join(f"; wrote {p}" for p in (args.out, args.csv, args.json, args.summary) if p))
+    return 0
 
 
-def _write_csv(rows: list[dict], classes: tuple[str, ...], path: str) -> None:
-    with open(path, "w", newline="") as f:
-        w = csv.writer(f)
-        w.writerow(["file", "status", "width", "height", "label", "confidence", *classes])
-        for r in rows:
-            probs = r.get("probabilities") or {}
-            w.writerow([r["file"], r["status"], r.get("width", ""), r.get("height", ""), r.get("label", ""), r.get("confidence", ""), *(probs.get(c, "") for c in classes)])
+def cmd_webcam(args) -> int:
+    return cmd_video(args, webcam=True)
+
+
+def cmd_export(args) -> int:
+    from .export.onnx import export_onnx, quantize_int8
+
+    path = export_onnx(args.checkpoint, args.onnx)
+    print(f"wrote {path}")
+    if args.int8:
+        calib = _calibration_faces(args)
+        qpath = quantize_int8(path, args.int8, calib)
+        print(f"wrote {qpath} (int8, calibrated on {len(calib)} faces)")
+    return 0
+
+
+def _calibration_faces(args):
+    """Face crops for int8 calibration: the --data training split, at the model's input."""
+    import numpy as np
+    import torch
+
+    from .infer.classifier import FaceClassifier
+
+    if not args.data:
+        raise LrferError("--int8 needs calibration faces", "add --data PATH (e.g. fer2013.csv); 512 training faces are used")
+    clf = FaceClassifier.load(args.checkpoint, device="cpu")
+    faces = _load_data(args, Bars(not args.no_progress))
+    split = args.split or ("Training" if "Training" in set(faces.split) else None)
+    faces = clf.prepare(faces.select_split(split) if split else faces)
+    idx = np.random.default_rng(0).permutation(len(faces))[:512]
+    return faces.images[torch.from_numpy(idx)].numpy()
+
+
+def cmd_calibrate(args) -> int:
+    from .evaluate.calibration import calibrate_checkpoint
+    from .infer.classifier import DEFAULT_CHECKPOINT
+
+    if args.checkpoint is None and args.out is None:
+        raise LrferError("calibrating the shipped model in place would change the installed package", "give --out FILE (and --checkpoint for your own model)")
+    bars = Bars(not args.no_progress)
+    clf = _classifier(args)
+    faces = _load_data(args, bars)
+    split = args.split or _default_split(faces, clf)
+    rep = calibrate_checkpoint(args.checkpoint or DEFAULT_CHECKPOINT, faces.select_split(split), split=split, path_out=args.out, device=clf.device, progress=bars)
+    bars.close()
+    print(f"temperature {rep['temperature']:.3f} fitted on {faces.name} {split} (n={rep['n']})")
+    print(f"ECE {rep['ece_before']:.4f} -> {rep['ece_after']:.4f}   NLL {rep['nll_before']:.4f} -> {rep['nll_after']:.4f} (measured on the fitting faces)")
+    print(f"wrote {rep['path']}")
+    return 0
 
 
 def cmd_models(args) -> int:
@@ -331,24 +509,33 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--limit-train", type=int, help="use only the first N training rows (quick runs)")
     sp.add_argument("--compile", action="store_true", help="torch.compile the model")
     sp.add_argument("--init-weights", metavar="FILE", help="pretrained weights (.pth state dict or .safetensors) to start from")
+    sp.add_argument("--front", metavar="stn", help="put a spatial transformer in front of the classifier (Qin 2021)")
+    sp.add_argument("--front-sr", metavar="SR_CKPT", help="put a trained super-resolution model (`lrfer train-sr`) in front")
+    sp.add_argument("--sr-trainable", action="store_true", help="fine-tune the --front-sr model with the classifier (default frozen)")
     sp.add_argument("--out", help="output folder (default runs/<recipe or model>)")
     sp.add_argument("--resume", action="store_true", help="continue from OUT/last.safetensors")
+    sp.add_argument("--folds", type=int, metavar="K", help="subject-independent K-fold cross-validation (CK+: 10); finished folds are skipped on rerun")
+    sp.add_argument("--fold", type=int, action="append", metavar="N", help="run only fold N (repeatable); default all")
+    sp.add_argument("--fold-seed", type=int, default=0, help="seed of the subject-to-fold assignment")
     sp.set_defaults(func=cmd_train)
 
-    sp = sub.add_parser("train-sr", help="train an EDSR super-resolution model on faces (Qin 2021 front end)")
+    sp = sub.add_parser("train-sr", help="train a super-resolution model on faces: EDSR (Qin 2021), or SRGAN with --gan (Liu 2019 model B)")
     data_args(sp)
     sp.add_argument("--scale", type=int, default=2, choices=[2, 3, 4], help="up-sampling factor")
-    sp.add_argument("--config", default="light", choices=["light", "paper"], help="light: 4 blocks x 32 (CPU); paper: 16 x 128 (Qin 2021)")
-    sp.add_argument("--epochs", type=int)
+    sp.add_argument("--config", default="light", choices=["light", "paper"], help="light: 4 blocks x 32 (CPU); paper: EDSR 16 x 128 (Qin 2021), with --gan SRResNet 16 x 64 (Ledig 2017)")
+    sp.add_argument("--gan", action="store_true", help="train an SRGAN (SRResNet generator + discriminator, content + 1e-3 adversarial loss) instead of an EDSR")
+    sp.add_argument("--feature-net", metavar="CKPT_OR_VGG", help="--gan: content-loss features from an lrfer classifier checkpoint (default: the shipped model) or a torchvision VGG-19 state dict")
+    sp.add_argument("--pretrain-epochs", type=int, help="--gan: pixel-MSE epochs (SRResNet warm start) before the adversarial ones (default 0)")
+    sp.add_argument("--epochs", type=int, help="training epochs (with --gan: adversarial epochs, default 20)")
     sp.add_argument("--batch-size", type=int)
     sp.add_argument("--lr", type=float)
-    sp.add_argument("--init-from", metavar="X2_CKPT", help="start an x4 model from an x2 checkpoint")
+    sp.add_argument("--init-from", metavar="CKPT", help="start an x4 EDSR from an x2 checkpoint; with --gan, the generator from an SR checkpoint of the same config and scale")
     sp.add_argument("--train-split", help="default: the data's training split, else all rows")
     sp.add_argument("--val-split", help="held-out split for PSNR/SSIM; 'none' holds out the last 10%% of subjects or rows")
     sp.add_argument("--limit-train", type=int, help="use only the first N training faces (quick runs)")
     sp.add_argument("--seed", type=int)
     sp.add_argument("--device", help="auto, cpu, cuda")
-    sp.add_argument("--out", help="output folder (default runs/<model>_x<scale>)")
+    sp.add_argument("--out", help="output folder (default runs/<model>_x<scale>; runs/srgan_<model>_x<scale> with --gan)")
     sp.set_defaults(func=cmd_train_sr)
 
     sp = sub.add_parser("evaluate", help="accuracy, per-class F1, confusion matrix")
@@ -367,13 +554,64 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--out", help="output folder (default runs/sweep)")
     sp.set_defaults(func=cmd_sweep)
 
-    sp = sub.add_parser("predict", help="expressions of face crops (image files or folders)")
+    from .infer.detect import DEFAULT_DETECTOR
+
+    def recognizer_args(sp):
+        model_args(sp)
+        sp.add_argument("--backend", default="auto", choices=["auto", "torch", "onnx"], help="classifier runtime: auto = onnxruntime on the CPU (exported once, cached), torch on a GPU")
+        sp.add_argument("--detector", default=DEFAULT_DETECTOR, help=f"face detector: {DEFAULT_DETECTOR} (default), yuface, mtcnn, haar, mediapipe")
+        sp.add_argument("--no-detect", action="store_true", help="the inputs are already face crops")
+        sp.add_argument("--min-score", type=float, default=0.5, help="detector confidence threshold")
+        sp.add_argument("--upscale", type=float, default=1.0, help="enlarge frames before detection to find faces under ~16 px")
+        sp.add_argument("--min-face", type=int, default=0, help="ignore faces smaller than this many pixels")
+        sp.add_argument("--margin", type=float, default=0.2, help="crop margin around the detected box, as a fraction of its size")
+        sp.add_argument("--align", action="store_true", help="rotate each face so the eyes are level")
+        sp.add_argument("--route", action="append", default=[], metavar="PX=CKPT", help="faces under PX pixels go to model CKPT")
+        g = sp.add_mutually_exclusive_group()
+        g.add_argument("--csv", metavar="FILE", help="write one row per face as CSV")
+        g.add_argument("--json", metavar="FILE", help="write one record per face as JSON (.jsonl: JSON lines)")
+
+    def video_args(sp):
+        recognizer_args(sp)
+        sp.add_argument("--out", metavar="VIDEO", help="write the video with boxes and labels drawn (.mp4)")
+        sp.add_argument("--summary", metavar="FILE", help="write the per-track summary as JSON")
+        sp.add_argument("--smoothing", default="ema", choices=["ema", "window", "none"], help="per-track smoothing of probabilities")
+        sp.add_argument("--alpha", type=float, default=0.6, help="EMA weight of the newest frame")
+        sp.add_argument("--window", type=int, default=5, help="frames averaged by --smoothing window")
+        sp.add_argument("--batch-frames", type=int, default=8, help="frames detected and classified together")
+        sp.add_argument("--max-frames", type=int, help="stop after this many frames")
+        sp.add_argument("--no-progress", action="store_true")
+
+    sp = sub.add_parser("predict", help="faces and expressions in photos (files or folders)")
     sp.add_argument("paths", nargs="+")
-    model_args(sp)
-    g = sp.add_mutually_exclusive_group()
-    g.add_argument("--json", action="store_true", help="print JSON")
-    g.add_argument("--csv", metavar="FILE", help="write CSV")
+    recognizer_args(sp)
+    sp.add_argument("--annotate", metavar="DIR", help="save copies of the images with boxes and labels drawn")
     sp.set_defaults(func=cmd_predict)
+
+    sp = sub.add_parser("video", help="faces, tracks and expressions in a video file")
+    sp.add_argument("input")
+    video_args(sp)
+    sp.set_defaults(func=cmd_video)
+
+    sp = sub.add_parser("webcam", help="faces and expressions from a camera, printed per frame")
+    sp.add_argument("--camera", default="0", help="camera number or device path (default 0: /dev/video0)")
+    video_args(sp)
+    sp.set_defaults(func=cmd_webcam)
+
+    sp = sub.add_parser("export", help="export a classifier to ONNX (optionally int8)")
+    sp.add_argument("--checkpoint", help="a .safetensors checkpoint (default: the shipped model)")
+    sp.add_argument("--onnx", required=True, metavar="FILE", help="output .onnx file (dynamic batch)")
+    sp.add_argument("--int8", metavar="FILE", help="also write an int8-quantized model, calibrated on --data")
+    data_args(sp, required=False)
+    sp.add_argument("--split", help="split to draw calibration faces from (default Training)")
+    sp.set_defaults(func=cmd_export)
+
+    sp = sub.add_parser("calibrate", help="fit a temperature on a validation split and store it in the checkpoint")
+    model_args(sp)
+    data_args(sp)
+    sp.add_argument("--split", help=SPLIT_HELP + " (default: the validation split)")
+    sp.add_argument("--out", metavar="FILE", help="calibrated checkpoint (default: overwrite --checkpoint)")
+    sp.set_defaults(func=cmd_calibrate)
 
     sub.add_parser("models", help="list registered models").set_defaults(func=cmd_models)
     sub.add_parser("recipes", help="list shipped training recipes").set_defaults(func=cmd_recipes)

@@ -14,7 +14,7 @@ from PIL import Image
 from lrfer.cli import main
 from lrfer.models import create_model
 from lrfer.train.checkpoint import model_spec, save_checkpoint
-from tests.conftest import make_faceset
+from tests.conftest import ROOT_DIR, make_faceset
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -158,3 +158,35 @@ def test_sr_model_is_not_trained_as_a_classifier(capsys, fer_csv):
 def test_missing_init_weights_file(capsys, fer_csv, tmp_path):
     code, _, err = run(capsys, "train", "--model", "cnn2x2", "--data", str(fer_csv), "--init-weights", str(tmp_path / "vggface2.pth"))
     assert_clean_error(code, err, "vggface2.pth")
+
+
+def test_export_calibrate_and_predict_with_the_export(capsys, fer_csv, tmp_path):
+    ck = tiny_checkpoint(tmp_path / "c.safetensors", width=4, blocks=(1,))
+    code, out, _ = run(capsys, "calibrate", "--checkpoint", str(ck), "--data", str(fer_csv), "--out", str(tmp_path / "cal.safetensors"), "--no-progress")
+    assert code == 0 and "temperature" in out and "PublicTest" in out
+    from lrfer.train.checkpoint import load_checkpoint
+
+    spec = load_checkpoint(tmp_path / "cal.safetensors").spec
+    assert spec["calibration"]["split"] == "PublicTest" and spec["temperature"] == pytest.approx(spec["calibration"]["temperature"])
+    code, out, _ = run(capsys, "export", "--checkpoint", str(tmp_path / "cal.safetensors"), "--onnx", str(tmp_path / "m.onnx"), "--int8", str(tmp_path / "m8.onnx"), "--data", str(fer_csv), "--no-progress")
+    assert code == 0 and (tmp_path / "m.onnx").stat().st_size > 0 and (tmp_path / "m8.onnx").stat().st_size > 0
+    faces = ROOT_DIR / "examples" / "faces"
+    code, out, _ = run(capsys, "predict", "--no-detect", "--checkpoint", str(tmp_path / "m.onnx"), "--json", str(tmp_path / "p.json"), str(faces))
+    assert code == 0 and len(json.loads((tmp_path / "p.json").read_text())) == 5
+    code, _, err = run(capsys, "calibrate", "--data", str(fer_csv))
+    assert_clean_error(code, err, "--out")
+
+
+def test_train_with_a_front_end_and_folds(capsys, tmp_path):
+    faces = make_faceset(96, size=48)
+    faces.groups = np.array([f"S{(i // 3) % 6}" for i in range(96)])
+    np.savez(tmp_path / "d.npz", images=faces.images[:, 0].numpy(), labels=faces.labels.numpy(), class_names=np.array(faces.classes), groups=faces.groups)
+    recipe = tmp_path / "r.toml"
+    recipe.write_text('model = "resnet18_fer_slim"\nmodel_kwargs = { width = 4, blocks = [1] }\nepochs = 1\nbatch_size = 8\ntrain_split = "all"\nval_split = "none"\n')
+    code, out, _ = run(capsys, "train", "--recipe", str(recipe), "--data", str(tmp_path / "d.npz"), "--front", "stn", "--folds", "3", "--fold", "0", "--out", str(tmp_path / "cv"), "--no-progress")
+    assert code == 0 and "1/3 folds" in out
+    from lrfer.train.checkpoint import load_checkpoint
+
+    assert load_checkpoint(tmp_path / "cv" / "fold_00" / "last.safetensors").spec["name"] == "fronted"
+    code, _, err = run(capsys, "train", "--recipe", str(recipe), "--data", str(tmp_path / "d.npz"), "--front", "sr")
+    assert_clean_error(code, err, "--front-sr")

@@ -11,6 +11,7 @@ from lrfer.cli import main
 from lrfer.data.readers import load_dataset
 from lrfer.infer.classifier import DEFAULT_CHECKPOINT, FaceClassifier
 from lrfer.infer.faces import ImageReadError, predict_files, read_image
+from lrfer.infer.recognizer import Recognizer
 from tests.conftest import ROOT_DIR
 
 EXAMPLES = ROOT_DIR / "examples" / "faces"
@@ -59,20 +60,21 @@ def test_truncated_image(tmp_path):
 
 def test_default_model_ships_and_recognises_a_real_smile(default_classifier):
     assert DEFAULT_CHECKPOINT.stat().st_size < 20 * 2**20
-    rows = predict_files(default_classifier, [EXAMPLES / "astronaut_048px.png", EXAMPLES / "astronaut_100px.png"])
+    crops = Recognizer(default_classifier, detector=None)
+    rows = list(predict_files(crops, [EXAMPLES / "astronaut_048px.png", EXAMPLES / "astronaut_100px.png"]))
     assert [r["label"] for r in rows] == ["happy", "happy"]
     assert all(abs(sum(r["probabilities"].values()) - 1) < 1e-3 for r in rows)
 
 
 def test_bad_files_get_a_status_and_the_rest_still_run(default_classifier, tmp_path):
     (tmp_path / "empty.png").write_bytes(b"")
-    rows = predict_files(default_classifier, [EXAMPLES / "astronaut_024px.png", tmp_path / "empty.png"])
+    rows = list(predict_files(Recognizer(default_classifier, detector=None), [EXAMPLES / "astronaut_024px.png", tmp_path / "empty.png"]))
     assert rows[0]["status"] == "ok" and rows[1]["status"] == "empty file (0 bytes)"
     assert "label" not in rows[1]
 
 
 def test_cli_predict_exit_codes(capsys, tmp_path):
-    assert main(["predict", str(EXAMPLES)]) == 0
+    assert main(["predict", "--no-detect", str(EXAMPLES)]) == 0
     out = capsys.readouterr().out
     assert out.count("happy") >= 3  # table rows for the 100, 48 and 24 px crops at least
     (tmp_path / "junk.jpg").write_bytes(b"junk")

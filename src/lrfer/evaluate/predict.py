@@ -13,12 +13,16 @@ Per batch, in this order:
    many pixels (relative to the model's input, so "16 px" means the same for every dataset);
 4. the test-time views are built (centre / ten crops of ``crop`` px, horizontal flips), run as
    one concatenated batch, and averaged.
+
+Steps 1-3 are :func:`preprocess` and the loop is :func:`predict_views`, which takes any function
+from a batch of views to per-view outputs: the torch path and the ONNX Runtime backend
+(:mod:`lrfer.infer.backends`) both run through it, so a face is prepared identically for both.
 """
 
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Literal, Optional, Union
 
 import numpy as np
@@ -129,8 +133,9 @@ def _as_tensor(images: Union[torch.Tensor, np.ndarray]) -> torch.Tensor:
     return x
 
 
-def _match_channels(x: torch.Tensor, model: nn.Module) -> torch.Tensor:
-    want = getattr(model, "in_chans", None)
+def _match_channels(x: torch.Tensor, model: Union[nn.Module, int, None]) -> torch.Tensor:
+    """``x`` in the channel count of ``model`` (a module with ``in_chans``, or the count itself)."""
+    want = model if isinstance(model, int) or model is None else getattr(model, "in_chans", None)
     have = x.shape[1]
     if not isinstance(want, int) or want == have:
         return x
@@ -140,6 +145,83 @@ def _match_channels(x: torch.Tensor, model: nn.Module) -> torch.Tensor:
         f"the model takes {want}-channel images, these have {have}",
         "convert the faces with FaceSet.to_grayscale()" if want == 1 else "use faces with the model's channel count",
     )
+
+
+def preprocess(
+    xb: torch.Tensor,
+    *,
+    in_chans: Optional[int],
+    input_size: Optional[Size],
+    degrade_to: Optional[int] = None,
+    degrade_mode: str = "bilinear",
+) -> torch.Tensor:
+    """Steps 1-3 on one batch: uint8 (or float [0, 1]) faces to float [0, 1] in ``in_chans``
+    channels at ``input_size`` (``None``: as they are), degraded to ``degrade_to`` px if given."""
+    xb = xb.float().div_(255.0) if xb.dtype == torch.uint8 else xb.float()
+    xb = _match_channels(xb, in_chans)
+    target_hw = size_hw(input_size) if input_size is not None else None
+    if target_hw is not None and tuple(xb.shape[-2:]) != target_hw:
+        shrink = target_hw[0] < xb.shape[-2] or target_hw[1] < xb.shape[-1]
+        xb = F.interpolate(xb, size=target_hw, mode="bilinear", align_corners=False, antialias=shrink)
+    if degrade_to is not None:
+        xb = degrade(xb, int(degrade_to), degrade_mode)
+    return xb
+
+
+def model_input(
+    images: Union[torch.Tensor, np.ndarray],
+    *,
+    in_chans: Optional[int],
+    input_size: Optional[Size],
+    crop: Optional[Size] = None,
+) -> torch.Tensor:
+    """The float ``(N, C, S, S)`` tensor a model is fed for these faces without TTA:
+    :func:`preprocess` and the centre crop (e.g. calibration data for a quantized export)."""
+    x = preprocess(_as_tensor(images), in_chans=in_chans, input_size=input_size)
+    return _views(x, "none", crop)[0].contiguous()
+
+
+def predict_views(
+    forward: Callable[[torch.Tensor], torch.Tensor],
+    images: Union[torch.Tensor, np.ndarray],
+    *,
+    num_classes: int,
+    in_chans: Optional[int],
+    batch_size: int = 512,
+    device: Union[str, torch.device] = "cpu",
+    tta: str = "none",
+    crop: Optional[Size] = None,
+    input_size: Optional[Size] = None,
+    degrade_to: Optional[int] = None,
+    degrade_mode: str = "bilinear",
+    progress: Optional[Progress] = None,
+    task: str = "predict",
+) -> torch.Tensor:
+    """The batching loop shared by every backend: :func:`preprocess`, the TTA views, ``forward``,
+    and the mean over views; ``(N, num_classes)`` float32 on the CPU.
+
+    ``forward`` maps the concatenated views ``(V * B, C, S, S)`` (float [0, 1], on ``device``) to
+    per-view outputs ``(V * B, num_classes)``: probabilities or logits, which are averaged as they
+    are. The other arguments are those of :func:`predict_proba`.
+    """
+    _check_tta(tta, crop)
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    x_all = _as_tensor(images)
+    device = torch.device(device)
+    n = len(x_all)
+    if n == 0:
+        return torch.empty(0, num_classes, dtype=torch.float32)
+    outputs: list[torch.Tensor] = []
+    for start in range(0, n, batch_size):
+        xb = x_all[start : start + batch_size].to(device, non_blocking=True)
+        xb = preprocess(xb, in_chans=in_chans, input_size=input_size, degrade_to=degrade_to, degrade_mode=degrade_mode)
+        views = _views(xb, tta, crop)
+        batch = torch.cat(views) if len(views) > 1 else views[0]
+        outputs.append(forward(batch).float().reshape(len(views), len(xb), -1).mean(0))
+        report(progress, task, min(start + batch_size, n), n)
+    # One device-to-host copy at the end instead of a synchronising copy per batch.
+    return torch.cat(outputs).cpu()
 
 
 def _predict(
@@ -156,50 +238,39 @@ def _predict(
     degrade_mode: str,
     progress: Optional[Progress],
     task: str,
+    temperature: float = 1.0,
 ) -> torch.Tensor:
     _check_tta(tta, crop)
-    if batch_size < 1:
-        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
-    x_all = _as_tensor(images)
+    if not temperature > 0:
+        raise ValueError(f"temperature must be > 0, got {temperature}")
     if device is None:
         device = _model_device(model)
     else:
         device = torch.device(device)
         model.to(device)  # outside inference_mode, see below
-    n = len(x_all)
-    if n == 0:
-        return torch.empty(0, int(getattr(model, "num_classes", 0)), dtype=torch.float32)
 
     on_cuda = device.type == "cuda"
     # bf16 autocast on CUDA only: it is the fast path on recent GPUs and needs no loss scaling;
     # on CPU it is slower than fp32 for these small convnets, so CPU runs in fp32.
     amp = torch.autocast("cuda", dtype=torch.bfloat16) if on_cuda else contextlib.nullcontext()
-    target_hw = size_hw(input_size) if input_size is not None else None
-    outputs: list[torch.Tensor] = []
+
+    def forward(batch: torch.Tensor) -> torch.Tensor:
+        if on_cuda:
+            batch = batch.contiguous(memory_format=torch.channels_last)
+        logits = model(batch).float()
+        # Ten-crop / flip averaging is done on probabilities (the usual protocol), each view
+        # temperature-scaled first; for logits output the views' logits are averaged instead,
+        # which keeps them valid logits.
+        return (logits / temperature).softmax(-1) if output == "proba" else logits
+
     # Moving the model / changing its memory format must happen outside inference_mode: weights
     # converted inside it would become inference tensors that a later training step cannot use.
     with _inference_setup(model, device), torch.inference_mode(), amp:
-        for start in range(0, n, batch_size):
-            xb = x_all[start : start + batch_size].to(device, non_blocking=True)
-            xb = xb.float().div_(255.0) if xb.dtype == torch.uint8 else xb.float()
-            xb = _match_channels(xb, model)
-            if target_hw is not None and tuple(xb.shape[-2:]) != target_hw:
-                shrink = target_hw[0] < xb.shape[-2] or target_hw[1] < xb.shape[-1]
-                xb = F.interpolate(xb, size=target_hw, mode="bilinear", align_corners=False, antialias=shrink)
-            if degrade_to is not None:
-                xb = degrade(xb, int(degrade_to), degrade_mode)
-            views = _views(xb, tta, crop)
-            batch = torch.cat(views) if len(views) > 1 else views[0]
-            if on_cuda:
-                batch = batch.contiguous(memory_format=torch.channels_last)
-            logits = model(batch).float().reshape(len(views), len(xb), -1)
-            # Ten-crop / flip averaging is done on probabilities (the usual protocol); for logits
-            # output the views' logits are averaged instead, which keeps them valid logits.
-            out = logits.softmax(-1).mean(0) if output == "proba" else logits.mean(0)
-            outputs.append(out)
-            report(progress, task, min(start + batch_size, n), n)
-    # One device-to-host copy at the end instead of a synchronising copy per batch.
-    return torch.cat(outputs).cpu()
+        return predict_views(
+            forward, images, num_classes=int(getattr(model, "num_classes", 0)), in_chans=getattr(model, "in_chans", None),
+            batch_size=batch_size, device=device, tta=tta, crop=crop, input_size=input_size,
+            degrade_to=degrade_to, degrade_mode=degrade_mode, progress=progress, task=task,
+        )  # fmt: skip
 
 
 def predict_proba(
@@ -215,6 +286,7 @@ def predict_proba(
     degrade_mode: str = "bilinear",
     progress: Optional[Progress] = None,
     task: str = "predict",
+    temperature: float = 1.0,
 ) -> torch.Tensor:
     """Class probabilities ``(N, K)`` float32 on the CPU.
 
@@ -230,10 +302,12 @@ def predict_proba(
     ``degrade_to``: simulate faces of that many pixels with :func:`lrfer.data.augment.degrade`
     (after the resize, before the crops); ``None`` or a size >= the input leaves them as they are.
     ``progress``: callback receiving ``task`` events counting faces done.
+    ``temperature``: divides the logits before the softmax (see :mod:`lrfer.evaluate.calibration`).
     """
     return _predict(
         model, images, output="proba", batch_size=batch_size, device=device, tta=tta, crop=crop,
         input_size=input_size, degrade_to=degrade_to, degrade_mode=degrade_mode, progress=progress, task=task,
+        temperature=temperature,
     )  # fmt: skip
 
 

@@ -38,6 +38,8 @@ class FaceClassifier:
         self.in_chans: int = spec["in_chans"]
         self.image_size: int = spec.get("image_size", spec["input_size"][-1])
         self.crop: Optional[int] = spec.get("crop") or None
+        #: divides the logits before the softmax; fitted by `lrfer.evaluate.calibration` (1 = raw).
+        self.temperature: float = float(spec.get("temperature", 1.0))
 
     @classmethod
     def load(cls, path: Union[str, os.PathLike, None] = None, device: Union[str, torch.device, None] = None) -> "FaceClassifier":
@@ -65,7 +67,8 @@ class FaceClassifier:
         batch_size: int = 512,
         progress: Optional[Progress] = None,
     ) -> torch.Tensor:
-        """Probabilities for uint8 face crops ``(N, C, H, W)`` of any size."""
+        """Probabilities for uint8 face crops ``(N, C, H, W)`` of any size, temperature-scaled
+        when the checkpoint holds a fitted temperature."""
         return predict_proba(
             self.model,
             images,
@@ -76,6 +79,7 @@ class FaceClassifier:
             input_size=self.image_size,
             degrade_to=degrade_to,
             progress=progress,
+            temperature=self.temperature,
         )
 
     def evaluate(self, faces: FaceSet, *, tta: str = "none", measure_latency: bool = True, progress: Optional[Progress] = None) -> dict:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Iterable, Union
+from typing import Iterable, Iterator, Union
 
 import numpy as np
 import torch
@@ -72,42 +72,64 @@ def expand_paths(paths: Iterable[Union[str, os.PathLike]]) -> list[Path]:
     return out
 
 
-def predict_files(classifier, paths: Iterable[Union[str, os.PathLike]], *, tta: str = "none", batch_size: int = 256) -> list[dict]:
-    """One row per file: status, size, label, confidence and per-class probabilities."""
+def predict_files(
+    recognizer,
+    paths: Iterable[Union[str, os.PathLike]],
+    *,
+    annotate_dir: Union[str, os.PathLike, None] = None,
+    batch_images: int = 16,
+) -> Iterator[dict]:
+    """Rows for image files, one per face found (``recognizer`` is a :class:`~lrfer.infer.recognizer.Recognizer`).
+
+    A file that cannot be read, or in which no face is found, still gets one row whose ``status``
+    says so; the other files go on. Images are read and classified ``batch_images`` at a time, so
+    a folder of thousands of photos never sits in memory at once. With ``annotate_dir``, a copy
+    of each image with boxes and labels drawn is saved there as ``<stem>.png`` (``<stem>_2.png``...
+    when names repeat).
+    """
     files = expand_paths(paths)
-    rows: list[dict] = []
-    faces: list[torch.Tensor] = []
-    face_rows: list[dict] = []
+    names = _output_names(files)
+    for start in range(0, len(files), batch_images):
+        chunk = files[start : start + batch_images]
+        readable: list[tuple[Path, np.ndarray]] = []
+        bad: dict[Path, str] = {}
+        for f in chunk:
+            try:
+                readable.append((f, read_image(f, 3).permute(1, 2, 0).numpy()))
+            except ImageReadError as err:
+                bad[f] = str(err)
+        results = dict(zip((f for f, _ in readable), recognizer.predict_batch([im for _, im in readable]))) if readable else {}
+        images = dict(readable)
+        for f in chunk:
+            if f in bad:
+                yield {"file": str(f), "status": bad[f]}
+                continue
+            faces = results[f]
+            h, w = images[f].shape[:2]
+            if annotate_dir is not None:
+                _save_annotated(images[f], faces, Path(annotate_dir) / names[f])
+            if not faces:
+                yield {"file": str(f), "status": "no face found", "width": w, "height": h}
+            for i, face in enumerate(faces):
+                yield {"file": str(f), "status": "ok", "width": w, "height": h, "face": i, **face.to_row()}
+
+
+def _output_names(files: list[Path]) -> dict[Path, str]:
+    """A distinct .png name per input: its own stem, with ``_2``, ``_3``... when stems repeat."""
+    names: dict[Path, str] = {}
+    taken: set[str] = set()
     for f in files:
-        row: dict = {"file": str(f)}
-        try:
-            img = read_image(f, classifier.in_chans)
-        except ImageReadError as err:
-            row["status"] = str(err)
-        else:
-            row.update(status="ok", width=int(img.shape[2]), height=int(img.shape[1]))
-            # Faces of mixed sizes: resize each to the model's size so they batch together.
-            faces.append(_to_size(img, classifier.image_size))
-            face_rows.append(row)
-        rows.append(row)
-    if faces:
-        probs = classifier.predict_proba(torch.stack(faces), tta=tta, batch_size=batch_size)
-        for row, p in zip(face_rows, probs):
-            k = int(p.argmax())
-            row.update(
-                label=classifier.classes[k],
-                confidence=round(float(p[k]), 4),
-                probabilities={c: round(float(v), 4) for c, v in zip(classifier.classes, p)},
-            )
-    return rows
+        name, k = f"{f.stem}.png", 1
+        while name in taken:
+            k += 1
+            name = f"{f.stem}_{k}.png"
+        taken.add(name)
+        names[f] = name
+    return names
 
 
-def _to_size(img: torch.Tensor, size: int) -> torch.Tensor:
-    if img.shape[-2:] == (size, size):
-        return img
-    import torch.nn.functional as F
+def _save_annotated(image: np.ndarray, faces: list, path: Path) -> None:
+    from .annotate import draw_faces
 
-    x = img[None].float()
-    shrink = min(img.shape[-2:]) > size
-    x = F.interpolate(x, size=(size, size), mode="bilinear", align_corners=False, antialias=shrink)
-    return x[0].round().clamp(0, 255).to(torch.uint8)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(draw_faces(image, faces)).save(path)
