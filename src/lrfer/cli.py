@@ -555,6 +555,7 @@ def build_parser() -> argparse.ArgumentParser:
     sp.set_defaults(func=cmd_sweep)
 
     from .infer.detect import DEFAULT_DETECTOR
+    from .infer.crop import DEFAULT_MARGIN
 
     def recognizer_args(sp):
         model_args(sp)
@@ -564,7 +565,7 @@ def build_parser() -> argparse.ArgumentParser:
         sp.add_argument("--min-score", type=float, default=0.5, help="detector confidence threshold")
         sp.add_argument("--upscale", type=float, default=1.0, help="enlarge frames before detection to find faces under ~16 px")
         sp.add_argument("--min-face", type=int, default=0, help="ignore faces smaller than this many pixels")
-        sp.add_argument("--margin", type=float, default=0.2, help="crop margin around the detected box, as a fraction of its size")
+        sp.add_argument("--margin", type=float, default=DEFAULT_MARGIN, help=f"crop margin around the detected box, as a fraction of its size (default {DEFAULT_MARGIN})")
         sp.add_argument("--align", action="store_true", help="rotate each face so the eyes are level")
         sp.add_argument("--route", action="append", default=[], metavar="PX=CKPT", help="faces under PX pixels go to model CKPT")
         g = sp.add_mutually_exclusive_group()

@@ -25,7 +25,7 @@ import torch
 
 from ..errors import LrferError
 from .backends import load_classifier
-from .crop import crop_faces, face_sizes
+from .crop import DEFAULT_MARGIN, crop_faces, face_sizes
 from .detect import DEFAULT_DETECTOR, Detections, FaceDetector, as_rgb, create_detector
 from .smooth import ProbabilitySmoother
 from .track import IoUTracker
@@ -100,7 +100,7 @@ class Recognizer:
         backend: str = "auto",
         min_score: float = 0.5,
         upscale: float = 1.0,
-        margin: float = 0.2,
+        margin: float = DEFAULT_MARGIN,
         align: bool = False,
         min_face: int = 0,
         tta: str = "none",
