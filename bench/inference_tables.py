@@ -1,0 +1,99 @@
+"""Write the README's inference results from the benchmark results files (no number typed by hand).
+
+    python bench/inference_tables.py
+
+Reads ``bench/results/{video_fps,onnx_default,photos_vs_fer,calibration_default}.json`` (written by
+``bench/video_fps.py``, ``bench/onnx_int8_accuracy.py``, ``bench/photos_vs_fer.py`` and
+``bench/calibrate_default.py``) and replaces the block between ``<!-- inference:start -->`` and
+``<!-- inference:end -->`` in README.md. A missing results file leaves its table out.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "bench" / "results"
+START, END = "<!-- inference:start -->", "<!-- inference:end -->"
+
+
+def load(name: str):
+    p = RESULTS / name
+    return json.loads(p.read_text()) if p.exists() else None
+
+
+def provenance(r: dict) -> str:
+    p = r["provenance"]
+    dirty = " + uncommitted changes" if p.get("dirty_tree") else ""
+    return f"`{p['script']}`, {p['machine']}, {p['date'][:10]}, commit `{p['commit'][:7]}`{dirty}"
+
+
+def video_table(r: dict) -> list[str]:
+    lines = [f"End to end on a {r['video']} video (decode, detection on every frame, crop, classify, track, smooth):", ""]
+    lines += ["| configuration | frames/s |", "|---|---:|"]
+    lines += [f"| {row['config']} | {row['fps']:.1f} |" for row in r["results"]]
+    stages = r["results"][0].get("stage_ms_per_frame")
+    if stages:
+        lines += ["", "Time per frame of each stage, default configuration: " + ", ".join(f"{k} {v:.1f} ms" for k, v in stages.items()) + "."]
+    return lines + ["", f"From {provenance(r)}."]
+
+
+def onnx_table(r: dict) -> list[str]:
+    b = r["backends"]
+    names = {"torch": "PyTorch (fp32)", "onnx_float": "ONNX Runtime (fp32)", "onnx_int8": "ONNX Runtime (int8, static QDQ)"}
+    lines = [f"The default model on FER2013 {r['split']} ({r['n']} faces, {r['face_size']} px):", ""]
+    lines += ["| runtime | accuracy (%) | faces/s, batch 1 | faces/s, batch 256 | file (MB) |", "|---|---:|---:|---:|---:|"]
+    lines += [
+        f"| {names[k]} | {100 * v['accuracy']:.1f} | {v['faces_per_s_batch1']:.0f} | {v['faces_per_s_batch256']:.0f} | {v['file_mb']:.1f} |"
+        for k, v in b.items()
+    ]
+    a = r["agreement"]
+    lines += ["", f"ONNX fp32 against PyTorch: largest probability difference {a['onnx_float_vs_torch_max_abs_prob_diff']:.1e}; int8 agrees with fp32 on {100 * a['onnx_int8_vs_onnx_float_top1']:.1f}% of top-1 labels."]
+    return lines + ["", f"From {provenance(r)}."]
+
+
+def photos_table(r: dict) -> list[str]:
+    rows = r["results"]
+    sizes = sorted({x["face_px"] for x in rows}, reverse=True)
+    pipes = list(dict.fromkeys(x["pipeline"] for x in rows))
+    out = []
+    for ds in dict.fromkeys(x["dataset"] for x in rows):
+        out += [f"{ds}: faces found (recall) and read correctly (accuracy over all pasted faces), in % ({rows[0]['faces']} faces per size):", ""]
+        out += ["| pipeline | " + " | ".join(f"{s} px found / correct" for s in sizes) + " |", "|---|" + "---:|" * len(sizes)]
+        for p in pipes:
+            cells = []
+            for s in sizes:
+                x = next((x for x in rows if x["dataset"] == ds and x["pipeline"] == p and x["face_px"] == s), None)
+                cells.append(f"{100 * x['recall']:.0f} / {100 * x['accuracy_all']:.0f}" if x else "")
+            out.append(f"| {p} | " + " | ".join(cells) + " |")
+        out.append("")
+    return out + [f"Photos: {r['photo']}, made at run time from the test faces. From {provenance(r)}."]
+
+
+def calibration_line(r: dict) -> list[str]:
+    a = r["after_cross_fitted"]
+    return [
+        f"Calibration: temperature {r['temperature']:.3f} fitted on {r['split']}; expected calibration error "
+        f"{100 * r['before']['ece']:.1f}% before, {100 * a['ece']:.1f}% after (2-fold cross-fitted). From {provenance(r)}."
+    ]
+
+
+def main() -> None:
+    blocks = []
+    for name, fn in (("video_fps.json", video_table), ("onnx_default.json", onnx_table), ("photos_vs_fer.json", photos_table), ("calibration_default.json", calibration_line)):
+        r = load(name)
+        if r is not None:
+            blocks.append("\n".join(fn(r)))
+    text = "\n\n".join([START, *blocks, END])
+    readme = ROOT / "README.md"
+    old = readme.read_text()
+    if START not in old:
+        raise SystemExit(f"README.md has no {START} ... {END} block")
+    a, b = old.index(START), old.index(END) + len(END)
+    readme.write_text(old[:a] + text + old[b:])
+    print(f"updated README.md ({len(blocks)} tables)")
+
+
+if __name__ == "__main__":
+    main()
