@@ -1,11 +1,14 @@
-"""Write the README's inference results from the benchmark results files (no number typed by hand).
+"""Write the README's inference and peer-comparison results from the benchmark results files
+(no number typed by hand).
 
     python bench/inference_tables.py
 
 Reads ``bench/results/{video_fps,onnx_default,photos_vs_fer,calibration_default}.json`` (written by
 ``bench/video_fps.py``, ``bench/onnx_int8_accuracy.py``, ``bench/photos_vs_fer.py`` and
 ``bench/calibrate_default.py``) and replaces the block between ``<!-- inference:start -->`` and
-``<!-- inference:end -->`` in README.md. A missing results file leaves its table out.
+``<!-- inference:end -->`` in README.md; the block between ``<!-- suite:start -->`` and
+``<!-- suite:end -->`` gets accuracy against face size for every model of ``bench/suite.py``'s
+``bench/results/suite/*.json``. A missing results file leaves its table out.
 """
 
 from __future__ import annotations
@@ -16,6 +19,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench" / "results"
 START, END = "<!-- inference:start -->", "<!-- inference:end -->"
+SUITE_START, SUITE_END = "<!-- suite:start -->", "<!-- suite:end -->"
+SUITE_SETS = ("fer2013", "ferplus", "ferplus_majority", "ckplus")
 
 
 def load(name: str):
@@ -25,7 +30,7 @@ def load(name: str):
 
 def provenance(r: dict) -> str:
     p = r["provenance"]
-    dirty = " + uncommitted changes" if p.get("dirty_tree") else ""
+    dirty = " + uncommitted changes" if p.get("dirty_tree", p.get("worktree_dirty")) else ""
     return f"`{p['script']}`, {p['machine']}, {p['date'][:10]}, commit `{p['commit'][:7]}`{dirty}"
 
 
@@ -79,20 +84,40 @@ def calibration_line(r: dict) -> list[str]:
     ]
 
 
+def suite_tables() -> list[str]:
+    out = []
+    for name in SUITE_SETS:
+        r = load(f"suite/{name}.json")
+        if r is None:
+            continue
+        sizes = sorted({row["size"] for m in r["results"].values() for row in m["sweep"]}, reverse=True)
+        out += [f"**{r['title']}**: accuracy (%) with faces degraded to each size", ""]
+        out += ["| model | " + " | ".join(f"{s} px" for s in sizes) + " |", "|---|" + "---:|" * len(sizes)]
+        for model, m in r["results"].items():
+            acc = {row["size"]: row["accuracy"] for row in m["sweep"]}
+            out.append(f"| {model} | " + " | ".join(f"{100 * acc[s]:.1f}" if s in acc else "" for s in sizes) + " |")
+        out += ["", f"Protocol and per-model class coverage: `bench/results/suite/{name}.json`. From {provenance(r)}.", ""]
+    return out
+
+
+def replace_block(text: str, start: str, end: str, body: list[str]) -> str:
+    if start not in text:
+        raise SystemExit(f"README.md has no {start} ... {end} block")
+    a, b = text.index(start), text.index(end) + len(end)
+    return text[:a] + "\n\n".join([start, *body, end]) + text[b:]
+
+
 def main() -> None:
     blocks = []
     for name, fn in (("video_fps.json", video_table), ("onnx_default.json", onnx_table), ("photos_vs_fer.json", photos_table), ("calibration_default.json", calibration_line)):
         r = load(name)
         if r is not None:
             blocks.append("\n".join(fn(r)))
-    text = "\n\n".join([START, *blocks, END])
     readme = ROOT / "README.md"
-    old = readme.read_text()
-    if START not in old:
-        raise SystemExit(f"README.md has no {START} ... {END} block")
-    a, b = old.index(START), old.index(END) + len(END)
-    readme.write_text(old[:a] + text + old[b:])
-    print(f"updated README.md ({len(blocks)} tables)")
+    text = replace_block(readme.read_text(), START, END, blocks)
+    text = replace_block(text, SUITE_START, SUITE_END, ["\n".join(suite_tables()).strip()])
+    readme.write_text(text)
+    print(f"updated README.md ({len(blocks)} inference tables, suite tables)")
 
 
 if __name__ == "__main__":
