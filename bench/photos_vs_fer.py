@@ -6,8 +6,9 @@ Photos are made at run time (never saved): labelled test faces from ``../shared/
 PublicTest, CK+48) are shrunk (area) to S px and pasted, six to a photo, at random places on a
 640x480 textured wall. Every pipeline gets the same photos and must find the faces itself:
 
-- ``lrfer``: :class:`lrfer.Recognizer` with its defaults (YuNet detector, the shipped model);
-- ``lrfer upscale 2``: the same with ``upscale=2`` (detection on a 2x enlarged frame);
+- ``lrfer``: what ``lrfer predict`` does by default: YuNet with ``upscale="auto"`` (a 640x480 photo
+  is searched at 2x), the shipped model;
+- ``lrfer, no upscale``: the same at ``upscale=1`` (what ``lrfer video`` does by default, for speed);
 - ``fer``: the ``fer`` package's pipeline as its ``FER()`` runs it (fer 25.10.3 ``fer.py``): OpenCV's
   Haar cascade with its defaults (scale 1.1, 5 neighbours, minimum face 50 px), the box squared and
   widened by 10 px a side on a 40 px mean-padded frame, resized to 64x64 (bilinear), then its
@@ -195,8 +196,8 @@ def main() -> None:
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     pipelines = {
-        "lrfer": LrferPipeline(),
-        "lrfer upscale 2": LrferPipeline(upscale=2.0),
+        "lrfer": LrferPipeline(upscale="auto"),
+        "lrfer, no upscale": LrferPipeline(upscale=1.0),
         "fer": FerPackage(),
         "fer min face 1": FerPackage(min_face_size=1),
     }

@@ -290,6 +290,16 @@ def _recognizer(args, detect: bool = True):
     )  # fmt: skip
 
 
+def _upscale(text: str):
+    """``--upscale``: a positive factor or ``auto``."""
+    if text == "auto":
+        return text
+    try:
+        return float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"'{text}' is not a number or 'auto'") from None
+
+
 def _row_writer(args, classes, fields):
     """A streaming CSV/JSON writer for --csv/--json FILE, or None."""
     from .infer.writers import RowWriter
@@ -557,13 +567,13 @@ def build_parser() -> argparse.ArgumentParser:
     from .infer.detect import DEFAULT_DETECTOR
     from .infer.crop import DEFAULT_MARGIN
 
-    def recognizer_args(sp):
+    def recognizer_args(sp, upscale):
         model_args(sp)
         sp.add_argument("--backend", default="auto", choices=["auto", "torch", "onnx"], help="classifier runtime: auto = onnxruntime on the CPU (exported once, cached), torch on a GPU")
         sp.add_argument("--detector", default=DEFAULT_DETECTOR, help=f"face detector: {DEFAULT_DETECTOR} (default), yuface, mtcnn, haar, mediapipe")
         sp.add_argument("--no-detect", action="store_true", help="the inputs are already face crops")
         sp.add_argument("--min-score", type=float, default=0.5, help="detector confidence threshold")
-        sp.add_argument("--upscale", type=float, default=1.0, help="enlarge frames before detection to find faces under ~16 px")
+        sp.add_argument("--upscale", type=_upscale, default=upscale, help=f"enlarge frames before detection to find faces under ~16 px: a factor, or auto (longer side to 1280 px, at most 2x); default {upscale}")
         sp.add_argument("--min-face", type=int, default=0, help="ignore faces smaller than this many pixels")
         sp.add_argument("--margin", type=float, default=DEFAULT_MARGIN, help=f"crop margin around the detected box, as a fraction of its size (default {DEFAULT_MARGIN})")
         sp.add_argument("--align", action="store_true", help="rotate each face so the eyes are level")
@@ -573,7 +583,7 @@ def build_parser() -> argparse.ArgumentParser:
         g.add_argument("--json", metavar="FILE", help="write one record per face as JSON (.jsonl: JSON lines)")
 
     def video_args(sp):
-        recognizer_args(sp)
+        recognizer_args(sp, upscale=1.0)  # every frame: speed first
         sp.add_argument("--out", metavar="VIDEO", help="write the video with boxes and labels drawn (.mp4)")
         sp.add_argument("--summary", metavar="FILE", help="write the per-track summary as JSON")
         sp.add_argument("--smoothing", default="ema", choices=["ema", "window", "none"], help="per-track smoothing of probabilities")
@@ -585,7 +595,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     sp = sub.add_parser("predict", help="faces and expressions in photos (files or folders)")
     sp.add_argument("paths", nargs="+")
-    recognizer_args(sp)
+    recognizer_args(sp, upscale="auto")  # photos: finding the small faces first
     sp.add_argument("--annotate", metavar="DIR", help="save copies of the images with boxes and labels drawn")
     sp.set_defaults(func=cmd_predict)
 

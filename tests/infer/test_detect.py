@@ -374,3 +374,14 @@ def test_yunet_default_finds_a_24px_face_like_yuface(astronaut, yuface):
         assert np.abs(got.scores - ref.scores).max() <= 0.015
         single = det.detect(frame)
         np.testing.assert_allclose(single.boxes, got.boxes, atol=1e-3)
+
+
+def test_auto_upscale_enlarges_small_frames_only(astronaut):
+    det = create_detector(upscale="auto")
+    small, _, _ = det._enlarge(np.zeros((480, 640, 3), np.uint8))
+    big, sx, _ = det._enlarge(np.zeros((1080, 1920, 3), np.uint8))
+    assert small.shape[:2] == (960, 1280) and big.shape[:2] == (1080, 1920) and sx == 1.0
+    frame, box = scene(astronaut, 8)  # 8 px: missed at 1x (see the upscale test), found on the 2x copy
+    assert best_iou(det.detect(frame), box) > 0.5
+    with pytest.raises(LrferError, match="upscale"):
+        create_detector(upscale="big")

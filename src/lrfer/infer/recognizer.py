@@ -99,7 +99,7 @@ class Recognizer:
         *,
         backend: str = "auto",
         min_score: float = 0.5,
-        upscale: float = 1.0,
+        upscale: Union[float, str] = 1.0,
         margin: float = DEFAULT_MARGIN,
         align: bool = False,
         min_face: int = 0,
