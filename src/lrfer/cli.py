@@ -135,6 +135,7 @@ def cmd_train(args) -> int:
         val_split=args.val_split,
         limit_train=args.limit_train,
         init_weights=args.init_weights,
+        teacher=args.teacher,
         compile=True if args.compile else None,
         augment=aug,
     )
@@ -519,6 +520,7 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--limit-train", type=int, help="use only the first N training rows (quick runs)")
     sp.add_argument("--compile", action="store_true", help="torch.compile the model")
     sp.add_argument("--init-weights", metavar="FILE", help="pretrained weights (.pth state dict or .safetensors) to start from")
+    sp.add_argument("--teacher", metavar="CKPT", help="distil from this high-resolution teacher checkpoint (e.g. --recipe fer2013_distill; weights: distill_* in the recipe)")
     sp.add_argument("--front", metavar="stn", help="put a spatial transformer in front of the classifier (Qin 2021)")
     sp.add_argument("--front-sr", metavar="SR_CKPT", help="put a trained super-resolution model (`lrfer train-sr`) in front")
     sp.add_argument("--sr-trainable", action="store_true", help="fine-tune the --front-sr model with the classifier (default frozen)")

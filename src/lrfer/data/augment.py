@@ -1,6 +1,7 @@
 """Batched augmentation on the training device, and the one degradation function.
 
 Every random parameter is drawn per sample as a tensor; nothing loops over samples in Python.
+Mixup and cutmix are per batch (one permutation, one lambda), as in their papers.
 """
 
 from __future__ import annotations
@@ -8,6 +9,7 @@ from __future__ import annotations
 import functools
 import math
 from dataclasses import dataclass
+from typing import Optional, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -124,9 +126,13 @@ def center_crop(x: torch.Tensor, size: int) -> torch.Tensor:
     return x[..., top : top + size, left : left + size]
 
 
-def random_erase(x: torch.Tensor, p: float, area: tuple[float, float]) -> torch.Tensor:
-    """Random erasing: a rectangle per sample (area fraction and aspect drawn per sample) set to noise."""
-    b, _, h, w = x.shape
+def random_erase(x: torch.Tensor, p: float, area: tuple[float, float], views: int = 1) -> torch.Tensor:
+    """Random erasing: a rectangle per sample (area fraction and aspect drawn per sample) set to noise.
+
+    ``views`` > 1: the channels are that many views of the same faces stacked, and all of them get
+    the same noise, so the views stay identical inside the rectangle.
+    """
+    b, c, h, w = x.shape
     dev = x.device
     frac = torch.empty(b, device=dev).uniform_(*area)
     log_ratio = torch.empty(b, device=dev).uniform_(math.log(0.3), math.log(3.3))
@@ -138,7 +144,8 @@ def random_erase(x: torch.Tensor, p: float, area: tuple[float, float]) -> torch.
     xx = torch.arange(w, device=dev).view(1, 1, w)
     inside = (yy >= y0.view(b, 1, 1)) & (yy < (y0 + eh).view(b, 1, 1)) & (xx >= x0.view(b, 1, 1)) & (xx < (x0 + ew).view(b, 1, 1))
     inside &= (torch.rand(b, device=dev) < p).view(b, 1, 1)
-    return torch.where(inside[:, None], torch.rand_like(x), x)
+    noise = torch.rand(b, c // views, h, w, device=dev, dtype=x.dtype)  # one view's worth: the same draws as views=1
+    return torch.where(inside[:, None], noise.repeat(1, views, 1, 1), x)
 
 
 def random_grayscale(x: torch.Tensor, p: float) -> torch.Tensor:
@@ -162,11 +169,15 @@ def random_degrade(x: torch.Tensor, p: float, r_min: int, r_max: int, mode: str)
     return degrade(x, sizes, mode)
 
 
-def augment_batch(x: torch.Tensor, cfg: AugmentConfig) -> torch.Tensor:
+def augment_batch(x: torch.Tensor, cfg: AugmentConfig, *, with_clean: bool = False):
     """Training augmentation of a float batch in [0, 1]: geometry, then resolution, then crop and erase.
 
     Geometry comes first because it happens to the face before the far camera captures it;
     degradation then simulates the capture; crop and erasing act on what the network sees.
+
+    ``with_clean=True`` returns ``(augmented, clean)``: ``clean`` is the same batch through the same
+    random draws but without the degradation (the high-resolution view a distillation teacher
+    sees), pixel-aligned with ``augmented``. The random stream consumed is the same either way.
     """
     if cfg.is_affine:
         x = random_affine(x, cfg.rotate, cfg.scale, cfg.translate, cfg.flip)
@@ -174,13 +185,85 @@ def augment_batch(x: torch.Tensor, cfg: AugmentConfig) -> torch.Tensor:
         x = random_flip(x)
     if cfg.grayscale_p > 0:
         x = random_grayscale(x, cfg.grayscale_p)
+    clean = x
     if cfg.degrade_p > 0:
         x = random_degrade(x, cfg.degrade_p, cfg.degrade_min, cfg.degrade_max, cfg.degrade_mode)
+    c = x.shape[1]
+    if with_clean:
+        # the clean view rides along as extra channels: crop and erasing draw per sample, not per
+        # channel, so both views get the same window and the same rectangle
+        x = torch.cat([x, clean], 1)
     if cfg.crop:
         x = random_crop(x, cfg.crop)
     if cfg.erase_p > 0:
-        x = random_erase(x, cfg.erase_p, cfg.erase_area)
+        x = random_erase(x, cfg.erase_p, cfg.erase_area, views=2 if with_clean else 1)
+    if with_clean:
+        return x[:, :c], x[:, c:]
     return x
+
+
+@dataclass
+class Mix:
+    """What :func:`mix_batch` did to a batch: sample i became lam * i + (1 - lam) * perm[i]."""
+
+    kind: str  # mixup | cutmix
+    lam: float  # weight of the original sample (for cutmix: 1 - the pasted box's area fraction)
+    perm: torch.Tensor
+    box: Optional[tuple[int, int, int, int]] = None  # cutmix: (top, bottom, left, right), rows/cols [top, bottom)
+
+
+def _beta(alpha: float) -> float:
+    # drawn on the CPU from the global generator: no device sync for a scalar, and the engine's
+    # per-epoch torch.manual_seed covers it, which keeps resume exact
+    a = torch.tensor(float(alpha))
+    return float(torch.distributions.Beta(a, a).sample())
+
+
+def mix_batch(
+    views: Sequence[torch.Tensor],
+    targets: torch.Tensor,
+    *,
+    mixup_alpha: float = 0.0,
+    cutmix_alpha: float = 0.0,
+    p: float = 1.0,
+) -> tuple[list[torch.Tensor], torch.Tensor, Optional[Mix]]:
+    """Mixup (Zhang et al. 2018) or cutmix (Yun et al. 2019) of a batch, on its device.
+
+    ``views`` are image batches ``(B, C, H, W)`` of the same faces (e.g. the student's degraded
+    view and the teacher's clean one): all get the same partner and lambda. ``targets`` are float
+    ``(B, K)`` class distributions (one-hot or soft) and come back mixed by the same lambda, so
+    they still sum to 1. With probability ``1 - p`` the batch is returned as it is (and ``Mix``
+    is None). With both alphas set, each mixed batch is mixup or cutmix with equal odds.
+    """
+    kinds = [k for k, a in (("mixup", mixup_alpha), ("cutmix", cutmix_alpha)) if a > 0]
+    if not kinds or float(torch.rand(())) >= p:
+        return list(views), targets, None
+    kind = kinds[int(torch.randint(len(kinds), ()))] if len(kinds) > 1 else kinds[0]
+    x0 = views[0]
+    perm = torch.randperm(x0.shape[0], device=x0.device)
+    if kind == "mixup":
+        lam = _beta(mixup_alpha)
+        out = [v.mul(lam).add_(v[perm], alpha=1 - lam) for v in views]
+        box = None
+    else:
+        h, w = x0.shape[-2:]
+        if any(v.shape[-2:] != (h, w) for v in views):
+            raise ValueError("cutmix views must have the same height and width")
+        r = math.sqrt(1 - _beta(cutmix_alpha))  # the box covers 1 - lam of the area before clipping
+        cy, cx = int(torch.randint(h, ())), int(torch.randint(w, ()))
+        ch, cw = int(h * r), int(w * r)
+        top, bottom = max(cy - ch // 2, 0), min(cy + ch // 2, h)
+        left, right = max(cx - cw // 2, 0), min(cx + cw // 2, w)
+        # lambda from the box actually pasted: clipping at the border shrinks it
+        lam = 1 - (bottom - top) * (right - left) / (h * w)
+        out = []
+        for v in views:
+            v = v.clone()
+            v[..., top:bottom, left:right] = v[perm][..., top:bottom, left:right]
+            out.append(v)
+        box = (top, bottom, left, right)
+    mixed = targets.float() * lam + targets[perm].float() * (1 - lam)
+    return out, mixed, Mix(kind, lam, perm, box)
 
 
 def eval_transform(x: torch.Tensor, cfg: AugmentConfig) -> torch.Tensor:

@@ -50,6 +50,16 @@ class TrainConfig:
     center_loss: float = 0.0  # centre-loss weight lambda (0: off)
     center_alpha: float = 0.5
     augment: AugmentConfig = field(default_factory=AugmentConfig)
+    # mixup / cutmix: per batch, on the device; with either on, every target is a class distribution
+    mixup_alpha: float = 0.0  # lambda ~ Beta(alpha, alpha) (0: off)
+    cutmix_alpha: float = 0.0  # box area 1 - lambda, lambda ~ Beta(alpha, alpha) (0: off); both on: 50/50 per batch
+    mix_p: float = 1.0  # probability that a batch is mixed
+    # high-to-low-resolution distillation: a frozen teacher sees each batch before degradation
+    teacher: str = ""  # lrfer classifier checkpoint of the teacher ("": off)
+    distill_weight: float = 1.0  # weight of KL(teacher || student) at distill_temperature, times T^2
+    distill_temperature: float = 4.0
+    distill_feature_weight: float = 0.0  # weight of the MSE between pooled features (0: off); a learned
+    # linear projection maps the student's features to the teacher's width when they differ
     tta: str = "none"  # none | flip | tencrop: test-time augmentation in validation
     # machinery
     seed: int = 0
@@ -84,6 +94,20 @@ class TrainConfig:
                 raise LrferError(f"{name} '{value}' is not one of {', '.join(allowed)}", closest(value, allowed))
         if self.init_weights and not Path(self.init_weights).is_file():
             raise LrferError(f"init_weights: no such file: {self.init_weights}", "give the path of a .pth state dict or a .safetensors file")
+        for name in ("mixup_alpha", "cutmix_alpha", "distill_weight", "distill_feature_weight"):
+            if not getattr(self, name) >= 0:
+                raise LrferError(f"{name} is {getattr(self, name)}, it must be 0 or more", "0 turns it off")
+        if not 0 <= self.mix_p <= 1:
+            raise LrferError(f"mix_p is {self.mix_p}, a probability must lie in [0, 1]", "1 mixes every batch (the usual choice)")
+        if self.teacher:
+            if not Path(self.teacher).is_file():
+                raise LrferError(f"teacher: no such file: {self.teacher}", "give the .safetensors checkpoint of a trained lrfer classifier (`lrfer train` writes best.safetensors)")
+            if not self.distill_temperature > 0:
+                raise LrferError(f"distill_temperature is {self.distill_temperature}, it must be above 0", "use 4 (Hinton et al.'s usual range is 2-8)")
+            if self.distill_weight == 0 and self.distill_feature_weight == 0:
+                raise LrferError("a teacher is set but distill_weight and distill_feature_weight are both 0", "set distill_weight = 1, or drop the teacher")
+        elif self.distill_feature_weight > 0:
+            raise LrferError(f"distill_feature_weight is {self.distill_feature_weight} but no teacher is set", "set teacher to a trained classifier's best.safetensors, or distill_feature_weight = 0")
         if self.tta == "tencrop" and not self.augment.crop:
             raise LrferError("tta 'tencrop' needs augment.crop (the crop size the model trains on)", "set [augment] crop = 44, or use tta = 'flip'")
         return self

@@ -9,6 +9,10 @@ Reproducibility: each epoch re-seeds the global RNG from (seed, epoch, rank) and
 from (seed, epoch), so a run resumed from the checkpoint of epoch k replays epochs k+1... exactly
 as the uninterrupted run would have, without storing RNG states.
 
+Distillation (``cfg.teacher``): a frozen teacher sees each batch as augmented but before the
+resolution degradation, the student the degraded version of the same batch; the student learns
+from the labels, the teacher's softened logits and (optionally) its pooled features.
+
 Distributed: launched under ``torchrun`` (WORLD_SIZE > 1) the same command trains with
 DistributedDataParallel (nccl on GPU, gloo on CPU); every rank sees a disjoint shard of the same
 epoch order, and rank 0 writes checkpoints and metrics.
@@ -30,14 +34,14 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
-from ..data.augment import augment_batch
+from ..data.augment import augment_batch, mix_batch
 from ..data.faceset import FaceSet
 from ..errors import LrferError
 from ..models import create_model
 from ..progress import Progress, report
 from .checkpoint import load_checkpoint, load_weights, model_spec, save_checkpoint
 from .config import TrainConfig
-from .losses import CenterLoss, class_weights, cross_entropy
+from .losses import CenterLoss, class_weights, cross_entropy, distillation_loss, feature_distillation_loss
 
 
 @dataclass
@@ -147,14 +151,57 @@ class ModelEMA:
 
 
 class _EmbedAndClassify(nn.Module):
-    """What DDP wraps: one forward returning (embedding, logits), so centre loss works under DDP."""
+    """What DDP wraps: one forward returning (embedding, logits, features for distillation), so
+    centre loss works under DDP and the feature projection's gradients are all-reduced with the
+    model's."""
 
-    def __init__(self, model: nn.Module):
+    def __init__(self, model: nn.Module, project: Optional[nn.Module] = None):
         super().__init__()
         self.model = model
+        self.project = project
 
     def forward(self, x):
+        emb, logits = self.model.embed_and_classify(x)
+        return emb, logits, (self.project(emb) if self.project is not None else emb)
+
+
+class Teacher(nn.Module):
+    """A frozen classifier fed the clean view: eval mode, no gradients, its own input size."""
+
+    def __init__(self, model: nn.Module, input_hw: tuple[int, int]):
+        super().__init__()
+        self.model = model.eval()
+        for p in self.model.parameters():
+            p.requires_grad_(False)
+        self.input_hw = input_hw
+
+    def train(self, mode: bool = True) -> "Teacher":
+        return self  # stays in eval mode: batch-norm statistics and dropout are the trained teacher's
+
+    @torch.no_grad()
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        if tuple(x.shape[-2:]) != self.input_hw:
+            from ..evaluate.predict import preprocess
+
+            # the same resize as evaluation's, so the teacher sees faces framed as it was trained on
+            x = preprocess(x, in_chans=None, input_size=self.input_hw)
         return self.model.embed_and_classify(x)
+
+
+def load_teacher(path: str, classes: tuple[str, ...], in_chans: int, device: torch.device) -> Teacher:
+    """The distillation teacher of a run; one of other classes or channels is an LrferError."""
+    ckpt = load_checkpoint(path)
+    if ckpt.classes != tuple(classes):
+        raise LrferError(
+            f"teacher {path} predicts ({', '.join(ckpt.classes)}), the training data has ({', '.join(classes)})",
+            "distil from a teacher trained on the same classes in the same order (same dataset and label mapping)",
+        )
+    if ckpt.spec["in_chans"] != in_chans:
+        raise LrferError(
+            f"teacher {path} takes {ckpt.spec['in_chans']}-channel faces, the training faces have {in_chans}",
+            "use a teacher trained with the same grayscale setting as the student",
+        )
+    return Teacher(ckpt.build_model().to(device), tuple(ckpt.input_size[1:]))
 
 
 # ---------------------------------------------------------------------------- validation
@@ -235,7 +282,23 @@ def fit(
     if cfg.center_loss > 0:
         aux.append(CenterLoss(len(classes), model.num_features, cfg.center_loss, cfg.center_alpha).to(device))
 
-    step_model: nn.Module = _EmbedAndClassify(model)
+    teacher = load_teacher(cfg.teacher, classes, train_set.in_chans, device) if cfg.teacher else None
+    project: Optional[nn.Module] = None
+    if teacher is not None and cfg.distill_feature_weight > 0 and teacher.model.num_features != model.num_features:
+        # trained with the student and kept in the checkpoint's training state (not in the model
+        # the checkpoint rebuilds): it only serves the loss, and resume needs it to stay exact
+        project = nn.Linear(model.num_features, teacher.model.num_features).to(device)
+        optimizer.add_param_group({"params": [project.weight], "weight_decay": cfg.weight_decay, "lr_mult": 1.0})
+        optimizer.add_param_group({"params": [project.bias], "weight_decay": 0.0, "lr_mult": 1.0})
+    if use_cuda and cfg.channels_last and teacher is not None:
+        teacher = teacher.to(memory_format=torch.channels_last)
+    mixing = cfg.mixup_alpha > 0 or cfg.cutmix_alpha > 0
+    if mixing and not targets.dtype.is_floating_point:
+        # one-hot for every batch, mixed or not: the soft-target loss equals the hard one on them,
+        # and the batches share one code path
+        targets = nn.functional.one_hot(targets, len(classes)).float()
+
+    step_model: nn.Module = _EmbedAndClassify(model, project)
     if world > 1:
         step_model = nn.parallel.DistributedDataParallel(step_model, device_ids=[device.index] if use_cuda else None)
     if cfg.compile:
@@ -254,12 +317,16 @@ def fit(
         ckpt = load_checkpoint(last_path)
         load_weights(model, ckpt, "model")
         state = ckpt.state or {}
+        if project is not None and state.get("distill_project") is None:
+            raise LrferError(f"{last_path} was written by a run without feature distillation through a projection", "resume with that run's settings, or train into a new --out")
         optimizer.load_state_dict(state["optimizer"])
         if ema is not None and ckpt.has_ema:
             load_weights(ema.module, ckpt, "ema")
             ema.updates = state.get("ema_updates", 0)
         for a, s in zip(aux, state.get("aux", [])):
             a.load_state_dict(s)
+        if project is not None:
+            project.load_state_dict(state["distill_project"])
         start_epoch = state["epoch"] + 1
         best_acc, best_epoch, plateau = state["best_acc"], state["best_epoch"], state["plateau"]
         history = [r for r in _read_jsonl(out / "metrics.jsonl") if r["epoch"] < start_epoch]
@@ -278,6 +345,7 @@ def fit(
         order = torch.randperm(n, generator=torch.Generator().manual_seed(cfg.seed * 7919 + epoch)).to(device)
         shard = order[rank::world][: steps_per_epoch * bs].view(steps_per_epoch, bs)
         loss_sum = torch.zeros((), device=device)
+        distill_sum = torch.zeros((), device=device)
         correct = torch.zeros((), device=device)
         t0 = time.perf_counter()
         for i in range(steps_per_epoch):
@@ -286,19 +354,37 @@ def fit(
             for g in optimizer.param_groups:
                 g["lr"] = cfg.lr * g["lr_mult"] * scale
             idx = shard[i]
-            x = augment_batch(images[idx].float().div_(255), cfg.augment)
+            batch = images[idx].float().div_(255)
+            if teacher is not None:
+                x, x_clean = augment_batch(batch, cfg.augment, with_clean=True)
+            else:
+                x, x_clean = augment_batch(batch, cfg.augment), None
+            y = targets[idx]
+            if mixing:  # the teacher's clean view gets the same partners, lambda and box
+                views = [x] if x_clean is None else [x, x_clean]
+                views, y, _ = mix_batch(views, y, mixup_alpha=cfg.mixup_alpha, cutmix_alpha=cfg.cutmix_alpha, p=cfg.mix_p)
+                x, x_clean = views[0], (views[1] if len(views) > 1 else None)
             if use_cuda and cfg.channels_last:
                 x = x.contiguous(memory_format=torch.channels_last)
-            y = targets[idx]
             with amp:
-                emb, logits = step_model(x)
+                emb, logits, feats = step_model(x)
             loss = cross_entropy(logits, y, weight, cfg.label_smoothing)
+            if teacher is not None:
+                with amp:
+                    t_emb, t_logits = teacher(x_clean)
+                distill = torch.zeros((), device=device)
+                if cfg.distill_weight > 0:
+                    distill = distill + cfg.distill_weight * distillation_loss(logits, t_logits, cfg.distill_temperature)
+                if cfg.distill_feature_weight > 0:
+                    distill = distill + cfg.distill_feature_weight * feature_distillation_loss(feats, t_emb)
+                loss = loss + distill
+                distill_sum += distill.detach()
             for a in aux:
                 loss = loss + a.weight * a(emb, logits, y)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             if cfg.grad_clip > 0:
-                nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+                nn.utils.clip_grad_norm_([p for g in optimizer.param_groups for p in g["params"]], cfg.grad_clip)
             optimizer.step()
             for a in aux:
                 a.after_step()
@@ -317,6 +403,8 @@ def fit(
             "train_acc": float(correct) / (steps_per_epoch * bs),
             "images_per_s": steps_per_epoch * bs * world / elapsed,
         }
+        if teacher is not None:
+            row["train_distill_loss"] = float(distill_sum) / steps_per_epoch  # the weighted teacher terms inside train_loss
         eval_model = ema.module if ema is not None else model
         if val_set is not None and len(val_set):
             row.update(validate(eval_model, val_set, cfg, device))
@@ -342,6 +430,7 @@ def fit(
                 "plateau": plateau,
                 "ema_updates": ema.updates if ema is not None else 0,
                 "aux": [a.state_dict() for a in aux],
+                "distill_project": project.state_dict() if project is not None else None,
             }
             if improved:
                 save_checkpoint(best_path, eval_model, spec, info=meta)
@@ -350,13 +439,14 @@ def fit(
             _plot_curves(history, out / "curves.png")
         report(progress, "epoch_end", epoch, cfg.epochs, **row)
     if world > 1:
-        _check_ranks_in_sync(model, out, is_main)
+        _check_ranks_in_sync([*model.parameters(), *(project.parameters() if project is not None else ())], out, is_main)
     return TrainResult(out, best_path, last_path, best_acc, best_epoch, history)
 
 
-def _check_ranks_in_sync(model: nn.Module, out: Path, is_main: bool) -> None:
-    """DDP must leave every rank with the same weights; compare fingerprints and record them."""
-    v = torch.cat([p.detach().double().flatten() for p in model.parameters()])
+def _check_ranks_in_sync(params: list[torch.Tensor], out: Path, is_main: bool) -> None:
+    """DDP must leave every rank with the same weights (the model's and the distillation
+    projection's); compare fingerprints and record them."""
+    v = torch.cat([p.detach().double().flatten() for p in params])
     pos = torch.arange(len(v), dtype=torch.float64, device=v.device)
     fingerprint = torch.stack([v.sum(), (v * v).sum(), (v * pos).sum()])
     gathered = [torch.zeros_like(fingerprint) for _ in range(dist.get_world_size())]

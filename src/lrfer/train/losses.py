@@ -1,4 +1,5 @@
-"""Losses: cross-entropy (label smoothing, class weights, soft targets), centre loss, distillation.
+"""Losses: cross-entropy (label smoothing, class weights, soft targets), centre loss, distillation
+(logits and features).
 
 Auxiliary losses plug into the engine through one small protocol: ``aux(embedding, logits,
 targets) -> loss`` plus an optional ``after_step()`` (centre loss updates its centres there).
@@ -42,13 +43,22 @@ def cross_entropy(
     weight: Optional[torch.Tensor] = None,
     label_smoothing: float = 0.0,
 ) -> torch.Tensor:
-    """Cross-entropy against hard labels (int64 ``(B,)``) or soft labels (float ``(B, K)``)."""
+    """Cross-entropy against hard labels (int64 ``(B,)``) or soft labels (float ``(B, K)``, e.g.
+    FERPlus votes or mixup targets).
+
+    A one-hot soft target gives exactly the hard-label loss, with class weights and label smoothing
+    too, so turning mixup on (which makes every target soft) does not rescale the loss.
+    """
     if target.dtype.is_floating_point:
         k = logits.shape[1]
-        target = target * (1 - label_smoothing) + label_smoothing / k
+        target = target.float()
+        smoothed = target * (1 - label_smoothing) + label_smoothing / k
         logp = F.log_softmax(logits.float(), dim=1)
-        per_sample = -(target * (logp if weight is None else logp * weight)).sum(1)
-        return per_sample.mean()
+        if weight is None:
+            return -(smoothed * logp).sum(1).mean()
+        # F.cross_entropy's weighted mean divides by the summed weight of the true classes, for the
+        # smoothing term as well; the soft analogue is the weight of the unsmoothed target
+        return -(smoothed * logp * weight).sum() / (target * weight).sum()
     return F.cross_entropy(logits.float(), target, weight=weight, label_smoothing=label_smoothing)
 
 
@@ -58,6 +68,12 @@ def distillation_loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor
     return F.kl_div(
         F.log_softmax(student_logits.float() / t, 1), F.log_softmax(teacher_logits.float() / t, 1), log_target=True, reduction="batchmean"
     ) * (t * t)
+
+
+def feature_distillation_loss(student_features: torch.Tensor, teacher_features: torch.Tensor) -> torch.Tensor:
+    """Mean squared error between pooled embeddings (the student's already projected to the
+    teacher's width): the feature term of cross-resolution training (Massoli et al. 2020)."""
+    return F.mse_loss(student_features.float(), teacher_features.float())
 
 
 class AuxLoss(Protocol):
