@@ -96,7 +96,7 @@ def main() -> None:
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     configs = [
-        ("default: yunet (onnxruntime) + torch classifier, 8-frame batches", {}, 8),
+        ("default: yunet + classifier on onnxruntime, 8-frame batches", {}, 8),
         ("yunet, 1-frame batches (lowest latency)", {}, 1),
         ("yuface wheel detector (reference C build)", {"detector": "yuface"}, 8),
     ]

@@ -95,8 +95,8 @@ def test_registry_and_unknown_names():
         create_detector("yuface", min_score=1.5)
     with pytest.raises(LrferError, match="upscale"):
         create_detector("yuface", upscale=0)
-    with pytest.raises(LrferError, match="no option 'treads'.*'threads'"):
-        create_detector("yuface", treads=2)
+    with pytest.raises(LrferError, match="no option 'bakend'.*'backend'"):
+        create_detector("yunet", bakend="onnxruntime")
 
 
 def test_empty_detections():

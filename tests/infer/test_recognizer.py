@@ -106,7 +106,7 @@ def test_cli_predict_photos_csv_annotate_and_statuses(tmp_path, capsys):
     (tmp_path / "empty.jpg").write_bytes(b"")
     Image.fromarray(np.full((120, 160, 3), 128, np.uint8)).save(tmp_path / "wall.png")
     out = tmp_path / "faces.csv"
-    code = main(["predict", str(SCENE), str(tmp_path / "empty.jpg"), str(tmp_path / "wall.png"), "--csv", str(out), "--annotate", str(tmp_path / "ann")])
+    code = main(["predict", str(SCENE), str(tmp_path / "empty.jpg"), str(tmp_path / "wall.png"), "--csv", str(out), "--annotate", str(tmp_path / "ann"), "--upscale", "1"])
     assert code == 0
     err = capsys.readouterr().err
     assert "empty file" in err and "no face found" in err
@@ -149,3 +149,27 @@ def test_bad_arguments_are_clear():
         Recognizer(detector="yolo9000", device="cpu")
     with pytest.raises(LrferError, match="batch_frames"):
         next(Recognizer(device="cpu").stream(SCENE_VIDEO, batch_frames=0))
+
+
+def test_stream_reader_thread_stops_and_passes_errors(recognizer):
+    import threading
+
+    frame = np.asarray(Image.open(SCENE).convert("RGB"))
+
+    def endless():
+        i = 0
+        while True:
+            yield Frame(i, i / 15, frame)
+            i += 1
+
+    for n, result in enumerate(recognizer.stream(endless(), batch_frames=2)):
+        if n == 4:
+            break  # the generator is closed here: its reader thread must end, not block on the queue
+    assert not any(t.name == "lrfer-detect" and t.is_alive() for t in threading.enumerate())
+
+    def broken():
+        yield Frame(0, 0.0, frame)
+        raise OSError("camera unplugged")
+
+    with pytest.raises(OSError, match="camera unplugged"):
+        list(recognizer.stream(broken(), batch_frames=1))

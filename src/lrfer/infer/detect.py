@@ -52,7 +52,6 @@ import importlib.util
 import inspect
 import sys
 import types
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Optional, Sequence, Union
@@ -281,19 +280,20 @@ class YuFaceDetector(FaceDetector):
     ``yuface.c_detect`` takes a contiguous BGR uint8 frame and returns int16 rows
     ``[score 0-100, x, y, w, h, 5 landmark x/y pairs, unused]``. The landmarks come in the order
     this module uses (image-left eye first, checked on the astronaut photo and its mirror image).
-    The C code releases the GIL, so :meth:`detect_batch` runs ``threads`` frames at once.
+    Frames are detected one after another: the wheel's C function releases the GIL and then calls
+    back into Python, so two threads calling it at once deadlocked here (2026-11-23, on its first
+    concurrent calls). ``yunet`` runs the same network faster and batches safely.
     """
 
     INSTALL = "pip install yuface"
 
-    def __init__(self, *, min_score: float = 0.5, upscale: Union[float, str] = 1.0, threads: int = 2):
+    def __init__(self, *, min_score: float = 0.5, upscale: Union[float, str] = 1.0):
         super().__init__(min_score=min_score, upscale=upscale)
         try:
             import yuface
         except ImportError:
             raise _missing("yuface", "yuface", self.INSTALL) from None
         self._c_detect = yuface.c_detect
-        self.threads = max(1, int(threads))
 
     def _detect(self, rgb: np.ndarray) -> Detections:
         bgr = np.ascontiguousarray(rgb[:, :, ::-1])
@@ -301,13 +301,6 @@ class YuFaceDetector(FaceDetector):
         boxes = r[:, 1:5].copy()
         boxes[:, 2:] += boxes[:, :2]
         return Detections(boxes, r[:, 0] / 100.0, r[:, 5:15].reshape(-1, 5, 2))
-
-    def detect_batch(self, frames: Sequence[np.ndarray]) -> list[Detections]:
-        frames = list(frames)
-        if self.threads == 1 or len(frames) < 2:
-            return [self.detect(f) for f in frames]
-        with ThreadPoolExecutor(min(self.threads, len(frames))) as pool:
-            return list(pool.map(self.detect, frames))
 
 
 @register_detector("yunet")
@@ -318,7 +311,10 @@ class YuNetDetector(FaceDetector):
     detected in batches. ``backend``: auto, onnxruntime, jit or eager (see :data:`lrfer.infer.yunet.BACKENDS`).
     """
 
-    def __init__(self, *, min_score: float = 0.5, upscale: Union[float, str] = 1.0, backend: str = "auto", batch_size: int = 4, device: Optional[str] = None):
+    def __init__(
+        self, *, min_score: float = 0.5, upscale: Union[float, str] = 1.0, backend: str = "auto", batch_size: int = 4,
+        device: Optional[str] = None, threads: Optional[int] = 1,
+    ):  # fmt: skip
         super().__init__(min_score=min_score, upscale=upscale)
         try:
             import yuface  # noqa: F401  (the weights live in its shared library)
@@ -332,11 +328,13 @@ class YuNetDetector(FaceDetector):
         self.model = yunet.load_yunet_from_wheel()
         if device not in (None, "cpu"):
             self.model = self.model.to("cuda" if device == "auto" and torch.cuda.is_available() else device if device != "auto" else "cpu")
-        self.backend, self.batch_size = backend, batch_size
+        # One onnxruntime thread by default: Recognizer.stream detects in a reader thread while the
+        # classifier runs on the other core; two threads each made both slower (bench/video_fps.py).
+        self.backend, self.batch_size, self.threads = backend, batch_size, threads
 
     def _run(self, rgbs: list[np.ndarray]) -> list[Detections]:
         # Candidates below the threshold are dropped inside; the base class filters again after mapping back.
-        out = self._yunet.detect_yunet(self.model, rgbs, self.min_score, batch_size=self.batch_size, backend=self.backend)
+        out = self._yunet.detect_yunet(self.model, rgbs, self.min_score, batch_size=self.batch_size, backend=self.backend, threads=self.threads)
         return [Detections(b, s, lm) for b, s, lm in out]
 
     def _detect(self, rgb: np.ndarray) -> Detections:

@@ -15,6 +15,8 @@ super-resolution front end).
 from __future__ import annotations
 
 import os
+import queue
+import threading
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -222,18 +224,52 @@ class Recognizer:
             yield from self._stream(video, batch_frames, tracker, smoother, keep_frames)
 
     def _stream(self, frames: Iterable[Frame], batch_frames: int, tracker, smoother, keep: bool) -> Iterator[FrameResult]:
-        batch: list[Frame] = []
-        for frame in frames:
-            batch.append(frame)
-            if len(batch) == batch_frames:
-                yield from self._video_batch(batch, tracker, smoother, keep)
-                batch = []
-        if batch:
-            yield from self._video_batch(batch, tracker, smoother, keep)
+        """Batches of frames with their detections come from a reader thread (decode + detect),
+        while this thread crops, classifies and tracks the previous batch: on a CPU the two halves
+        overlap. The queue holds two batches, so memory stays flat whatever the video's length."""
+        ready: queue.Queue = queue.Queue(maxsize=2)
+        stop = threading.Event()
 
-    def _video_batch(self, batch: list[Frame], tracker: IoUTracker, smoother: ProbabilitySmoother, keep: bool) -> Iterator[FrameResult]:
+        def put(item) -> bool:
+            while not stop.is_set():
+                try:
+                    ready.put(item, timeout=0.1)
+                    return True
+                except queue.Full:
+                    continue
+            return False
+
+        def produce() -> None:
+            try:
+                batch: list[Frame] = []
+                for frame in frames:
+                    batch.append(frame)
+                    if len(batch) == batch_frames:
+                        if not put((batch, self.detect([f.image for f in batch]))):
+                            return
+                        batch = []
+                if batch:
+                    put((batch, self.detect([f.image for f in batch])))
+                put(None)
+            except BaseException as err:  # handed to the consumer, raised there
+                put(err)
+
+        reader = threading.Thread(target=produce, name="lrfer-detect", daemon=True)
+        reader.start()
+        try:
+            while True:
+                item = ready.get()
+                if item is None:
+                    return
+                if isinstance(item, BaseException):
+                    raise item
+                yield from self._video_batch(*item, tracker, smoother, keep)
+        finally:
+            stop.set()  # a consumer that stops early (break, error) releases the reader
+            reader.join()
+
+    def _video_batch(self, batch: list[Frame], dets: list[Detections], tracker: IoUTracker, smoother: ProbabilitySmoother, keep: bool) -> Iterator[FrameResult]:
         images = [f.image for f in batch]
-        dets = self.detect(images)
         per_frame = self._recognize(images, dets)
         live: set[int] = set()
         for frame, det, faces in zip(batch, dets, per_frame):

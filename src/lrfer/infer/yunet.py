@@ -387,13 +387,13 @@ def export_yunet_onnx(model: YuNet, path: Union[str, os.PathLike, io.BytesIO], *
 
 
 class _OrtRunner:
-    def __init__(self, model: YuNet):
+    def __init__(self, model: YuNet, threads: int | None = None):
         import onnxruntime as ort
 
         buf = io.BytesIO()
         export_yunet_onnx(model, buf)
         opts = ort.SessionOptions()
-        opts.intra_op_num_threads = max(1, torch.get_num_threads())
+        opts.intra_op_num_threads = max(1, threads or torch.get_num_threads())
         opts.inter_op_num_threads = 1
         self.session = ort.InferenceSession(buf.getvalue(), opts, providers=["CPUExecutionProvider"])
 
@@ -414,7 +414,7 @@ class _JitRunner:
             return tuple(self.module(x))
 
 
-def make_runner(model: YuNet, backend: str = "auto", example: torch.Tensor | None = None):
+def make_runner(model: YuNet, backend: str = "auto", example: torch.Tensor | None = None, threads: int | None = None):
     """A callable ``x -> 12 head maps`` running ``model`` on ``backend`` (see :data:`BACKENDS`).
 
     ``onnxruntime`` (CPU only) needs the optional onnxruntime package; ``jit`` is a frozen TorchScript
@@ -432,7 +432,7 @@ def make_runner(model: YuNet, backend: str = "auto", example: torch.Tensor | Non
             if name == "onnxruntime" and importlib.util.find_spec("onnxruntime") is None:
                 continue
             try:
-                return make_runner(model, name, example)
+                return make_runner(model, name, example, threads)
             except Exception:  # noqa: BLE001 - an optional accelerator failing must not stop detection
                 continue
     if backend == "onnxruntime":
@@ -440,7 +440,7 @@ def make_runner(model: YuNet, backend: str = "auto", example: torch.Tensor | Non
             raise LrferError("the onnxruntime YuNet backend runs on CPU only", "move the model to CPU or use backend 'eager'")
         if importlib.util.find_spec("onnxruntime") is None:
             raise LrferError("onnxruntime is not installed", "pip install onnxruntime, or use backend 'jit'")
-        return _OrtRunner(model)
+        return _OrtRunner(model, threads)
     if backend == "jit":
         return _JitRunner(model, example)
 
@@ -461,13 +461,13 @@ def _padded(h: int, w: int) -> tuple[int, int]:
     return -(-h // PAD_DIVISOR) * PAD_DIVISOR, -(-w // PAD_DIVISOR) * PAD_DIVISOR
 
 
-def _runner_for(model: YuNet, backend: str):
+def _runner_for(model: YuNet, backend: str, threads: int | None = None):
     """The model's runner for ``backend``, built once and kept on the module (tracing/export is slow)."""
     cache = model.__dict__.setdefault("_lrfer_runners", {})
     device = next(model.parameters()).device
-    key = (backend, str(device))
+    key = (backend, str(device), threads)
     if key not in cache:
-        cache[key] = make_runner(model, backend)
+        cache[key] = make_runner(model, backend, threads=threads)
     return cache[key]
 
 
@@ -478,6 +478,7 @@ def detect_yunet(
     *,
     batch_size: int = 8,
     backend: str = "auto",
+    threads: int | None = None,
 ) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
     """Detect faces in RGB (or gray) uint8 frames: per frame ``(boxes xyxy, scores, landmarks (N,5,2))``.
 
@@ -504,7 +505,7 @@ def detect_yunet(
         groups.setdefault(_padded(*f.shape[:2]), []).append(i)
     if not groups:
         return results
-    run = _runner_for(model, backend)
+    run = _runner_for(model, backend, threads)
     with torch.no_grad():
         for (hp, wp), idxs in groups.items():
             for start in range(0, len(idxs), batch_size):
