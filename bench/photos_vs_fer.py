@@ -27,8 +27,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -43,6 +41,7 @@ from make_scene import backdrop  # noqa: E402
 
 from lrfer.data.readers import load_dataset  # noqa: E402
 from lrfer.infer.recognizer import Recognizer  # noqa: E402
+from provenance import provenance  # noqa: E402
 
 SHARED = ROOT.parent / "shared"
 FER_CLASSES = ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral")
@@ -215,15 +214,7 @@ def main() -> None:
         "benchmark": "faces found and expressions read in photos with pasted test faces (see the script's docstring)",
         "photo": f"{W}x{H}, {PER_PHOTO} faces per photo, textured wall",
         "results": results,
-        "provenance": {
-            "script": "bench/photos_vs_fer.py",
-            "command": " ".join(sys.argv),
-            "commit": subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, cwd=ROOT).stdout.strip(),
-            "dirty_tree": bool(subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], capture_output=True, text=True, cwd=ROOT).stdout.strip()),
-            "machine": f"{platform.node()} {platform.machine()} {torch.get_num_threads()} threads, torch {torch.__version__}",
-            "date": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-            "seed": args.seed,
-        },
+        "provenance": provenance("bench/photos_vs_fer.py", seed=args.seed),
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(out, indent=2) + "\n")

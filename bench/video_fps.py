@@ -14,8 +14,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
-import subprocess
 import sys
 import tempfile
 import time
@@ -32,6 +30,7 @@ from make_scene import backdrop  # noqa: E402
 
 from lrfer.infer.crop import crop_faces  # noqa: E402
 from lrfer.infer.recognizer import Recognizer  # noqa: E402
+from provenance import provenance  # noqa: E402
 from lrfer.infer.video import VideoWriter, open_video  # noqa: E402
 
 W, H = 640, 480
@@ -117,15 +116,7 @@ def main() -> None:
         "video": f"{W}x{H}, {args.frames} frames, {len(COPIES)} faces of {min(c[0] for c in COPIES)}-{max(c[0] for c in COPIES)} px, H.264",
         "goal_fps": 30,
         "results": results,
-        "provenance": {
-            "script": "bench/video_fps.py",
-            "command": " ".join(sys.argv),
-            "commit": subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, cwd=ROOT).stdout.strip(),
-            "dirty_tree": bool(subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], capture_output=True, text=True, cwd=ROOT).stdout.strip()),
-            "machine": f"{platform.node()} {platform.machine()} {platform.processor() or ''} {torch.get_num_threads()} threads, torch {torch.__version__}".strip(),
-            "date": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-            "seed": None,
-        },
+        "provenance": provenance("bench/video_fps.py", seed=None),
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(out, indent=2) + "\n")
