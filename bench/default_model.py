@@ -127,7 +127,6 @@ def write_card(clf: FaceClassifier) -> None:
     rep = json.loads((OUT / "report.json").read_text())
     sweep = json.loads((OUT / "sweep.json").read_text())
     train = json.loads(TRAINING_RUN.read_text())
-    run = train["runs"]["slim"]
     ablation = train["runs"].get("slim_nodeg")
     info = clf.checkpoint.info
     cfg = info["config"]

@@ -161,7 +161,6 @@ def expected_calibration_error(probs: ArrayLike, y: ArrayLike, n_bins: int = 15)
     # Right-closed bins as in Guo et al.: a confidence of exactly 1.0 falls into the last bin,
     # and the (impossible for a softmax over K >= 2) confidence 0 into the first.
     bins = np.clip(np.ceil(conf * n_bins).astype(np.int64) - 1, 0, n_bins - 1)
-    count = np.bincount(bins, minlength=n_bins).astype(np.float64)
     conf_sum = np.bincount(bins, weights=conf, minlength=n_bins)
     acc_sum = np.bincount(bins, weights=correct, minlength=n_bins)
     # |acc_b - conf_b| * n_b / N == |acc_sum_b - conf_sum_b| / N: no division by empty bins.

@@ -19,7 +19,7 @@ from ..data.faceset import FaceSet
 from ..errors import LrferError, closest
 from ..evaluate.predict import predict_views
 from ..progress import Progress
-from .classifier import DEFAULT_CHECKPOINT, FaceClassifier
+from .classifier import FaceClassifier
 
 BACKENDS: tuple[str, ...] = ("auto", "torch", "onnx")
 PathLike = Union[str, os.PathLike]

@@ -19,7 +19,6 @@ import queue
 import threading
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
 from typing import Any, Optional, Union
 
 import numpy as np
@@ -271,7 +270,6 @@ class Recognizer:
     def _video_batch(self, batch: list[Frame], dets: list[Detections], tracker: IoUTracker, smoother: ProbabilitySmoother, keep: bool) -> Iterator[FrameResult]:
         images = [f.image for f in batch]
         per_frame = self._recognize(images, dets)
-        live: set[int] = set()
         for frame, det, faces in zip(batch, dets, per_frame):
             ids = tracker.update(det.boxes)
             if faces:
@@ -282,7 +280,6 @@ class Recognizer:
                     face.track_id = int(tid)
                     face.probabilities = {c: round(float(v), 4) for c, v in zip(self.classes, p)}
                     face.label, face.confidence = self.classes[k], round(float(p[k]), 4)
-            live.update(int(t) for t in ids)
             yield FrameResult(frame.index, frame.time, faces, frame.image if keep else None)
         # Tracks the tracker has dropped will never come back (ids are not reused): free them.
         smoother.forget(set(smoother.track_ids()) - set(tracker.active_ids()))
