@@ -173,3 +173,11 @@ def test_stream_reader_thread_stops_and_passes_errors(recognizer):
 
     with pytest.raises(OSError, match="camera unplugged"):
         list(recognizer.stream(broken(), batch_frames=1))
+
+
+def test_recognizer_is_the_package_level_api():
+    import lrfer
+
+    assert lrfer.Recognizer is Recognizer
+    with pytest.raises(AttributeError):
+        lrfer.Recogniser  # noqa: B018

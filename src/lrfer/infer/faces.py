@@ -1,7 +1,9 @@
-"""Reading face images from disk and classifying them: the ``lrfer predict`` path for face crops.
+"""Image files in, rows of faces out: the ``lrfer predict`` path.
 
-Every file gets a row with a ``status``: ``ok``, or what went wrong (unreadable, empty, too large),
-so one bad file never stops a run and is never dropped silently.
+:func:`read_image` decodes any image mode safely (16-bit, alpha, palette; a pixel-count cap against
+decompression bombs); :func:`predict_files` runs a Recognizer over files and folders. Every file
+gets at least one row with a ``status``: ``ok`` (one row per face), ``no face found``, or what went
+wrong (unreadable, empty, too large), so one bad file never stops a run and is never dropped silently.
 """
 
 from __future__ import annotations
