@@ -16,7 +16,7 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install -q --no-deps facenet-pytorch==2.6.0
 	touch $(STAMP)
 
-# Faces of 17 to 47 px in a 640x480 frame: found, read, drawn; then the same scene as a video.
+# Faces of about 18 to 48 px in a 640x480 frame: found, read, drawn; then the same scene as a video.
 demo: $(STAMP)
 	$(BIN)/lrfer predict examples/far_scene.png --annotate runs/demo
 	$(BIN)/lrfer video examples/far_scene.mp4 --out runs/demo/far_scene.mp4 --csv runs/demo/far_scene.csv
