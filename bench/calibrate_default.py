@@ -18,10 +18,6 @@ import argparse
 import json
 import os
 import platform
-import shlex
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -32,23 +28,16 @@ from lrfer.evaluate.calibration import ECE_BINS, apply_temperature, calibration_
 from lrfer.evaluate.metrics import expected_calibration_error, nll
 from lrfer.evaluate.predict import predict_logits
 from lrfer.infer.classifier import DEFAULT_CHECKPOINT, FaceClassifier
+from provenance import cpu_model
+from provenance import provenance as shared_provenance
 
 ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "bench" / "results" / "calibration_default.json"
 
 
 def provenance(args_data: str) -> dict:
-    git = lambda *a: subprocess.run(["git", *a], capture_output=True, text=True, cwd=ROOT).stdout.strip()  # noqa: E731
-    cpu = next((ln.split(":", 1)[1].strip() for ln in Path("/proc/cpuinfo").read_text().splitlines() if ln.startswith("model name")), platform.processor()) if Path("/proc/cpuinfo").exists() else platform.processor()
-    return {
-        "script": "bench/calibrate_default.py",
-        "command": " ".join(shlex.quote(a) for a in [sys.executable.rsplit("/", 1)[-1], *sys.argv]),
-        "commit": git("rev-parse", "HEAD"),
-        "dirty_tree": bool(git("status", "--porcelain", "--untracked-files=no")),
-        "machine": f"{platform.node()} {platform.machine()} {cpu}, {os.cpu_count()} cpus, torch {torch.__version__} ({torch.get_num_threads()} threads)",
-        "date": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-        "data": args_data,
-    }
+    machine = f"{platform.node()} {platform.machine()} {cpu_model()}, {os.cpu_count()} cpus, torch {torch.__version__} ({torch.get_num_threads()} threads)"
+    return shared_provenance("bench/calibrate_default.py", machine=machine, data=args_data)
 
 
 def main() -> None:

@@ -18,9 +18,6 @@ import argparse
 import json
 import os
 import platform
-import shlex
-import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -34,6 +31,8 @@ from lrfer.evaluate.metrics import classification_report
 from lrfer.export import export_onnx, quantize_int8
 from lrfer.infer.backends import OnnxClassifier
 from lrfer.infer.classifier import DEFAULT_CHECKPOINT, FaceClassifier
+from provenance import cpu_model
+from provenance import provenance as shared_provenance
 
 ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "bench" / "results" / "onnx_default.json"
@@ -42,20 +41,13 @@ SINGLE_FACES = 300
 
 
 def provenance(data: str, threads: dict) -> dict:
-    git = lambda *a: subprocess.run(["git", *a], capture_output=True, text=True, cwd=ROOT).stdout.strip()  # noqa: E731
-    info = Path("/proc/cpuinfo")
-    cpu = next((ln.split(":", 1)[1].strip() for ln in info.read_text().splitlines() if ln.startswith("model name")), "") if info.exists() else platform.processor()
-    return {
-        "script": "bench/onnx_int8_accuracy.py",
-        "command": " ".join(shlex.quote(a) for a in [sys.executable.rsplit("/", 1)[-1], *sys.argv]),
-        "commit": git("rev-parse", "HEAD"),
-        "dirty_tree": bool(git("status", "--porcelain", "--untracked-files=no")),
-        "machine": f"{platform.node()} {platform.machine()} {cpu}, {os.cpu_count()} cpus",
-        "software": f"torch {torch.__version__}, onnxruntime {onnxruntime.__version__}, python {platform.python_version()}",
-        "threads": threads,
-        "date": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-        "data": data,
-    }
+    return shared_provenance(
+        "bench/onnx_int8_accuracy.py",
+        machine=f"{platform.node()} {platform.machine()} {cpu_model()}, {os.cpu_count()} cpus",
+        software=f"torch {torch.__version__}, onnxruntime {onnxruntime.__version__}, python {platform.python_version()}",
+        threads=threads,
+        data=data,
+    )
 
 
 def faces_per_second_single(clf, images: torch.Tensor) -> float:

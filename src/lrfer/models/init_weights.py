@@ -153,3 +153,20 @@ def load_init_weights(model: nn.Module, path: Union[str, os.PathLike]) -> dict[s
     model.load_state_dict(load, strict=False)
     missing = [k for k in own if k not in load and not k.endswith("num_batches_tracked")]
     return {"matched": matched, "adapted": adapted, "skipped": skipped, "missing": missing}
+
+
+class PretrainedPathMixin:
+    """Keep ``pretrained_path`` out of the kwargs a checkpoint records.
+
+    ``create_model`` stores its kwargs on the model and checkpoints rebuild the model from them;
+    a checkpoint already holds the trained weights, and rebuilding it elsewhere must not need
+    (or re-read) the ImageNet file, so the path is dropped when the kwargs are recorded.
+    """
+
+    @property
+    def model_kwargs(self) -> dict:
+        return self.__dict__.get("_model_kwargs", {})
+
+    @model_kwargs.setter
+    def model_kwargs(self, kwargs: dict) -> None:
+        self.__dict__["_model_kwargs"] = {k: v for k, v in kwargs.items() if k != "pretrained_path"}

@@ -61,6 +61,7 @@ from torch import nn
 
 from ..errors import LrferError
 from .base import FERModel
+from .init_weights import PretrainedPathMixin
 from .registry import register_model
 
 #: torchvision's VGG-16 configuration "D": conv widths, "M" = 2x2 max-pool.
@@ -188,21 +189,8 @@ def load_vgg_features(features: nn.Sequential, state_dict: dict[str, torch.Tenso
     return len(convs)
 
 
-class _PretrainedPathMixin:
-    """Keep ``pretrained_path`` out of the kwargs a checkpoint records.
-
-    ``create_model`` stores its kwargs on the model and checkpoints rebuild the model from them;
-    a checkpoint already holds the trained weights, and rebuilding it elsewhere must not need
-    (or re-read) the ImageNet file, so the path is dropped when the kwargs are recorded.
-    """
-
-    @property
-    def model_kwargs(self) -> dict:
-        return self.__dict__.get("_model_kwargs", {})
-
-    @model_kwargs.setter
-    def model_kwargs(self, kwargs: dict) -> None:
-        self.__dict__["_model_kwargs"] = {k: v for k, v in kwargs.items() if k != "pretrained_path"}
+class _VGGFrontEndInit(PretrainedPathMixin):
+    """The shared kwargs rule, plus LRERNet/VGG-16's own loading of an ImageNet VGG-16 file."""
 
     def _init_weights(self, pretrained_path: Optional[str], in_chans: int) -> None:
         """From-scratch initialisation, then the user's ImageNet VGG-16 front end if given."""
@@ -248,7 +236,7 @@ class DilatedConcatFusion(nn.Module):
         return self.fuse(torch.cat(outs, dim=1))
 
 
-class LRERNet(_PretrainedPathMixin, FERModel):
+class LRERNet(_VGGFrontEndInit, FERModel):
     def __init__(
         self,
         num_classes: int = 7,
@@ -275,7 +263,7 @@ class LRERNet(_PretrainedPathMixin, FERModel):
 
 
 # ---------------------------------------------------------------------------- VGG-16 baseline
-class VGG16FER(_PretrainedPathMixin, FERModel):
+class VGG16FER(_VGGFrontEndInit, FERModel):
     def __init__(
         self,
         num_classes: int = 7,

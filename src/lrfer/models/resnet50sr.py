@@ -43,25 +43,14 @@ from torch import nn
 
 from .base import FERModel
 from .fronted import FrontedModel
+from .init_weights import PretrainedPathMixin
 from .registry import register_model
 
 #: the SR front end of ``resnet50sr`` when none is given: exactly bicubic x2 (see the module docstring).
 DEFAULT_SR = {"name": "srresnet_light", "scale": 2}
 
 
-class _NoPretrainedPath:
-    """Keep ``pretrained_path`` out of the kwargs ``create_model`` records for the checkpoint."""
-
-    @property
-    def model_kwargs(self) -> dict:
-        return self.__dict__.get("_model_kwargs", {})
-
-    @model_kwargs.setter
-    def model_kwargs(self, kwargs: dict) -> None:
-        self.__dict__["_model_kwargs"] = {k: v for k, v in kwargs.items() if k != "pretrained_path"}
-
-
-class ResNet50FER(_NoPretrainedPath, FERModel):
+class ResNet50FER(PretrainedPathMixin, FERModel):
     """torchvision ResNet-50 behind the FERModel interface (torchvision's tensor names, ``fc`` = ``classifier``)."""
 
     def __init__(
