@@ -51,10 +51,14 @@ def test_accuracy_changes_with_size():
     assert accs == sorted(accs)  # monotone for this model
 
 
-def test_input_size_sets_the_native_size():
+def test_sizes_are_the_faces_pixels_not_the_models_input():
     fs = _textured_and_smooth(n=4)
-    res = resolution_sweep(TotalVariation(), fs, sizes=(8, 16, 32), input_size=16)
-    assert [r["size"] for r in res] == [8, 16]
+    res = resolution_sweep(TotalVariation(), fs, sizes=(8, 16, 32, 64), input_size=16)
+    assert [r["size"] for r in res] == [8, 16, 32]  # 64 > the faces' 32 px: skipped
+    by_size = {r["size"]: r for r in res}
+    # at and above the model's 16 px input the faces are only resized to it: the same views
+    assert by_size[32]["accuracy"] == by_size[16]["accuracy"]
+    assert by_size[8]["accuracy"] < by_size[16]["accuracy"]
 
 
 def test_progress_and_errors():

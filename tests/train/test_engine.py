@@ -67,6 +67,15 @@ def test_fit_learns_and_writes_files(tmp_path):
     assert ck.info["epoch"] == res.best_epoch
 
 
+def test_val_every_skips_validation_but_not_the_last_epoch(tmp_path):
+    cfg, _ = tiny_config(tmp_path, epochs=3, val_every=2)
+    faces = make_faceset(64)
+    res = fit(cfg, faces.select_split("Training"), faces.select_split("PublicTest"), tmp_path / "run")
+    assert ["val_acc" in r for r in res.history] == [False, True, True]
+    assert res.best_epoch in (2, 3) and res.best_metric == max(r["val_acc"] for r in res.history[1:])
+    assert all(r["epoch_seconds"] > 0 for r in res.history)
+
+
 class Killed(Exception):
     pass
 

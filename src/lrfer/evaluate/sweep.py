@@ -23,10 +23,9 @@ from .predict import TTA, Size, predict_proba, size_hw
 DEFAULT_SIZES: tuple[int, ...] = (8, 12, 16, 24, 32, 48)
 
 
-def native_size(faceset: FaceSet, input_size: Optional[Size] = None) -> int:
-    """The face size (longer side, px) the model sees without degradation."""
-    h, w = size_hw(input_size) if input_size is not None else faceset.image_size
-    return max(h, w)
+def native_size(faceset: FaceSet) -> int:
+    """The faces' own size (longer side, px): the largest size a sweep can show them at."""
+    return max(faceset.image_size)
 
 
 def resolution_sweep(
@@ -46,16 +45,20 @@ def resolution_sweep(
 
     Returns one ``{"size", "accuracy", "macro_f1", "n"}`` dict per size, smallest first.
 
-    The native size is the model's input (``input_size``, else the faces' own size): at that size
-    the faces are used as they are. Sizes above the native size are **skipped** (left out of the
-    result), since a face cannot be shown at more pixels than it has; a sweep on 48 px FER2013
-    with sizes up to 64 therefore stops at 48.
+    Sizes are in the faces' own pixels. Sizes above the faces' native size are **skipped** (left
+    out of the result), since a face cannot be shown at more pixels than it has; a sweep on 48 px
+    FER2013 with sizes up to 64 therefore stops at 48. At sizes at or above the model's input
+    (``input_size``) the faces are only resized to that input, so a 32 px model swept on 48 px
+    faces reports the same accuracy at 32 and 48 px (``bench/suite.py`` follows the same rule).
 
     The model's outputs are taken to be in ``faceset.classes`` order; map the set first (e.g.
     ``faceset.with_classes(model_classes)``) when they differ. The other arguments are those of
     :func:`lrfer.evaluate.predict.predict_proba`.
     """
-    native = native_size(faceset, input_size)
+    native = native_size(faceset)
+    # Degradation happens after the resize to the model's input: below that input it simulates the
+    # smaller capture; at or above it there is nothing to remove.
+    limit = min(native, max(size_hw(input_size))) if input_size is not None else native
     wanted = sorted({int(s) for s in sizes})
     if any(s < 1 for s in wanted):
         raise LrferError(f"sweep sizes must be positive, got {wanted}", "use sizes such as 8,12,16,24,32,48")
@@ -76,7 +79,7 @@ def resolution_sweep(
             tta=tta,
             crop=crop,
             input_size=input_size,
-            degrade_to=None if size >= native else size,
+            degrade_to=None if size >= limit else size,
             degrade_mode=degrade_mode,
             progress=progress,
             task=f"sweep {size}px",

@@ -41,6 +41,7 @@ class ResNetFER(FERModel):
         blocks: tuple[int, ...] = (2, 2, 2, 2),
         drop_rate: float = 0.2,
         input_norm: str = "fixed",
+        zero_init_residual: bool = True,
     ):
         super().__init__(num_classes, in_chans, input_norm=input_norm)
         self.stem = nn.Sequential(nn.Conv2d(in_chans, width, 3, 1, 1, bias=False), nn.BatchNorm2d(width), nn.ReLU(inplace=True))
@@ -56,10 +57,14 @@ class ResNetFER(FERModel):
         for m in self.modules():
             if isinstance(m, nn.Conv2d):
                 nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
-        # Zero-init the last BN of each block: every block starts as identity, which trains faster.
-        for m in self.modules():
-            if isinstance(m, BasicBlock):
-                nn.init.zeros_(m.bn2.weight)
+        # Zero-init the last BN of each block: every block starts as identity (Goyal et al. 2017).
+        # On FER2013 it costs a slow start: the shipped model sat at chance for ~8 of its 100
+        # epochs, and in 256 SGD steps at 32 px chance (26%) against 33% without it; short
+        # schedules (the CPU recipe) switch it off.
+        if zero_init_residual:
+            for m in self.modules():
+                if isinstance(m, BasicBlock):
+                    nn.init.zeros_(m.bn2.weight)
 
     def forward_features(self, x):
         return self.stages(self.stem(x))

@@ -61,6 +61,7 @@ class TrainConfig:
     distill_feature_weight: float = 0.0  # weight of the MSE between pooled features (0: off); a learned
     # linear projection maps the student's features to the teacher's width when they differ
     tta: str = "none"  # none | flip | tencrop: test-time augmentation in validation
+    val_every: int = 1  # validate every N epochs and after the last (validation costs time on a CPU)
     # machinery
     seed: int = 0
     device: str = "auto"  # auto | cpu | cuda | cuda:N

@@ -406,13 +406,19 @@ def fit(
         if teacher is not None:
             row["train_distill_loss"] = float(distill_sum) / steps_per_epoch  # the weighted teacher terms inside train_loss
         eval_model = ema.module if ema is not None else model
-        if val_set is not None and len(val_set):
+        has_val = val_set is not None and len(val_set) > 0
+        validated = has_val and (epoch % max(1, cfg.val_every) == 0 or epoch == cfg.epochs)
+        if validated:
             row.update(validate(eval_model, val_set, cfg, device))
-        metric = row.get("val_acc", -row["train_loss"])
-        improved = metric > best_acc
+        row["epoch_seconds"] = time.perf_counter() - t0  # training + validation: resumed runs add these up
+        # Without validation data the training loss picks the best epoch; an epoch skipped by
+        # val_every is never the best (it has no validation score to compare).
+        scored = validated or not has_val
+        metric = row["val_acc"] if validated else -row["train_loss"]
+        improved = scored and metric > best_acc
         if improved:
             best_acc, best_epoch = metric, epoch
-        if cfg.schedule == "plateau":  # ReduceLROnPlateau on the validation metric, patience 3
+        if cfg.schedule == "plateau" and scored:  # ReduceLROnPlateau on the validation metric, patience 3
             if metric > plateau["best"]:
                 plateau.update(best=metric, bad=0)
             else:
