@@ -76,6 +76,7 @@ def run_one(recipe: str, seed: int, device: str) -> dict:
 
     import tempfile
 
+    prov = provenance("bench/methods_short.py", seed)  # the commit the run starts from
     t0 = time.perf_counter()
     with tempfile.TemporaryDirectory() as tmp:
         res = fit(cfg, train, val, tmp, progress=progress)
@@ -87,7 +88,7 @@ def run_one(recipe: str, seed: int, device: str) -> dict:
         "model": cfg.model,
         "paper": full.paper.get("title"),
         "paper_reported": full.paper.get("reported"),
-        "provenance": provenance("bench/methods_short.py", seed),
+        "provenance": prov,
         "settings": {
             "dataset": dataset, "train_rows": rows, "epochs": epochs, "val_split": val_split, "val_rows": len(val),
             "fold": 0 if dataset == "ckplus" else None, "tta": "none", "recipe_epochs": full.epochs,
