@@ -20,6 +20,7 @@ ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench" / "results"
 START, END = "<!-- inference:start -->", "<!-- inference:end -->"
 SUITE_START, SUITE_END = "<!-- suite:start -->", "<!-- suite:end -->"
+CPU_START, CPU_END = "<!-- cpu-recipe:start -->", "<!-- cpu-recipe:end -->"
 SUITE_SETS = ("fer2013", "ferplus", "ferplus_majority", "ckplus")
 
 
@@ -100,9 +101,36 @@ def suite_tables() -> list[str]:
     return out
 
 
+def cpu_recipe_lines() -> list[str]:
+    """The 30-minute CPU recipe (``bench/cpu_recipe.py``): time, sweep, goals."""
+    out = []
+    for f in sorted(RESULTS.glob("cpu_recipe_*.json")):
+        r = json.loads(f.read_text())
+        g = r["goals"]
+        sizes = sorted({row["size"] for rows in r["sweep"].values() for row in rows}, reverse=True)
+        met = lambda ok: "met" if ok else "**not met**"  # noqa: E731
+        out += [
+            f"`{r['recipe']}`: {r['epochs']} epochs in **{r['train_seconds'] / 60:.1f} minutes** of training on "
+            f"{r['provenance']['threads']} threads of {r['provenance']['cpu']} (goal {g['minutes']:.0f}: {met(g['met_minutes'])}); "
+            f"accuracy (%) with faces degraded to each size, {r['tta']} TTA:",
+            "",
+            "| split | " + " | ".join(f"{s} px" for s in sizes) + " |",
+            "|---|" + "---:|" * len(sizes),
+        ]
+        for split, rows in r["sweep"].items():
+            acc = {row["size"]: row["accuracy"] for row in rows}
+            out.append(f"| {split} | " + " | ".join(f"{100 * acc[s]:.1f}" if s in acc else "" for s in sizes) + " |")
+        out += [
+            "",
+            f"Goals: >= {100 * g['acc_48']:.0f}% at 48 px ({met(g['met_acc_48'])}), >= {100 * g['acc_16']:.0f}% at 16 px "
+            f"({met(g['met_acc_16'])}). From {provenance(r)}; curves and sweep: `{f.with_suffix('').relative_to(ROOT)}_*.png`.",
+        ]
+    return out
+
+
 def replace_block(text: str, start: str, end: str, body: list[str]) -> str:
     if start not in text:
-        raise SystemExit(f"README.md has no {start} ... {end} block")
+        raise SystemExit(f"the document has no {start} ... {end} block")
     a, b = text.index(start), text.index(end) + len(end)
     return text[:a] + "\n\n".join([start, *body, end]) + text[b:]
 
@@ -116,6 +144,7 @@ def main() -> None:
     readme = ROOT / "README.md"
     text = replace_block(readme.read_text(), START, END, blocks)
     text = replace_block(text, SUITE_START, SUITE_END, ["\n".join(suite_tables()).strip()])
+    text = replace_block(text, CPU_START, CPU_END, ["\n".join(cpu_recipe_lines()).strip() or "No results file yet."])
     readme.write_text(text)
     print(f"updated README.md ({len(blocks)} inference tables, suite tables)")
 

@@ -1,0 +1,44 @@
+"""The 30-minute CPU recipe (issue 5): its settings, a short run, and a sweep in the faces' pixels."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from lrfer.evaluate.sweep import resolution_sweep
+from lrfer.infer.classifier import FaceClassifier
+from lrfer.models.registry import create_model
+from lrfer.models.resnet_fer import BasicBlock
+from lrfer.train.config import load_config
+from lrfer.train.engine import fit
+from tests.conftest import make_faceset
+
+
+def test_recipe_settings():
+    cfg = load_config("fer2013_cpu30").validate()
+    assert cfg.image_size == 32 and cfg.augment.degrade_max == 32 and cfg.augment.degrade_p > 0
+    assert cfg.tta == "flip" and cfg.val_every > 1
+    model = create_model(cfg.model, 7, 1, **cfg.model_kwargs)
+    assert 0.6e6 < sum(p.numel() for p in model.parameters()) < 0.8e6
+    assert model.input_norm == "per_image"
+    # blocks are not zero-initialised: the short schedule cannot wait for them to wake up
+    assert all(bool((m.bn2.weight == 1).all()) for m in model.modules() if isinstance(m, BasicBlock))
+    default = create_model(cfg.model, 7, 1, width=16)
+    assert all(bool((m.bn2.weight == 0).all()) for m in default.modules() if isinstance(m, BasicBlock))
+
+
+def test_short_run_trains_at_32px_and_sweeps_from_48px(tmp_path):
+    cfg = load_config("fer2013_cpu30", epochs=2, batch_size=16, val_every=5, device="cpu")
+    faces = make_faceset(96)
+    res = fit(cfg, faces.select_split("Training"), faces.select_split("PublicTest"), tmp_path / "run")
+    assert ["val_acc" in r for r in res.history] == [False, True]  # only the last epoch validated
+    clf = FaceClassifier.load(str(res.best_path), device="cpu")
+    assert clf.image_size == 32
+    test = faces.select_split("PublicTest")
+    rows = resolution_sweep(clf.model, test, (8, 16, 32, 48), input_size=clf.image_size)
+    assert [r["size"] for r in rows] == [8, 16, 32, 48]
+    by = {r["size"]: r["accuracy"] for r in rows}
+    assert by[48] == by[32]  # both are the 48 px faces resized to the model's 32 px input
+    direct = clf.predict_proba(test.images).argmax(1)
+    assert by[48] == pytest.approx((direct == test.labels).float().mean().item())
+    assert torch.isfinite(torch.tensor(list(by.values()))).all()
