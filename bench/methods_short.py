@@ -57,6 +57,12 @@ def run_one(recipe: str, seed: int, device: str) -> dict:
     dataset, limit_train, epochs, limit_val = RUNS[recipe]
     full = load_config(recipe)
     cfg = load_config(recipe, epochs=epochs, limit_train=limit_train or None, seed=seed, device=device, tta="none")
+    sr_note = None
+    if cfg.model_kwargs.get("sr") and not Path(cfg.model_kwargs["sr"]).exists():
+        # Model B's SRGAN is its own long training run (`lrfer train-sr --gan`); without it the
+        # network sees bicubic-enlarged faces (the recipe's documented baseline).
+        sr_note = f"no {cfg.model_kwargs['sr']}: bicubic x2 instead of the SRGAN"
+        cfg.model_kwargs = {**cfg.model_kwargs, "sr": None}
     faces = load_dataset(str(DATA[dataset]))
     val_split = cfg.val_split
     if dataset == "ckplus":  # no official split: fold 0 of the subject-independent 10-fold split
@@ -91,7 +97,7 @@ def run_one(recipe: str, seed: int, device: str) -> dict:
         "provenance": prov,
         "settings": {
             "dataset": dataset, "train_rows": rows, "epochs": epochs, "val_split": val_split, "val_rows": len(val),
-            "fold": 0 if dataset == "ckplus" else None, "tta": "none", "recipe_epochs": full.epochs,
+            "fold": 0 if dataset == "ckplus" else None, "tta": "none", "recipe_epochs": full.epochs, "sr": sr_note,
         },  # fmt: skip
         "samples_seen": rows * epochs,
         "schedule_fraction": round(rows * epochs / (len(faces.select_split(full.train_split)) * full.epochs), 5),
