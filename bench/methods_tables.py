@@ -48,7 +48,7 @@ def short_runs_table() -> list[str]:
         s = r["settings"]
         where = f"CK+ fold 0 ({s['val_rows']})" if s["dataset"] == "ckplus" else f"{s['val_split']} ({s['val_rows']})"
         lines.append(
-            f"| `{r['recipe']}` | `{r['model']}` | {r['samples_seen']:,} ({100 * r['schedule_fraction']:.2g}%) | {where} | "
+            f"| `{r['recipe']}` | `{r['model']}`{' (' + s['sr'] + ')' if s.get('sr') else ''} | {r['samples_seen']:,} ({100 * r['schedule_fraction']:.2g}%) | {where} | "
             f"{100 * r['val_acc']:.1f}% | {r['val_macro_f1']:.3f} | {r['train_seconds'] / 60:.1f} | `{_commit(r)}` |"
         )
     return lines

@@ -46,6 +46,7 @@ def main() -> None:
     from lrfer.models.registry import create_model
 
     torch.set_num_threads(1)
+    prov = provenance("bench/short_schedule_probe.py", 0)  # the commit the run starts from
     faces = load_dataset(str(DATA))
     train = faces.select_split("Training").resized(32)
     val = faces.select_split("PublicTest").resized(32)
@@ -71,7 +72,7 @@ def main() -> None:
                "val_acc_per_epoch": accs, "seconds": round(time.perf_counter() - t0, 1)}  # fmt: skip
         rows.append(row)
         print(json.dumps(row), file=sys.stderr, flush=True)
-    OUT.write_text(json.dumps({"benchmark": "short_schedule_probe", "provenance": provenance("bench/short_schedule_probe.py", 0), "rows": rows}, indent=2))
+    OUT.write_text(json.dumps({"benchmark": "short_schedule_probe", "provenance": prov, "rows": rows}, indent=2))
     print(f"wrote {OUT}")
 
 
