@@ -54,40 +54,21 @@ def short_runs_table() -> list[str]:
     return lines
 
 
-def qin_tables() -> list[str]:
+def benchmark_tables(pattern: str, title) -> list[str]:
+    """One captioned markdown table per results file matching ``pattern`` (its ``table_markdown``)."""
     out = []
-    for f in sorted(RESULTS.glob("qin_ablation_*.json")):
+    for f in sorted(RESULTS.glob(pattern)):
         r = json.loads(f.read_text())
         s = r["settings"]
         rows = f"first {s['limit_train']} training faces" if s.get("limit_train") else "all training faces"
-        out += [
-            "",
-            f"**Qin ablation, {r['dataset']}** (`{f.relative_to(ROOT)}`: {s['epochs']} epochs, {rows}, "
-            f"{r['machine']['device_name'] or r['machine']['device']}, commit `{_commit(r)}`):",
-            "",
-            r["table_markdown"],
-        ]
-    return out
-
-
-def salimov_tables() -> list[str]:
-    out = []
-    for f in sorted(RESULTS.glob("salimov_depth_kernel*.json")):
-        r = json.loads(f.read_text())
-        s = r["settings"]
-        rows = f"first {s['limit_train']} training faces" if s.get("limit_train") else "all training faces"
-        out += [
-            "",
-            f"**Salimov depth x kernel** (`{f.relative_to(ROOT)}`: {s['epochs']} epochs, {rows}, "
-            f"{s['val_split']} first {s['val_rows']} faces, commit `{_commit(r)}`), accuracy in %:",
-            "",
-            r["table_markdown"],
-        ]
+        out += ["", f"**{title(r)}** (`{f.relative_to(ROOT)}`: {s['epochs']} epochs, {rows}, commit `{_commit(r)}`):", "", r["table_markdown"]]
     return out
 
 
 def main() -> None:
-    body = "\n".join([*short_runs_table(), *qin_tables(), *salimov_tables()]).strip() or "No results files yet."
+    qin = benchmark_tables("qin_ablation_*.json", lambda r: f"Qin ablation on {r['dataset']}, {r['settings']['val_rows']} test faces")
+    salimov = benchmark_tables("salimov_depth_kernel*.json", lambda r: f"Salimov depth x kernel, accuracy (%) on the first {r['settings']['val_rows']} {r['settings']['val_split']} faces")
+    body = "\n".join([*short_runs_table(), *qin, *salimov]).strip() or "No results files yet."
     DOC.write_text(replace_block(DOC.read_text(), START, END, [body]))
     print(f"updated {DOC.relative_to(ROOT)}")
 
