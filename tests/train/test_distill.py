@@ -22,7 +22,7 @@ from lrfer.train.checkpoint import load_checkpoint, model_spec, save_checkpoint
 from lrfer.train.engine import fit, prepare_faces
 from lrfer.train.losses import cross_entropy, distillation_loss
 from tests.conftest import make_faceset
-from tests.train.test_engine import Killed, tiny_config, write_npz
+from tests.train.test_engine import fit_cut_and_resumed, tiny_config, write_npz
 
 CLASSES = ("angry", "happy", "neutral")
 # no geometry, every face degraded: the clean view of a sample is exactly its training image
@@ -257,14 +257,7 @@ def test_resume_is_exact_with_mixing_and_distillation(tmp_path):
     teacher = random_teacher(tmp_path / "teacher.safetensors", width=16)  # wider than the student: a projection is learned
     cfg, _ = tiny_config(tmp_path, epochs=2, teacher=str(teacher), distill_feature_weight=0.5, mixup_alpha=0.4, cutmix_alpha=1.0, mix_p=0.8, center_loss=0.01)
     full = fit(cfg, train, val, tmp_path / "full")
-
-    def die_after_epoch_1(event):
-        if event.task == "epoch_end" and event.done == 1:
-            raise Killed
-
-    with pytest.raises(Killed):
-        fit(cfg, train, val, tmp_path / "cut", progress=die_after_epoch_1)
-    resumed = fit(cfg, train, val, tmp_path / "cut", resume=True)
+    resumed = fit_cut_and_resumed(cfg, train, val, tmp_path / "cut")
     a, b = load_checkpoint(full.last_path), load_checkpoint(resumed.last_path)
     for which in ("model", "ema"):
         wa, wb = a.weights(which), b.weights(which)

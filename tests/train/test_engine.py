@@ -80,19 +80,24 @@ class Killed(Exception):
     pass
 
 
-def test_resume_replays_exactly(tmp_path):
-    faces = make_faceset(192)
-    train, val = faces.select_split("Training"), faces.select_split("PublicTest")
-    cfg, _ = tiny_config(tmp_path, epochs=3, center_loss=0.01)
-    full = fit(cfg, train, val, tmp_path / "full")
+def fit_cut_and_resumed(cfg, train, val, run_dir: Path):
+    """Train in ``run_dir``, stopped by an exception after epoch 1, then resumed to the end."""
 
     def die_after_epoch_1(event):
         if event.task == "epoch_end" and event.done == 1:
             raise Killed
 
     with pytest.raises(Killed):
-        fit(cfg, train, val, tmp_path / "cut", progress=die_after_epoch_1)
-    resumed = fit(cfg, train, val, tmp_path / "cut", resume=True)
+        fit(cfg, train, val, run_dir, progress=die_after_epoch_1)
+    return fit(cfg, train, val, run_dir, resume=True)
+
+
+def test_resume_replays_exactly(tmp_path):
+    faces = make_faceset(192)
+    train, val = faces.select_split("Training"), faces.select_split("PublicTest")
+    cfg, _ = tiny_config(tmp_path, epochs=3, center_loss=0.01)
+    full = fit(cfg, train, val, tmp_path / "full")
+    resumed = fit_cut_and_resumed(cfg, train, val, tmp_path / "cut")
     a = load_checkpoint(full.last_path).weights("model")
     b = load_checkpoint(resumed.last_path).weights("model")
     assert a.keys() == b.keys()
