@@ -4,10 +4,6 @@ exact, and a good teacher's knowledge reaches the student."""
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
-import sys
 from dataclasses import replace
 from pathlib import Path
 
@@ -22,7 +18,7 @@ from lrfer.train.checkpoint import load_checkpoint, model_spec, save_checkpoint
 from lrfer.train.engine import fit, prepare_faces
 from lrfer.train.losses import cross_entropy, distillation_loss
 from tests.conftest import make_faceset
-from tests.train.test_engine import fit_cut_and_resumed, tiny_config, write_npz
+from tests.train.test_engine import fit_cut_and_resumed, tiny_config, train_two_processes, write_npz
 
 CLASSES = ("angry", "happy", "neutral")
 # no geometry, every face degraded: the clean view of a sample is exactly its training image
@@ -291,12 +287,7 @@ def test_two_process_ddp_keeps_student_and_projection_in_sync(tmp_path):
     extra = f'teacher = "{teacher}"\ndistill_feature_weight = 1.0\nmixup_alpha = 0.4\ncutmix_alpha = 1.0\n'
     recipe.write_text(recipe.read_text().replace("[augment]", extra + "[augment]"))
     out = tmp_path / "ddp"
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29523", "-m", "lrfer",
-           "train", "--recipe", str(recipe), "--data", str(data), "--out", str(out), "--device", "cpu", "--no-progress"]
-    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=240)
-    assert proc.returncode == 0, proc.stderr[-2000:]
-    check = json.loads((out / "ddp_check.json").read_text())
+    check = train_two_processes(recipe, data, out, port=29523)
     assert check["fingerprints"][0] == check["fingerprints"][1]
     last = load_checkpoint(out / "last.safetensors")
     assert last.info["config"]["teacher"] == str(teacher) and last.state["distill_project"]["weight"].shape == (32, 16)

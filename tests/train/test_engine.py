@@ -132,16 +132,21 @@ def test_sigkill_then_resume_loses_at_most_one_epoch(tmp_path):
     assert load_checkpoint(out / "last.safetensors").info["epoch"] == 4
 
 
+def train_two_processes(recipe: Path, data: Path, out: Path, port: int) -> dict:
+    """``lrfer train`` under torchrun with 2 CPU processes; returns the ranks' ``ddp_check.json``."""
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", str(port), "-m", "lrfer",
+           "train", "--recipe", str(recipe), "--data", str(data), "--out", str(out), "--device", "cpu", "--no-progress"]  # fmt: skip
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=240)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    return json.loads((out / "ddp_check.json").read_text())
+
+
 def test_two_process_ddp_ends_with_identical_weights(tmp_path):
     data = write_npz(tmp_path / "faces.npz", n=256)
     _, recipe = tiny_config(tmp_path, epochs=2)
     out = tmp_path / "ddp"
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29517", "-m", "lrfer",
-           "train", "--recipe", str(recipe), "--data", str(data), "--out", str(out), "--device", "cpu", "--no-progress"]
-    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=240)
-    assert proc.returncode == 0, proc.stderr[-2000:]
-    check = json.loads((out / "ddp_check.json").read_text())
+    check = train_two_processes(recipe, data, out, port=29517)
     assert check["world_size"] == 2
     assert check["fingerprints"][0] == check["fingerprints"][1]
     assert load_checkpoint(out / "last.safetensors").info["epoch"] == 2
