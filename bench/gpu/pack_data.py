@@ -63,8 +63,7 @@ def pack(ckplus: bool) -> None:
     np.savez_compressed(PACK / "fer2013_meta.npz", images_shape=np.array(images.shape), images_sha256=np.array(hashlib.sha256(images.tobytes()).hexdigest()),
                         **{k: d[k] for k in d.files if k != "images"})
     if ckplus:
-        c = np.load(SHARED / "ckplus48.npz")
-        np.savez_compressed(PACK / "ckplus48.npz", **{k: c[k] for k in c.files})
+        (PACK / "ckplus48.npz.xz").write_bytes(lzma.compress((SHARED / "ckplus48.npz").read_bytes(), preset=9 | lzma.PRESET_EXTREME))
 
 
 def unpack(dest: Path) -> None:
@@ -77,9 +76,8 @@ def unpack(dest: Path) -> None:
     if hashlib.sha256(images.tobytes()).hexdigest() != digest:
         raise SystemExit("unpacked FER2013 pixels differ from the packed ones: pack again")
     np.savez(dest / "fer2013.npz", images=images, **meta)
-    if (PACK / "ckplus48.npz").is_file():
-        c = np.load(PACK / "ckplus48.npz")
-        np.savez(dest / "ckplus48.npz", **{k: c[k] for k in c.files})
+    if (PACK / "ckplus48.npz.xz").is_file():
+        (dest / "ckplus48.npz").write_bytes(lzma.decompress((PACK / "ckplus48.npz.xz").read_bytes()))
 
 
 if __name__ == "__main__":
