@@ -62,7 +62,10 @@ def resolve_device(name: str) -> torch.device:
         return torch.device("cpu")
     if name.startswith("cuda") and not torch.cuda.is_available():
         raise LrferError(f"device '{name}' was asked for but no CUDA GPU is available", "use --device cpu")
-    return torch.device(name)
+    device = torch.device(name)
+    if device.type == "cuda" and device.index is None:  # torch.cuda.set_device needs an index: "cuda" means this process's GPU
+        device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))
+    return device
 
 
 def _init_distributed(device: torch.device) -> tuple[int, int]:
