@@ -4,8 +4,9 @@
 
 Writes bench/results/default_model/{report.json,confusion.png,sweep.json,sweep.png} and
 src/lrfer/assets/default/MODEL_CARD.md. The card's training facts come from the checkpoint itself
-and from bench/results/gpu_fer2013_default.json (the GPU run that trained it); every number in the
-card is read from those files, none is typed by hand.
+and from TRAINING_RUN (the GPU run that trained it, run RUN); the comparison rows of its sweep table
+come from the runs named in COMPARISONS. Every number in the card is read from those files, none is
+typed by hand.
 """
 
 from __future__ import annotations
@@ -25,7 +26,15 @@ from lrfer.infer.classifier import DEFAULT_CHECKPOINT, FaceClassifier
 
 ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "bench" / "results" / "default_model"
-TRAINING_RUN = ROOT / "bench" / "results" / "gpu_fer2013_default.json"
+TRAINING_RUN = ROOT / "bench" / "results" / "gpu_fer2013_distill_nz.json"
+RUN = "distill_nz"
+PREVIOUS_RUN = ROOT / "bench" / "results" / "gpu_fer2013_default.json"  # the default until 2026-11-23, the teacher of this one
+# (label, results file, run): sweeps shown under the default's in the card and the README
+COMPARISONS = (
+    ("same recipe without the teacher", TRAINING_RUN, "slim_nz"),
+    ("previous default (its teacher)", PREVIOUS_RUN, "slim"),
+    ("no degradation, no teacher", PREVIOUS_RUN, "slim_nodeg"),
+)
 CARD = DEFAULT_CHECKPOINT.parent / "MODEL_CARD.md"
 
 
@@ -63,7 +72,15 @@ def main() -> None:
     write_readme_table()
 
 
-def sweep_rows(sweep: list[dict], ablation: dict | None) -> list[str]:
+def rel(path: Path) -> str:
+    return str(path.relative_to(ROOT))
+
+
+def comparison_sweeps() -> list[tuple[str, list[dict]]]:
+    return [(label, json.loads(path.read_text())["runs"][run]["sweep"]) for label, path, run in COMPARISONS]
+
+
+def sweep_rows(sweep: list[dict], comparisons: list[tuple[str, list[dict]]]) -> list[str]:
     sizes = [r["size"] for r in sweep]
     rows = [
         "| face size (px) | " + " | ".join(str(s) for s in sizes) + " |",
@@ -71,9 +88,9 @@ def sweep_rows(sweep: list[dict], ablation: dict | None) -> list[str]:
         "| default model, accuracy (%) | " + " | ".join(pct(r["accuracy"]) for r in sweep) + " |",
         "| default model, macro F1 (%) | " + " | ".join(pct(r["macro_f1"]) for r in sweep) + " |",
     ]
-    if ablation:
-        abl = {r["size"]: r["accuracy"] for r in ablation["sweep"]}
-        rows.append("| same recipe without degradation, accuracy (%) | " + " | ".join(pct(abl[s]) if s in abl else "" for s in sizes) + " |")
+    for label, other in comparisons:
+        acc = {r["size"]: r["accuracy"] for r in other}
+        rows.append(f"| {label}, accuracy (%) | " + " | ".join(pct(acc[s]) if s in acc else "" for s in sizes) + " |")
     return rows
 
 
@@ -87,10 +104,10 @@ def write_readme_table() -> None:
     text = "\n".join([
         "<!-- results:start -->",
         f"`resnet18_fer_slim` ({rep['model']['params'] / 1e6:.2f}M parameters, {rep['model']['size_mb']:.1f} MB), trained on FER2013 "
-        f"Training with multi-resolution augmentation (recipe `fer2013_multires`), selected on PublicTest. FER2013 {prov['split']}, "
-        f"faces degraded to each size (area down, bilinear up):",
+        f"Training with multi-resolution augmentation and distillation from a high-resolution teacher (recipe `fer2013_distill`), "
+        f"selected on PublicTest. FER2013 {prov['split']}, faces degraded to each size (area down, bilinear up):",
         "",
-        *sweep_rows(sweep, train["runs"].get("slim_nodeg")),
+        *sweep_rows(sweep, comparison_sweeps()),
         "",
         f"Ten-crop TTA at 48 px: {pct(rep['tencrop']['accuracy'])}% accuracy. CPU latency: "
         + ", ".join(f"{v:.2f} ms/face at batch {k.split('batch')[-1]}" for k, v in lat.items() if k.startswith("ms_per_face"))
@@ -98,7 +115,7 @@ def write_readme_table() -> None:
         "",
         f"Evaluated by `bench/default_model.py` on {prov['machine']} ({prov['date']}, commit `{prov['commit']}`), results in "
         "`bench/results/default_model/`; trained by `bench/gpu/train_fer2013.py` on "
-        f"{train['machine'].split(' ', 1)[1]} ({train['date']}), results in `bench/results/gpu_fer2013_default.json`. "
+        f"{train['machine'].split(' ', 1)[1]} ({train['date']}), results in `{rel(TRAINING_RUN)}` (run `{RUN}`). "
         "Model card: `src/lrfer/assets/default/MODEL_CARD.md`.",
         "<!-- results:end -->",
     ])
@@ -127,16 +144,15 @@ def write_card(clf: FaceClassifier) -> None:
     rep = json.loads((OUT / "report.json").read_text())
     sweep = json.loads((OUT / "sweep.json").read_text())
     train = json.loads(TRAINING_RUN.read_text())
-    ablation = train["runs"].get("slim_nodeg")
     info = clf.checkpoint.info
     cfg = info["config"]
     prov = rep["provenance"]
     lat = rep["model"].get("cpu_latency", {})
     lines = [
-        "# Model card: lrfer default (`resnet18_fer_slim`, FER2013, multi-resolution)",
+        "# Model card: lrfer default (`resnet18_fer_slim`, FER2013, multi-resolution, distilled)",
         "",
-        "Generated by `bench/default_model.py` from `bench/results/default_model/*.json` and",
-        "`bench/results/gpu_fer2013_default.json`; do not edit by hand.",
+        "Generated by `bench/default_model.py` from `bench/results/default_model/*.json`,",
+        f"`{rel(TRAINING_RUN)}` and `{rel(PREVIOUS_RUN)}`; do not edit by hand.",
         "",
         "## What it is",
         f"- Network: `{clf.name}`, a ResNet-18 at half width with a 3x3 stride-1 stem for 48 px faces; "
@@ -145,14 +161,19 @@ def write_card(clf: FaceClassifier) -> None:
         "- Weights are the EMA weights of the best PublicTest epoch; loading reads safetensors and runs no code from the file.",
         "",
         "## How it was trained",
-        f"- Recipe `{cfg['recipe']}` (`src/lrfer/recipes/{cfg['recipe']}.toml`): {cfg['epochs']} epochs, {cfg['optimizer']} lr {cfg['lr']}, "
+        "- Recipe `fer2013_distill` (`src/lrfer/recipes/fer2013_distill.toml`; the run read it under the name "
+        f"`{cfg['recipe']}` from `bench/gpu/recipes/` at commit `{train['commit']}`, the same settings): {cfg['epochs']} epochs, {cfg['optimizer']} lr {cfg['lr']}, "
         f"batch {cfg['batch_size']}, {cfg['schedule']} schedule, label smoothing {cfg['label_smoothing']}, EMA {cfg['ema_decay']}; "
         f"augmentation: flip, rotation {cfg['augment']['rotate']} deg, scale {cfg['augment']['scale']}, shift {cfg['augment']['translate']}, "
         f"crop {cfg['augment']['crop']}, random erasing p={cfg['augment']['erase_p']}, **resolution degradation p={cfg['augment']['degrade_p']} "
-        f"to a random size in [{cfg['augment']['degrade_min']}, {cfg['augment']['degrade_max']}] px** (area down, bilinear up).",
-        f"- Command: `lrfer train --recipe {cfg['recipe']} --data fer2013.npz` (seed {cfg['seed']}), "
+        f"to a random size in [{cfg['augment']['degrade_min']}, {cfg['augment']['degrade_max']}] px** (area down, bilinear up); "
+        f"mixup alpha {cfg.get('mixup_alpha', 0)} on {cfg.get('mix_p', 1):.0%} of the batches; residual blocks {'not ' if not cfg['model_kwargs'].get('zero_init_residual', True) else ''}zero-initialised.",
+        f"- **Distillation**: a frozen teacher, the previous default (trained by `fer2013_multires` with zero-init, "
+        f"`{rel(PREVIOUS_RUN)}`), sees each batch before the degradation; the student learns cross-entropy + "
+        f"{cfg['distill_weight']} x KL at temperature {cfg['distill_temperature']} to the teacher's logits.",
+        f"- Command: `lrfer train --recipe fer2013_distill --teacher <previous default> --data fer2013.npz` (seed {cfg['seed']}), "
         f"run by `bench/gpu/train_fer2013.py` on {train['machine'].split(' ', 1)[1]}, {train['date']}, commit `{train['commit']}`; "
-        f"{train['train_seconds']:.0f} s of training for two runs side by side. Best epoch: {info['epoch']}.",
+        f"{train['runs'][RUN]['train_seconds']:.0f} s of training beside three other jobs. Best epoch: {info['epoch']}.",
         "- Data: FER2013 Training (28,709 faces); selected on PublicTest (3,589). PrivateTest was not used.",
         "",
         f"## Results on FER2013 {prov['split']} (this machine: {prov['machine']}, {prov['date']}, commit `{prov['commit']}`)",
@@ -164,11 +185,10 @@ def write_card(clf: FaceClassifier) -> None:
         "",
         "Resolution sweep (faces area-down-sampled to N px, then bilinear back to 48):",
         "",
-        *sweep_rows(sweep, ablation),
+        *sweep_rows(sweep, comparison_sweeps()),
         "",
-        "(The row without degradation is the same recipe with `degrade_p = 0`, trained side by side on the GPU and",
-        "swept there; `bench/results/gpu_fer2013_default.json`.)",
-
+        "(The comparison rows were trained on the same GPU and swept there by `lrfer sweep`, the same degradation and",
+        "centre view: " + "; ".join(f"{label}: `{rel(path)}`, run `{run}`" for label, path, run in COMPARISONS) + ".)",
         "",
         "![sweep](../../../../bench/results/default_model/sweep.png)",
         "",
