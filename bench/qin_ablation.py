@@ -120,6 +120,39 @@ def main() -> None:
 
         sr_info["info"] = {k: v for k, v in load_checkpoint(sr_path).info.items() if k in ("metrics", "epoch", "scale", "data")}
 
+    # provenance now, not at the end: edits to the tree during a long run must not change it
+    commit = os.environ.get("LRFER_COMMIT") or subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=ROOT).stdout.strip()
+    dirty = bool(subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], capture_output=True, text=True, cwd=ROOT).stdout.strip())
+    device = str(torch.device("cuda" if args.device == "auto" and torch.cuda.is_available() else ("cpu" if args.device == "auto" else args.device)))
+    device_name = torch.cuda.get_device_name(0) if device.startswith("cuda") else platform.processor() or platform.machine()
+    out = args.out or RESULTS / f"qin_ablation_{args.dataset}{'_' + args.tag if args.tag else ''}.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+
+    def write_result(rows: list[dict]) -> None:
+        """The results file, rewritten after every variant: a run cut off by a time limit keeps the variants it finished."""
+        result = {
+            "benchmark": "qin_ablation",
+            "paper": first.paper.get("title"),
+            "paper_reported": first.paper.get("reported"),
+            "dataset": args.dataset,
+            "command": " ".join([Path(sys.argv[0]).name, *sys.argv[1:]]),
+            "commit": commit + ("-dirty" if dirty else ""),
+            "machine": {"host": platform.node(), "device": device, "device_name": device_name, "cpu_threads": torch.get_num_threads(), "torch": torch.__version__},
+            "date": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+            "seed": args.seed,
+            "settings": {
+                "data": data_path, "epochs": first.epochs, "batch_size": first.batch_size, "limit_train": args.limit_train, "limit_val": args.limit_val,
+                "train_rows": min(len(train), args.limit_train or len(train)), "val_split": first.val_split, "val_rows": len(val),
+                "fold": args.fold if args.dataset == "ckplus" else None,
+            },  # fmt: skip
+            "sr": sr_info,
+            "rows": rows,
+            "finished": len(rows) == len(variants),
+            "total_seconds": round(time.perf_counter() - t_all, 1),
+            "table_markdown": table(rows),
+        }
+        out.write_text(json.dumps(result, indent=2))
+
     # ---- the four classifiers
     rows = []
     for v in variants:
@@ -140,35 +173,9 @@ def main() -> None:
             "paper_accuracy": cfg.paper.get("accuracy"), "val_acc": best["val_acc"], "val_macro_f1": best["val_macro_f1"],
             "best_epoch": res.best_epoch, "epochs": cfg.epochs, "train_seconds": round(seconds, 1),
         })  # fmt: skip
+        write_result(rows)
         print(f"{cfg.paper.get('variant', v)}: {100 * best['val_acc']:.2f}% (paper {cfg.paper.get('accuracy')}%, epoch {res.best_epoch}/{cfg.epochs}, {seconds:.0f}s)", file=sys.stderr, flush=True)
 
-    commit = os.environ.get("LRFER_COMMIT") or subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=ROOT).stdout.strip()
-    dirty = bool(subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], capture_output=True, text=True, cwd=ROOT).stdout.strip())
-    device = str(torch.device("cuda" if args.device == "auto" and torch.cuda.is_available() else ("cpu" if args.device == "auto" else args.device)))
-    device_name = torch.cuda.get_device_name(0) if device.startswith("cuda") else platform.processor() or platform.machine()
-    result = {
-        "benchmark": "qin_ablation",
-        "paper": first.paper.get("title"),
-        "paper_reported": first.paper.get("reported"),
-        "dataset": args.dataset,
-        "command": " ".join([Path(sys.argv[0]).name, *sys.argv[1:]]),
-        "commit": commit + ("-dirty" if dirty else ""),
-        "machine": {"host": platform.node(), "device": device, "device_name": device_name, "cpu_threads": torch.get_num_threads(), "torch": torch.__version__},
-        "date": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-        "seed": args.seed,
-        "settings": {
-            "data": data_path, "epochs": first.epochs, "batch_size": first.batch_size, "limit_train": args.limit_train, "limit_val": args.limit_val,
-            "train_rows": min(len(train), args.limit_train or len(train)), "val_split": first.val_split, "val_rows": len(val),
-            "fold": args.fold if args.dataset == "ckplus" else None,
-        },  # fmt: skip
-        "sr": sr_info,
-        "rows": rows,
-        "total_seconds": round(time.perf_counter() - t_all, 1),
-        "table_markdown": table(rows),
-    }
-    out = args.out or RESULTS / f"qin_ablation_{args.dataset}{'_' + args.tag if args.tag else ''}.json"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(result, indent=2))
     tmp.cleanup()
     print(f"\nBest {first.val_split} accuracy, Qin 2021 ablation on {args.dataset}, {first.epochs} epochs"
           + (f", first {args.limit_train} training rows" if args.limit_train else "") + ":")  # fmt: skip

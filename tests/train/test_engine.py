@@ -150,3 +150,16 @@ def test_two_process_ddp_ends_with_identical_weights(tmp_path):
     assert check["world_size"] == 2
     assert check["fingerprints"][0] == check["fingerprints"][1]
     assert load_checkpoint(out / "last.safetensors").info["epoch"] == 2
+
+
+def test_cuda_without_an_index_resolves_to_this_process_gpu(monkeypatch):
+    """``--device cuda`` must name a GPU index: torch.cuda.set_device refuses a bare "cuda"."""
+    from lrfer.train.engine import resolve_device
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.delenv("LOCAL_RANK", raising=False)
+    assert resolve_device("cuda") == torch.device("cuda", 0)
+    assert resolve_device("cuda:1") == torch.device("cuda", 1)
+    monkeypatch.setenv("LOCAL_RANK", "3")
+    assert resolve_device("cuda") == torch.device("cuda", 3)
+    assert resolve_device("cpu") == torch.device("cpu")
