@@ -108,6 +108,8 @@ def pipeline(name: str, recipe: str, flags: list[str], epochs: int | None, data:
     res["train_seconds"] = round(time.time() - t0, 1)
     if (d / "metrics.jsonl").is_file():
         res["metrics"] = read_jsonl(d / "metrics.jsonl")
+    if (d / "config.json").is_file():  # the resolved settings, so a table can say what ran even after a recipe changes
+        res["config"] = json.loads((d / "config.json").read_text())
     ck = d / "best.safetensors"
     if code not in (0, None) or not ck.is_file():
         res["failed"] = f"training exited with {code}; see log.txt"

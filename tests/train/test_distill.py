@@ -170,6 +170,8 @@ def test_teacher_with_other_classes_or_channels_is_a_clear_error(tmp_path):
         ({"mix_p": 1.5}, "mix_p"),
         ({"teacher": "T", "distill_temperature": 0.0}, "distill_temperature"),
         ({"teacher": "T", "distill_weight": 0.0}, "both 0"),
+        ({"distill_offline": True}, "no teacher"),
+        ({"teacher": "T", "distill_offline": True, "distill_feature_weight": 1.0}, "features"),
     ],
 )
 def test_config_checks(tmp_path, overrides, match):
@@ -317,6 +319,50 @@ def test_student_learns_from_a_good_teacher_despite_useless_labels(tmp_path):
     control = fit(replace(student_cfg, teacher=""), shuffled, val, tmp_path / "control")
     assert control.history[-1]["val_loss"] > 1.0  # chance is ln 3 = 1.10: the shuffled labels teach nothing
     assert student.history[-1]["val_loss"] < control.history[-1]["val_loss"] - 0.15
+
+
+# ---------------------------------------------------------------------------- offline distillation
+def test_offline_targets_mix_the_labels_with_the_teachers_view_of_the_clean_faces(tmp_path, monkeypatch):
+    """distill_offline: one teacher pass over the faces before the resize; the targets the
+    engine trains on are (labels + distill_weight * teacher probabilities at T) / (1 + weight)."""
+    from lrfer.evaluate.predict import predict_proba
+
+    teacher_path = random_teacher(tmp_path / "teacher.safetensors", image_size=24, crop=20)
+    cfg, _ = tiny_config(tmp_path, epochs=1, teacher=str(teacher_path), distill_offline=True, distill_weight=3.0, distill_temperature=2.0,
+                         ema_decay=0.0, augment=PLAIN, image_size=16)  # fmt: skip
+    train = make_faceset(64, size=24).select_split("Training")
+    teacher = load_checkpoint(teacher_path)
+    probs = predict_proba(teacher.build_model(), train.images, crop=20, input_size=24, temperature=2.0)
+    expected = 0.25 * torch.nn.functional.one_hot(train.labels.long(), 3).float() + 0.75 * probs
+    got = engine.offline_teacher_targets(cfg, train, torch.nn.functional.one_hot(train.labels.long(), 3).float(), torch.device("cpu"))
+    torch.testing.assert_close(got, expected)
+    torch.testing.assert_close(got.sum(1), torch.ones(len(train)))
+
+    # in fit: computed on the 24 px faces (not the 16 px training copies), no teacher per step
+    seen = {}
+    real = engine.offline_teacher_targets
+
+    def spy(cfg, faces, base, device):
+        seen["size"] = faces.images.shape[-1]
+        seen["targets"] = real(cfg, faces, base, device)
+        return seen["targets"]
+
+    monkeypatch.setattr(engine, "offline_teacher_targets", spy)
+    monkeypatch.setattr(engine, "load_teacher", lambda *a, **k: pytest.fail("offline distillation must not load a per-step teacher"))
+    losses = []
+    real_ce = engine.cross_entropy
+    monkeypatch.setattr(engine, "cross_entropy", lambda logits, y, *a: (losses.append(y.clone()), real_ce(logits, y, *a))[1])
+    fit(cfg, train, None, tmp_path / "run")
+    assert seen["size"] == 24
+    torch.testing.assert_close(seen["targets"], expected)
+    assert losses and all(y.dtype.is_floating_point and y.shape[1] == 3 for y in losses)  # the soft targets reached the loss
+
+
+def test_teacher_default_names_the_shipped_model(tmp_path):
+    from lrfer.infer.classifier import DEFAULT_CHECKPOINT
+
+    cfg, _ = tiny_config(tmp_path, teacher="default", distill_offline=True)
+    assert cfg.validate().teacher_path == str(DEFAULT_CHECKPOINT)
 
 
 # ---------------------------------------------------------------------------- the recipe

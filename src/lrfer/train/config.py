@@ -60,6 +60,11 @@ class TrainConfig:
     distill_temperature: float = 4.0
     distill_feature_weight: float = 0.0  # weight of the MSE between pooled features (0: off); a learned
     # linear projection maps the student's features to the teacher's width when they differ
+    # offline distillation, for CPUs: the teacher runs once over the clean training faces, and its
+    # probabilities at distill_temperature become soft targets, mixed with the labels as
+    # distill_weight : 1. It replaces a teacher forward pass per step (the online way) by one pass
+    # per run, and loses the teacher's view of each augmented face. Logits only.
+    distill_offline: bool = False
     tta: str = "none"  # none | flip | tencrop: test-time augmentation in validation
     val_every: int = 1  # validate every N epochs and after the last (validation costs time on a CPU)
     # machinery
@@ -73,6 +78,15 @@ class TrainConfig:
     # provenance (recipes)
     recipe: str = ""
     paper: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def teacher_path(self) -> str:
+        """The teacher checkpoint's path; ``teacher = "default"`` names the shipped model, so a recipe can use it."""
+        if self.teacher == "default":
+            from ..infer.classifier import DEFAULT_CHECKPOINT
+
+            return str(DEFAULT_CHECKPOINT)
+        return self.teacher
 
     def validate(self) -> "TrainConfig":
         """Check names (model, optimizer, schedule, ...) up front, with a suggestion for a typo."""
@@ -101,12 +115,18 @@ class TrainConfig:
         if not 0 <= self.mix_p <= 1:
             raise LrferError(f"mix_p is {self.mix_p}, a probability must lie in [0, 1]", "1 mixes every batch (the usual choice)")
         if self.teacher:
-            if not Path(self.teacher).is_file():
+            if not Path(self.teacher_path).is_file():
                 raise LrferError(f"teacher: no such file: {self.teacher}", "give the .safetensors checkpoint of a trained lrfer classifier (`lrfer train` writes best.safetensors)")
             if not self.distill_temperature > 0:
                 raise LrferError(f"distill_temperature is {self.distill_temperature}, it must be above 0", "use 4 (Hinton et al.'s usual range is 2-8)")
             if self.distill_weight == 0 and self.distill_feature_weight == 0:
                 raise LrferError("a teacher is set but distill_weight and distill_feature_weight are both 0", "set distill_weight = 1, or drop the teacher")
+            if self.distill_offline and self.distill_feature_weight > 0:
+                raise LrferError("distill_offline keeps only the teacher's probabilities, not its features", "set distill_feature_weight = 0, or distill_offline = false")
+            if self.distill_offline and self.distill_weight == 0:
+                raise LrferError("distill_offline with distill_weight 0 would ignore the teacher", "set distill_weight = 1 (labels and teacher weigh alike)")
+        elif self.distill_offline:
+            raise LrferError("distill_offline is set but no teacher is", "set teacher (a checkpoint, or 'default' for the shipped model), or distill_offline = false")
         elif self.distill_feature_weight > 0:
             raise LrferError(f"distill_feature_weight is {self.distill_feature_weight} but no teacher is set", "set teacher to a trained classifier's best.safetensors, or distill_feature_weight = 0")
         if self.tta == "tencrop" and not self.augment.crop:

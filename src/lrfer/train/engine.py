@@ -193,6 +193,12 @@ class Teacher(nn.Module):
 
 def load_teacher(path: str, classes: tuple[str, ...], in_chans: int, device: torch.device) -> Teacher:
     """The distillation teacher of a run; one of other classes or channels is an LrferError."""
+    ckpt = teacher_checkpoint(path, classes, in_chans)
+    return Teacher(ckpt.build_model().to(device), tuple(ckpt.input_size[1:]))
+
+
+def teacher_checkpoint(path: str, classes: tuple[str, ...], in_chans: int):
+    """The teacher's checkpoint, checked against the training faces' classes and channels."""
     ckpt = load_checkpoint(path)
     if ckpt.classes != tuple(classes):
         raise LrferError(
@@ -204,7 +210,24 @@ def load_teacher(path: str, classes: tuple[str, ...], in_chans: int, device: tor
             f"teacher {path} takes {ckpt.spec['in_chans']}-channel faces, the training faces have {in_chans}",
             "use a teacher trained with the same grayscale setting as the student",
         )
-    return Teacher(ckpt.build_model().to(device), tuple(ckpt.input_size[1:]))
+    return ckpt
+
+
+def offline_teacher_targets(cfg: TrainConfig, faces: FaceSet, base: torch.Tensor, device: torch.device) -> torch.Tensor:
+    """Soft targets of offline distillation (``cfg.distill_offline``), ``(N, K)``.
+
+    The teacher scores the clean ``faces`` once, as evaluation feeds it (its own size and centre
+    crop, one view: a flip would double the pass), at temperature ``distill_temperature``; the result is mixed with ``base``
+    (the labels as class distributions) in the proportion distill_weight : 1. Called before the
+    training faces are resized to the student's size, so the teacher sees them at full resolution.
+    """
+    from ..evaluate.predict import predict_proba
+
+    ckpt = teacher_checkpoint(cfg.teacher_path, faces.classes, faces.in_chans)
+    probs = predict_proba(ckpt.build_model(), faces.images, device=device, crop=ckpt.spec.get("crop"),
+                          input_size=ckpt.spec.get("image_size"), temperature=cfg.distill_temperature).cpu()  # fmt: skip
+    w = cfg.distill_weight / (1 + cfg.distill_weight)
+    return (1 - w) * base + w * probs
 
 
 # ---------------------------------------------------------------------------- validation
@@ -245,9 +268,14 @@ def fit(
         torch.backends.cudnn.benchmark = True
     is_main = rank == 0
 
-    train_set = prepare_faces(train_set, cfg)
-    if cfg.limit_train:
+    if cfg.limit_train:  # before the resize: the same faces, less work
         train_set = train_set.subset(np.arange(min(cfg.limit_train, len(train_set))))
+    offline_targets = None
+    if cfg.teacher and cfg.distill_offline and len(train_set):
+        clean = train_set.to_grayscale() if cfg.grayscale else train_set
+        base = clean.soft_labels.float() if cfg.label_mode == "soft" and clean.soft_labels is not None else nn.functional.one_hot(clean.labels.long(), clean.num_classes).float()
+        offline_targets = offline_teacher_targets(cfg, clean, base, device)
+    train_set = prepare_faces(train_set, cfg)
     if len(train_set) == 0:
         raise LrferError("the training split is empty", f"check --train-split (now '{cfg.train_split}') and the dataset")
     if val_set is not None:
@@ -270,7 +298,9 @@ def fit(
 
     # the whole training set on the device, as uint8
     images = train_set.images.to(device)
-    if cfg.label_mode == "soft":
+    if offline_targets is not None:
+        targets = offline_targets.to(device)
+    elif cfg.label_mode == "soft":
         if train_set.soft_labels is None:
             raise LrferError("label_mode 'soft' needs soft labels, and this dataset has none", "use label_mode = 'hard', or a FERPlus source")
         targets = train_set.soft_labels.to(device)
@@ -285,7 +315,7 @@ def fit(
     if cfg.center_loss > 0:
         aux.append(CenterLoss(len(classes), model.num_features, cfg.center_loss, cfg.center_alpha).to(device))
 
-    teacher = load_teacher(cfg.teacher, classes, train_set.in_chans, device) if cfg.teacher else None
+    teacher = load_teacher(cfg.teacher_path, classes, train_set.in_chans, device) if cfg.teacher and not cfg.distill_offline else None
     project: Optional[nn.Module] = None
     if teacher is not None and cfg.distill_feature_weight > 0 and teacher.model.num_features != model.num_features:
         # trained with the student and kept in the checkpoint's training state (not in the model
