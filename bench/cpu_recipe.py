@@ -69,6 +69,7 @@ def main() -> None:
             print(f"epoch {event.done}/{event.total}: val {100 * i.get('val_acc', float('nan')):.2f}%, {i.get('images_per_s', 0):.0f} img/s, "
                   f"{time.perf_counter() - t0:.0f}s", file=sys.stderr, flush=True)  # fmt: skip
 
+    prov = provenance("bench/cpu_recipe.py", args.seed, cpu=cpu_model(), threads=args.threads)  # first: the tree may change during the run
     t0 = time.perf_counter()
     res = fit(cfg, train, val, run_dir, resume=args.resume, progress=progress)
     train_seconds = time.perf_counter() - t0
@@ -90,7 +91,7 @@ def main() -> None:
         "benchmark": "cpu_recipe",
         "recipe": args.recipe,
         "config": cfg.to_dict(),
-        "provenance": provenance("bench/cpu_recipe.py", args.seed, cpu=cpu_model(), threads=args.threads),
+        "provenance": prov,
         "train_seconds": round(train_seconds, 1),
         "epochs": len(res.history),
         "best_epoch": res.best_epoch,
