@@ -123,7 +123,8 @@ def cpu_recipe_lines() -> list[str]:
         out += [
             "",
             f"Goals: >= {100 * g['acc_48']:.0f}% at 48 px ({met(g['met_acc_48'])}), >= {100 * g['acc_16']:.0f}% at 16 px "
-            f"({met(g['met_acc_16'])}). From {provenance(r)}; curves and sweep: `{f.with_suffix('').relative_to(ROOT)}_*.png`.",
+            f"({met(g['met_acc_16'])}). From {provenance(r)}; curves and sweep: `{f.with_suffix('').relative_to(ROOT)}_{{curves,sweep}}.png`.",
+            "",
         ]
     return out
 

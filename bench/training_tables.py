@@ -94,7 +94,7 @@ def ensemble_lines() -> list[str]:
         "| ensemble (%) | " + " | ".join(pct(ens[s]) for s in r["sizes"]) + " |",
         "| best single member (%) | " + " | ".join(pct(best_member[s]) for s in r["sizes"]) + " |",
         "",
-        f"From `bench/ensemble_fer2013.py` (`{path.relative_to(ROOT)}`), {p['machine']}, {p['date'][:10]}, commit `{p['commit']}`.",
+        f"From `bench/ensemble_fer2013.py` (`{path.relative_to(ROOT)}`), {p['machine']}, {p['date'][:10]}, commit `{p['commit'][:7]}`.",
     ]
 
 

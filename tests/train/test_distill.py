@@ -342,9 +342,9 @@ def test_offline_targets_mix_the_labels_with_the_teachers_view_of_the_clean_face
     seen = {}
     real = engine.offline_teacher_targets
 
-    def spy(cfg, faces, base, device):
+    def spy(cfg, faces, base, device, progress=None):
         seen["size"] = faces.images.shape[-1]
-        seen["targets"] = real(cfg, faces, base, device)
+        seen["targets"] = real(cfg, faces, base, device, progress)
         return seen["targets"]
 
     monkeypatch.setattr(engine, "offline_teacher_targets", spy)

@@ -11,7 +11,10 @@ as the uninterrupted run would have, without storing RNG states.
 
 Distillation (``cfg.teacher``): a frozen teacher sees each batch as augmented but before the
 resolution degradation, the student the degraded version of the same batch; the student learns
-from the labels, the teacher's softened logits and (optionally) its pooled features.
+from the labels, the teacher's softened logits and (optionally) its pooled features. With
+``cfg.distill_offline`` the teacher instead scores the clean training faces once, before they are
+resized for the student, and its softened probabilities become part of the targets: one teacher
+pass per run instead of one per step, for CPUs.
 
 Distributed: launched under ``torchrun`` (WORLD_SIZE > 1) the same command trains with
 DistributedDataParallel (nccl on GPU, gloo on CPU); every rank sees a disjoint shard of the same
@@ -213,7 +216,7 @@ def teacher_checkpoint(path: str, classes: tuple[str, ...], in_chans: int):
     return ckpt
 
 
-def offline_teacher_targets(cfg: TrainConfig, faces: FaceSet, base: torch.Tensor, device: torch.device) -> torch.Tensor:
+def offline_teacher_targets(cfg: TrainConfig, faces: FaceSet, base: torch.Tensor, device: torch.device, progress: Optional[Progress] = None) -> torch.Tensor:
     """Soft targets of offline distillation (``cfg.distill_offline``), ``(N, K)``.
 
     The teacher scores the clean ``faces`` once, as evaluation feeds it (its own size and centre
@@ -225,7 +228,8 @@ def offline_teacher_targets(cfg: TrainConfig, faces: FaceSet, base: torch.Tensor
 
     ckpt = teacher_checkpoint(cfg.teacher_path, faces.classes, faces.in_chans)
     probs = predict_proba(ckpt.build_model(), faces.images, device=device, crop=ckpt.spec.get("crop"),
-                          input_size=ckpt.spec.get("image_size"), temperature=cfg.distill_temperature).cpu()  # fmt: skip
+                          input_size=ckpt.spec.get("image_size"), temperature=cfg.distill_temperature,
+                          progress=progress, task="teacher").cpu()  # fmt: skip  (minutes on a CPU: a progress bar)
     w = cfg.distill_weight / (1 + cfg.distill_weight)
     return (1 - w) * base + w * probs
 
@@ -274,7 +278,7 @@ def fit(
     if cfg.teacher and cfg.distill_offline and len(train_set):
         clean = train_set.to_grayscale() if cfg.grayscale else train_set
         base = clean.soft_labels.float() if cfg.label_mode == "soft" and clean.soft_labels is not None else nn.functional.one_hot(clean.labels.long(), clean.num_classes).float()
-        offline_targets = offline_teacher_targets(cfg, clean, base, device)
+        offline_targets = offline_teacher_targets(cfg, clean, base, device, progress if is_main else None)
     train_set = prepare_faces(train_set, cfg)
     if len(train_set) == 0:
         raise LrferError("the training split is empty", f"check --train-split (now '{cfg.train_split}') and the dataset")
