@@ -391,3 +391,23 @@ def test_cli_teacher_flag_reaches_the_config(tmp_path, capsys):
     code = main(["train", "--model", "resnet18_fer_slim", "--data", str(tmp_path / "none.npz"), "--teacher", str(tmp_path / "missing.safetensors")])
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 2 and len(err) == 1 and "missing.safetensors" in err[0]
+
+
+def test_offline_targets_start_from_soft_labels_and_refuse_a_set_without_them(tmp_path, monkeypatch):
+    """label_mode 'soft': the teacher mixes with the vote distributions, not with one-hot labels;
+    a set without soft labels is the same clear error with a teacher as without one."""
+    teacher_path = random_teacher(tmp_path / "teacher.safetensors", image_size=24, crop=20)
+    train = make_faceset(32, size=24).select_split("Training")
+    votes = torch.softmax(torch.randn(len(train), 3, generator=torch.Generator().manual_seed(0)), 1)
+    cfg, _ = tiny_config(tmp_path, epochs=1, teacher=str(teacher_path), distill_offline=True, label_mode="soft", ema_decay=0.0, augment=PLAIN)
+    seen = {}
+
+    def spy(cfg, faces, base, device, progress=None):
+        seen["base"] = base
+        return base
+
+    monkeypatch.setattr(engine, "offline_teacher_targets", spy)
+    fit(cfg, replace(train, soft_labels=votes), None, tmp_path / "run")
+    torch.testing.assert_close(seen["base"], votes)
+    with pytest.raises(LrferError, match="needs soft labels"):
+        fit(cfg, train, None, tmp_path / "run2")

@@ -216,13 +216,23 @@ def teacher_checkpoint(path: str, classes: tuple[str, ...], in_chans: int):
     return ckpt
 
 
+def label_targets(faces: FaceSet, cfg: TrainConfig) -> torch.Tensor:
+    """What the labels say: class distributions with ``label_mode = 'soft'``, else class indices."""
+    if cfg.label_mode == "soft":
+        if faces.soft_labels is None:
+            raise LrferError("label_mode 'soft' needs soft labels, and this dataset has none", "use label_mode = 'hard', or a FERPlus source")
+        return faces.soft_labels
+    return faces.labels
+
+
 def offline_teacher_targets(cfg: TrainConfig, faces: FaceSet, base: torch.Tensor, device: torch.device, progress: Optional[Progress] = None) -> torch.Tensor:
     """Soft targets of offline distillation (``cfg.distill_offline``), ``(N, K)``.
 
     The teacher scores the clean ``faces`` once, as evaluation feeds it (its own size and centre
-    crop, one view: a flip would double the pass), at temperature ``distill_temperature``; the result is mixed with ``base``
-    (the labels as class distributions) in the proportion distill_weight : 1. Called before the
-    training faces are resized to the student's size, so the teacher sees them at full resolution.
+    crop; one view, since a flip would double the pass), at temperature ``distill_temperature``;
+    the result is mixed with ``base`` (the labels as class distributions) in the proportion
+    distill_weight : 1. Called before the training faces are resized to the student's size, so
+    the teacher sees them at full resolution.
     """
     from ..evaluate.predict import predict_proba
 
@@ -277,7 +287,8 @@ def fit(
     offline_targets = None
     if cfg.teacher and cfg.distill_offline and len(train_set):
         clean = train_set.to_grayscale() if cfg.grayscale else train_set
-        base = clean.soft_labels.float() if cfg.label_mode == "soft" and clean.soft_labels is not None else nn.functional.one_hot(clean.labels.long(), clean.num_classes).float()
+        labels = label_targets(clean, cfg)
+        base = labels.float() if labels.dtype.is_floating_point else nn.functional.one_hot(labels.long(), clean.num_classes).float()
         offline_targets = offline_teacher_targets(cfg, clean, base, device, progress if is_main else None)
     train_set = prepare_faces(train_set, cfg)
     if len(train_set) == 0:
@@ -302,14 +313,7 @@ def fit(
 
     # the whole training set on the device, as uint8
     images = train_set.images.to(device)
-    if offline_targets is not None:
-        targets = offline_targets.to(device)
-    elif cfg.label_mode == "soft":
-        if train_set.soft_labels is None:
-            raise LrferError("label_mode 'soft' needs soft labels, and this dataset has none", "use label_mode = 'hard', or a FERPlus source")
-        targets = train_set.soft_labels.to(device)
-    else:
-        targets = train_set.labels.to(device)
+    targets = (offline_targets if offline_targets is not None else label_targets(train_set, cfg)).to(device)
     weight = class_weights(train_set.class_counts(), cfg.class_weights)
     weight = weight.to(device) if weight is not None else None
 
