@@ -15,14 +15,18 @@ import argparse
 import json
 import platform
 import subprocess
+import sys
 import time
 from pathlib import Path
 
 import torch
 
-from lrfer.data.readers import load_dataset
-from lrfer.evaluate.report import write_report, write_sweep
-from lrfer.infer.classifier import DEFAULT_CHECKPOINT, FaceClassifier
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from inference_tables import pct  # noqa: E402
+
+from lrfer.data.readers import load_dataset  # noqa: E402
+from lrfer.evaluate.report import write_report, write_sweep  # noqa: E402
+from lrfer.infer.classifier import DEFAULT_CHECKPOINT, FaceClassifier  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "bench" / "results" / "default_model"
@@ -36,10 +40,6 @@ COMPARISONS = (
     ("no degradation, no teacher", PREVIOUS_RUN, "slim_nodeg"),
 )
 CARD = DEFAULT_CHECKPOINT.parent / "MODEL_CARD.md"
-
-
-def pct(x: float) -> str:
-    return f"{100 * x:.1f}"
 
 
 def main() -> None:

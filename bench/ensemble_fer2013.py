@@ -52,13 +52,9 @@ def main() -> None:
     rows = {name: [] for name in [*paths, "ensemble"]}
     for size in sizes:
         degrade_to = None if size >= images.shape[-1] else size
-        probs = []
-        for member, cols, path in zip(ens.members, ens._columns, paths):
-            p = member.predict_proba(images, tta=args.tta, degrade_to=degrade_to)[:, cols]
-            probs.append(p)
+        probs = ens.member_probas(images, tta=args.tta, degrade_to=degrade_to)
+        for path, p in [*zip(paths, probs), ("ensemble", ens.combine(probs))]:
             rows[path].append({"size": size, "accuracy": float((p.argmax(1) == y).float().mean())})
-        mean = (torch.stack(probs) * ens.weights[:, None, None]).sum(0)
-        rows["ensemble"].append({"size": size, "accuracy": float((mean.argmax(1) == y).float().mean())})
         print(f"{size:>3} px: " + "  ".join(f"{r[-1]['accuracy']:.4f}" for r in rows.values()), file=sys.stderr, flush=True)
     result = {
         "benchmark": "ensemble_fer2013",

@@ -129,6 +129,11 @@ def cpu_recipe_lines() -> list[str]:
     return out
 
 
+def pct(x) -> str:
+    """A fraction as a percentage with one decimal; empty for a missing value."""
+    return "" if x is None else f"{100 * x:.1f}"
+
+
 def replace_block(text: str, start: str, end: str, body: list[str]) -> str:
     if start not in text:
         raise SystemExit(f"the document has no {start} ... {end} block")

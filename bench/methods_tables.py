@@ -20,7 +20,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from inference_tables import replace_block  # noqa: E402
+from inference_tables import pct, replace_block  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench" / "results"
@@ -58,10 +58,6 @@ def short_runs_table() -> list[str]:
     return lines
 
 
-def _pct(x) -> str:
-    return "" if x is None else f"{100 * x:.1f}"
-
-
 def gpu_runs_table() -> list[str]:
     """The recipes' FER2013 runs on the H100, side by side in one time-boxed command."""
     path = RESULTS / "gpu_fer2013_methods.json"
@@ -84,13 +80,13 @@ def gpu_runs_table() -> list[str]:
     ]
     for name, run in r["runs"].items():
         if "/" in run["recipe"] or run["recipe"].startswith("fer2013_"):
-            continue  # the default's own runs (docs/benchmarks.md), not a published method
+            continue  # the default's own runs (README, bench/training_tables.py), not a published method
         table = read_recipe(run["recipe"])
         sweep = {p["size"]: p["accuracy"] for p in run.get("sweep", [])}
         tc = run.get("publictest_tencrop", {}).get("accuracy") if table.get("tta") == "tencrop" else None
         lines.append(
-            f"| `{run['recipe']}` | {len(run.get('metrics', []))} / {table.get('epochs')} | {_pct(run.get('publictest_none', {}).get('accuracy'))} | "
-            f"{_pct(tc) or 'n/a'} | {_pct(sweep.get(24))} | {_pct(sweep.get(16))} | {_pct(sweep.get(8))} | {table.get('paper', {}).get('reported', '')} |"
+            f"| `{run['recipe']}` | {len(run.get('metrics', []))} / {table.get('epochs')} | {pct(run.get('publictest_none', {}).get('accuracy'))} | "
+            f"{pct(tc) or 'n/a'} | {pct(sweep.get(24))} | {pct(sweep.get(16))} | {pct(sweep.get(8))} | {table.get('paper', {}).get('reported', '')} |"
         )
     return lines
 
@@ -104,8 +100,8 @@ def kfold_line() -> list[str]:
     return [
         "",
         f"**LRERNet on CK+, subject-independent {r['k']}-fold** (`{path.relative_to(ROOT)}`, recipe `{r['recipe']}`, {r['machine']}, commits {commits}): "
-        f"**{_pct(r['accuracy_pooled'])}%** pooled over the {r['folds_done']} test folds (last epoch; per fold {_pct(r['accuracy_mean'])} +- {_pct(r['accuracy_std'])}). "
-        f"The paper reports 98.51. Choosing each fold's best epoch on its own test fold would give {_pct(r['best_epoch_accuracy_mean_optimistic'])}%, "
+        f"**{pct(r['accuracy_pooled'])}%** pooled over the {r['folds_done']} test folds (last epoch; per fold {pct(r['accuracy_mean'])} +- {pct(r['accuracy_std'])}). "
+        f"The paper reports 98.51. Choosing each fold's best epoch on its own test fold would give {pct(r['best_epoch_accuracy_mean_optimistic'])}%, "
         "an optimistic figure that selects on the test data, so it is not our result.",
     ]
 

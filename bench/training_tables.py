@@ -18,7 +18,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent / "gpu"))
-from inference_tables import replace_block  # noqa: E402
+from inference_tables import pct, replace_block  # noqa: E402
 from train_fer2013 import recipe_epochs, run_spec  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -28,21 +28,26 @@ START, END = "<!-- gpu-runs:start -->", "<!-- gpu-runs:end -->"
 SIZES = (48, 24, 16, 12, 8)
 
 
-def pct(x) -> str:
-    return "" if x is None else f"{100 * x:.1f}"
-
-
-def planned_epochs(summary: dict, name: str, run: dict) -> int:
-    """The epochs a run was given: the probe's choice, an ``epochs=`` in its --run spec, else its recipe's."""
-    if run.get("epochs"):
-        return run["epochs"]
+def run_specs(summary: dict) -> dict[str, tuple[str, list[str]]]:
+    """name -> (recipe, extra ``lrfer train`` flags), from the driver's ``--run`` arguments."""
     argv = shlex.split(summary["command"])
-    specs = [run_spec(argv[i + 1]) for i, a in enumerate(argv) if a == "--run"]
-    recipe, flags = next((r, f) for n, r, f in specs if n == name)
-    if recipe.startswith("bench/gpu/recipes/") and not (ROOT / recipe).exists():
-        # bench/gpu/recipes/X_nz.toml ran on 2026-11-23 and then became the shipped recipe X (same settings)
-        recipe = Path(recipe).stem.removesuffix("_nz")
-    return recipe_epochs(recipe, flags)
+    return {name: (recipe, flags) for name, recipe, flags in (run_spec(argv[i + 1]) for i, a in enumerate(argv) if a == "--run")}
+
+
+def shipped_recipe(recipe: str) -> str:
+    # bench/gpu/recipes/X_nz.toml ran on 2026-11-23 and then became the shipped recipe X (same settings)
+    return Path(recipe).stem.removesuffix("_nz") if recipe.startswith("bench/gpu/recipes/") else recipe
+
+
+def planned_epochs(run: dict, recipe: str, flags: list[str]) -> int:
+    """The epochs a run was given: the probe's choice, an ``epochs=`` in its --run spec, else its recipe's."""
+    return run.get("epochs") or recipe_epochs(shipped_recipe(recipe), flags)
+
+
+def changes(flags: list[str]) -> str:
+    """The --run spec's settings as ``key=value`` (a teacher named by what it is, not its path)."""
+    pairs = [(flags[i].lstrip("-").replace("-", "_"), flags[i + 1]) for i in range(0, len(flags), 2)]
+    return ", ".join("teacher=previous default" if k == "teacher" else f"{k}={v}" for k, v in pairs)
 
 
 def zero_init(run: dict) -> bool:
@@ -60,14 +65,13 @@ def run_rows() -> list[str]:
     ]
     for f in sorted(RESULTS.glob("gpu_fer2013_*.json")):
         summary = json.loads(f.read_text())
+        specs = run_specs(summary)
         for name, run in summary["runs"].items():
-            recipe = Path(run["recipe"]).stem.removesuffix("_nz")  # see planned_epochs
+            recipe = shipped_recipe(run["recipe"])
             if not recipe.startswith("fer2013_"):
                 continue
-            argv = shlex.split(summary["command"])
-            spec = next((a.split(":", 1)[1] for i, a in enumerate(argv) if i and argv[i - 1] == "--run" and a.startswith(name + "=") and ":" in a), "")
-            spec = ", ".join(kv if not kv.startswith("teacher=") else "teacher=previous default" for kv in spec.split(",") if kv)
-            done, planned = len(run.get("metrics", [])), planned_epochs(summary, name, run)
+            spec = changes(specs[name][1])
+            done, planned = len(run.get("metrics", [])), planned_epochs(run, *specs[name])
             sweep = {p["size"]: p["accuracy"] for p in run.get("sweep", [])}
             lines.append(
                 f"| `{name}` | `{recipe}`{' (' + spec + ')' if spec else ''} | {'yes' if zero_init(run) else 'no'} | {done} / {planned}{' (stopped)' if done < planned else ''} | "

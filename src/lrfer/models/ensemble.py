@@ -127,13 +127,18 @@ class ProbabilityEnsemble:
             )
         self.weights = w / w.sum()
 
+    def member_probas(self, images: Images, *, tta: str = "none", degrade_to: Optional[int] = None, batch_size: int = 512) -> list[torch.Tensor]:
+        """Each member's probabilities ``(N, K)``, columns in :attr:`classes` order (to score members and ensemble from one pass)."""
+        return [member.predict_proba(_member_images(member, images), tta=tta, degrade_to=degrade_to, batch_size=batch_size)[:, cols]
+                for member, cols in zip(self.members, self._columns)]  # fmt: skip
+
+    def combine(self, probas: Sequence[torch.Tensor]) -> torch.Tensor:
+        """The weighted mean of :meth:`member_probas`' output."""
+        return sum(w * p for w, p in zip(self.weights.tolist(), probas))
+
     def predict_proba(self, images: Images, *, tta: str = "none", degrade_to: Optional[int] = None, batch_size: int = 512) -> torch.Tensor:
         """Probabilities ``(N, K)`` (columns in :attr:`classes` order) for uint8 faces ``(N, C, H, W)`` of any size."""
-        total: Optional[torch.Tensor] = None
-        for member, cols, w in zip(self.members, self._columns, self.weights.tolist()):
-            p = member.predict_proba(_member_images(member, images), tta=tta, degrade_to=degrade_to, batch_size=batch_size)[:, cols]
-            total = w * p if total is None else total + w * p
-        return total
+        return self.combine(self.member_probas(images, tta=tta, degrade_to=degrade_to, batch_size=batch_size))
 
 
 # ---------------------------------------------------------------------------- feature fusion
