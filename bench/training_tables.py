@@ -16,6 +16,8 @@ import shlex
 import sys
 from pathlib import Path
 
+import numpy as np
+
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent / "gpu"))
 from inference_tables import pct, replace_block  # noqa: E402
@@ -44,10 +46,14 @@ def planned_epochs(run: dict, recipe: str, flags: list[str]) -> int:
     return run.get("epochs") or recipe_epochs(shipped_recipe(recipe), flags)
 
 
-def changes(flags: list[str]) -> str:
-    """The --run spec's settings as ``key=value`` (a teacher named by what it is, not its path)."""
+def changes(flags: list[str], commit: str, drop: tuple[str, ...] = ()) -> str:
+    """The --run spec's settings as ``key=value``, less the keys in ``drop``. A teacher given as the
+    shipped model's path is named by the commit whose default it was, since that file changes."""
     pairs = [(flags[i].lstrip("-").replace("-", "_"), flags[i + 1]) for i in range(0, len(flags), 2)]
-    return ", ".join("teacher=previous default" if k == "teacher" else f"{k}={v}" for k, v in pairs)
+    return ", ".join(
+        (f"teacher=default of `{commit}`" if v.endswith("assets/default/model.safetensors") else f"teacher={Path(v).name}") if k == "teacher" else f"{k}={v}"
+        for k, v in pairs if k not in drop
+    )
 
 
 def zero_init(run: dict) -> bool:
@@ -58,11 +64,9 @@ def zero_init(run: dict) -> bool:
     return not run["recipe"].endswith("_nz.toml")
 
 
-def run_rows() -> list[str]:
-    lines = [
-        "| run | recipe (changes) | zero-init | epochs done | PublicTest (%) | ten-crop (%) | " + " | ".join(f"{s} px" for s in SIZES) + " | results file |",
-        "|---|---|---|---:|---:|---:|" + "---:|" * len(SIZES) + "---|",
-    ]
+def runs() -> list[dict]:
+    """Every run of the default's family in the results files, with what the tables need."""
+    rows = []
     for f in sorted(RESULTS.glob("gpu_fer2013_*.json")):
         summary = json.loads(f.read_text())
         specs = run_specs(summary)
@@ -70,15 +74,57 @@ def run_rows() -> list[str]:
             recipe = shipped_recipe(run["recipe"])
             if not recipe.startswith("fer2013_"):
                 continue
-            spec = changes(specs[name][1])
-            done, planned = len(run.get("metrics", [])), planned_epochs(run, *specs[name])
-            sweep = {p["size"]: p["accuracy"] for p in run.get("sweep", [])}
-            lines.append(
-                f"| `{name}` | `{recipe}`{' (' + spec + ')' if spec else ''} | {'yes' if zero_init(run) else 'no'} | {done} / {planned}{' (stopped)' if done < planned else ''} | "
-                f"{pct(run.get('publictest_none', {}).get('accuracy'))} | {pct(run.get('publictest_tencrop', {}).get('accuracy'))} | "
-                + " | ".join(pct(sweep.get(s)) for s in SIZES) + f" | `{f.relative_to(ROOT)}` ({summary['date'][:10]}, `{summary['commit'] or '?'}`) |"
-            )
+            flags = specs[name][1]
+            rows.append({
+                "name": name, "recipe": recipe, "flags": flags, "commit": summary["commit"] or "?", "date": summary["date"][:10], "file": f,
+                "zero_init": zero_init(run), "done": len(run.get("metrics", [])), "planned": planned_epochs(run, *specs[name]),
+                "acc": run.get("publictest_none", {}).get("accuracy"), "tencrop": run.get("publictest_tencrop", {}).get("accuracy"),
+                "sweep": {p["size"]: p["accuracy"] for p in run.get("sweep", [])},
+            })
+    return rows
+
+
+def run_rows(rows: list[dict]) -> list[str]:
+    lines = [
+        "| run | recipe (changes) | zero-init | epochs done | PublicTest (%) | ten-crop (%) | " + " | ".join(f"{s} px" for s in SIZES) + " | results file |",
+        "|---|---|---|---:|---:|---:|" + "---:|" * len(SIZES) + "---|",
+    ]
+    for r in rows:
+        spec = changes(r["flags"], r["commit"])
+        lines.append(
+            f"| `{r['name']}` | `{r['recipe']}`{' (' + spec + ')' if spec else ''} | {'yes' if r['zero_init'] else 'no'} | {r['done']} / {r['planned']}{' (stopped)' if r['done'] < r['planned'] else ''} | "
+            f"{pct(r['acc'])} | {pct(r['tencrop'])} | " + " | ".join(pct(r["sweep"].get(s)) for s in SIZES) + f" | `{r['file'].relative_to(ROOT)}` ({r['date']}, `{r['commit']}`) |"
+        )
     return lines
+
+
+def seed_lines(rows: list[dict]) -> list[str]:
+    """Mean and standard deviation over seeds, for each setting that finished its schedule with more than one seed."""
+    groups: dict[tuple, list[dict]] = {}
+    for r in rows:
+        if r["done"] == r["planned"]:
+            groups.setdefault((r["recipe"], r["zero_init"], changes(r["flags"], r["commit"], drop=("seed",))), []).append(r)
+    lines = []
+    for (recipe, zi, spec), members in groups.items():
+        seeds = sorted({dict(zip(m["flags"][::2], m["flags"][1::2])).get("--seed", "0") for m in members})
+        if len(seeds) < 2 or len(seeds) != len(members):
+            continue
+        def cell(values: list[float]) -> str:
+            v = np.array(values) * 100
+            return f"{v.mean():.1f} +- {v.std(ddof=1):.1f}"
+        lines.append(
+            f"| `{recipe}`{' (' + spec + ')' if spec else ''}, zero-init {'yes' if zi else 'no'} | {', '.join(seeds)} | {cell([m['acc'] for m in members])} | "
+            f"{cell([m['tencrop'] for m in members])} | " + " | ".join(cell([m["sweep"][s] for m in members]) for s in SIZES) + " |"
+        )
+    if not lines:
+        return []
+    return [
+        "Seed spread: the settings above that finished their schedule with more than one seed, mean +- standard deviation over the seeds (%):",
+        "",
+        "| setting | seeds | PublicTest | ten-crop | " + " | ".join(f"{s} px" for s in SIZES) + " |",
+        "|---|---|---:|---:|" + "---:|" * len(SIZES),
+        *lines,
+    ]
 
 
 def ensemble_lines() -> list[str]:
@@ -103,12 +149,16 @@ def ensemble_lines() -> list[str]:
 
 
 def main() -> None:
+    rows = runs()
     body = [
-        "\n".join(run_rows()),
+        "\n".join(run_rows(rows)),
         "Each row's sweep is `lrfer sweep` on PublicTest (faces area-down-sampled to N px, bilinear back "
         "up, centre view); runs marked (stopped) hit their command's deadline part-way through the "
         "learning-rate schedule, so their figures are lower bounds.",
     ]
+    seeds = seed_lines(rows)
+    if seeds:
+        body.append("\n".join(seeds))
     ens = ensemble_lines()
     if ens:
         body.append("\n".join(ens))

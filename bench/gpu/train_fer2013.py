@@ -114,14 +114,18 @@ def pipeline(name: str, recipe: str, flags: list[str], epochs: int | None, data:
     if code not in (0, None) or not ck.is_file():
         res["failed"] = f"training exited with {code}; see log.txt"
         return
-    for tta in ("none", "tencrop"):
+    # the run's reader options (e.g. labels=ferplus) name its data: evaluation reads the same
+    options = [a for i in range(0, len(flags), 2) if flags[i] == "--option" for a in flags[i : i + 2]]
+    # ten-crop takes crops of the size the run trained on; a run trained on whole faces has none
+    crop = res.get("config", {}).get("augment", {}).get("crop", 0)
+    for tta in ("none", "tencrop") if crop else ("none",):
         r = subprocess.run(lrfer("evaluate", "--checkpoint", str(ck), "--data", data, "--split", "PublicTest", "--tta", tta,
-                                 "--no-latency", "--no-progress", "--out", str(d / f"eval_{tta}")), stdout=log, stderr=subprocess.STDOUT, cwd=ROOT)
+                                 "--no-latency", "--no-progress", "--out", str(d / f"eval_{tta}"), *options), stdout=log, stderr=subprocess.STDOUT, cwd=ROOT)
         if r.returncode == 0:
             rep = json.loads((d / f"eval_{tta}" / "report.json").read_text())
             res[f"publictest_{tta}"] = {k: rep[k] for k in ("accuracy", "macro_f1", "ece", "n")}
     r = subprocess.run(lrfer("sweep", "--checkpoint", str(ck), "--data", data, "--split", "PublicTest", "--no-progress",
-                             "--out", str(d / "sweep")), stdout=log, stderr=subprocess.STDOUT, cwd=ROOT)
+                             "--out", str(d / "sweep"), *options), stdout=log, stderr=subprocess.STDOUT, cwd=ROOT)
     if r.returncode == 0:
         res["sweep"] = json.loads((d / "sweep" / "sweep.json").read_text())
 
