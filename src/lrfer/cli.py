@@ -153,7 +153,10 @@ def cmd_train(args) -> int:
     result = fit(cfg, train_set, val_set, out, resume=args.resume, progress=bars, info=info)
     bars.close()
     if int(os.environ.get("RANK", "0")) == 0:
-        print(f"best validation accuracy {result.best_metric:.4f} at epoch {result.best_epoch}")
+        if val_set is not None and len(val_set):
+            print(f"best validation accuracy {result.best_metric:.4f} at epoch {result.best_epoch}")
+        else:  # without validation data the engine picks the epoch of the lowest training loss
+            print(f"no validation split: best training loss {-result.best_metric:.4f} at epoch {result.best_epoch}")
         print(f"checkpoint: {result.best_path}")
     return 0
 
@@ -519,7 +522,7 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--degrade-p", type=float, help="probability of multi-resolution degradation per sample")
     sp.add_argument("--limit-train", type=int, help="use only the first N training rows (quick runs)")
     sp.add_argument("--compile", action="store_true", help="torch.compile the model")
-    sp.add_argument("--init-weights", metavar="FILE", help="pretrained weights (.pth state dict or .safetensors) to start from")
+    sp.add_argument("--init-weights", metavar="FILE", help="weights to start from: a .pth state dict, a .safetensors file, an lrfer checkpoint, or \"default\" (the shipped model: fine-tuning)")
     sp.add_argument("--teacher", metavar="CKPT", help="distil from this high-resolution teacher checkpoint (e.g. --recipe fer2013_distill; weights: distill_* in the recipe)")
     sp.add_argument("--front", metavar="stn", help="put a spatial transformer in front of the classifier (Qin 2021)")
     sp.add_argument("--front-sr", metavar="SR_CKPT", help="put a trained super-resolution model (`lrfer train-sr`) in front")

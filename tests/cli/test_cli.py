@@ -119,6 +119,15 @@ def test_unknown_recipe(capsys, fer_csv):
     assert_clean_error(code, err, "fer2013_multires")
 
 
+def test_train_without_validation_reports_the_training_loss(capsys, fer_csv, tmp_path):
+    recipe = tmp_path / "r.toml"
+    recipe.write_text('model = "resnet18_fer_slim"\nmodel_kwargs = { width = 4, blocks = [1] }\nepochs = 1\nbatch_size = 4\nval_split = "none"\n')
+    code, out, _ = run(capsys, "train", "--recipe", str(recipe), "--data", str(fer_csv), "--out", str(tmp_path / "run"), "--no-progress")
+    loss = json.loads((tmp_path / "run" / "metrics.jsonl").read_text().splitlines()[-1])["train_loss"]
+    assert code == 0 and "validation accuracy" not in out
+    assert f"no validation split: best training loss {loss:.4f} at epoch 1" in out
+
+
 def test_train_evaluate_sweep_on_a_kaggle_csv(capsys, fer_csv, tmp_path):
     recipe = tmp_path / "r.toml"
     recipe.write_text('model = "resnet18_fer_slim"\nmodel_kwargs = { width = 4, blocks = [1] }\nepochs = 1\nbatch_size = 4\n[augment]\ndegrade_p = 0.5\n')

@@ -1,8 +1,9 @@
 """Initialise a freshly built model from a user-supplied weights file (``init_weights`` in a recipe).
 
 The file is a plain state dict from another toolkit: torchvision / timm / Cadene ``pretrainedmodels``
-``.pth`` files (read with ``torch.load(weights_only=True)``: nothing in the file is executed), or a
-``.safetensors`` file. Nested checkpoints (``{"state_dict": ...}``, ``{"model": ...}``) and
+``.pth`` files (read with ``torch.load(weights_only=True)``: nothing in the file is executed), a
+``.safetensors`` file, or an lrfer checkpoint (its EMA weights when it has them, else its model's:
+fine-tuning a trained lrfer model on another dataset). Nested checkpoints (``{"state_dict": ...}``, ``{"model": ...}``) and
 DataParallel's ``module.`` prefix are unwrapped. Loading is ``strict=False`` with a report:
 
 - names are mapped onto lrfer's (``fc.`` -> ``classifier.``, and the SE-ResNet layouts listed in
@@ -12,6 +13,9 @@ DataParallel's ``module.`` prefix are unwrapped. Loading is ``strict=False`` wit
   over its input channels (``adapted``): for a grey face replicated to RGB that gives the same
   output, so the pretrained BatchNorm statistics after it still hold (timm's ``adapt_input_conv``
   does the same; the mean would scale the activations by 1/3);
+- an lrfer checkpoint's classifier is loaded only when its class names are the new model's, in
+  order (``classes``): FER2013's 7 classes and CK+'s 7 are not the same 7, so a classifier that
+  merely fits in shape would start every class from another class's weights;
 - anything else (the classifier of another class count, a 7x7 stem going into a 3x3 one, names the
   model does not have) is ``skipped``, with the reason; model tensors nobody provided stay as
   initialised (``missing``).
@@ -21,10 +25,11 @@ No tensor fitting at all is an error: the file is for another architecture.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 from pathlib import Path
-from typing import Any, Union
+from typing import Any, Optional, Sequence, Union
 
 import torch
 from torch import nn
@@ -78,6 +83,10 @@ def read_state_dict(path: Union[str, os.PathLike]) -> dict[str, torch.Tensor]:
     if not isinstance(obj, dict):
         raise LrferError(f"{p} holds a {type(obj).__name__}, not a state dict", "save model.state_dict(), not the model object")
     tensors = {str(k): v for k, v in obj.items() if isinstance(v, torch.Tensor)}
+    for table in ("ema/", "model/"):  # an lrfer checkpoint: its EMA weights when it has them
+        if any(k.startswith(table) for k in tensors):
+            tensors = {k[len(table) :]: v for k, v in tensors.items() if k.startswith(table)}
+            break
     if not tensors:
         raise LrferError(f"{p} holds no tensors", "save model.state_dict()")
     for prefix in ("module.", "model."):  # DataParallel / wrapper prefixes, when every key has them
@@ -102,8 +111,25 @@ def _map_name(key: str, own: set[str]) -> str:
     return key.replace(".se_module.", ".se.")
 
 
-def load_init_weights(model: nn.Module, path: Union[str, os.PathLike]) -> dict[str, Any]:
+def checkpoint_classes(path: Union[str, os.PathLike]) -> Optional[tuple[str, ...]]:
+    """The class names an lrfer checkpoint was trained on; None for any other weights file."""
+    if Path(path).suffix != ".safetensors":
+        return None
+    from safetensors import safe_open
+
+    try:
+        with safe_open(str(path), "pt") as f:
+            meta = (f.metadata() or {}).get("lrfer")
+        return tuple(json.loads(meta)["model"]["classes"]) if meta else None
+    except Exception:  # not an lrfer checkpoint after all: read_state_dict reports unreadable files
+        return None
+
+
+def load_init_weights(model: nn.Module, path: Union[str, os.PathLike], classes: Optional[Sequence[str]] = None) -> dict[str, Any]:
     """Load what fits of the weights file at ``path`` into ``model`` (in place) and say what happened.
+
+    ``classes``: the new model's class names; an lrfer checkpoint's classifier is loaded only if
+    its own class names are these.
 
     Returns ``{"matched": [model keys loaded], "adapted": [model keys loaded after RGB->gray or
     BGR->RGB], "skipped": {file key: reason}, "missing": [model keys left as initialised]}``.
@@ -115,6 +141,8 @@ def load_init_weights(model: nn.Module, path: Union[str, os.PathLike]) -> dict[s
     own = model.state_dict()
     names = set(own)
     caffe = any(k.startswith("conv1_7x7_s2") for k in source)  # Caffe VGGFace2: BGR input
+    source_classes = checkpoint_classes(path)
+    other_classes = source_classes is not None and classes is not None and tuple(classes) != source_classes
     matched: list[str] = []
     adapted: list[str] = []
     skipped: dict[str, str] = {}
@@ -126,6 +154,9 @@ def load_init_weights(model: nn.Module, path: Union[str, os.PathLike]) -> dict[s
             continue
         if name in load:
             skipped[key] = f"{name} already loaded from another key"
+            continue
+        if other_classes and name.startswith("classifier."):
+            skipped[key] = f"classifier of other classes ({', '.join(source_classes or ())}; the model's: {', '.join(classes or ())})"
             continue
         want = own[name]
         value = value.detach().to(dtype=want.dtype) if want.is_floating_point() else value.detach()

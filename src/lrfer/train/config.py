@@ -24,7 +24,11 @@ class TrainConfig:
     # what to train
     model: str = "resnet18_fer_slim"
     model_kwargs: dict[str, Any] = field(default_factory=dict)
-    init_weights: str = ""  # weights file (.pth state dict / .safetensors) loaded into the new model, strict=False
+    init_weights: str = ""  # weights file (.pth state dict / .safetensors / lrfer checkpoint / "default") loaded into the new model, strict=False
+    # parameter-name prefixes kept fixed (e.g. ["stem", "stages.0"]): fine-tuning adapts the later
+    # layers only, and backward stops at the first trainable layer, so the early, high-resolution
+    # layers cost a forward pass only
+    freeze: list[str] = field(default_factory=list)
     grayscale: bool = True
     image_size: int = 48  # faces are resized to this before augmentation
     label_mode: str = "hard"  # hard | soft (soft labels, e.g. FERPlus vote distributions)
@@ -82,11 +86,12 @@ class TrainConfig:
     @property
     def teacher_path(self) -> str:
         """The teacher checkpoint's path; ``teacher = "default"`` names the shipped model, so a recipe can use it."""
-        if self.teacher == "default":
-            from ..infer.classifier import DEFAULT_CHECKPOINT
+        return _shipped_or(self.teacher)
 
-            return str(DEFAULT_CHECKPOINT)
-        return self.teacher
+    @property
+    def init_weights_path(self) -> str:
+        """The initial weights' path; ``init_weights = "default"`` starts from the shipped model (fine-tuning)."""
+        return _shipped_or(self.init_weights)
 
     def validate(self) -> "TrainConfig":
         """Check names (model, optimizer, schedule, ...) up front, with a suggestion for a typo."""
@@ -107,7 +112,7 @@ class TrainConfig:
             value = getattr(self, name)
             if value not in allowed:
                 raise LrferError(f"{name} '{value}' is not one of {', '.join(allowed)}", closest(value, allowed))
-        if self.init_weights and not Path(self.init_weights).is_file():
+        if self.init_weights and not Path(self.init_weights_path).is_file():
             raise LrferError(f"init_weights: no such file: {self.init_weights}", "give the path of a .pth state dict or a .safetensors file")
         for name in ("mixup_alpha", "cutmix_alpha", "distill_weight", "distill_feature_weight"):
             if not getattr(self, name) >= 0:
@@ -151,6 +156,15 @@ class TrainConfig:
         if "erase_area" in aug:
             aug["erase_area"] = tuple(aug["erase_area"])
         return cls(**d, augment=AugmentConfig(**aug))
+
+
+def _shipped_or(path: str) -> str:
+    """``"default"`` names the shipped model's checkpoint; anything else is a path."""
+    if path == "default":
+        from ..infer.classifier import DEFAULT_CHECKPOINT
+
+        return str(DEFAULT_CHECKPOINT)
+    return path
 
 
 def list_recipes() -> dict[str, Path]:

@@ -87,6 +87,23 @@ def prepare_faces(faces: FaceSet, cfg: TrainConfig) -> FaceSet:
     return faces.resized(cfg.image_size)
 
 
+def freeze_parameters(model: nn.Module, prefixes: list[str]) -> int:
+    """Fix every parameter whose name starts with one of ``prefixes`` (``cfg.freeze``); returns how
+    many tensors were frozen. A prefix that names no parameter is a typo, not a no-op."""
+    names = [n for n, _ in model.named_parameters()]
+    for prefix in prefixes:
+        if not any(n == prefix or n.startswith(prefix + ".") for n in names):
+            tops = sorted({n.split(".")[0] for n in names})
+            raise LrferError(f"freeze: no parameter of '{getattr(model, 'model_name', type(model).__name__)}' is under '{prefix}'",
+                             f"name modules of the model, e.g. {', '.join(tops[:4])}")  # fmt: skip
+    frozen = 0
+    for n, p in model.named_parameters():
+        if any(n == prefix or n.startswith(prefix + ".") for prefix in prefixes):
+            p.requires_grad_(False)
+            frozen += 1
+    return frozen
+
+
 def build_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
     """Parameter groups: no weight decay on norms and biases; the classifier at ``head_lr_mult``."""
     head_ids = {id(p) for p in model.classifier.parameters()} if hasattr(model, "classifier") else set()
@@ -302,10 +319,12 @@ def fit(
     if cfg.init_weights:  # pretrained weights (e.g. VGGFace2); a resumed run's checkpoint overrides them below
         from ..models.init_weights import load_init_weights
 
-        loaded = load_init_weights(model, cfg.init_weights)
+        loaded = load_init_weights(model, cfg.init_weights_path, classes=classes)
         message = (f"init_weights {cfg.init_weights}: {len(loaded['matched'])} tensors loaded, "
                    f"{len(loaded['missing'])} left as initialised, {len(loaded['skipped'])} in the file skipped")
         report(progress, "init_weights", len(loaded["matched"]), message=message, **loaded)
+    if cfg.freeze:
+        freeze_parameters(model, cfg.freeze)
     use_cuda = device.type == "cuda"
     if use_cuda and cfg.channels_last:
         model = model.to(memory_format=torch.channels_last)
@@ -351,7 +370,8 @@ def fit(
     steps_per_epoch = max(1, per_rank // bs)
 
     # resumable state
-    start_epoch, best_acc, best_epoch, plateau = 1, -1.0, 0, {"scale": 1.0, "best": -1.0, "bad": 0}
+    # -inf, not -1: without validation data the score is minus the training loss, often below -1
+    start_epoch, best_acc, best_epoch, plateau = 1, float("-inf"), 0, {"scale": 1.0, "best": float("-inf"), "bad": 0}
     history: list[dict] = []
     last_path, best_path = out / "last.safetensors", out / "best.safetensors"
     if resume and last_path.exists():
