@@ -2,7 +2,9 @@
 
 Reads every ``bench/results/gpu_fer2013_*.json`` (``bench/gpu/train_fer2013.py``) and, when present,
 ``bench/results/ensemble_fer2013.json`` (``bench/ensemble_fer2013.py``), and replaces the block
-between ``<!-- gpu-runs:start -->`` and ``<!-- gpu-runs:end -->`` in README.md. Only the runs of the
+between ``<!-- gpu-runs:start -->`` and ``<!-- gpu-runs:end -->`` in README.md; the k-fold runs of
+``bench/kfold.py`` (``bench/results/kfold_*.json``) go between ``<!-- kfold:start -->`` and
+``<!-- kfold:end -->``. Only the runs of the
 default's family (recipes ``fer2013_*``) are listed; the published methods' runs are in
 docs/methods.md (``bench/methods_tables.py``).
 
@@ -27,6 +29,7 @@ ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench" / "results"
 README = ROOT / "README.md"
 START, END = "<!-- gpu-runs:start -->", "<!-- gpu-runs:end -->"
+KFOLD_START, KFOLD_END = "<!-- kfold:start -->", "<!-- kfold:end -->"
 SIZES = (48, 24, 16, 12, 8)
 
 
@@ -148,7 +151,31 @@ def ensemble_lines() -> list[str]:
     ]
 
 
+def kfold_lines() -> list[str]:
+    """Subject-independent k-fold runs with a pooled resolution sweep (``bench/kfold.py``)."""
+    files = sorted(RESULTS.glob("kfold_*.json"))
+    if not files:
+        return []
+    sizes = sorted({x["size"] for f in files for x in json.loads(f.read_text())["sweep_pooled"]}, reverse=True)
+    lines = [
+        "| recipe | folds | pooled (%) | per fold (%) | " + " | ".join(f"{s} px" for s in sizes) + " | minutes | machine | results file |",
+        "|---|---:|---:|---:|" + "---:|" * len(sizes) + "---:|---|---|",
+    ]
+    for f in files:
+        r = json.loads(f.read_text())
+        p = r["provenance"]
+        sweep = {x["size"]: x["accuracy"] for x in r["sweep_pooled"]}
+        lines.append(
+            f"| `{r['recipe']}` | {r['folds_done']} of {r['k']} | **{pct(r['accuracy_pooled'])}** | {pct(r['accuracy_mean'])} +- {pct(r['accuracy_std'])} | "
+            + " | ".join(pct(sweep.get(s)) for s in sizes) + f" | {r['seconds'] / 60:.0f} | {p['machine']} | `{f.relative_to(ROOT)}` ({p['date'][:10]}, `{p['commit'][:7]}`) |"
+        )
+    return lines
+
+
 def main() -> None:
+    block = kfold_lines()
+    if block:
+        README.write_text(replace_block(README.read_text(), KFOLD_START, KFOLD_END, ["\n".join(block)]))
     rows = runs()
     body = [
         "\n".join(run_rows(rows)),

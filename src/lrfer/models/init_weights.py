@@ -3,8 +3,9 @@
 The file is a plain state dict from another toolkit: torchvision / timm / Cadene ``pretrainedmodels``
 ``.pth`` files (read with ``torch.load(weights_only=True)``: nothing in the file is executed), a
 ``.safetensors`` file, or an lrfer checkpoint (its EMA weights when it has them, else its model's:
-fine-tuning a trained lrfer model on another dataset). Nested checkpoints (``{"state_dict": ...}``, ``{"model": ...}``) and
-DataParallel's ``module.`` prefix are unwrapped. Loading is ``strict=False`` with a report:
+fine-tuning a trained lrfer model on another dataset). Nested checkpoints (``{"state_dict": ...}``,
+``{"model": ...}``) and DataParallel's ``module.`` prefix are unwrapped. Loading is
+``strict=False`` with a report:
 
 - names are mapped onto lrfer's (``fc.`` -> ``classifier.``, and the SE-ResNet layouts listed in
   :mod:`lrfer.models.seresnet`);
