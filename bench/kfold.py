@@ -9,8 +9,8 @@ fold's faces to each size with the training's own degradation (area down, biline
 scores that fold's model on them, so every face is tested once per size. A killed run restarts
 where it stopped (finished folds are kept in --run-dir).
 
-Writes bench/results/kfold_<recipe>.json (provenance, the k-fold summary, pooled accuracy per
-face size, wall-clock time) and kfold_<recipe>_sweep.png.
+Writes bench/results/kfold_<recipe>[_<tag>].json (provenance, the k-fold summary, pooled accuracy per
+face size, wall-clock time, the --set overrides) and its _sweep.png.
 """
 
 from __future__ import annotations
@@ -38,6 +38,8 @@ def main() -> None:
     ap.add_argument("--folds", default=None, help="comma list of the folds to run (default: all); a partial run says so in folds_done")
     ap.add_argument("--epochs", type=int, default=None, help="override the recipe's epochs")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--set", action="append", default=[], metavar="KEY=JSON", help='override a recipe setting, e.g. --set \'freeze=[]\' (value parsed as JSON)')
+    ap.add_argument("--tag", default="", help="suffix of the result file name (a variant of the recipe)")
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--run-dir", type=Path, default=None)
@@ -57,9 +59,17 @@ def main() -> None:
     from lrfer.train.kfold import cross_validate
 
     prov = provenance("bench/kfold.py", args.seed, cpu=cpu_model(), threads=args.threads, device=args.device)  # first: the tree may change during the run
-    cfg = load_config(args.recipe, epochs=args.epochs, seed=args.seed, device=args.device).validate()
-    run_dir = args.run_dir or ROOT / "runs" / f"kfold_{args.recipe}"
-    out = args.out or ROOT / "bench" / "results" / f"kfold_{args.recipe}.json"
+    overrides = {}
+    for item in args.set:
+        key, _, value = item.partition("=")
+        try:
+            overrides[key] = json.loads(value)
+        except json.JSONDecodeError:
+            overrides[key] = value  # a bare string
+    cfg = load_config(args.recipe, epochs=args.epochs, seed=args.seed, device=args.device, **overrides).validate()
+    name = args.recipe + (f"_{args.tag}" if args.tag else "")
+    run_dir = args.run_dir or ROOT / "runs" / f"kfold_{name}"
+    out = args.out or ROOT / "bench" / "results" / f"kfold_{name}.json"
     faces = load_dataset(args.data)
     if cfg.grayscale:
         faces = faces.to_grayscale()
@@ -92,6 +102,7 @@ def main() -> None:
     result = {
         "benchmark": "kfold",
         "recipe": args.recipe,
+        "overrides": overrides,
         "provenance": prov,
         "seconds": round(seconds, 1),
         "sweep_pooled": sweep,
@@ -99,8 +110,8 @@ def main() -> None:
     }
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=2))
-    plot_sweep({f"{args.recipe} ({args.k}-fold, pooled)": sweep}, out.with_name(out.stem + "_sweep.png"), title=f"{faces.name}: accuracy against face size")
-    print(f"{args.recipe}: {100 * summary['accuracy_pooled']:.1f}% pooled over {summary['folds_done']} folds "
+    plot_sweep({f"{name} ({args.k}-fold, pooled)": sweep}, out.with_name(out.stem + "_sweep.png"), title=f"{faces.name}: accuracy against face size")
+    print(f"{name}: {100 * summary['accuracy_pooled']:.1f}% pooled over {summary['folds_done']} folds "
           f"({100 * summary['accuracy_mean']:.1f} +- {100 * summary['accuracy_std']:.1f} per fold); "
           + ", ".join(f"{r['size']} px {100 * r['accuracy']:.1f}" for r in sweep) + f"; {seconds / 60:.1f} min -> {out}")  # fmt: skip
 

@@ -166,7 +166,7 @@ def kfold_lines() -> list[str]:
         p = r["provenance"]
         sweep = {x["size"]: x["accuracy"] for x in r["sweep_pooled"]}
         lines.append(
-            f"| `{r['recipe']}` | {r['folds_done']} of {r['k']} | **{pct(r['accuracy_pooled'])}** | {pct(r['accuracy_mean'])} +- {pct(r['accuracy_std'])} | "
+            f"| `{r['recipe']}`{' (' + ', '.join(f'{k}={json.dumps(v)}' for k, v in r.get('overrides', {}).items()) + ')' if r.get('overrides') else ''} | {r['folds_done']} of {r['k']} | **{pct(r['accuracy_pooled'])}** | {pct(r['accuracy_mean'])} +- {pct(r['accuracy_std'])} | "
             + " | ".join(pct(sweep.get(s)) for s in sizes) + f" | {r['seconds'] / 60:.0f} | {p['machine']} | `{f.relative_to(ROOT)}` ({p['date'][:10]}, `{p['commit'][:7]}`) |"
         )
     return lines
