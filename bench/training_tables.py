@@ -112,12 +112,12 @@ def seed_lines(rows: list[dict]) -> list[str]:
         seeds = sorted({dict(zip(m["flags"][::2], m["flags"][1::2])).get("--seed", "0") for m in members})
         if len(seeds) < 2 or len(seeds) != len(members):
             continue
-        def cell(values: list[float]) -> str:
-            v = np.array(values) * 100
-            return f"{v.mean():.1f} +- {v.std(ddof=1):.1f}"
+        def cell(values: list) -> str:
+            v = np.array([x for x in values if x is not None]) * 100  # a run without ten-crop has none
+            return f"{v.mean():.1f} +- {v.std(ddof=1):.1f}" if len(v) > 1 else ""
         lines.append(
             f"| `{recipe}`{' (' + spec + ')' if spec else ''}, zero-init {'yes' if zi else 'no'} | {', '.join(seeds)} | {cell([m['acc'] for m in members])} | "
-            f"{cell([m['tencrop'] for m in members])} | " + " | ".join(cell([m["sweep"][s] for m in members]) for s in SIZES) + " |"
+            f"{cell([m['tencrop'] for m in members])} | " + " | ".join(cell([m["sweep"].get(s) for m in members]) for s in SIZES) + " |"
         )
     if not lines:
         return []
@@ -158,15 +158,15 @@ def kfold_lines() -> list[str]:
         return []
     sizes = sorted({x["size"] for f in files for x in json.loads(f.read_text())["sweep_pooled"]}, reverse=True)
     lines = [
-        "| recipe | folds | pooled (%) | per fold (%) | " + " | ".join(f"{s} px" for s in sizes) + " | minutes | machine | results file |",
-        "|---|---:|---:|---:|" + "---:|" * len(sizes) + "---:|---|---|",
+        "| recipe | fixed layers | folds | pooled (%) | per fold (%) | " + " | ".join(f"{s} px" for s in sizes) + " | minutes | machine | results file |",
+        "|---|---|---:|---:|---:|" + "---:|" * len(sizes) + "---:|---|---|",
     ]
     for f in files:
         r = json.loads(f.read_text())
         p = r["provenance"]
         sweep = {x["size"]: x["accuracy"] for x in r["sweep_pooled"]}
         lines.append(
-            f"| `{r['recipe']}`{' (' + ', '.join(f'{k}={json.dumps(v)}' for k, v in r.get('overrides', {}).items()) + ')' if r.get('overrides') else ''} | {r['folds_done']} of {r['k']} | **{pct(r['accuracy_pooled'])}** | {pct(r['accuracy_mean'])} +- {pct(r['accuracy_std'])} | "
+            f"| `{r['recipe']}` | {', '.join(r['config'].get('freeze') or []) or 'none'} | {r['folds_done']} of {r['k']} | **{pct(r['accuracy_pooled'])}** | {pct(r['accuracy_mean'])} +- {pct(r['accuracy_std'])} | "
             + " | ".join(pct(sweep.get(s)) for s in sizes) + f" | {r['seconds'] / 60:.0f} | {p['machine']} | `{f.relative_to(ROOT)}` ({p['date'][:10]}, `{p['commit'][:7]}`) |"
         )
     return lines

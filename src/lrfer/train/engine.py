@@ -90,18 +90,17 @@ def prepare_faces(faces: FaceSet, cfg: TrainConfig) -> FaceSet:
 def freeze_parameters(model: nn.Module, prefixes: list[str]) -> int:
     """Fix every parameter whose name starts with one of ``prefixes`` (``cfg.freeze``); returns how
     many tensors were frozen. A prefix that names no parameter is a typo, not a no-op."""
-    names = [n for n, _ in model.named_parameters()]
+    def under(name: str, prefix: str) -> bool:  # "stages.1" covers stages.1.*, not stages.10.*
+        return name == prefix or name.startswith(prefix + ".")
+
+    params = dict(model.named_parameters())
     for prefix in prefixes:
-        if not any(n == prefix or n.startswith(prefix + ".") for n in names):
-            tops = sorted({n.split(".")[0] for n in names})
+        if not any(under(n, prefix) for n in params):
+            tops = sorted({n.split(".")[0] for n in params})
             raise LrferError(f"freeze: no parameter of '{getattr(model, 'model_name', type(model).__name__)}' is under '{prefix}'",
                              f"name modules of the model, e.g. {', '.join(tops[:4])}")  # fmt: skip
-    frozen = 0
-    for n, p in model.named_parameters():
-        if any(n == prefix or n.startswith(prefix + ".") for prefix in prefixes):
-            p.requires_grad_(False)
-            frozen += 1
-    return frozen
+    frozen = [p.requires_grad_(False) for n, p in params.items() if any(under(n, prefix) for prefix in prefixes)]
+    return len(frozen)
 
 
 def build_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
@@ -324,7 +323,8 @@ def fit(
                    f"{len(loaded['missing'])} left as initialised, {len(loaded['skipped'])} in the file skipped")
         report(progress, "init_weights", len(loaded["matched"]), message=message, **loaded)
     if cfg.freeze:
-        freeze_parameters(model, cfg.freeze)
+        n = freeze_parameters(model, cfg.freeze)
+        report(progress, "freeze", n, message=f"freeze {', '.join(cfg.freeze)}: {n} parameter tensors fixed")
     use_cuda = device.type == "cuda"
     if use_cuda and cfg.channels_last:
         model = model.to(memory_format=torch.channels_last)
