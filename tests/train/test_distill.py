@@ -289,7 +289,7 @@ def test_two_process_ddp_keeps_student_and_projection_in_sync(tmp_path):
     extra = f'teacher = "{teacher}"\ndistill_feature_weight = 1.0\nmixup_alpha = 0.4\ncutmix_alpha = 1.0\n'
     recipe.write_text(recipe.read_text().replace("[augment]", extra + "[augment]"))
     out = tmp_path / "ddp"
-    check = train_two_processes(recipe, data, out, port=29523)
+    check = train_two_processes(recipe, data, out)
     assert check["fingerprints"][0] == check["fingerprints"][1]
     last = load_checkpoint(out / "last.safetensors")
     assert last.info["config"]["teacher"] == str(teacher) and last.state["distill_project"]["weight"].shape == (32, 16)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -132,9 +133,12 @@ def test_sigkill_then_resume_loses_at_most_one_epoch(tmp_path):
     assert load_checkpoint(out / "last.safetensors").info["epoch"] == 4
 
 
-def train_two_processes(recipe: Path, data: Path, out: Path, port: int) -> dict:
+def train_two_processes(recipe: Path, data: Path, out: Path) -> dict:
     """``lrfer train`` under torchrun with 2 CPU processes; returns the ranks' ``ddp_check.json``."""
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    with socket.socket() as s:  # a port free now: a fixed one can still be held by an earlier run
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
     cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", str(port), "-m", "lrfer",
            "train", "--recipe", str(recipe), "--data", str(data), "--out", str(out), "--device", "cpu", "--no-progress"]  # fmt: skip
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=240)
@@ -146,7 +150,7 @@ def test_two_process_ddp_ends_with_identical_weights(tmp_path):
     data = write_npz(tmp_path / "faces.npz", n=256)
     _, recipe = tiny_config(tmp_path, epochs=2)
     out = tmp_path / "ddp"
-    check = train_two_processes(recipe, data, out, port=29517)
+    check = train_two_processes(recipe, data, out)
     assert check["world_size"] == 2
     assert check["fingerprints"][0] == check["fingerprints"][1]
     assert load_checkpoint(out / "last.safetensors").info["epoch"] == 2
