@@ -50,6 +50,7 @@ def main() -> None:
     import torch
 
     torch.set_num_threads(args.threads)
+    from lrfer.cli import parse_key_values
     from lrfer.data.readers import load_dataset
     from lrfer.data.splits import subject_kfold
     from lrfer.evaluate.plots import plot_sweep
@@ -59,13 +60,7 @@ def main() -> None:
     from lrfer.train.kfold import cross_validate
 
     prov = provenance("bench/kfold.py", args.seed, cpu=cpu_model(), threads=args.threads, device=args.device)  # first: the tree may change during the run
-    overrides = {}
-    for item in args.set:
-        key, _, value = item.partition("=")
-        try:
-            overrides[key] = json.loads(value)
-        except json.JSONDecodeError:
-            overrides[key] = value  # a bare string
+    overrides = parse_key_values(args.set, "--set", "'freeze=[]'")
     cfg = load_config(args.recipe, epochs=args.epochs, seed=args.seed, device=args.device, **overrides).validate()
     name = args.recipe + (f"_{args.tag}" if args.tag else "")
     run_dir = args.run_dir or ROOT / "runs" / f"kfold_{name}"

@@ -67,17 +67,12 @@ def main() -> None:
     import torch
 
     from lrfer.data.readers import load_dataset
+    from lrfer.cli import parse_key_values
     from lrfer.models import create_model
     from lrfer.train.config import load_config
     from lrfer.train.engine import fit
 
-    options = {}
-    for pair in args.option:
-        key, _, value = pair.partition("=")
-        try:
-            options[key] = json.loads(value)
-        except json.JSONDecodeError:
-            options[key] = value
+    options = parse_key_values(args.option)
     depths, kernels = ints(args.depths), ints(args.kernels)
     base = load_config(args.recipe, epochs=args.epochs, batch_size=args.batch_size, device=args.device, seed=args.seed, limit_train=args.limit_train or None)
     faces = load_dataset(args.data, **options)

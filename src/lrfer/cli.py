@@ -61,12 +61,13 @@ class Bars:
 
 
 # ---------------------------------------------------------------------------- helpers
-def _data_options(pairs: list[str]) -> dict[str, Any]:
-    """``--option key=value`` pairs for a dataset reader; values parsed as JSON when they can be."""
+def parse_key_values(pairs: list[str], flag: str = "--option", example: str = "labels=ferplus") -> dict[str, Any]:
+    """``KEY=VALUE`` command-line pairs (``--option``, a benchmark's ``--set``); values parsed as
+    JSON when they can be (``3``, ``[]``, ``true``), else kept as strings."""
     out: dict[str, Any] = {}
     for pair in pairs or []:
         if "=" not in pair:
-            raise LrferError(f"--option '{pair}' is not key=value", "write e.g. --option labels=ferplus")
+            raise LrferError(f"{flag} '{pair}' is not key=value", f"write e.g. {flag} {example}")
         k, v = pair.split("=", 1)
         try:
             out[k] = json.loads(v)
@@ -78,7 +79,7 @@ def _data_options(pairs: list[str]) -> dict[str, Any]:
 def _load_data(args, progress):
     from .data.readers import load_dataset
 
-    return load_dataset(args.data, format=args.format, progress=progress, **_data_options(args.option))
+    return load_dataset(args.data, format=args.format, progress=progress, **parse_key_values(args.option))
 
 
 def _parse_sizes(text: str) -> list[int]:
