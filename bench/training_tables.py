@@ -107,14 +107,16 @@ def seed_lines(rows: list[dict]) -> list[str]:
     for r in rows:
         if r["done"] == r["planned"]:
             groups.setdefault((r["recipe"], r["zero_init"], changes(r["flags"], r["commit"], drop=("seed",))), []).append(r)
+
+    def cell(values: list) -> str:
+        v = np.array([x for x in values if x is not None]) * 100  # a run without ten-crop has none
+        return f"{v.mean():.1f} +- {v.std(ddof=1):.1f}" if len(v) > 1 else ""
+
     lines = []
     for (recipe, zi, spec), members in groups.items():
         seeds = sorted({dict(zip(m["flags"][::2], m["flags"][1::2])).get("--seed", "0") for m in members})
         if len(seeds) < 2 or len(seeds) != len(members):
             continue
-        def cell(values: list) -> str:
-            v = np.array([x for x in values if x is not None]) * 100  # a run without ten-crop has none
-            return f"{v.mean():.1f} +- {v.std(ddof=1):.1f}" if len(v) > 1 else ""
         lines.append(
             f"| `{recipe}`{' (' + spec + ')' if spec else ''}, zero-init {'yes' if zi else 'no'} | {', '.join(seeds)} | {cell([m['acc'] for m in members])} | "
             f"{cell([m['tencrop'] for m in members])} | " + " | ".join(cell([m["sweep"].get(s) for m in members]) for s in SIZES) + " |"
