@@ -246,7 +246,19 @@ def _test_faces(args, bars):
     clf = _classifier(args)
     faces = _load_data(args, bars)
     split = args.split or _default_split(faces, clf)
-    return clf, clf.prepare(faces.select_split(split)), split
+    return clf, _prepared(clf, faces.select_split(split), bars), split
+
+
+def _prepared(clf, faces, bars):
+    """``faces`` prepared for ``clf``; faces of classes the model does not have (CK+'s contempt for
+    a FER2013 model) cannot be scored and are left out, which the user is told on stderr."""
+    prepared = clf.prepare(faces)
+    dropped = prepared.meta.get("dropped_classes", []) if prepared is not faces else []
+    if dropped:
+        bars.close()
+        print(f"note: {len(faces) - len(prepared)} faces of {', '.join(dropped)} left out: "
+              f"the model's classes are {', '.join(clf.classes)}", file=sys.stderr)  # fmt: skip
+    return prepared
 
 
 def cmd_evaluate(args) -> int:
@@ -447,13 +459,15 @@ def cmd_calibrate(args) -> int:
     from .evaluate.calibration import calibrate_checkpoint
     from .infer.classifier import DEFAULT_CHECKPOINT
 
-    if args.checkpoint is None and args.out is None:
+    target = Path(args.checkpoint) if args.checkpoint else DEFAULT_CHECKPOINT
+    if args.out is None and target.resolve() == DEFAULT_CHECKPOINT.resolve():
+        # by path too: `--checkpoint .../assets/default/model.safetensors` is the same file
         raise LrferError("calibrating the shipped model in place would change the installed package", "give --out FILE (and --checkpoint for your own model)")
     bars = Bars(not args.no_progress)
     clf = _classifier(args)
     faces = _load_data(args, bars)
     split = args.split or _default_split(faces, clf)
-    rep = calibrate_checkpoint(args.checkpoint or DEFAULT_CHECKPOINT, faces.select_split(split), split=split, path_out=args.out, device=clf.device, progress=bars)
+    rep = calibrate_checkpoint(target, _prepared(clf, faces.select_split(split), bars), split=split, path_out=args.out, device=clf.device, progress=bars)
     bars.close()
     print(f"temperature {rep['temperature']:.3f} fitted on {faces.name} {split} (n={rep['n']})")
     print(f"ECE {rep['ece_before']:.4f} -> {rep['ece_after']:.4f}   NLL {rep['nll_before']:.4f} -> {rep['nll_after']:.4f} (measured on the fitting faces)")

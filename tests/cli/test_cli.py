@@ -186,6 +186,26 @@ def test_export_calibrate_and_predict_with_the_export(capsys, fer_csv, tmp_path)
     assert_clean_error(code, err, "--out")
 
 
+def test_calibrate_refuses_the_shipped_file_named_by_path(capsys, fer_csv):
+    from lrfer.infer.classifier import DEFAULT_CHECKPOINT
+
+    before = DEFAULT_CHECKPOINT.read_bytes()
+    code, _, err = run(capsys, "calibrate", "--checkpoint", str(DEFAULT_CHECKPOINT), "--data", str(fer_csv), "--no-progress")
+    assert_clean_error(code, err, "shipped model", "--out")
+    assert DEFAULT_CHECKPOINT.read_bytes() == before
+
+
+def test_evaluate_says_which_faces_the_model_cannot_score(capsys, tmp_path):
+    # CK+'s layout: contempt, which a FER2013 model does not have, and no neutral
+    faces = make_faceset(28, size=48, classes=("angry", "contempt", "disgust", "fear", "happy", "sad", "surprise"))
+    np.savez(tmp_path / "d.npz", images=faces.images[:, 0].numpy(), labels=faces.labels.numpy(), class_names=np.array(faces.classes))
+    ck = tiny_checkpoint(tmp_path / "c.safetensors", width=4, blocks=(1,))
+    n_contempt = int((faces.labels == 1).sum())
+    code, out, err = run(capsys, "evaluate", "--checkpoint", str(ck), "--data", str(tmp_path / "d.npz"), "--out", str(tmp_path / "ev"), "--no-progress", "--no-latency")
+    assert code == 0 and f"n={28 - n_contempt}" in out
+    assert f"note: {n_contempt} faces of contempt left out" in err
+
+
 def test_train_with_a_front_end_and_folds(capsys, tmp_path):
     faces = make_faceset(96, size=48)
     faces.groups = np.array([f"S{(i // 3) % 6}" for i in range(96)])
