@@ -89,6 +89,8 @@ def _parse_sizes(text: str) -> list[int]:
         raise LrferError(f"--sizes '{text}' is not a comma-separated list of pixel sizes", "write e.g. --sizes 8,12,16,24,32,48") from None
     if not sizes:
         raise LrferError("--sizes is empty", "write e.g. --sizes 8,12,16,24,32,48")
+    if min(sizes) <= 0:  # here, before minutes of data loading, as well as in the library
+        raise LrferError(f"--sizes must be positive pixel sizes, got {sizes}", "write e.g. --sizes 8,12,16,24,32,48")
     return sizes
 
 

@@ -146,6 +146,12 @@ def test_train_evaluate_sweep_on_a_kaggle_csv(capsys, fer_csv, tmp_path):
     assert (tmp_path / "sw" / "sweep.png").stat().st_size > 0
 
 
+def test_sweep_sizes_checked_before_the_data_is_read(capsys, tmp_path):
+    # the data path does not exist: the sizes must be the error reported
+    code, _, err = run(capsys, "sweep", "--data", str(tmp_path / "absent.npz"), "--sizes", "0,16")
+    assert_clean_error(code, err, "--sizes", "positive")
+
+
 def test_models_and_recipes_list(capsys):
     code, out, _ = run(capsys, "models")
     assert code == 0 and "cnn2x2" in out and "resnet18_fer_slim" in out
