@@ -146,12 +146,14 @@ def cmd_train(args) -> int:
         raise LrferError(f"--front {args.front}", "the front end that needs no file is 'stn'; give a trained SR model with --front-sr CKPT")
     cfg = with_front_end(cfg, stn=args.front == "stn", sr=args.front_sr, sr_trainable=args.sr_trainable)
     cfg.validate()  # fail on a bad name before spending time on the data
+    out = Path(args.out or Path("runs") / (cfg.recipe or cfg.model))
+    if not args.folds:
+        _check_run_dir(out, args)
     faces = _load_data(args, bars)
     if args.folds:
         return _train_folds(args, cfg, faces, bars)
     train_set = faces.select_split(cfg.train_split)
     val_set = faces.select_split(cfg.val_split) if cfg.val_split and cfg.val_split != "none" else None
-    out = Path(args.out or Path("runs") / (cfg.recipe or cfg.model))
     info = {"data": str(args.data), "command": " ".join(sys.argv), "started": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
     result = fit(cfg, train_set, val_set, out, resume=args.resume, progress=bars, info=info)
     bars.close()
@@ -162,6 +164,18 @@ def cmd_train(args) -> int:
             print(f"no validation split: best training loss {-result.best_metric:.4f} at epoch {result.best_epoch}")
         print(f"checkpoint: {result.best_path}")
     return 0
+
+
+def _check_run_dir(out: Path, args) -> None:
+    """A run folder that holds a run is continued (--resume) or replaced (--overwrite), never
+    silently overwritten: a forgotten --resume after a kill would throw away the epochs done."""
+    last = out / "last.safetensors"
+    if last.exists() and not (args.resume or args.overwrite):
+        epoch = ""
+        rows = (out / "metrics.jsonl").read_text().splitlines() if (out / "metrics.jsonl").exists() else []
+        if rows and rows[-1].strip():
+            epoch = f" (epoch {json.loads(rows[-1]).get('epoch', '?')} done)"
+        raise LrferError(f"{out} already holds a training run{epoch}", "pass --resume to continue it, --overwrite to start afresh there, or another --out")
 
 
 def _train_folds(args, cfg, faces, bars) -> int:
@@ -546,6 +560,7 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--sr-trainable", action="store_true", help="fine-tune the --front-sr model with the classifier (default frozen)")
     sp.add_argument("--out", help="output folder (default runs/<recipe or model>)")
     sp.add_argument("--resume", action="store_true", help="continue from OUT/last.safetensors")
+    sp.add_argument("--overwrite", action="store_true", help="start afresh in OUT even if it holds a run (its checkpoints are replaced)")
     sp.add_argument("--folds", type=int, metavar="K", help="subject-independent K-fold cross-validation (CK+: 10); finished folds are skipped on rerun")
     sp.add_argument("--fold", type=int, action="append", metavar="N", help="run only fold N (repeatable); default all")
     sp.add_argument("--fold-seed", type=int, default=0, help="seed of the subject-to-fold assignment")

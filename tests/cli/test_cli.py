@@ -128,6 +128,19 @@ def test_train_without_validation_reports_the_training_loss(capsys, fer_csv, tmp
     assert f"no validation split: best training loss {loss:.4f} at epoch 1" in out
 
 
+def test_a_finished_run_is_not_overwritten_without_being_asked(capsys, fer_csv, tmp_path):
+    recipe = tmp_path / "r.toml"
+    recipe.write_text('model = "resnet18_fer_slim"\nmodel_kwargs = { width = 4, blocks = [1] }\nepochs = 1\nbatch_size = 4\nval_split = "none"\n')
+    argv = ["train", "--recipe", str(recipe), "--data", str(fer_csv), "--out", str(tmp_path / "run"), "--no-progress"]
+    assert run(capsys, *argv)[0] == 0
+    before = (tmp_path / "run" / "last.safetensors").read_bytes()
+    code, _, err = run(capsys, *argv)
+    assert_clean_error(code, err, "already holds a training run (epoch 1 done)", "--resume", "--overwrite")
+    assert (tmp_path / "run" / "last.safetensors").read_bytes() == before
+    assert run(capsys, *argv, "--overwrite", "--seed", "1")[0] == 0
+    assert (tmp_path / "run" / "last.safetensors").read_bytes() != before
+
+
 def test_train_evaluate_sweep_on_a_kaggle_csv(capsys, fer_csv, tmp_path):
     recipe = tmp_path / "r.toml"
     recipe.write_text('model = "resnet18_fer_slim"\nmodel_kwargs = { width = 4, blocks = [1] }\nepochs = 1\nbatch_size = 4\n[augment]\ndegrade_p = 0.5\n')
