@@ -212,6 +212,8 @@ def cmd_train_sr(args) -> int:
         cfg = SRConfig(config=args.config, scale=args.scale, init_from=args.init_from or "", **overrides)
         train = train_sr
     cfg.validate()  # fail on bad settings (and a missing --feature-net file) before reading the data
+    out = Path(args.out or Path("runs") / f"{'srgan_' if args.gan else ''}{cfg.model}_x{cfg.scale}")
+    _check_run_dir(out, args)
     faces = _load_data(args, bars)
     splits = faces.splits
     train_split = args.train_split or next((s for s in TRAIN_SPLIT_NAMES if s in splits), None)
@@ -238,9 +240,8 @@ def cmd_train_sr(args) -> int:
             flush=True,
         )
 
-    out = Path(args.out or Path("runs") / f"{'srgan_' if args.gan else ''}{cfg.model}_x{cfg.scale}")
     info = {"data": str(args.data), "train_split": train_split or "all", "val_split": val_split, "command": " ".join(sys.argv), "started": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
-    result = train(cfg, train_set, val_set, out, progress=progress, info=info)
+    result = train(cfg, train_set, val_set, out, progress=progress, info=info, resume=args.resume)
     bars.close()
     columns = ["scale", "method", "psnr", "bicubic_psnr", "ssim", "bicubic_ssim"]
     _print_table([{**r, "method": r["method"] or "(cannot)"} for r in result.report["results"]], columns)
@@ -583,6 +584,8 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--seed", type=int)
     sp.add_argument("--device", help="auto, cpu, cuda")
     sp.add_argument("--out", help="output folder (default runs/<model>_x<scale>; runs/srgan_<model>_x<scale> with --gan)")
+    sp.add_argument("--resume", action="store_true", help="continue from OUT/last.safetensors (both SRGAN phases)")
+    sp.add_argument("--overwrite", action="store_true", help="start afresh in OUT even if it holds a run (its checkpoints are replaced)")
     sp.set_defaults(func=cmd_train_sr)
 
     sp = sub.add_parser("evaluate", help="accuracy, per-class F1, confusion matrix")

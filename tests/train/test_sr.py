@@ -118,6 +118,12 @@ def test_cli_train_sr(tmp_path, capsys):
     # --init-from without --scale 4 is a one-line error (exit code 2), before any data is read
     assert main(["train-sr", "--data", str(npz), "--init-from", str(tmp_path / "sr" / "best.safetensors")]) == 2
     assert "--scale 4" in capsys.readouterr().err
+    # the finished run is neither trained over by accident nor lost: --resume extends it
+    argv = ["train-sr", "--data", str(npz), "--limit-train", "16", "--device", "cpu", "--out", str(tmp_path / "sr"), "--no-progress"]
+    assert main([*argv, "--epochs", "2"]) == 2 and "already holds a training run (epoch 1 done)" in capsys.readouterr().err
+    assert main([*argv, "--epochs", "2", "--resume"]) == 0
+    assert "epoch 2/2" in capsys.readouterr().err
+    assert [json.loads(line)["epoch"] for line in (tmp_path / "sr" / "metrics.jsonl").read_text().splitlines()] == [1, 2]
 
 
 # ---------------------------------------------------------------------------- fronted
@@ -234,3 +240,40 @@ def test_qin_recipe_validates_and_trains(name, sr_ckpt, tmp_path, _no_curves):
     assert 0 <= res.best_metric <= 1
     rebuilt = load_checkpoint(res.best_path).build_model()
     assert rebuilt(torch.rand(2, 1, 48, 48)).shape == (2, 3)
+
+
+class Killed(Exception):
+    pass
+
+
+def killed_after(task: str, epoch: int):
+    """A progress hook that stops a run, like a kill, right after epoch ``epoch`` is written."""
+
+    def hook(event):
+        if event.task == task and event.done == epoch:
+            raise Killed
+
+    return hook
+
+
+def assert_same_weights(a_path, b_path):
+    a, b = load_checkpoint(a_path).weights("model"), load_checkpoint(b_path).weights("model")
+    assert a.keys() == b.keys()
+    for k in a:
+        assert torch.allclose(a[k].float(), b[k].float(), atol=1e-6), k
+
+
+def test_train_sr_resumes_after_a_kill_as_if_never_stopped(tmp_path):
+    faces = make_faceset(64, size=48)
+    train, val = faces.select_split("Training"), faces.select_split("PublicTest")
+    cfg = SRConfig(epochs=3, batch_size=8, limit_train=16, lr=1e-3, lr_step=2, device="cpu", model_kwargs=TINY_SR)
+    full = train_sr(cfg, train, val, tmp_path / "full")
+    with pytest.raises(Killed):
+        train_sr(cfg, train, val, tmp_path / "cut", progress=killed_after("sr_epoch_end", 1))
+    events = []
+    resumed = train_sr(cfg, train, val, tmp_path / "cut", resume=True, progress=events.append)
+    assert [e.done for e in events if e.task == "sr_epoch_end"] == [2, 3]  # epoch 1 was not trained again
+    assert_same_weights(full.last_path, resumed.last_path)
+    assert [h["epoch"] for h in resumed.history] == [1, 2, 3] and resumed.best_epoch == full.best_epoch
+    rows = [json.loads(line) for line in (tmp_path / "cut" / "metrics.jsonl").read_text().splitlines()]
+    assert [r["epoch"] for r in rows] == [1, 2, 3]

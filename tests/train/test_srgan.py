@@ -217,3 +217,25 @@ def test_cli_train_sr_gan(feature_ckpt, tmp_path, capsys):
     assert "no such feature network file" in capsys.readouterr().err
     assert main(["train-sr", "--pretrain-epochs", "2", "--data", str(npz)]) == 2
     assert "--gan" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("killed_at", [1, 3])  # in the MSE warm start; in the adversarial phase
+def test_train_srgan_resumes_after_a_kill_as_if_never_stopped(feature_ckpt, tmp_path, killed_at):
+    from tests.train.test_sr import Killed, assert_same_weights, killed_after
+
+    faces = make_faceset(48, size=48)
+    train, val = faces.select_split("Training"), faces.select_split("PublicTest")
+    cfg = SRGANConfig(epochs=2, pretrain_epochs=2, batch_size=8, limit_train=16, lr=1e-3, device="cpu", model_kwargs=TINY_SR, discriminator="light", feature_net=str(feature_ckpt))
+    full = train_srgan(cfg, train, val, tmp_path / "full")
+    with pytest.raises(Killed):
+        train_srgan(cfg, train, val, tmp_path / "cut", progress=killed_after("srgan_epoch_end", killed_at))
+    events = []
+    resumed = train_srgan(cfg, train, val, tmp_path / "cut", resume=True, progress=events.append)
+    assert [e.done for e in events if e.task == "srgan_epoch_end"] == list(range(killed_at + 1, 5))  # nothing trained twice
+    assert_same_weights(full.last_path, resumed.last_path)
+    assert_same_weights(full.best_path, resumed.best_path)
+    d_full, d_cut = (load_checkpoint(r.last_path).state["trainer"]["discriminator"] for r in (full, resumed))
+    assert all(torch.equal(d_full[k], d_cut[k]) for k in d_full)
+    rows = [json.loads(line) for line in (tmp_path / "cut" / "metrics.jsonl").read_text().splitlines()]
+    assert [(r["phase"], r["epoch"]) for r in rows] == [("pretrain", 1), ("pretrain", 2), ("gan", 1), ("gan", 2)]
+    assert resumed.best_epoch == full.best_epoch and resumed.best_content == pytest.approx(full.best_content)

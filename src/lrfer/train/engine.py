@@ -37,6 +37,7 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
+from .._io import append_jsonl, read_jsonl, write_jsonl
 from ..data.augment import augment_batch, mix_batch
 from ..data.faceset import FaceSet
 from ..errors import LrferError
@@ -390,14 +391,14 @@ def fit(
             project.load_state_dict(state["distill_project"])
         start_epoch = state["epoch"] + 1
         best_acc, best_epoch, plateau = state["best_acc"], state["best_epoch"], state["plateau"]
-        history = [r for r in _read_jsonl(out / "metrics.jsonl") if r["epoch"] < start_epoch]
+        history = [r for r in read_jsonl(out / "metrics.jsonl") if r["epoch"] < start_epoch]
     elif resume:
         report(progress, "resume", 0, info={"message": f"no checkpoint in {out}; starting from scratch"})
 
     if is_main:
         out.mkdir(parents=True, exist_ok=True)
         (out / "config.json").write_text(json.dumps(cfg.to_dict(), indent=2))
-        _write_jsonl(out / "metrics.jsonl", history)
+        write_jsonl(out / "metrics.jsonl", history)
     amp = torch.autocast("cuda", dtype=torch.bfloat16) if (use_cuda and cfg.amp) else torch.autocast("cpu", enabled=False)
 
     for epoch in range(start_epoch, cfg.epochs + 1):
@@ -502,7 +503,7 @@ def fit(
             if improved:
                 save_checkpoint(best_path, eval_model, spec, info=meta)
             save_checkpoint(last_path, model, spec, ema=ema.module if ema else None, state=state, info=meta)
-            _append_jsonl(out / "metrics.jsonl", row)
+            append_jsonl(out / "metrics.jsonl", row)
             _plot_curves(history, out / "curves.png")
         report(progress, "epoch_end", epoch, cfg.epochs, **row)
     if world > 1:
@@ -526,21 +527,6 @@ def _check_ranks_in_sync(params: list[torch.Tensor], out: Path, is_main: bool) -
 
 
 # ---------------------------------------------------------------------------- files
-def _read_jsonl(path: Path) -> list[dict]:
-    if not path.exists():
-        return []
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
-
-
-def _write_jsonl(path: Path, rows: list[dict]) -> None:
-    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
-
-
-def _append_jsonl(path: Path, row: dict) -> None:
-    with open(path, "a") as f:
-        f.write(json.dumps(row) + "\n")
-
-
 def _plot_curves(history: list[dict], path: Path) -> None:
     from ..evaluate.plots import plot_training_curves
 

@@ -42,6 +42,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .._io import append_jsonl, read_jsonl, write_jsonl
 from ..data.augment import random_crop, random_flip
 from ..data.faceset import FaceSet
 from ..errors import LrferError, closest
@@ -333,12 +334,15 @@ def train_sr(
     out_dir: str | os.PathLike,
     progress: Optional[Progress] = None,
     info: Optional[dict] = None,
+    resume: bool = False,
 ) -> SRResult:
     """Train an EDSR on ``faces`` (labels unused), validate PSNR on ``val_faces`` every epoch.
 
     Without ``val_faces`` the last ``cfg.holdout`` of the subjects (or rows) is held out. Writes
-    ``best.safetensors``, ``last.safetensors``, ``metrics.jsonl``, ``config.json`` and
-    ``sr_report.json`` (from the best model) into ``out_dir``.
+    ``best.safetensors``, ``last.safetensors`` (resumable: weights, Adam state, epoch),
+    ``metrics.jsonl``, ``config.json`` and ``sr_report.json`` (from the best model) into
+    ``out_dir``. With ``resume`` a run continues after the last epoch its ``last.safetensors``
+    holds; the batches are seeded by epoch, so it replays what the uninterrupted run would do.
     """
     from .engine import resolve_device
 
@@ -362,14 +366,19 @@ def train_sr(
     n = len(images)
     bs = min(cfg.batch_size, n)
     steps_per_epoch = max(1, n // bs)
-    best_psnr, best_epoch, history = -math.inf, 0, []
+    best_psnr, best_epoch = -math.inf, 0
     best_path, last_path = out / "best.safetensors", out / "last.safetensors"
+    state, history = resume_state(last_path, out, resume, model)
+    start = 1
+    if state is not None:
+        optimizer.load_state_dict(state["optimizer"])
+        start, best_psnr, best_epoch = state["epoch"] + 1, state["best_psnr"], state["best_epoch"]
     out.mkdir(parents=True, exist_ok=True)
     (out / "config.json").write_text(json.dumps(cfg.to_dict(), indent=2))
-    (out / "metrics.jsonl").write_text("")
+    write_jsonl(out / "metrics.jsonl", history)
     base_info = {**(info or {}), "task": "super-resolution", "scale": cfg.scale, "hr_size": cfg.hr_size, "initialised_from": cfg.init_from or None, "copied_tensors": len(copied)}
 
-    for epoch in range(1, cfg.epochs + 1):
+    for epoch in range(start, cfg.epochs + 1):
         model.train()
         lr = epoch_lr(cfg, epoch)
         for g in optimizer.param_groups:
@@ -400,15 +409,31 @@ def train_sr(
         if val["psnr"] > best_psnr:
             best_psnr, best_epoch = val["psnr"], epoch
             save_checkpoint(best_path, model, spec, info=meta)
-        save_checkpoint(last_path, model, spec, info=meta)
-        with open(out / "metrics.jsonl", "a") as f:
-            f.write(json.dumps(row) + "\n")
+        state = {"optimizer": optimizer.state_dict(), "epoch": epoch, "best_psnr": best_psnr, "best_epoch": best_epoch}
+        save_checkpoint(last_path, model, spec, state=state, info=meta)
+        append_jsonl(out / "metrics.jsonl", row)
         report(progress, "sr_epoch_end", epoch, cfg.epochs, **row)
 
     rep = checkpoint_report(best_path, val_set, cfg, device, name=cfg.model)
     rep.update({"best_epoch": best_epoch, "epochs": cfg.epochs, "n_train": n, "config": cfg.to_dict(), **(info or {})})
     (out / "sr_report.json").write_text(json.dumps(rep, indent=2))
     return SRResult(out, best_path, last_path, best_psnr, best_epoch, rep, history)
+
+
+def resume_state(last_path: Path, out: Path, resume: bool, model: nn.Module) -> tuple[Optional[dict], list[dict]]:
+    """The training state of ``last_path`` (its weights loaded into ``model``) and the metrics
+    rows of the epochs it holds, when ``resume`` and the file exists; else ``(None, [])``."""
+    from .checkpoint import load_checkpoint, load_weights
+
+    if not (resume and last_path.exists()):
+        return None, []
+    ckpt = load_checkpoint(last_path)
+    if ckpt.state is None:
+        raise LrferError(f"{last_path} holds weights but no training state to resume from (written by an older lrfer)", "train into a new --out, or pass its weights as --init-from")
+    load_weights(model, ckpt, "model")
+    state = ckpt.state
+    # one row per epoch, in order: the first state["epoch"] rows are the epochs the file holds
+    return state, read_jsonl(out / "metrics.jsonl")[: state["epoch"]]
 
 
 def checkpoint_report(path: Path, val_set: FaceSet, cfg: SRConfig, device: torch.device, name: str) -> dict:

@@ -61,13 +61,14 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .._io import append_jsonl, write_jsonl
 from ..data.faceset import FaceSet
 from ..errors import LrferError
 from ..models import create_model, list_models
 from ..models.srgan import DISCRIMINATOR_CONFIGS, srgan_discriminator
 from ..progress import Progress, report
 from .checkpoint import load_checkpoint, load_weights, model_spec, save_checkpoint
-from .sr import SRConfig, SRResult, bicubic_upscale, checkpoint_report, downscale, epoch_lr, evaluate_sr, hr_batches, prepare_sr_data
+from .sr import SRConfig, SRResult, bicubic_upscale, checkpoint_report, downscale, epoch_lr, evaluate_sr, hr_batches, prepare_sr_data, resume_state
 
 #: ``--config`` name -> registered generator.
 SRGAN_CONFIGS = {"light": "srresnet_light", "paper": "srresnet"}
@@ -266,6 +267,15 @@ class SRGANTrainer:
         self.opt_g = torch.optim.Adam(generator.parameters(), lr=cfg.lr, betas=betas, eps=eps)
         self.opt_d = torch.optim.Adam(discriminator.parameters(), lr=cfg.d_lr or cfg.lr, betas=betas, eps=eps)
 
+    def state_dict(self) -> dict:
+        """What resuming needs besides the generator's weights: the discriminator and the three optimisers."""
+        return {"discriminator": self.d.state_dict(), "opt_pre": self.opt_pre.state_dict(), "opt_g": self.opt_g.state_dict(), "opt_d": self.opt_d.state_dict()}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.d.load_state_dict(state["discriminator"])
+        for name in ("opt_pre", "opt_g", "opt_d"):
+            getattr(self, name).load_state_dict(state[name])
+
     def set_lr(self, lr: float) -> None:
         d_ratio = (self.cfg.d_lr or self.cfg.lr) / self.cfg.lr
         for opt, r in ((self.opt_pre, 1.0), (self.opt_g, 1.0), (self.opt_d, d_ratio)):
@@ -344,12 +354,15 @@ def train_srgan(
     out_dir: str | os.PathLike,
     progress: Optional[Progress] = None,
     info: Optional[dict] = None,
+    resume: bool = False,
 ) -> SRGANResult:
     """Train an SRGAN on ``faces`` (labels unused); validate on ``val_faces`` (or a held-out share) every epoch.
 
     Writes ``best.safetensors`` (lowest validation content loss of the adversarial phase),
     ``last.safetensors``, ``pretrain.safetensors`` (with ``pretrain_epochs``), ``metrics.jsonl``,
-    ``config.json`` and ``sr_report.json`` into ``out_dir``.
+    ``config.json`` and ``sr_report.json`` into ``out_dir``. ``last.safetensors`` is written after
+    every epoch of both phases with the discriminator and the optimisers, and ``resume`` continues
+    from it: epochs are counted across the phases, and their batches are seeded by that count.
     """
     from .engine import resolve_device
 
@@ -372,14 +385,22 @@ def train_srgan(
     n = len(images)
     bs = min(cfg.batch_size, n)
     steps = max(1, n // bs)
-    scale = cfg.feature_scale or features.default_scale or measure_feature_scale(features, images[:bs].float().div(255))
+    best_path, last_path, pretrain_path = out / "best.safetensors", out / "last.safetensors", out / "pretrain.safetensors"
+    state, history = resume_state(last_path, out, resume, generator)
+    if state is not None:
+        scale = state["feature_scale"]  # the content loss the run began with
+    else:
+        scale = cfg.feature_scale or features.default_scale or measure_feature_scale(features, images[:bs].float().div(255))
     trainer = SRGANTrainer(generator, discriminator, features, cfg, scale)
+    done, best_content, best_psnr, best_epoch = 0, math.inf, -math.inf, 0
+    if state is not None:
+        trainer.load_state_dict(state["trainer"])
+        done, best_content, best_psnr, best_epoch = state["epoch"], state["best_content"], state["best_psnr"], state["best_epoch"]
     report(progress, "srgan_feature_net", 0, message=f"content loss on {features.describe()}, feature scale {scale:.4g}")
 
     out.mkdir(parents=True, exist_ok=True)
     (out / "config.json").write_text(json.dumps(cfg.to_dict(), indent=2))
-    (out / "metrics.jsonl").write_text("")
-    best_path, last_path, pretrain_path = out / "best.safetensors", out / "last.safetensors", out / "pretrain.safetensors"
+    write_jsonl(out / "metrics.jsonl", history)
     training = {
         "task": "super-resolution",
         "training": "srgan",
@@ -393,7 +414,6 @@ def train_srgan(
     base_info = {**(info or {}), **training}
     bicubic_content = trainer.val_content(val_set.images, cfg.eval_batch_size, bicubic=True)
     total_epochs = cfg.pretrain_epochs + cfg.epochs
-    history: list[dict] = []
 
     def validate(row: dict) -> dict:
         val = evaluate_sr(generator, val_set.images, cfg.scale, batch_size=cfg.eval_batch_size, device=device)
@@ -405,13 +425,18 @@ def train_srgan(
             bicubic_content=bicubic_content,
         )
         history.append(row)
-        with open(out / "metrics.jsonl", "a") as f:
-            f.write(json.dumps(row) + "\n")
-        report(progress, "srgan_epoch_end", len(history), total_epochs, **row)
+        append_jsonl(out / "metrics.jsonl", row)
         return {**base_info, "phase": row["phase"], "epoch": row["epoch"], "metrics": row, "config": cfg.to_dict()}
 
+    def save_last(meta: dict) -> None:
+        """The resumable checkpoint, then the epoch's event: whoever hears of an epoch can rely on it being on disk."""
+        state = {"epoch": len(history), "trainer": trainer.state_dict(), "feature_scale": scale,
+                 "best_content": best_content, "best_psnr": best_psnr, "best_epoch": best_epoch}  # fmt: skip
+        save_checkpoint(last_path, generator, spec, state=state, info=meta)
+        report(progress, "srgan_epoch_end", len(history), total_epochs, **meta["metrics"])
+
     # phase 1: SRResNet, pixel MSE (Ledig et al.'s warm start)
-    for epoch in range(1, cfg.pretrain_epochs + 1):
+    for epoch in range(done + 1, cfg.pretrain_epochs + 1):
         trainer.set_lr(cfg.lr)
         loss_sum, t0 = torch.zeros((), device=device), time.perf_counter()
         for i, hr in enumerate(hr_batches(images, cfg, epoch, bs, steps)):
@@ -422,10 +447,10 @@ def train_srgan(
         meta = validate(row)
         if epoch == cfg.pretrain_epochs:
             save_checkpoint(pretrain_path, generator, spec, info=meta)
+        save_last(meta)
 
     # phase 2: adversarial
-    best_content, best_psnr, best_epoch = math.inf, -math.inf, 0
-    for epoch in range(1, cfg.epochs + 1):
+    for epoch in range(max(1, done - cfg.pretrain_epochs + 1), cfg.epochs + 1):
         lr = epoch_lr(cfg, epoch)
         trainer.set_lr(lr)
         sums: dict[str, torch.Tensor] = {}
@@ -441,7 +466,7 @@ def train_srgan(
         if row["val_content"] < best_content:
             best_content, best_psnr, best_epoch = row["val_content"], row["val_psnr"], epoch
             save_checkpoint(best_path, generator, spec, info=meta)
-        save_checkpoint(last_path, generator, spec, info=meta)
+        save_last(meta)
 
     rep = checkpoint_report(best_path, val_set, cfg, device, name=f"srgan {cfg.model}")
     if cfg.pretrain_epochs:
