@@ -153,6 +153,13 @@ def ensemble_lines() -> list[str]:
     ]
 
 
+def changed_settings(overrides: dict) -> str:
+    """``bench/kfold.py --set`` overrides other than ``freeze`` (its own column), as ``key=value``."""
+    flat = [(f"{k}.{k2}", v2) for k, v in overrides.items() if isinstance(v, dict) for k2, v2 in v.items()]
+    flat += [(k, v) for k, v in overrides.items() if not isinstance(v, dict) and k != "freeze"]
+    return ", ".join(f"`{k}={v}`" for k, v in sorted(flat)) or "none"
+
+
 def kfold_lines() -> list[str]:
     """Subject-independent k-fold runs with a pooled resolution sweep (``bench/kfold.py``)."""
     files = sorted(RESULTS.glob("kfold_*.json"))
@@ -160,15 +167,15 @@ def kfold_lines() -> list[str]:
         return []
     sizes = sorted({x["size"] for f in files for x in json.loads(f.read_text())["sweep_pooled"]}, reverse=True)
     lines = [
-        "| recipe | fixed layers | folds | pooled (%) | per fold (%) | " + " | ".join(f"{s} px" for s in sizes) + " | minutes | machine | results file |",
-        "|---|---|---:|---:|---:|" + "---:|" * len(sizes) + "---:|---|---|",
+        "| recipe | fixed layers | other settings changed | folds | pooled (%) | per fold (%) | " + " | ".join(f"{s} px" for s in sizes) + " | minutes | machine | results file |",
+        "|---|---|---|---:|---:|---:|" + "---:|" * len(sizes) + "---:|---|---|",
     ]
     for f in files:
         r = json.loads(f.read_text())
         p = r["provenance"]
         sweep = {x["size"]: x["accuracy"] for x in r["sweep_pooled"]}
         lines.append(
-            f"| `{r['recipe']}` | {', '.join(r['config'].get('freeze') or []) or 'none'} | {r['folds_done']} of {r['k']} | **{pct(r['accuracy_pooled'])}** | {pct(r['accuracy_mean'])} +- {pct(r['accuracy_std'])} | "
+            f"| `{r['recipe']}` | {', '.join(r['config'].get('freeze') or []) or 'none'} | {changed_settings(r.get('overrides', {}))} | {r['folds_done']} of {r['k']} | **{pct(r['accuracy_pooled'])}** | {pct(r['accuracy_mean'])} +- {pct(r['accuracy_std'])} | "
             + " | ".join(pct(sweep.get(s)) for s in sizes) + f" | {r['seconds'] / 60:.0f} | {p['machine']} | `{f.relative_to(ROOT)}` ({p['date'][:10]}, `{p['commit'][:7]}`) |"
         )
     return lines
