@@ -76,6 +76,9 @@ class TrainConfig:
     device: str = "auto"  # auto | cpu | cuda | cuda:N
     amp: bool = True  # bf16 autocast on CUDA (ignored on CPU)
     channels_last: bool = True  # on CUDA
+    # also on a CPU: oneDNN's convolutions are faster in NHWC for small networks (the quarter-width
+    # ResNet of fer2013_cpu30), not for the full-width one at 44 px; measured per recipe, so off by default
+    channels_last_cpu: bool = False
     compile: bool = False
     eval_batch_size: int = 1024
     limit_train: int = 0  # use only the first N training rows (quick runs and tests; 0: all)

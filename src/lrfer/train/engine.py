@@ -327,7 +327,8 @@ def fit(
         n = freeze_parameters(model, cfg.freeze)
         report(progress, "freeze", n, message=f"freeze {', '.join(cfg.freeze)}: {n} parameter tensors fixed")
     use_cuda = device.type == "cuda"
-    if use_cuda and cfg.channels_last:
+    nhwc = cfg.channels_last and (use_cuda or cfg.channels_last_cpu)
+    if nhwc:
         model = model.to(memory_format=torch.channels_last)
     spec = model_spec(model, classes, train_set.in_chans, cfg.image_size, cfg.augment.crop)
 
@@ -351,7 +352,7 @@ def fit(
         project = nn.Linear(model.num_features, teacher.model.num_features).to(device)
         optimizer.add_param_group({"params": [project.weight], "weight_decay": cfg.weight_decay, "lr_mult": 1.0})
         optimizer.add_param_group({"params": [project.bias], "weight_decay": 0.0, "lr_mult": 1.0})
-    if use_cuda and cfg.channels_last and teacher is not None:
+    if nhwc and teacher is not None:
         teacher = teacher.to(memory_format=torch.channels_last)
     mixing = cfg.mixup_alpha > 0 or cfg.cutmix_alpha > 0
     if mixing and not targets.dtype.is_floating_point:
@@ -426,7 +427,7 @@ def fit(
                 views = [x] if x_clean is None else [x, x_clean]
                 views, y, _ = mix_batch(views, y, mixup_alpha=cfg.mixup_alpha, cutmix_alpha=cfg.cutmix_alpha, p=cfg.mix_p)
                 x, x_clean = views[0], (views[1] if len(views) > 1 else None)
-            if use_cuda and cfg.channels_last:
+            if nhwc:
                 x = x.contiguous(memory_format=torch.channels_last)
             with amp:
                 emb, logits, feats = step_model(x)
