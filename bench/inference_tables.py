@@ -109,8 +109,10 @@ def cpu_recipe_lines() -> list[str]:
         g = r["goals"]
         sizes = sorted({row["size"] for rows in r["sweep"].values() for row in rows}, reverse=True)
         met = lambda ok: "met" if ok else "**not met**"  # noqa: E731
+        # a kept earlier run of a recipe (the recipe has changed since) is named by its file
+        name = f"`{r['recipe']}`" + ("" if f.stem == f"cpu_recipe_{r['recipe']}" else f" (earlier version of the recipe, `{f.name}`)")
         out += [
-            f"`{r['recipe']}`: {r['epochs']} epochs in **{r['train_seconds'] / 60:.1f} minutes** of training on "
+            f"{name}: {r['epochs']} epochs in **{r['train_seconds'] / 60:.1f} minutes** of training on "
             f"{r['provenance']['threads']} threads of {r['provenance']['cpu']} (goal {g['minutes']:.0f}: {met(g['met_minutes'])}); "
             f"accuracy (%) with faces degraded to each size, {r['tta']} TTA:",
             "",

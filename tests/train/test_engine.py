@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import signal
@@ -15,6 +16,7 @@ import numpy as np
 import pytest
 import torch
 
+from lrfer.models import create_model
 from lrfer.train.checkpoint import load_checkpoint
 from lrfer.train.config import load_config
 from lrfer.train.engine import fit
@@ -167,3 +169,21 @@ def test_cuda_without_an_index_resolves_to_this_process_gpu(monkeypatch):
     monkeypatch.setenv("LOCAL_RANK", "3")
     assert resolve_device("cuda") == torch.device("cuda", 3)
     assert resolve_device("cpu") == torch.device("cpu")
+
+
+@pytest.mark.parametrize("nhwc", [False, True])
+def test_channels_last_on_cpu_only_when_asked_and_it_trains_the_same(tmp_path, monkeypatch, nhwc):
+    import lrfer.train.engine as engine
+
+    built = []
+    monkeypatch.setattr(engine, "create_model", lambda *a, **kw: built.append(create_model(*a, **kw)) or built[-1])
+    faces = make_faceset(128)
+    train, val = faces.select_split("Training"), faces.select_split("PublicTest")
+    cfg, _ = tiny_config(tmp_path, epochs=2, device="cpu", channels_last_cpu=nhwc)
+    res = fit(cfg, train, val, tmp_path / "run")
+    # one with several input channels: a 1-channel weight is contiguous in both layouts
+    conv = next(m for m in built[0].modules() if isinstance(m, torch.nn.Conv2d) and m.kernel_size == (3, 3) and m.in_channels > 1)
+    assert conv.weight.is_contiguous(memory_format=torch.channels_last) == nhwc
+    base = fit(dataclasses.replace(cfg, channels_last_cpu=False), train, val, tmp_path / "base")
+    # the memory format changes the convolution kernels, not the arithmetic: same run up to rounding
+    assert [r["train_loss"] for r in res.history] == pytest.approx([r["train_loss"] for r in base.history], rel=1e-3)
