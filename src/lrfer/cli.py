@@ -169,13 +169,13 @@ def cmd_train(args) -> int:
 def _check_run_dir(out: Path, args) -> None:
     """A run folder that holds a run is continued (--resume) or replaced (--overwrite), never
     silently overwritten: a forgotten --resume after a kill would throw away the epochs done."""
-    last = out / "last.safetensors"
-    if last.exists() and not (args.resume or args.overwrite):
-        epoch = ""
-        rows = (out / "metrics.jsonl").read_text().splitlines() if (out / "metrics.jsonl").exists() else []
-        if rows and rows[-1].strip():
-            epoch = f" (epoch {json.loads(rows[-1]).get('epoch', '?')} done)"
-        raise LrferError(f"{out} already holds a training run{epoch}", "pass --resume to continue it, --overwrite to start afresh there, or another --out")
+    from ._io import read_jsonl
+
+    if (out / "last.safetensors").exists() and not (args.resume or args.overwrite):
+        rows = read_jsonl(out / "metrics.jsonl")
+        phase = {"pretrain": "MSE warm start ", "gan": "SRGAN "}.get(rows[-1].get("phase"), "") if rows else ""  # train-sr --gan's two phases
+        done = f" ({phase}epoch {rows[-1]['epoch']} done)" if rows else ""
+        raise LrferError(f"{out} already holds a training run{done}", "pass --resume to continue it, --overwrite to start afresh there, or another --out")
 
 
 def _train_folds(args, cfg, faces, bars) -> int:

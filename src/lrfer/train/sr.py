@@ -48,7 +48,7 @@ from ..data.faceset import FaceSet
 from ..errors import LrferError, closest
 from ..models import create_model
 from ..progress import Progress, report
-from .checkpoint import model_spec, save_checkpoint
+from .checkpoint import load_checkpoint, load_weights, model_spec, save_checkpoint
 
 #: ``--config`` name -> registered model.
 SR_CONFIGS = {"light": "edsr_light", "paper": "edsr"}
@@ -423,8 +423,6 @@ def train_sr(
 def resume_state(last_path: Path, out: Path, resume: bool, model: nn.Module) -> tuple[Optional[dict], list[dict]]:
     """The training state of ``last_path`` (its weights loaded into ``model``) and the metrics
     rows of the epochs it holds, when ``resume`` and the file exists; else ``(None, [])``."""
-    from .checkpoint import load_checkpoint, load_weights
-
     if not (resume and last_path.exists()):
         return None, []
     ckpt = load_checkpoint(last_path)
@@ -438,8 +436,6 @@ def resume_state(last_path: Path, out: Path, resume: bool, model: nn.Module) -> 
 
 def checkpoint_report(path: Path, val_set: FaceSet, cfg: SRConfig, device: torch.device, name: str) -> dict:
     """:func:`sr_report` of the SR checkpoint at ``path`` at ``cfg.report_scales`` and its own scale."""
-    from .checkpoint import load_checkpoint
-
     model = load_checkpoint(path).build_model().to(device)
     rep = sr_report(model, val_set, sorted({*cfg.report_scales, cfg.scale}), batch_size=cfg.eval_batch_size, device=device, name=name)
     rep["checkpoint"] = str(path)
