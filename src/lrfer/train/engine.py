@@ -37,13 +37,13 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
-from .._io import append_jsonl, read_jsonl, write_jsonl
+from .._io import append_jsonl, write_jsonl
 from ..data.augment import augment_batch, mix_batch
 from ..data.faceset import FaceSet
 from ..errors import LrferError
 from ..models import create_model
 from ..progress import Progress, report
-from .checkpoint import load_checkpoint, load_weights, model_spec, save_checkpoint
+from .checkpoint import load_checkpoint, load_weights, model_spec, resume_checkpoint, save_checkpoint
 from .config import TrainConfig
 from .losses import CenterLoss, class_weights, cross_entropy, distillation_loss, feature_distillation_loss
 
@@ -374,12 +374,10 @@ def fit(
     # resumable state
     # -inf, not -1: without validation data the score is minus the training loss, often below -1
     start_epoch, best_acc, best_epoch, plateau = 1, float("-inf"), 0, {"scale": 1.0, "best": float("-inf"), "bad": 0}
-    history: list[dict] = []
     last_path, best_path = out / "last.safetensors", out / "best.safetensors"
-    if resume and last_path.exists():
-        ckpt = load_checkpoint(last_path)
-        load_weights(model, ckpt, "model")
-        state = ckpt.state or {}
+    ckpt, history = resume_checkpoint(last_path, model, resume)
+    if ckpt is not None:
+        state = ckpt.state
         if project is not None and state.get("distill_project") is None:
             raise LrferError(f"{last_path} was written by a run without feature distillation through a projection", "resume with that run's settings, or train into a new --out")
         optimizer.load_state_dict(state["optimizer"])
@@ -392,7 +390,6 @@ def fit(
             project.load_state_dict(state["distill_project"])
         start_epoch = state["epoch"] + 1
         best_acc, best_epoch, plateau = state["best_acc"], state["best_epoch"], state["plateau"]
-        history = [r for r in read_jsonl(out / "metrics.jsonl") if r["epoch"] < start_epoch]
     elif resume:
         report(progress, "resume", 0, info={"message": f"no checkpoint in {out}; starting from scratch"})
 

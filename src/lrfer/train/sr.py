@@ -42,13 +42,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .._io import append_jsonl, read_jsonl, write_jsonl
+from .._io import append_jsonl, write_jsonl
 from ..data.augment import random_crop, random_flip
 from ..data.faceset import FaceSet
 from ..errors import LrferError, closest
 from ..models import create_model
 from ..progress import Progress, report
-from .checkpoint import load_checkpoint, load_weights, model_spec, save_checkpoint
+from .checkpoint import load_checkpoint, model_spec, resume_checkpoint, save_checkpoint
 
 #: ``--config`` name -> registered model.
 SR_CONFIGS = {"light": "edsr_light", "paper": "edsr"}
@@ -368,9 +368,10 @@ def train_sr(
     steps_per_epoch = max(1, n // bs)
     best_psnr, best_epoch = -math.inf, 0
     best_path, last_path = out / "best.safetensors", out / "last.safetensors"
-    state, history = resume_state(last_path, out, resume, model)
+    ckpt, history = resume_checkpoint(last_path, model, resume)
     start = 1
-    if state is not None:
+    if ckpt is not None:
+        state = ckpt.state
         optimizer.load_state_dict(state["optimizer"])
         start, best_psnr, best_epoch = state["epoch"] + 1, state["best_psnr"], state["best_epoch"]
     out.mkdir(parents=True, exist_ok=True)
@@ -418,20 +419,6 @@ def train_sr(
     rep.update({"best_epoch": best_epoch, "epochs": cfg.epochs, "n_train": n, "config": cfg.to_dict(), **(info or {})})
     (out / "sr_report.json").write_text(json.dumps(rep, indent=2))
     return SRResult(out, best_path, last_path, best_psnr, best_epoch, rep, history)
-
-
-def resume_state(last_path: Path, out: Path, resume: bool, model: nn.Module) -> tuple[Optional[dict], list[dict]]:
-    """The training state of ``last_path`` (its weights loaded into ``model``) and the metrics
-    rows of the epochs it holds, when ``resume`` and the file exists; else ``(None, [])``."""
-    if not (resume and last_path.exists()):
-        return None, []
-    ckpt = load_checkpoint(last_path)
-    if ckpt.state is None:
-        raise LrferError(f"{last_path} holds weights but no training state to resume from (written by an older lrfer)", "train into a new --out, or pass its weights as --init-from")
-    load_weights(model, ckpt, "model")
-    state = ckpt.state
-    # one row per epoch, in order: the first state["epoch"] rows are the epochs the file holds
-    return state, read_jsonl(out / "metrics.jsonl")[: state["epoch"]]
 
 
 def checkpoint_report(path: Path, val_set: FaceSet, cfg: SRConfig, device: torch.device, name: str) -> dict:

@@ -67,8 +67,8 @@ from ..errors import LrferError
 from ..models import create_model, list_models
 from ..models.srgan import DISCRIMINATOR_CONFIGS, srgan_discriminator
 from ..progress import Progress, report
-from .checkpoint import load_checkpoint, load_weights, model_spec, save_checkpoint
-from .sr import SRConfig, SRResult, bicubic_upscale, checkpoint_report, downscale, epoch_lr, evaluate_sr, hr_batches, prepare_sr_data, resume_state
+from .checkpoint import load_checkpoint, load_weights, model_spec, resume_checkpoint, save_checkpoint
+from .sr import SRConfig, SRResult, bicubic_upscale, checkpoint_report, downscale, epoch_lr, evaluate_sr, hr_batches, prepare_sr_data
 
 #: ``--config`` name -> registered generator.
 SRGAN_CONFIGS = {"light": "srresnet_light", "paper": "srresnet"}
@@ -386,7 +386,8 @@ def train_srgan(
     bs = min(cfg.batch_size, n)
     steps = max(1, n // bs)
     best_path, last_path, pretrain_path = out / "best.safetensors", out / "last.safetensors", out / "pretrain.safetensors"
-    state, history = resume_state(last_path, out, resume, generator)
+    ckpt, history = resume_checkpoint(last_path, generator, resume)
+    state = ckpt.state if ckpt is not None else None
     if state is not None:
         scale = state["feature_scale"]  # the content loss the run began with
     else:
