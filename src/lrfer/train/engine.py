@@ -23,14 +23,16 @@ epoch order, and rank 0 writes checkpoints and metrics.
 
 from __future__ import annotations
 
+import contextlib
 import copy
+import itertools
 import json
 import math
 import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Iterator, Optional
 
 import numpy as np
 import torch
@@ -72,13 +74,22 @@ def resolve_device(name: str) -> torch.device:
     return device
 
 
-def _init_distributed(device: torch.device) -> tuple[int, int]:
+@contextlib.contextmanager
+def _process_group(device: torch.device) -> Iterator[tuple[int, int]]:
+    """(rank, world size) under torchrun, (0, 1) otherwise. A group this opens it also destroys
+    on the way out, as torch asks of every process (NCCL warns of leaked resources otherwise)."""
     world = int(os.environ.get("WORLD_SIZE", "1"))
     if world <= 1:
-        return 0, 1
-    if not dist.is_initialized():
+        yield 0, 1
+        return
+    opened = not dist.is_initialized()
+    if opened:
         dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
-    return dist.get_rank(), dist.get_world_size()
+    try:
+        yield dist.get_rank(), dist.get_world_size()
+    finally:
+        if opened:
+            dist.destroy_process_group()
 
 
 def prepare_faces(faces: FaceSet, cfg: TrainConfig) -> FaceSet:
@@ -291,9 +302,24 @@ def fit(
     whenever validation accuracy improves, ``metrics.jsonl`` and ``curves.png``.
     """
     cfg.validate()
-    out = Path(out_dir)
     device = resolve_device(cfg.device)
-    rank, world = _init_distributed(device)
+    with _process_group(device) as (rank, world):
+        return _fit(cfg, train_set, val_set, Path(out_dir), device, rank, world, resume=resume, progress=progress, info=info)
+
+
+def _fit(
+    cfg: TrainConfig,
+    train_set: FaceSet,
+    val_set: Optional[FaceSet],
+    out: Path,
+    device: torch.device,
+    rank: int,
+    world: int,
+    *,
+    resume: bool,
+    progress: Optional[Progress],
+    info: Optional[dict],
+) -> TrainResult:
     if device.type == "cuda":
         torch.cuda.set_device(device)
         torch.backends.cudnn.benchmark = True
@@ -509,15 +535,24 @@ def fit(
     return TrainResult(out, best_path, last_path, best_acc, best_epoch, history)
 
 
+_SYNC_CHECKS = itertools.count()  # one key space per fit() of this process: every rank runs the same fits
+
+
 def _check_ranks_in_sync(params: list[torch.Tensor], out: Path, is_main: bool) -> None:
     """DDP must leave every rank with the same weights (the model's and the distillation
-    projection's); compare fingerprints and record them."""
+    projection's); compare fingerprints and record them.
+
+    The fingerprints travel through the process group's key-value store, not a collective: gloo
+    frees a collective's tensors on its own worker thread a moment after ``wait`` returns, and as
+    this is the last exchange before the process exits, that free could land in interpreter
+    shutdown and abort the rank ("terminate called without an active exception")."""
     v = torch.cat([p.detach().double().flatten() for p in params])
     pos = torch.arange(len(v), dtype=torch.float64, device=v.device)
-    fingerprint = torch.stack([v.sum(), (v * v).sum(), (v * pos).sum()])
-    gathered = [torch.zeros_like(fingerprint) for _ in range(dist.get_world_size())]
-    dist.all_gather(gathered, fingerprint)
-    rows = [g.tolist() for g in gathered]
+    mine = torch.stack([v.sum(), (v * v).sum(), (v * pos).sum()]).tolist()
+    store = dist.distributed_c10d._get_default_store()
+    key = f"lrfer/ddp_check/{next(_SYNC_CHECKS)}/rank"
+    store.set(f"{key}{dist.get_rank()}", json.dumps(mine))  # json keeps a float's every bit
+    rows = [json.loads(store.get(f"{key}{r}")) for r in range(dist.get_world_size())]
     if is_main:
         (out / "ddp_check.json").write_text(json.dumps({"world_size": len(rows), "fingerprints": rows}, indent=2))
     if any(r != rows[0] for r in rows):
