@@ -187,3 +187,44 @@ def test_channels_last_on_cpu_only_when_asked_and_it_trains_the_same(tmp_path, m
     base = fit(dataclasses.replace(cfg, channels_last_cpu=False), train, val, tmp_path / "base")
     # the memory format changes the convolution kernels, not the arithmetic: same run up to rounding
     assert [r["train_loss"] for r in res.history] == pytest.approx([r["train_loss"] for r in base.history], rel=1e-3)
+
+
+def test_progressive_size_grows_linearly_then_holds_the_full_size(tmp_path):
+    from lrfer.train.engine import progressive_size
+
+    cfg, _ = tiny_config(tmp_path, epochs=10, progressive_min_size=12)  # crop 20 is the full size
+    sizes = [progressive_size(cfg, e) for e in range(1, 11)]
+    assert sizes[0] == 12 and sizes[5:] == [20] * 5  # progressive_frac 0.5: epochs 6-10 at full size
+    assert sizes == sorted(sizes) and all(s % 4 == 0 for s in sizes) and len(set(sizes[:5])) > 2
+    off, _ = tiny_config(tmp_path, epochs=10)
+    assert {progressive_size(off, e) for e in range(1, 11)} == {20}
+
+
+@pytest.mark.parametrize("bad", [{"progressive_min_size": 24}, {"progressive_min_size": 2}, {"progressive_min_size": 12, "progressive_frac": 0.0}])
+def test_progressive_settings_out_of_range_are_refused(tmp_path, bad):
+    from lrfer.errors import LrferError
+
+    cfg, _ = tiny_config(tmp_path, **bad)
+    with pytest.raises(LrferError, match="progressive"):
+        cfg.validate()
+
+
+def test_progressive_resizing_feeds_the_model_the_scheduled_sizes(tmp_path, monkeypatch):
+    import lrfer.train.engine as engine
+
+    seen: list[tuple[int, int]] = []
+
+    def record_training_sizes(*a, **kw):
+        model = create_model(*a, **kw)
+        first_conv = next(m for m in model.modules() if isinstance(m, torch.nn.Conv2d))
+        first_conv.register_forward_pre_hook(lambda m, args: seen.append(tuple(args[0].shape[-2:])) if m.training else None)
+        return model
+
+    monkeypatch.setattr(engine, "create_model", record_training_sizes)
+    faces = make_faceset(64)
+    cfg, _ = tiny_config(tmp_path, epochs=4, progressive_min_size=12, progressive_frac=0.5)
+    res = fit(cfg, faces.select_split("Training"), faces.select_split("PublicTest"), tmp_path / "run")
+    assert [r["train_size"] for r in res.history] == [12, 16, 20, 20]
+    steps = len(seen) // 4
+    assert [seen[i * steps] for i in range(4)] == [(12, 12), (16, 16), (20, 20), (20, 20)]
+    assert load_checkpoint(res.best_path).spec["input_size"] == [1, 20, 20]  # inference runs at full size

@@ -31,6 +31,12 @@ class TrainConfig:
     freeze: list[str] = field(default_factory=list)
     grayscale: bool = True
     image_size: int = 48  # faces are resized to this before augmentation
+    # progressive resizing (EfficientNetV2's progressive learning; fast.ai's DAWNBench runs): the
+    # first epochs train on smaller faces, whose steps cost less, so a time budget buys more
+    # epochs; the size grows linearly from progressive_min_size to the full training size over the
+    # first progressive_frac of the epochs, and the rest train at full size (0: off)
+    progressive_min_size: int = 0
+    progressive_frac: float = 0.5
     label_mode: str = "hard"  # hard | soft (soft labels, e.g. FERPlus vote distributions)
     train_split: str = "Training"
     val_split: str = "PublicTest"
@@ -137,6 +143,12 @@ class TrainConfig:
             raise LrferError("distill_offline is set but no teacher is", "set teacher (a checkpoint, or 'default' for the shipped model), or distill_offline = false")
         elif self.distill_feature_weight > 0:
             raise LrferError(f"distill_feature_weight is {self.distill_feature_weight} but no teacher is set", "set teacher to a trained classifier's best.safetensors, or distill_feature_weight = 0")
+        if self.progressive_min_size:
+            full = self.augment.crop or self.image_size
+            if not 4 <= self.progressive_min_size <= full:
+                raise LrferError(f"progressive_min_size is {self.progressive_min_size}, it must lie in [4, {full}] (the training size)", "use about two-thirds of the training size, or 0 for no progressive resizing")
+            if not 0 < self.progressive_frac <= 1:
+                raise LrferError(f"progressive_frac is {self.progressive_frac}, it must lie in (0, 1]", "0.5 grows the faces over the first half of the epochs")
         if self.tta == "tencrop" and not self.augment.crop:
             raise LrferError("tta 'tencrop' needs augment.crop (the crop size the model trains on)", "set [augment] crop = 44, or use tta = 'flip'")
         return self

@@ -38,6 +38,7 @@ import numpy as np
 import torch
 import torch.distributed as dist
 from torch import nn
+from torch.nn import functional as F
 
 from .._io import append_jsonl, write_jsonl
 from ..data.augment import augment_batch, mix_batch
@@ -97,6 +98,22 @@ def prepare_faces(faces: FaceSet, cfg: TrainConfig) -> FaceSet:
     if cfg.grayscale:
         faces = faces.to_grayscale()
     return faces.resized(cfg.image_size)
+
+
+def progressive_size(cfg: TrainConfig, epoch: int) -> int:
+    """The face size epoch ``epoch`` (1-based) trains at under ``cfg.progressive_min_size``.
+
+    Linear from the minimum at epoch 1 to the full training size (the crop, or ``image_size``)
+    over the first ``progressive_frac`` of the epochs, in steps of 4 px; full size after that.
+    """
+    full = cfg.augment.crop or cfg.image_size
+    if not cfg.progressive_min_size:
+        return full
+    ramp = max(1, round(cfg.epochs * cfg.progressive_frac))
+    if epoch > ramp:
+        return full
+    size = cfg.progressive_min_size + (epoch - 1) / ramp * (full - cfg.progressive_min_size)
+    return min(full, max(cfg.progressive_min_size, 4 * round(size / 4)))
 
 
 def freeze_parameters(model: nn.Module, prefixes: list[str]) -> int:
@@ -433,6 +450,7 @@ def _fit(
         loss_sum = torch.zeros((), device=device)
         distill_sum = torch.zeros((), device=device)
         correct = torch.zeros((), device=device)
+        size = progressive_size(cfg, epoch)
         t0 = time.perf_counter()
         for i in range(steps_per_epoch):
             step = (epoch - 1) * steps_per_epoch + i
@@ -445,6 +463,8 @@ def _fit(
                 x, x_clean = augment_batch(batch, cfg.augment, with_clean=True)
             else:
                 x, x_clean = augment_batch(batch, cfg.augment), None
+            if size != x.shape[-1]:  # progressive resizing; the teacher keeps its clean full-size view
+                x = F.interpolate(x, size=(size, size), mode="bilinear", antialias=True, align_corners=False)
             y = targets[idx]
             if mixing:  # the teacher's clean view gets the same partners, lambda and box
                 views = [x] if x_clean is None else [x, x_clean]
@@ -489,6 +509,8 @@ def _fit(
             "train_acc": float(correct) / (steps_per_epoch * bs),
             "images_per_s": steps_per_epoch * bs * world / elapsed,
         }
+        if cfg.progressive_min_size:
+            row["train_size"] = size
         if teacher is not None:
             row["train_distill_loss"] = float(distill_sum) / steps_per_epoch  # the weighted teacher terms inside train_loss
         eval_model = ema.module if ema is not None else model
