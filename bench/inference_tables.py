@@ -101,18 +101,44 @@ def suite_tables() -> list[str]:
     return out
 
 
+def flat_settings(config: dict) -> dict:
+    """A training config with its tables (augment, model_kwargs) flattened to ``table.key``."""
+    out = {}
+    for k, v in config.items():
+        if isinstance(v, dict):
+            out.update({f"{k}.{k2}": v2 for k2, v2 in v.items()})
+        else:
+            out[k] = v
+    return out
+
+
+def config_differences(config: dict, reference: dict) -> str:
+    """The settings where ``config`` differs from ``reference``, as ``key=value``.
+
+    A setting a results file lacks did not exist when it was written: it had the default value.
+    """
+    from lrfer.train.config import TrainConfig
+
+    defaults = flat_settings(TrainConfig().to_dict())
+    ours, ref = flat_settings(config), flat_settings(reference)
+    skip = {"recipe", "paper.title", "paper.reported"}
+    keys = sorted(k for k in {*ours, *ref} if k not in skip and ours.get(k, defaults.get(k)) != ref.get(k, defaults.get(k)))
+    return ", ".join(f"`{k}={ours.get(k, defaults.get(k))}`" for k in keys) or "none"
+
+
 def cpu_recipe_lines() -> list[str]:
-    """The 30-minute CPU recipe (``bench/cpu_recipe.py``): time, sweep, goals."""
+    """The 30-minute CPU recipe (``bench/cpu_recipe.py``): time, sweep, goals of each shipped CPU
+    recipe's results file, then one row per kept run of another version of it (the settings that
+    differ read from the files' configs)."""
     out = []
-    for f in sorted(RESULTS.glob("cpu_recipe_*.json")):
-        r = json.loads(f.read_text())
+    runs = {f: json.loads(f.read_text()) for f in sorted(RESULTS.glob("cpu_recipe_*.json"))}
+    current = {f: r for f, r in runs.items() if f.stem == f"cpu_recipe_{r['recipe']}"}
+    met = lambda ok: "met" if ok else "**not met**"  # noqa: E731
+    for f, r in current.items():
         g = r["goals"]
         sizes = sorted({row["size"] for rows in r["sweep"].values() for row in rows}, reverse=True)
-        met = lambda ok: "met" if ok else "**not met**"  # noqa: E731
-        # a kept earlier run of a recipe (the recipe has changed since) is named by its file
-        name = f"`{r['recipe']}`" + ("" if f.stem == f"cpu_recipe_{r['recipe']}" else f" (earlier version of the recipe, `{f.name}`)")
         out += [
-            f"{name}: {r['epochs']} epochs in **{r['train_seconds'] / 60:.1f} minutes** of training on "
+            f"`{r['recipe']}`: {r['epochs']} epochs in **{r['train_seconds'] / 60:.1f} minutes** of training on "
             f"{r['provenance']['threads']} threads of {r['provenance']['cpu']} (goal {g['minutes']:.0f}: {met(g['met_minutes'])}); "
             f"accuracy (%) with faces degraded to each size, {r['tta']} TTA:",
             "",
@@ -128,6 +154,26 @@ def cpu_recipe_lines() -> list[str]:
             f"({met(g['met_acc_16'])}). From {provenance(r)}; curves and sweep: `{f.with_suffix('').relative_to(ROOT)}_{{curves,sweep}}.png`.",
             "",
         ]
+    others = [(f, r) for f, r in runs.items() if f not in current]
+    if others:
+        base = {r["recipe"]: r for r in current.values()}
+        sizes = sorted({row["size"] for _, r in others for row in r["sweep"]["PublicTest"]}, reverse=True)
+        out += [
+            "Other versions of the recipe, each run the same way at its own commit (settings that differ from the recipe above; PublicTest accuracy, %):",
+            "",
+            "| results file | settings that differ | epochs | minutes | " + " | ".join(f"{s} px" for s in sizes) + " | commit, date |",
+            "|---|---|---:|---:|" + "---:|" * len(sizes) + "---|",
+        ]
+        for f, r in others:
+            ref = base.get(r["recipe"], next(iter(base.values()), r))
+            acc = {row["size"]: row["accuracy"] for row in r["sweep"]["PublicTest"]}
+            p = r["provenance"]
+            out.append(
+                f"| `{f.name}` | {config_differences(r['config'], ref['config'])} | {r['epochs']} | {r['train_seconds'] / 60:.1f} | "
+                + " | ".join(pct(acc.get(s)) for s in sizes)
+                + f" | `{p['commit'][:7]}`, {p['date'][:10]} |"
+            )
+        out.append("")
     return out
 
 
