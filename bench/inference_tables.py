@@ -165,11 +165,12 @@ def cpu_recipe_lines() -> list[str]:
             "|---|---|---:|---:|" + "---:|" * len(sizes) + "---|",
         ]
         for f, r in others:
-            ref = base.get(r["recipe"], next(iter(base.values()), r))
+            ref = base.get(r["recipe"])
+            changes = config_differences(r["config"], ref["config"]) if ref else f"recipe `{r['recipe']}` (no results file of its current version)"
             acc = {row["size"]: row["accuracy"] for row in r["sweep"]["PublicTest"]}
             p = r["provenance"]
             out.append(
-                f"| `{f.name}` | {config_differences(r['config'], ref['config'])} | {r['epochs']} | {r['train_seconds'] / 60:.1f} | "
+                f"| `{f.name}` | {changes} | {r['epochs']} | {r['train_seconds'] / 60:.1f} | "
                 + " | ".join(pct(acc.get(s)) for s in sizes)
                 + f" | `{p['commit'][:7]}`, {p['date'][:10]} |"
             )
