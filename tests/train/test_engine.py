@@ -228,3 +228,59 @@ def test_progressive_resizing_feeds_the_model_the_scheduled_sizes(tmp_path, monk
     steps = len(seen) // 4
     assert [seen[i * steps] for i in range(4)] == [(12, 12), (16, 16), (20, 20), (20, 20)]
     assert load_checkpoint(res.best_path).spec["input_size"] == [1, 20, 20]  # inference runs at full size
+
+
+def test_lr_factor_follows_the_clock_under_a_time_budget(tmp_path):
+    from lrfer.train.engine import lr_factor
+
+    cfg, _ = tiny_config(tmp_path, epochs=10, time_budget_minutes=1.0)
+    # half the budget spent at step 0: the schedule stands where step 500 of 1000 would
+    assert lr_factor(cfg, 0, 100, 1.0, time_frac=0.5) == pytest.approx(lr_factor(cfg, 500, 100, 1.0))
+    assert lr_factor(cfg, 0, 100, 1.0, time_frac=0.5) == pytest.approx(0.5)
+    assert lr_factor(cfg, 800, 100, 1.0, time_frac=0.5) == lr_factor(cfg, 800, 100, 1.0)  # steps ahead of the clock
+    assert lr_factor(cfg, 10, 100, 1.0, time_frac=1.0) == pytest.approx(0.0, abs=1e-12)
+
+
+class TickingClock:
+    """Stands in for the engine's ``time``: every reading advances 10 ms, so a run under a time
+    budget takes the same steps however busy the machine is."""
+
+    def __init__(self):
+        self.now = 0.0
+
+    def perf_counter(self) -> float:
+        self.now += 0.01
+        return self.now
+
+
+def test_time_budget_stops_training_validates_the_last_epoch_and_resume_adds_nothing(tmp_path, monkeypatch):
+    import lrfer.train.engine as engine
+
+    monkeypatch.setattr(engine, "time", TickingClock())
+    faces = make_faceset(128)
+    train, val = faces.select_split("Training"), faces.select_split("PublicTest")
+    budget_min = 1.5 / 60
+    cfg, _ = tiny_config(tmp_path, epochs=10_000, time_budget_minutes=budget_min, val_every=10_000)
+    res = fit(cfg, train, val, tmp_path / "run")
+    rows = res.history
+    assert 1 < len(rows) < 10_000
+    assert rows[-1].get("out_of_time") and not any(r.get("out_of_time") for r in rows[:-1])
+    assert "val_acc" in rows[-1] and all("val_acc" not in r for r in rows[:-1])  # validated once, at the end
+    spent = sum(r["epoch_seconds"] for r in rows)
+    # the epoch in which the budget runs out is the last; one whose validation or bookkeeping
+    # spent the rest leaves a last epoch of a single step
+    assert spent >= budget_min * 60
+    assert spent - rows[-1]["epoch_seconds"] < budget_min * 60 or rows[-1].get("steps") == 1
+    assert rows[-1]["lr"] < 0.05 * cfg.lr  # the cosine ran to its end with the clock, not with the 10,000 epochs
+    assert res.best_epoch == rows[-1]["epoch"] and res.best_path.exists()
+    again = fit(cfg, train, val, tmp_path / "run", resume=True)
+    assert again.history == rows and load_checkpoint(again.last_path).info["epoch"] == rows[-1]["epoch"]
+
+
+@pytest.mark.parametrize("bad", [{"schedule": "step"}, {"time_budget_minutes": -1.0}, {"progressive_min_size": 12}])
+def test_time_budget_settings_that_cannot_work_are_refused(tmp_path, bad):
+    from lrfer.errors import LrferError
+
+    cfg, _ = tiny_config(tmp_path, **{"time_budget_minutes": 1.0, **bad})
+    with pytest.raises(LrferError, match="time_budget_minutes"):
+        cfg.validate()

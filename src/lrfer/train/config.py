@@ -42,6 +42,11 @@ class TrainConfig:
     val_split: str = "PublicTest"
     # optimisation
     epochs: int = 30
+    # Wall-clock budget (0: off): training stops once this much time (training and validation) is
+    # spent, at most ``epochs`` epochs, and the schedule is paced by the clock (engine.lr_factor),
+    # so the learning rate reaches its end at the budget whatever the machine's speed. The steps a
+    # run gets, so its result, then depend on that speed: not deterministic.
+    time_budget_minutes: float = 0.0
     batch_size: int = 128
     optimizer: str = "sgd"  # adam | adamw | adamax | sgd (Nesterov)
     lr: float = 0.05
@@ -149,6 +154,13 @@ class TrainConfig:
                 raise LrferError(f"progressive_min_size is {self.progressive_min_size}, it must lie in [4, {full}] (the training size)", "use about two-thirds of the training size, or 0 for no progressive resizing")
             if not 0 < self.progressive_frac <= 1:
                 raise LrferError(f"progressive_frac is {self.progressive_frac}, it must lie in (0, 1]", "0.5 grows the faces over the first half of the epochs")
+        if self.time_budget_minutes:
+            if not self.time_budget_minutes > 0:
+                raise LrferError(f"time_budget_minutes is {self.time_budget_minutes}, it must be above 0", "0 turns the budget off")
+            if self.schedule not in ("cosine", "onecycle", "constant"):
+                raise LrferError(f"time_budget_minutes paces the schedule by the clock, but schedule '{self.schedule}' counts epochs", "use schedule = 'cosine' or 'onecycle'")
+            if self.progressive_min_size:
+                raise LrferError("time_budget_minutes and progressive_min_size do not mix: progressive resizing counts epochs", "drop one of them")
         if self.tta == "tencrop" and not self.augment.crop:
             raise LrferError("tta 'tencrop' needs augment.crop (the crop size the model trains on)", "set [augment] crop = 44, or use tta = 'flip'")
         return self

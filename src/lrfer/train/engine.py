@@ -158,9 +158,14 @@ def build_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer
     raise LrferError(f"unknown optimizer '{cfg.optimizer}'", "use sgd, adam, adamw or adamax")
 
 
-def lr_factor(cfg: TrainConfig, step: int, steps_per_epoch: int, plateau_scale: float) -> float:
-    """Learning-rate multiplier at an optimizer step: a pure function, so resume needs no scheduler state."""
+def lr_factor(cfg: TrainConfig, step: int, steps_per_epoch: int, plateau_scale: float, time_frac: float = 0.0) -> float:
+    """Learning-rate multiplier at an optimizer step: a pure function, so resume needs no scheduler state.
+
+    ``time_frac`` is the share of ``cfg.time_budget_minutes`` spent: the schedule stands at the step
+    or at the clock, whichever is further along, so it ends when the budget or the epochs do.
+    """
     total = cfg.epochs * steps_per_epoch
+    step = max(step, int(time_frac * total))
     warm = int(cfg.warmup_epochs * steps_per_epoch)
     if cfg.schedule == "onecycle":  # Smith & Topin: linear up for 30%, cosine down to ~0
         peak = max(1, int(0.3 * total))
@@ -408,6 +413,9 @@ def _fit(
         step_model = nn.parallel.DistributedDataParallel(step_model, device_ids=[device.index] if use_cuda else None)
     if cfg.compile:
         step_model = torch.compile(step_model)
+    budget_s = cfg.time_budget_minutes * 60
+    if budget_s and world > 1:
+        raise LrferError("time_budget_minutes needs a single process: each rank's clock would stop it at its own step", "train with one process, or set epochs instead of a time budget")
 
     n = len(images)
     per_rank = n // world
@@ -417,6 +425,7 @@ def _fit(
     # resumable state
     # -inf, not -1: without validation data the score is minus the training loss, often below -1
     start_epoch, best_acc, best_epoch, plateau = 1, float("-inf"), 0, {"scale": 1.0, "best": float("-inf"), "bad": 0}
+    spent_s = 0.0  # wall time of the epochs so far, resumed ones included (the time budget's clock)
     last_path, best_path = out / "last.safetensors", out / "best.safetensors"
     ckpt, history = resume_checkpoint(last_path, model, resume)
     if ckpt is not None:
@@ -433,6 +442,9 @@ def _fit(
             project.load_state_dict(state["distill_project"])
         start_epoch = state["epoch"] + 1
         best_acc, best_epoch, plateau = state["best_acc"], state["best_epoch"], state["plateau"]
+        spent_s = state.get("spent_s", 0.0)
+        if state.get("out_of_time"):  # the run ended on its time budget: nothing left to do
+            start_epoch = cfg.epochs + 1
     elif resume:
         report(progress, "resume", 0, info={"message": f"no checkpoint in {out}; starting from scratch"})
 
@@ -452,9 +464,13 @@ def _fit(
         correct = torch.zeros((), device=device)
         size = progressive_size(cfg, epoch)
         t0 = time.perf_counter()
+        done = 0
         for i in range(steps_per_epoch):
             step = (epoch - 1) * steps_per_epoch + i
-            scale = lr_factor(cfg, step, steps_per_epoch, plateau["scale"])
+            time_frac = (spent_s + time.perf_counter() - t0) / budget_s if budget_s else 0.0
+            if time_frac >= 1 and i > 0:
+                break
+            scale = lr_factor(cfg, step, steps_per_epoch, plateau["scale"], time_frac)
             for g in optimizer.param_groups:
                 g["lr"] = cfg.lr * g["lr_mult"] * scale
             idx = shard[i]
@@ -499,26 +515,33 @@ def _fit(
             loss_sum += loss.detach()
             hard = y.argmax(1) if y.dtype.is_floating_point else y
             correct += (logits.detach().argmax(1) == hard).sum()
-            if (i + 1) % 20 == 0 or i + 1 == steps_per_epoch:
-                report(progress, f"epoch {epoch}/{cfg.epochs}", i + 1, steps_per_epoch)
+            done = i + 1
+            if done % 20 == 0 or done == steps_per_epoch:
+                report(progress, f"epoch {epoch}/{cfg.epochs}", done, steps_per_epoch)
         elapsed = time.perf_counter() - t0
+        out_of_time = budget_s > 0 and spent_s + elapsed >= budget_s
         row = {
             "epoch": epoch,
             "lr": cfg.lr * scale,
-            "train_loss": float(loss_sum) / steps_per_epoch,
-            "train_acc": float(correct) / (steps_per_epoch * bs),
-            "images_per_s": steps_per_epoch * bs * world / elapsed,
+            "train_loss": float(loss_sum) / done,
+            "train_acc": float(correct) / (done * bs),
+            "images_per_s": done * bs * world / elapsed,
         }
+        if done < steps_per_epoch:  # the time budget ran out inside this epoch
+            row["steps"] = done
         if cfg.progressive_min_size:
             row["train_size"] = size
         if teacher is not None:
             row["train_distill_loss"] = float(distill_sum) / steps_per_epoch  # the weighted teacher terms inside train_loss
         eval_model = ema.module if ema is not None else model
         has_val = val_set is not None and len(val_set) > 0
-        validated = has_val and (epoch % max(1, cfg.val_every) == 0 or epoch == cfg.epochs)
+        validated = has_val and (epoch % max(1, cfg.val_every) == 0 or epoch == cfg.epochs or out_of_time)
         if validated:
             row.update(validate(eval_model, val_set, cfg, device))
         row["epoch_seconds"] = time.perf_counter() - t0  # training + validation: resumed runs add these up
+        spent_s += row["epoch_seconds"]
+        if out_of_time:
+            row["out_of_time"] = True
         # Without validation data the training loss picks the best epoch; an epoch skipped by
         # val_every is never the best (it has no validation score to compare).
         scored = validated or not has_val
@@ -542,6 +565,8 @@ def _fit(
                 "best_acc": best_acc,
                 "best_epoch": best_epoch,
                 "plateau": plateau,
+                "spent_s": spent_s,
+                "out_of_time": out_of_time,
                 "ema_updates": ema.updates if ema is not None else 0,
                 "aux": [a.state_dict() for a in aux],
                 "distill_project": project.state_dict() if project is not None else None,
@@ -552,6 +577,8 @@ def _fit(
             append_jsonl(out / "metrics.jsonl", row)
             _plot_curves(history, out / "curves.png")
         report(progress, "epoch_end", epoch, cfg.epochs, **row)
+        if out_of_time:
+            break
     if world > 1:
         _check_ranks_in_sync([*model.parameters(), *(project.parameters() if project is not None else ())], out, is_main)
     return TrainResult(out, best_path, last_path, best_acc, best_epoch, history)
