@@ -130,6 +130,7 @@ def cmd_train(args) -> int:
         args.recipe,
         model=args.model,
         epochs=args.epochs,
+        time_budget_minutes=args.time_budget,
         batch_size=args.batch_size,
         lr=args.lr,
         seed=args.seed,
@@ -545,6 +546,7 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--recipe", help="shipped recipe name (`lrfer recipes`) or a .toml file")
     data_args(sp)
     sp.add_argument("--epochs", type=int)
+    sp.add_argument("--time-budget", type=float, metavar="MIN", help="stop after MIN minutes, the schedule paced by the clock so it ends at the budget (--epochs is then the most it may run)")
     sp.add_argument("--batch-size", type=int)
     sp.add_argument("--lr", type=float)
     sp.add_argument("--seed", type=int)

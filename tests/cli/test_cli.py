@@ -128,6 +128,19 @@ def test_train_without_validation_reports_the_training_loss(capsys, fer_csv, tmp
     assert f"no validation split: best training loss {loss:.4f} at epoch 1" in out
 
 
+def test_train_stops_at_its_time_budget_and_refuses_a_negative_one(capsys, fer_csv, tmp_path):
+    recipe = tmp_path / "r.toml"
+    recipe.write_text('model = "resnet18_fer_slim"\nmodel_kwargs = { width = 4, blocks = [1] }\nbatch_size = 4\nval_split = "none"\n')
+    argv = ["train", "--recipe", str(recipe), "--data", str(fer_csv), "--epochs", "100000", "--no-progress"]
+    code, _, _ = run(capsys, *argv, "--time-budget", "0.005", "--out", str(tmp_path / "run"))
+    rows = [json.loads(l) for l in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    assert code == 0 and len(rows) < 100000 and rows[-1]["out_of_time"]
+    assert sum(r["epoch_seconds"] for r in rows) >= 0.3
+    code, _, err = run(capsys, *argv, "--time-budget", "-1", "--out", str(tmp_path / "bad"))
+    assert_clean_error(code, err, "time_budget_minutes is -1.0")
+    assert not (tmp_path / "bad").exists()
+
+
 def test_a_finished_run_is_not_overwritten_without_being_asked(capsys, fer_csv, tmp_path):
     recipe = tmp_path / "r.toml"
     recipe.write_text('model = "resnet18_fer_slim"\nmodel_kwargs = { width = 4, blocks = [1] }\nepochs = 1\nbatch_size = 4\nval_split = "none"\n')
