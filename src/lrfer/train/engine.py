@@ -532,7 +532,7 @@ def _fit(
         if cfg.progressive_min_size:
             row["train_size"] = size
         if teacher is not None:
-            row["train_distill_loss"] = float(distill_sum) / steps_per_epoch  # the weighted teacher terms inside train_loss
+            row["train_distill_loss"] = float(distill_sum) / done  # the weighted teacher terms inside train_loss
         eval_model = ema.module if ema is not None else model
         has_val = val_set is not None and len(val_set) > 0
         validated = has_val and (epoch % max(1, cfg.val_every) == 0 or epoch == cfg.epochs or out_of_time)
