@@ -48,3 +48,12 @@ def test_resnet_sizes():
 def test_unknown_model_suggests_closest():
     with pytest.raises(LrferError, match="did you mean 'cnn2x2'"):
         create_model("cnn2x3")
+
+
+def test_airnet_layout_and_smallest_input():
+    m = create_model("airnet_fer")
+    assert 0.28e6 < n_params(m) < 0.30e6
+    # three pooled stages: a 32 px face ends as a 4x4 map of 128 channels, an 8 px one as 1x1
+    assert m.forward_features(torch.rand(2, 1, 32, 32)).shape == (2, 128, 4, 4)
+    assert m(torch.rand(2, 1, 8, 8)).shape == (2, 7)
+    assert create_model("airnet_fer", widths=(8, 16), stem_width=4).forward_features(torch.rand(1, 1, 32, 32)).shape == (1, 16, 8, 8)

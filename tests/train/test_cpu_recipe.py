@@ -42,3 +42,16 @@ def test_short_run_trains_at_32px_and_sweeps_from_48px(tmp_path):
     direct = clf.predict_proba(test.images).argmax(1)
     assert by[48] == pytest.approx((direct == test.labels).float().mean().item())
     assert torch.isfinite(torch.tensor(list(by.values()))).all()
+
+
+def test_airnet_variant_differs_only_in_network_and_clock(tmp_path):
+    base, air = load_config("fer2013_cpu30").validate(), load_config("fer2013_cpu30_airnet").validate()
+    assert air.model == "airnet_fer" and 0 < air.time_budget_minutes < 30
+    # a fair comparison: same faces, augmentation, optimiser and test-time augmentation
+    assert air.augment == base.augment
+    for field in ("image_size", "batch_size", "optimizer", "lr", "weight_decay", "schedule", "label_smoothing", "tta"):
+        assert getattr(air, field) == getattr(base, field), field
+    cfg = load_config("fer2013_cpu30_airnet", epochs=1, batch_size=16, device="cpu")
+    faces = make_faceset(64)
+    res = fit(cfg, faces.select_split("Training"), faces.select_split("PublicTest"), tmp_path / "run")
+    assert "val_acc" in res.history[-1] and FaceClassifier.load(str(res.best_path), device="cpu").image_size == 32
