@@ -159,10 +159,10 @@ def cpu_recipe_lines() -> list[str]:
         base = {r["recipe"]: r for r in current.values()}
         sizes = sorted({row["size"] for _, r in others for row in r["sweep"]["PublicTest"]}, reverse=True)
         out += [
-            "Other versions of the recipe, each run the same way at its own commit (settings that differ from the recipe above; PublicTest accuracy, %):",
+            "Other versions of these recipes, each run the same way at its own commit (settings that differ from its recipe's results above; PublicTest accuracy, %):",
             "",
-            "| results file | settings that differ | epochs | minutes | " + " | ".join(f"{s} px" for s in sizes) + " | commit, date |",
-            "|---|---|---:|---:|" + "---:|" * len(sizes) + "---|",
+            "| results file | recipe | settings that differ | epochs | minutes | " + " | ".join(f"{s} px" for s in sizes) + " | commit, date |",
+            "|---|---|---|---:|---:|" + "---:|" * len(sizes) + "---|",
         ]
         for f, r in others:
             ref = base.get(r["recipe"])
@@ -170,7 +170,7 @@ def cpu_recipe_lines() -> list[str]:
             acc = {row["size"]: row["accuracy"] for row in r["sweep"]["PublicTest"]}
             p = r["provenance"]
             out.append(
-                f"| `{f.name}` | {changes} | {r['epochs']} | {r['train_seconds'] / 60:.1f} | "
+                f"| `{f.name}` | `{r['recipe']}` | {changes} | {r['epochs']} | {r['train_seconds'] / 60:.1f} | "
                 + " | ".join(pct(acc.get(s)) for s in sizes)
                 + f" | `{p['commit'][:7]}`, {p['date'][:10]} |"
             )
