@@ -3,7 +3,7 @@
 Why it is here: the 30-minute CPU recipe is compute-bound (``bench/cpu_step_profile.py``: 0.8% of
 a step is augmentation), so what it needs is more accuracy per second of CPU in the first epochs.
 A quarter-width ResNet-18 spends its FLOPs on 16-channel convolutions at full resolution, small
-matrix products a CPU runs far below its peak; airbench's layout keeps channels wide and
+matrix products that suit a CPU poorly; airbench's layout keeps channels wide and
 resolution falling fast.
 
 Layout: a 3x3 stem conv, then per stage ``conv -> max-pool 2 -> BN -> GELU -> conv -> BN -> GELU``
