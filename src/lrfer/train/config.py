@@ -158,7 +158,7 @@ class TrainConfig:
             if not self.time_budget_minutes > 0:
                 raise LrferError(f"time_budget_minutes is {self.time_budget_minutes}, it must be above 0", "0 turns the budget off")
             if self.schedule not in ("cosine", "onecycle", "constant"):
-                raise LrferError(f"time_budget_minutes paces the schedule by the clock, but schedule '{self.schedule}' counts epochs", "use schedule = 'cosine' or 'onecycle'")
+                raise LrferError(f"time_budget_minutes paces the schedule by the clock, but schedule '{self.schedule}' counts epochs", "use schedule = 'cosine', 'onecycle' or 'constant'")
             if self.progressive_min_size:
                 raise LrferError("time_budget_minutes and progressive_min_size do not mix: progressive resizing counts epochs", "drop one of them")
         if self.tta == "tencrop" and not self.augment.crop:
