@@ -9,6 +9,7 @@ nothing else on the machine: the time is the point.
 
     python bench/cpu_recipe.py                       # the 30-minute run (2 threads)
     python bench/cpu_recipe.py --epochs 1 --limit-train 512 --out /tmp/cpu.json   # a smoke run
+    python bench/cpu_recipe.py --set image_size=40 --out bench/results/cpu_recipe_<recipe>_<tag>.json   # a variant
 
 Writes bench/results/cpu_recipe_<recipe>.json (provenance, wall-clock training time, per-epoch
 history, the sweep, the goals met or not), ``..._sweep.png`` and ``..._curves.png`` beside it.
@@ -44,6 +45,8 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--run-dir", type=Path, default=None)
     ap.add_argument("--resume", action="store_true", help="continue the run in --run-dir (its time adds up)")
+    ap.add_argument("--set", action="append", default=[], metavar="KEY=JSON",
+                    help="override a recipe setting, e.g. --set image_size=40 --set 'augment={\"degrade_max\": 40}' (value parsed as JSON)")
     ap.add_argument("--out", type=Path, default=None)
     args = ap.parse_args()
 
@@ -54,10 +57,12 @@ def main() -> None:
     from lrfer.evaluate.plots import plot_sweep
     from lrfer.evaluate.sweep import resolution_sweep
     from lrfer.infer.classifier import FaceClassifier
+    from lrfer.cli import parse_key_values
     from lrfer.train.config import load_config
     from lrfer.train.engine import fit
 
-    cfg = load_config(args.recipe, epochs=args.epochs, seed=args.seed, device="cpu", limit_train=args.limit_train or None)
+    overrides = parse_key_values(args.set, "--set", "image_size=40")
+    cfg = load_config(args.recipe, epochs=args.epochs, seed=args.seed, device="cpu", limit_train=args.limit_train or None, **overrides).validate()
     run_dir = args.run_dir or ROOT / "runs" / args.recipe
     out = args.out or ROOT / "bench" / "results" / f"cpu_recipe_{args.recipe}.json"
     faces = load_dataset(args.data)
@@ -90,6 +95,7 @@ def main() -> None:
     result = {
         "benchmark": "cpu_recipe",
         "recipe": args.recipe,
+        "overrides": overrides,
         "config": cfg.to_dict(),
         "provenance": prov,
         "train_seconds": round(train_seconds, 1),
