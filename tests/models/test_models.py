@@ -57,3 +57,18 @@ def test_airnet_layout_and_smallest_input():
     assert m.forward_features(torch.rand(2, 1, 32, 32)).shape == (2, 128, 4, 4)
     assert m(torch.rand(2, 1, 8, 8)).shape == (2, 7)
     assert create_model("airnet_fer", widths=(8, 16), stem_width=4).forward_features(torch.rand(1, 1, 32, 32)).shape == (1, 16, 8, 8)
+
+
+def test_airnet_pool_grid_keeps_where_a_feature_was():
+    m = create_model("airnet_fer", pool_grid=2).eval()
+    assert m.num_features == 4 * 128
+    assert m(torch.rand(2, 1, 8, 8)).shape == (2, 7)  # a 1x1 map still fills the grid
+    fmap = torch.zeros(1, 128, 4, 4)
+    fmap[0, 0, 0, 0] = 1.0  # one channel fires in the top-left corner, then in the bottom-right
+    moved = fmap.flip(-1).flip(-2)
+    assert torch.equal(m.global_pool(fmap).sum(), m.global_pool(moved).sum())
+    assert not torch.equal(m.global_pool(fmap), m.global_pool(moved))
+    global_max = create_model("airnet_fer").eval()
+    assert torch.equal(global_max.global_pool(fmap), global_max.global_pool(moved))
+    with pytest.raises(ValueError, match="pool_grid"):
+        create_model("airnet_fer", pool_grid=0)

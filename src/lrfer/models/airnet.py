@@ -8,7 +8,8 @@ resolution falling fast.
 
 Layout: a 3x3 stem conv, then per stage ``conv -> max-pool 2 -> BN -> GELU -> conv -> BN -> GELU``
 (the pool straight after the first conv, as airbench does, so the second conv and the norms run
-at the pooled size), global max-pool, one linear layer. No residual connections: at three stages
+at the pooled size), global max-pool (or a max-pool to a ``pool_grid`` x ``pool_grid`` grid), one
+linear layer. No residual connections: at three stages
 (32 -> 16 -> 8 -> 4 px for a 32 px face) the net is shallow enough to train without them.
 
 Not taken from airbench (it targets an A100): its frozen-weight BN, whitening initialisation of
@@ -40,6 +41,7 @@ class AirNet(FERModel):
         stem_width: int = 16,
         drop_rate: float = 0.0,
         input_norm: str = "per_image",
+        pool_grid: int = 1,
     ):
         super().__init__(num_classes, in_chans, input_norm=input_norm)
         self.stem = conv_bn_gelu(in_chans, stem_width, pool=False)
@@ -48,11 +50,15 @@ class AirNet(FERModel):
             stages.append(nn.Sequential(conv_bn_gelu(c, w, pool=True), conv_bn_gelu(w, w, pool=False)))
             c = w
         self.stages = nn.Sequential(*stages)
+        if pool_grid < 1:
+            raise ValueError(f"pool_grid must be >= 1, got {pool_grid}")
         # Max rather than average pooling, as airbench: an expression is a few local cues (a mouth
         # corner, a brow), and the strongest response of each channel is what says it is there.
-        self.global_pool = nn.Sequential(nn.AdaptiveMaxPool2d(1), nn.Flatten())
+        # pool_grid > 1 keeps where it was (FER faces are aligned: the upper cells see the brows,
+        # the lower ones the mouth), which one global maximum per channel throws away.
+        self.global_pool = nn.Sequential(nn.AdaptiveMaxPool2d(pool_grid), nn.Flatten())
         self.head_drop = nn.Dropout(drop_rate)
-        self.classifier = nn.Linear(c, num_classes)
+        self.classifier = nn.Linear(c * pool_grid * pool_grid, num_classes)
 
     def forward_features(self, x):
         return self.stages(self.stem(x))
