@@ -33,6 +33,9 @@ ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared" / "data" / "fer2013.npz"
 SIZES = (8, 12, 16, 24, 32, 48)
 GOALS = {"minutes": 30.0, "acc_48": 0.67, "acc_16": 0.58}
+# Settings this script passes to the recipe itself, which --set must not name too.
+OWN_FLAGS = {"epochs": "use --epochs", "seed": "use --seed", "limit_train": "use --limit-train",
+             "device": "leave it out: this benchmark trains on the CPU"}
 
 
 def main() -> None:
@@ -61,7 +64,7 @@ def main() -> None:
     from lrfer.train.config import load_config
     from lrfer.train.engine import fit
 
-    overrides = parse_key_values(args.set, "--set", "image_size=40")
+    overrides = parse_key_values(args.set, "--set", "image_size=40", own_flags=OWN_FLAGS)
     cfg = load_config(args.recipe, epochs=args.epochs, seed=args.seed, device="cpu", limit_train=args.limit_train or None, **overrides).validate()
     run_dir = args.run_dir or ROOT / "runs" / args.recipe
     out = args.out or ROOT / "bench" / "results" / f"cpu_recipe_{args.recipe}.json"
@@ -123,4 +126,9 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    from lrfer.errors import LrferError
+
+    try:
+        main()
+    except LrferError as err:  # a bad flag or input: one line, as the CLI gives it
+        sys.exit(f"error: {err}")

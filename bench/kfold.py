@@ -28,6 +28,9 @@ ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared" / "data" / "ckplus48.npz"
 SIZES = (8, 12, 16, 24, 32, 48)
 
+# Settings this script passes to the recipe itself, which --set must not name too.
+OWN_FLAGS = {"epochs": "use --epochs", "seed": "use --seed", "device": "use --device"}
+
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -60,7 +63,7 @@ def main() -> None:
     from lrfer.train.kfold import cross_validate
 
     prov = provenance("bench/kfold.py", args.seed, cpu=cpu_model(), threads=args.threads, device=args.device)  # first: the tree may change during the run
-    overrides = parse_key_values(args.set, "--set", "'freeze=[]'")
+    overrides = parse_key_values(args.set, "--set", "'freeze=[]'", own_flags=OWN_FLAGS)
     cfg = load_config(args.recipe, epochs=args.epochs, seed=args.seed, device=args.device, **overrides).validate()
     name = args.recipe + (f"_{args.tag}" if args.tag else "")
     run_dir = args.run_dir or ROOT / "runs" / f"kfold_{name}"
@@ -112,4 +115,9 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    from lrfer.errors import LrferError
+
+    try:
+        main()
+    except LrferError as err:  # a bad flag or input: one line, as the CLI gives it
+        sys.exit(f"error: {err}")

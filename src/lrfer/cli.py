@@ -61,14 +61,20 @@ class Bars:
 
 
 # ---------------------------------------------------------------------------- helpers
-def parse_key_values(pairs: list[str], flag: str = "--option", example: str = "labels=ferplus") -> dict[str, Any]:
+def parse_key_values(
+    pairs: list[str], flag: str = "--option", example: str = "labels=ferplus", own_flags: Optional[dict[str, str]] = None
+) -> dict[str, Any]:
     """``KEY=VALUE`` command-line pairs (``--option``, a benchmark's ``--set``); values parsed as
-    JSON when they can be (``3``, ``[]``, ``true``), else kept as strings."""
+    JSON when they can be (``3``, ``[]``, ``true``), else kept as strings. ``own_flags`` maps the
+    keys the command sets itself to what to do instead (``{"epochs": "use --epochs"}``): such a key
+    is refused, since two places would set it."""
     out: dict[str, Any] = {}
     for pair in pairs or []:
         if "=" not in pair:
             raise LrferError(f"{flag} '{pair}' is not key=value", f"write e.g. {flag} {example}")
         k, v = pair.split("=", 1)
+        if own_flags and k in own_flags:
+            raise LrferError(f"{flag} {pair}: this command sets '{k}' itself", own_flags[k])
         try:
             out[k] = json.loads(v)
         except json.JSONDecodeError:

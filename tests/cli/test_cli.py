@@ -251,3 +251,16 @@ def test_train_with_a_front_end_and_folds(capsys, tmp_path):
     assert load_checkpoint(tmp_path / "cv" / "fold_00" / "last.safetensors").spec["name"] == "fronted"
     code, _, err = run(capsys, "train", "--recipe", str(recipe), "--data", str(tmp_path / "d.npz"), "--front", "sr")
     assert_clean_error(code, err, "--front-sr")
+
+
+def test_key_values_parse_json_and_refuse_a_key_the_command_sets_itself():
+    from lrfer.cli import parse_key_values
+    from lrfer.errors import LrferError
+
+    assert parse_key_values(["image_size=40", 'augment={"degrade_max": 40}', "name=x"], "--set") == {
+        "image_size": 40, "augment": {"degrade_max": 40}, "name": "x"}  # fmt: skip
+    with pytest.raises(LrferError, match="sets 'epochs' itself") as err:
+        parse_key_values(["epochs=32"], "--set", own_flags={"epochs": "use --epochs"})
+    assert err.value.hint == "use --epochs"
+    with pytest.raises(LrferError, match="not key=value"):
+        parse_key_values(["epochs"], "--set")
