@@ -56,11 +56,11 @@ def main() -> None:
     import torch
 
     torch.set_num_threads(args.threads)
+    from lrfer.cli import parse_key_values
     from lrfer.data.readers import load_dataset
     from lrfer.evaluate.plots import plot_sweep
     from lrfer.evaluate.sweep import resolution_sweep
     from lrfer.infer.classifier import FaceClassifier
-    from lrfer.cli import parse_key_values
     from lrfer.train.config import load_config
     from lrfer.train.engine import fit
 

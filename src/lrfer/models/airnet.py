@@ -9,8 +9,8 @@ resolution falling fast.
 Layout: a 3x3 stem conv, then per stage ``conv -> max-pool 2 -> BN -> GELU -> conv -> BN -> GELU``
 (the pool straight after the first conv, as airbench does, so the second conv and the norms run
 at the pooled size), global max-pool (or a max-pool to a ``pool_grid`` x ``pool_grid`` grid), one
-linear layer. No residual connections: at three stages
-(32 -> 16 -> 8 -> 4 px for a 32 px face) the net is shallow enough to train without them.
+linear layer. No residual connections: at three stages (32 -> 16 -> 8 -> 4 px for a 32 px face)
+the net is shallow enough to train without them.
 
 Not taken from airbench (it targets an A100): its frozen-weight BN, whitening initialisation of
 the first layer, lookahead and logit scaling. lrfer's engine already gives label smoothing,
