@@ -23,6 +23,7 @@ import json
 import shutil
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -50,6 +51,8 @@ def main() -> None:
     ap.add_argument("--resume", action="store_true", help="continue the run in --run-dir (its time adds up)")
     ap.add_argument("--set", action="append", default=[], metavar="KEY=JSON",
                     help="override a recipe setting, e.g. --set image_size=40 --set 'augment={\"degrade_max\": 40}' (value parsed as JSON)")
+    ap.add_argument("--members", type=int, default=1,
+                    help="train N models (seeds --seed .. --seed+N-1), each on 1/N of the recipe's clock budget, and score the mean of their probabilities")
     ap.add_argument("--out", type=Path, default=None)
     args = ap.parse_args()
 
@@ -58,13 +61,17 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     from lrfer.cli import parse_key_values
     from lrfer.data.readers import load_dataset
+    from lrfer.errors import LrferError
     from lrfer.evaluate.plots import plot_sweep
-    from lrfer.evaluate.sweep import resolution_sweep
+    from lrfer.evaluate.sweep import ensemble_sweep, resolution_sweep
     from lrfer.infer.classifier import FaceClassifier
+    from lrfer.models.ensemble import ProbabilityEnsemble
     from lrfer.train.config import load_config
     from lrfer.train.engine import fit
 
     overrides = parse_key_values(args.set, "--set", "image_size=40", own_flags=OWN_FLAGS)
+    if args.members < 1:
+        raise LrferError(f"--members must be at least 1, got {args.members}", "use --members 1 for one model, 2 or more for an ensemble")
     cfg = load_config(args.recipe, epochs=args.epochs, seed=args.seed, device="cpu", limit_train=args.limit_train or None, **overrides).validate()
     run_dir = args.run_dir or ROOT / "runs" / args.recipe
     out = args.out or ROOT / "bench" / "results" / f"cpu_recipe_{args.recipe}.json"
@@ -78,22 +85,40 @@ def main() -> None:
                   f"{time.perf_counter() - t0:.0f}s", file=sys.stderr, flush=True)  # fmt: skip
 
     prov = provenance("bench/cpu_recipe.py", args.seed, cpu=cpu_model(), threads=args.threads)  # first: the tree may change during the run
+    # An ensemble splits the recipe's clock budget evenly, so its members' training adds up to the
+    # same minutes as one model's; with no budget each member trains the recipe's epochs.
+    member_cfgs = [cfg] if args.members == 1 else [
+        replace(cfg, seed=args.seed + i, time_budget_minutes=cfg.time_budget_minutes / args.members) for i in range(args.members)
+    ]  # fmt: skip
+    members = []
     t0 = time.perf_counter()
-    res = fit(cfg, train, val, run_dir, resume=args.resume, progress=progress)
-    train_seconds = time.perf_counter() - t0
-    # A resumed run reports the sum of its epochs' times (written by the engine per epoch when present).
-    epoch_seconds = [h.get("epoch_seconds") for h in res.history]
-    if args.resume and all(s is not None for s in epoch_seconds):
-        train_seconds = float(sum(epoch_seconds))
+    for i, member_cfg in enumerate(member_cfgs):
+        t_member = time.perf_counter()
+        res = fit(member_cfg, train, val, run_dir if args.members == 1 else run_dir / f"member{i}", resume=args.resume, progress=progress)
+        seconds = time.perf_counter() - t_member
+        # A resumed run reports the sum of its epochs' times (written by the engine per epoch when present).
+        epoch_seconds = [h.get("epoch_seconds") for h in res.history]
+        if args.resume and all(s is not None for s in epoch_seconds):
+            seconds = float(sum(epoch_seconds))
+        members.append({"seed": member_cfg.seed, "train_seconds": round(seconds, 1), "epochs": len(res.history),
+                        "best_epoch": res.best_epoch, "best_path": res.best_path, "out_dir": Path(res.out_dir), "history": res.history})  # fmt: skip
+    train_seconds = sum(m["train_seconds"] for m in members)
 
-    clf = FaceClassifier.load(str(res.best_path), device="cpu")
     splits = [s for s in ("PublicTest", "PrivateTest") if s in set(faces.split)]
-    sweeps = {}
-    for split in splits:
-        # Sizes are the faces' own pixels: the faces stay at 48 px here and the sweep resizes them
-        # to the model's input (32 px for fer2013_cpu30) after degrading below it.
-        test = faces.select_split(split).to_grayscale().with_classes(clf.classes)
-        sweeps[split] = resolution_sweep(clf.model, test, SIZES, tta=cfg.tta, crop=clf.crop, input_size=clf.image_size, device="cpu")
+    sweeps, member_sweeps = {}, {}
+    if args.members == 1:
+        clf = FaceClassifier.load(str(members[0]["best_path"]), device="cpu")
+        for split in splits:
+            # Sizes are the faces' own pixels: the faces stay at 48 px here and the sweep resizes them
+            # to the model's input (32 px for fer2013_cpu30) after degrading below it.
+            test = faces.select_split(split).to_grayscale().with_classes(clf.classes)
+            sweeps[split] = resolution_sweep(clf.model, test, SIZES, tta=cfg.tta, crop=clf.crop, input_size=clf.image_size, device="cpu")
+    else:
+        ensemble = ProbabilityEnsemble([str(m["best_path"]) for m in members], device="cpu")
+        for split in splits:
+            rows = ensemble_sweep(ensemble, faces.select_split(split).to_grayscale().with_classes(ensemble.classes), SIZES, tta=cfg.tta)
+            sweeps[split] = rows.pop("ensemble")
+            member_sweeps[split] = list(rows.values())
     public = {r["size"]: r["accuracy"] for r in sweeps["PublicTest"]}
     result = {
         "benchmark": "cpu_recipe",
@@ -102,9 +127,9 @@ def main() -> None:
         "config": cfg.to_dict(),
         "provenance": prov,
         "train_seconds": round(train_seconds, 1),
-        "epochs": len(res.history),
-        "best_epoch": res.best_epoch,
-        "history": res.history,
+        "epochs": sum(m["epochs"] for m in members),
+        "best_epoch": members[0]["best_epoch"],
+        "history": members[0]["history"],
         "tta": cfg.tta,
         "sweep": sweeps,
         "goals": {
@@ -114,14 +139,24 @@ def main() -> None:
             "met_acc_16": public[16] >= GOALS["acc_16"],
         },
     }
+    if args.members > 1:
+        # "sweep" above is the ensemble's (the mean of the members' probabilities); each member's
+        # own run is here, with its sweep on each split.
+        result["members"] = [
+            {k: m[k] for k in ("seed", "train_seconds", "epochs", "best_epoch", "history")} | {"sweep": {split: member_sweeps[split][i] for split in splits}}
+            for i, m in enumerate(members)
+        ]  # fmt: skip
+        del result["best_epoch"], result["history"]
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=2))
     plot_sweep({f"{args.recipe} ({split}, {cfg.tta} TTA)": rows for split, rows in sweeps.items()}, out.with_name(out.stem + "_sweep.png"),
                title=f"{args.recipe}: {train_seconds / 60:.1f} min of training on {args.threads} CPU threads")  # fmt: skip
-    curves = Path(res.out_dir) / "curves.png"
-    if curves.exists():
-        shutil.copyfile(curves, out.with_name(out.stem + "_curves.png"))
-    print(f"trained {len(res.history)} epochs in {train_seconds / 60:.1f} min; PublicTest: "
+    for i, m in enumerate(members):
+        curves = m["out_dir"] / "curves.png"
+        if curves.exists():
+            shutil.copyfile(curves, out.with_name(out.stem + ("_curves.png" if args.members == 1 else f"_member{i}_curves.png")))
+    epochs = " + ".join(str(m["epochs"]) for m in members)
+    print(f"trained {epochs} epochs in {train_seconds / 60:.1f} min; PublicTest: "
           + ", ".join(f"{s}px {100 * a:.1f}%" for s, a in sorted(public.items(), reverse=True)) + f"; wrote {out}")  # fmt: skip
 
 

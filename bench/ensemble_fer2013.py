@@ -19,13 +19,13 @@ import json
 import sys
 from pathlib import Path
 
-import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from provenance import cpu_model, provenance  # noqa: E402
 
 from lrfer.data.readers import load_dataset  # noqa: E402
+from lrfer.evaluate.sweep import ensemble_sweep, sweep_sizes  # noqa: E402
 from lrfer.infer.classifier import DEFAULT_CHECKPOINT  # noqa: E402
 from lrfer.models.ensemble import ProbabilityEnsemble  # noqa: E402
 
@@ -45,21 +45,17 @@ def main() -> None:
 
     paths = [str(DEFAULT_CHECKPOINT) if m == "default" else m for m in args.member]
     ens = ProbabilityEnsemble(paths, device="cpu")
-    faces = load_dataset(args.data).select_split(args.split)
-    y = torch.as_tensor(np.asarray([ens.classes.index(faces.classes[int(i)]) for i in faces.labels]))
-    images = faces.images
+    faces = load_dataset(args.data).select_split(args.split).with_classes(ens.classes)
     sizes = [int(s) for s in args.sizes.split(",")]
-    rows = {name: [] for name in [*paths, "ensemble"]}
-    for size in sizes:
-        degrade_to = None if size >= images.shape[-1] else size
-        probs = ens.member_probas(images, tta=args.tta, degrade_to=degrade_to)
-        for path, p in [*zip(paths, probs), ("ensemble", ens.combine(probs))]:
-            rows[path].append({"size": size, "accuracy": float((p.argmax(1) == y).float().mean())})
-        print(f"{size:>3} px: " + "  ".join(f"{r[-1]['accuracy']:.4f}" for r in rows.values()), file=sys.stderr, flush=True)
+    swept = ensemble_sweep(ens, faces, sizes, tta=args.tta)
+    # Keyed by path in the results file, so a row names the exact weights it scores.
+    rows = {name: swept[key] for name, key in zip([*paths, "ensemble"], swept)}
+    for i, size in enumerate(sweep_sizes(faces, sizes)):
+        print(f"{size:>3} px: " + "  ".join(f"{r[i]['accuracy']:.4f}" for r in rows.values()), file=sys.stderr, flush=True)
     result = {
         "benchmark": "ensemble_fer2013",
         "split": args.split,
-        "n": len(y),
+        "n": len(faces),
         "tta": args.tta,
         "sizes": sizes,
         "members": [{"path": p, "sha256": hashlib.sha256(Path(p).read_bytes()).hexdigest(), "recipe": m.checkpoint.info.get("config", {}).get("recipe")}

@@ -9,7 +9,7 @@ same function, so their numbers are comparable.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any, Optional, Union
+from typing import TYPE_CHECKING, Any, Optional, Union
 
 import torch
 from torch import nn
@@ -20,12 +20,35 @@ from ..progress import Progress, report
 from .metrics import classification_report
 from .predict import TTA, Size, predict_proba, size_hw
 
+if TYPE_CHECKING:  # lrfer.models imports the evaluation code; only the type is needed here
+    from ..models.ensemble import ProbabilityEnsemble
+
 DEFAULT_SIZES: tuple[int, ...] = (8, 12, 16, 24, 32, 48)
 
 
 def native_size(faceset: FaceSet) -> int:
     """The faces' own size (longer side, px): the largest size a sweep can show them at."""
     return max(faceset.image_size)
+
+
+def sweep_sizes(faceset: FaceSet, sizes: Sequence[int]) -> list[int]:
+    """``sizes`` sorted, without those above the faces' native size; an error when none is left."""
+    native = native_size(faceset)
+    wanted = sorted({int(s) for s in sizes})
+    if any(s < 1 for s in wanted):
+        raise LrferError(f"sweep sizes must be positive, got {wanted}", "use sizes such as 8,12,16,24,32,48")
+    kept = [s for s in wanted if s <= native]
+    if not kept:
+        raise LrferError(
+            f"every sweep size ({', '.join(map(str, wanted))}) is above the faces' native {native} px",
+            f"use sizes up to {native}",
+        )
+    return kept
+
+
+def _row(size: int, labels, probs: torch.Tensor, classes) -> dict[str, Any]:
+    rep = classification_report(labels, probs.argmax(1), classes)
+    return {"size": size, "accuracy": rep["accuracy"], "macro_f1": rep["macro_f1"], "n": rep["n"]}
 
 
 def resolution_sweep(
@@ -59,15 +82,7 @@ def resolution_sweep(
     # Degradation happens after the resize to the model's input: below that input it simulates the
     # smaller capture; at or above it there is nothing to remove.
     limit = min(native, max(size_hw(input_size))) if input_size is not None else native
-    wanted = sorted({int(s) for s in sizes})
-    if any(s < 1 for s in wanted):
-        raise LrferError(f"sweep sizes must be positive, got {wanted}", "use sizes such as 8,12,16,24,32,48")
-    kept = [s for s in wanted if s <= native]
-    if not kept:
-        raise LrferError(
-            f"every sweep size ({', '.join(map(str, wanted))}) is above the faces' native {native} px",
-            f"use sizes up to {native}",
-        )
+    kept = sweep_sizes(faceset, sizes)
     labels = faceset.labels
     results: list[dict[str, Any]] = []
     for i, size in enumerate(kept):
@@ -89,8 +104,43 @@ def resolution_sweep(
                 f"the model predicts {probs.shape[1]} classes, {faceset.name} has {faceset.num_classes}",
                 "map the faces onto the model's classes with FaceSet.with_classes(...)",
             )
-        rep = classification_report(labels, probs.argmax(1), faceset.classes)
-        row = {"size": size, "accuracy": rep["accuracy"], "macro_f1": rep["macro_f1"], "n": rep["n"]}
+        row = _row(size, labels, probs, faceset.classes)
         results.append(row)
+        report(progress, "sweep", i + 1, len(kept), size=size, accuracy=row["accuracy"], macro_f1=row["macro_f1"])
+    return results
+
+
+def ensemble_sweep(
+    ensemble: "ProbabilityEnsemble",
+    faceset: FaceSet,
+    sizes: Sequence[int] = DEFAULT_SIZES,
+    *,
+    tta: TTA = "none",
+    batch_size: int = 512,
+    progress: Optional[Progress] = None,
+) -> dict[str, list[dict[str, Any]]]:
+    """:func:`resolution_sweep` of a :class:`~lrfer.models.ensemble.ProbabilityEnsemble` and of each member.
+
+    Returns ``{"member0": rows, "member1": rows, ..., "ensemble": rows}`` with rows as
+    :func:`resolution_sweep`'s. Each member sees the faces its own way (its input size, crop and
+    channels) and each member's probabilities are computed once per size and reused for the
+    ensemble, so the sweep costs one pass per member and size. ``faceset`` must be in the
+    ensemble's class order (``faceset.with_classes(ensemble.classes)``). As in
+    :func:`resolution_sweep`, a size at or above a member's input only resizes the faces to it.
+    """
+    if tuple(faceset.classes) != tuple(ensemble.classes):
+        raise LrferError(
+            f"the faces' classes ({', '.join(faceset.classes)}) are not in the ensemble's order ({', '.join(ensemble.classes)})",
+            "map them first with FaceSet.with_classes(ensemble.classes)",
+        )
+    kept = sweep_sizes(faceset, sizes)
+    native = native_size(faceset)
+    names = [f"member{i}" for i in range(len(ensemble.members))]
+    results: dict[str, list[dict[str, Any]]] = {name: [] for name in [*names, "ensemble"]}
+    for i, size in enumerate(kept):
+        probs = ensemble.member_probas(faceset.images, tta=tta, degrade_to=None if size >= native else size, batch_size=batch_size)
+        for name, p in [*zip(names, probs), ("ensemble", ensemble.combine(probs))]:
+            results[name].append(_row(size, faceset.labels, p, faceset.classes))
+        row = results["ensemble"][-1]
         report(progress, "sweep", i + 1, len(kept), size=size, accuracy=row["accuracy"], macro_f1=row["macro_f1"])
     return results
