@@ -167,10 +167,17 @@ def cpu_recipe_lines() -> list[str]:
         for f, r in others:
             ref = base.get(r["recipe"])
             changes = config_differences(r["config"], ref["config"]) if ref else f"recipe `{r['recipe']}` (no results file of its current version)"
+            epochs = r["epochs"]
+            if "members" in r:  # an ensemble (bench/cpu_recipe.py --members N): its accuracy is the members' mean
+                n = len(r["members"])
+                changes = f"an ensemble of {n} (seeds {', '.join(str(m['seed']) for m in r['members'])}), each on 1/{n} of the budget" + (
+                    "" if changes == "none" else f"; {changes}"
+                )
+                epochs = " + ".join(str(m["epochs"]) for m in r["members"])
             acc = {row["size"]: row["accuracy"] for row in r["sweep"]["PublicTest"]}
             p = r["provenance"]
             out.append(
-                f"| `{f.name}` | `{r['recipe']}` | {changes} | {r['epochs']} | {r['train_seconds'] / 60:.1f} | "
+                f"| `{f.name}` | `{r['recipe']}` | {changes} | {epochs} | {r['train_seconds'] / 60:.1f} | "
                 + " | ".join(pct(acc.get(s)) for s in sizes)
                 + f" | `{p['commit'][:7]}`, {p['date'][:10]} |"
             )

@@ -274,9 +274,11 @@ def _test_faces(args, bars):
 
 
 def _prepared(clf, faces, bars):
-    """``faces`` prepared for ``clf``; faces of classes the model does not have (CK+'s contempt for
-    a FER2013 model) cannot be scored and are left out, which the user is told on stderr."""
-    prepared = clf.prepare(faces)
+    """``faces`` prepared for ``clf`` (a FaceClassifier, or a ProbabilityEnsemble whose members each
+    prepare their own input, so only the classes are mapped); faces of classes the model does not
+    have (CK+'s contempt for a FER2013 model) cannot be scored and are left out, which the user is
+    told on stderr."""
+    prepared = clf.prepare(faces) if hasattr(clf, "prepare") else faces.with_classes(clf.classes)
     dropped = prepared.meta.get("dropped_classes", []) if prepared is not faces else []
     if dropped:
         bars.close()
@@ -305,14 +307,38 @@ def cmd_sweep(args) -> int:
 
     bars = Bars(not args.no_progress)
     sizes = _parse_sizes(args.sizes)
-    clf, faces, split = _test_faces(args, bars)
-    rows = clf.sweep(faces, sizes, tta=args.tta, progress=bars)
     out = Path(args.out or "runs/sweep")
-    table = write_sweep(rows, out, title=f"{clf.name} on {faces.name} {split}")
+    if args.member:
+        rows, faces, split, name = _ensemble_sweep(args, sizes, bars)
+    else:
+        clf, faces, split = _test_faces(args, bars)
+        rows, name = clf.sweep(faces, sizes, tta=args.tta, progress=bars), clf.name
+    table = write_sweep(rows, out, title=f"{name} on {faces.name} {split}")
     bars.close()
     print(table)
     print(f"wrote {out / 'sweep.json'}, {out / 'sweep.png'}")
     return 0
+
+
+def _ensemble_sweep(args, sizes, bars):
+    """``lrfer sweep --member A --member B ...``: each member alone and the mean of their
+    probabilities, one column each (named by file) in the table, the JSON and the plot."""
+    from .evaluate.sweep import ensemble_sweep
+    from .models.ensemble import ProbabilityEnsemble
+
+    if args.checkpoint:
+        raise LrferError("--checkpoint and --member both given", "sweep one model with --checkpoint, or an ensemble with two or more --member")
+    if len(args.member) < 2:
+        raise LrferError("an ensemble needs two or more --member checkpoints", "repeat --member, or sweep one model with --checkpoint")
+    ens = ProbabilityEnsemble(args.member, device=args.device)
+    faces = _load_data(args, bars)
+    split = args.split or _default_split(faces, ens.members[0])
+    faces = _prepared(ens, faces.select_split(split), bars)
+    swept = ensemble_sweep(ens, faces, sizes, tta=args.tta, progress=bars)
+    stems = [Path(m).stem for m in args.member]
+    names = stems if len(set(stems)) == len(stems) else [str(m) for m in args.member]  # file names, unless two share one
+    rows = {**{n: swept[f"member{i}"] for i, n in enumerate(names)}, "ensemble (mean)": swept["ensemble"]}
+    return rows, faces, split, f"ensemble of {len(names)}"
 
 
 def _recognizer(args, detect: bool = True):
@@ -609,6 +635,8 @@ def build_parser() -> argparse.ArgumentParser:
     data_args(sp)
     sp.add_argument("--split", help=SPLIT_HELP)
     sp.add_argument("--sizes", default="8,12,16,24,32,48")
+    sp.add_argument("--member", action="append", default=[], metavar="CHECKPOINT",
+                    help="sweep an ensemble instead (repeat, two or more): each checkpoint alone and the mean of their probabilities")
     sp.add_argument("--out", help="output folder (default runs/sweep)")
     sp.set_defaults(func=cmd_sweep)
 

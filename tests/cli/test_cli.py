@@ -172,6 +172,25 @@ def test_train_evaluate_sweep_on_a_kaggle_csv(capsys, fer_csv, tmp_path):
     assert (tmp_path / "sw" / "sweep.png").stat().st_size > 0
 
 
+def test_sweep_of_an_ensemble(capsys, fer_csv, tmp_path):
+    a = tiny_checkpoint(tmp_path / "a.safetensors", width=4, blocks=(1,))
+    b = tiny_checkpoint(tmp_path / "b.safetensors", name="cnn2x2", depth=2, widths=(4, 8), fc=16, fc_layers=1)
+    code, out, _ = run(capsys, "sweep", "--member", str(a), "--member", str(b), "--data", str(fer_csv), "--split", "PrivateTest",
+                       "--sizes", "8,48", "--out", str(tmp_path / "sw"), "--no-progress")  # fmt: skip
+    assert code == 0 and "ensemble (mean)" in out
+    sweep = json.loads((tmp_path / "sw" / "sweep.json").read_text())
+    assert list(sweep) == ["a", "b", "ensemble (mean)"]
+    assert all([r["size"] for r in rows] == [8, 48] and all(r["n"] == 6 for r in rows) for rows in sweep.values())
+    # the same member alone gives the same rows as a one-model sweep
+    code, _, _ = run(capsys, "sweep", "--checkpoint", str(a), "--data", str(fer_csv), "--split", "PrivateTest", "--sizes", "8,48",
+                     "--out", str(tmp_path / "one"), "--no-progress")  # fmt: skip
+    assert code == 0 and json.loads((tmp_path / "one" / "sweep.json").read_text()) == sweep["a"]
+    code, _, err = run(capsys, "sweep", "--member", str(a), "--data", str(fer_csv), "--no-progress")
+    assert_clean_error(code, err, "two or more --member")
+    code, _, err = run(capsys, "sweep", "--checkpoint", str(a), "--member", str(a), "--member", str(b), "--data", str(fer_csv), "--no-progress")
+    assert_clean_error(code, err, "--checkpoint and --member")
+
+
 def test_sweep_sizes_checked_before_the_data_is_read(capsys, tmp_path):
     # the data path does not exist: the sizes must be the error reported
     code, _, err = run(capsys, "sweep", "--data", str(tmp_path / "absent.npz"), "--sizes", "0,16")

@@ -10,7 +10,11 @@ from torch import nn
 from lrfer.data.faceset import FaceSet
 from lrfer.errors import LrferError
 from lrfer.evaluate.report import write_sweep
-from lrfer.evaluate.sweep import resolution_sweep
+from lrfer.evaluate.sweep import ensemble_sweep, resolution_sweep
+from lrfer.infer.classifier import FaceClassifier
+from lrfer.models.ensemble import ProbabilityEnsemble
+from tests.conftest import make_faceset
+from tests.models.test_ensemble import CLASSES, tiny_checkpoint
 
 
 class TotalVariation(nn.Module):
@@ -94,3 +98,41 @@ def test_write_sweep(tmp_path):
     data2 = json.loads((tmp_path / "cmp" / "sweep.json").read_text())
     assert set(data2) == {"a", "b"}
     assert "| 8 | 50.0 | 33.3 | - | - |" in table2
+
+
+
+class BandReader(nn.Module):
+    """Reads make_faceset's cue (which horizontal third is bright), plus a fixed bias per class."""
+
+    def __init__(self, bias):
+        super().__init__()
+        self.register_buffer("bias", torch.tensor(bias))
+
+    def forward(self, x):
+        return 10 * torch.stack([band.mean((1, 2, 3)) for band in x.chunk(3, dim=-2)], 1) + self.bias
+
+
+def test_ensemble_sweep_scores_each_member_as_alone_and_their_mean(tmp_path):
+    # Members of different input sizes (24 px; 32 px with a 28 px centre crop) on 48 px faces. Their
+    # networks are swapped for band readers: one right on every face, one that always says "happy";
+    # their mean is right on some faces, and on fewer as the faces shrink and the cue blurs.
+    a = tiny_checkpoint(tmp_path / "a.safetensors", "cnn2x2", depth=2, widths=(4, 8), fc=32, fc_layers=1, input_size=24)
+    b = tiny_checkpoint(tmp_path / "b.safetensors", "resnet18_fer_slim", image_size=32, crop=28, width=8, blocks=(1, 1))
+    faces = make_faceset(30, classes=CLASSES, size=48)
+    ens = ProbabilityEnsemble([a, b], device="cpu")
+    ens.members[0].model, ens.members[1].model = BandReader([0.0, 0.0, 0.0]), BandReader([0.0, 10.0, 0.0])
+    events = []
+    rows = ensemble_sweep(ens, faces, sizes=(8, 16, 32, 48, 64), tta="flip", progress=events.append)
+    assert list(rows) == ["member0", "member1", "ensemble"]
+    sizes = [8, 16, 32, 48]  # 64 > the faces' 48 px: skipped
+    for m, name in zip(ens.members, ("member0", "member1")):
+        assert rows[name] == resolution_sweep(m.model, faces, sizes, tta="flip", crop=m.crop, input_size=m.image_size)
+    assert [r["accuracy"] for r in rows["member0"]] == [1.0] * 4 and [r["accuracy"] for r in rows["member1"]] == [1 / 3] * 4
+    mean_acc = [r["accuracy"] for r in rows["ensemble"]]
+    assert mean_acc[0] < mean_acc[1] < mean_acc[2]  # not either member's: the mean of their probabilities
+    for row in rows["ensemble"]:
+        p = ens.predict_proba(faces.images, tta="flip", degrade_to=None if row["size"] >= 48 else row["size"])
+        assert row["accuracy"] == pytest.approx((p.argmax(1) == faces.labels).float().mean().item())
+    assert [(e.done, e.info["size"]) for e in events] == [(1, 8), (2, 16), (3, 32), (4, 48)]
+    with pytest.raises(LrferError, match="with_classes"):
+        ensemble_sweep(ens, faces.with_classes(tuple(reversed(CLASSES))), sizes=(8,))
