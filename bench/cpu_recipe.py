@@ -10,10 +10,13 @@ nothing else on the machine: the time is the point.
     python bench/cpu_recipe.py                       # the 30-minute run (2 threads)
     python bench/cpu_recipe.py --epochs 1 --limit-train 512 --out /tmp/cpu.json   # a smoke run
     python bench/cpu_recipe.py --set image_size=40 --out bench/results/cpu_recipe_<recipe>_<tag>.json   # a variant
+    python bench/cpu_recipe.py --members 2 --out ...   # an ensemble of 2 (seeds 0, 1), each on half the clock budget
 
 Writes bench/results/cpu_recipe_<recipe>.json (provenance, wall-clock training time, per-epoch
 history, the sweep, the goals met or not), ``..._sweep.png`` and ``..._curves.png`` beside it.
-The checkpoints stay in ``--run-dir`` (default runs/<recipe>).
+The checkpoints stay in ``--run-dir`` (default runs/<recipe>; ``member<i>/`` in it for an
+ensemble, whose results file holds each member's run and sweep under ``members`` and the
+ensemble's sweep under ``sweep``).
 """
 
 from __future__ import annotations
