@@ -131,8 +131,8 @@ def main() -> None:
         "provenance": prov,
         "train_seconds": round(train_seconds, 1),
         "epochs": sum(m["epochs"] for m in members),
-        "best_epoch": members[0]["best_epoch"],
-        "history": members[0]["history"],
+        # one model's run here; an ensemble's members' runs under "members" below
+        **({"best_epoch": members[0]["best_epoch"], "history": members[0]["history"]} if args.members == 1 else {}),
         "tta": cfg.tta,
         "sweep": sweeps,
         "goals": {
@@ -149,7 +149,6 @@ def main() -> None:
             {k: m[k] for k in ("seed", "train_seconds", "epochs", "best_epoch", "history")} | {"sweep": {split: member_sweeps[split][i] for split in splits}}
             for i, m in enumerate(members)
         ]  # fmt: skip
-        del result["best_epoch"], result["history"]
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=2))
     plot_sweep({f"{args.recipe} ({split}, {cfg.tta} TTA)": rows for split, rows in sweeps.items()}, out.with_name(out.stem + "_sweep.png"),
