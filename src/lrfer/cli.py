@@ -274,11 +274,10 @@ def _test_faces(args, bars):
 
 
 def _prepared(clf, faces, bars):
-    """``faces`` prepared for ``clf`` (a FaceClassifier, or a ProbabilityEnsemble whose members each
-    prepare their own input, so only the classes are mapped); faces of classes the model does not
-    have (CK+'s contempt for a FER2013 model) cannot be scored and are left out, which the user is
-    told on stderr."""
-    prepared = clf.prepare(faces) if hasattr(clf, "prepare") else faces.with_classes(clf.classes)
+    """``faces`` prepared for ``clf`` (a FaceClassifier or a ProbabilityEnsemble); faces of classes
+    the model does not have (CK+'s contempt for a FER2013 model) cannot be scored and are left out,
+    which the user is told on stderr."""
+    prepared = clf.prepare(faces)
     dropped = prepared.meta.get("dropped_classes", []) if prepared is not faces else []
     if dropped:
         bars.close()

@@ -127,6 +127,11 @@ class ProbabilityEnsemble:
             )
         self.weights = w / w.sum()
 
+    def prepare(self, faces: FaceSet) -> FaceSet:
+        """Labels re-indexed onto the ensemble's classes; the images stay as they are, since each
+        member brings them to its own channels and size (as FaceClassifier.prepare does for one)."""
+        return faces.with_classes(self.classes)
+
     def member_probas(self, images: Images, *, tta: str = "none", degrade_to: Optional[int] = None, batch_size: int = 512) -> list[torch.Tensor]:
         """Each member's probabilities ``(N, K)``, columns in :attr:`classes` order (to score members and ensemble from one pass)."""
         return [member.predict_proba(_member_images(member, images), tta=tta, degrade_to=degrade_to, batch_size=batch_size)[:, cols]
