@@ -22,6 +22,7 @@ from lrfer.data.readers import (
     load_dataset,
     npz,
     rafdb,
+    votes_as_soft_labels,
 )
 from lrfer.errors import LrferError
 
@@ -430,6 +431,34 @@ def test_shared_fer2013_npz(shared_fer):
         fs.select_split("PrivateTest")
     with pytest.raises(LrferError, match="did you mean 'PublicTest'"):
         fs.select_split("Publictest")
+
+
+def test_votes_as_soft_labels_keep_the_shared_classes_and_fall_back_to_the_label():
+    #               neutral happy surprise sad anger disgust fear contempt unknown NF
+    votes = np.array([[6, 0, 0, 0, 2, 0, 0, 2, 0, 0],   # contempt dropped: 6/8 neutral, 2/8 angry
+                      [0, 0, 0, 0, 0, 0, 0, 0, 3, 7],   # unknown / NF only: the label, one-hot
+                      [0, 0, 0, 0, 0, 0, 0, 10, 0, 0],  # contempt only: the label too
+                      [0, 5, 5, 0, 0, 0, 0, 0, 0, 0]])
+    soft = votes_as_soft_labels(votes, FER7, np.array([6, 2, 1, 3]))
+    angry, disgust, fear, happy, surprise, neutral = (FER7.index(c) for c in ("angry", "disgust", "fear", "happy", "surprise", "neutral"))
+    assert soft.shape == (4, 7) and np.allclose(soft.sum(1), 1)
+    assert soft[0, neutral] == 0.75 and soft[0, angry] == 0.25
+    assert soft[1, fear] == 1 and soft[2, disgust] == 1
+    assert soft[3, happy] == soft[3, surprise] == 0.5
+    with pytest.raises(ValueError, match=r"\(N, 10\)"):
+        votes_as_soft_labels(votes[:, :8], FER7, np.zeros(4, dtype=np.int64))
+
+
+def test_shared_fer2013_npz_carries_its_ferplus_votes_as_soft_labels(shared_fer):
+    fs = load_dataset(shared_fer)
+    assert fs.soft_labels.shape == (len(fs), 7) and torch.allclose(fs.soft_labels.sum(1), torch.ones(len(fs)))
+    agree = (fs.soft_labels.argmax(1) == fs.labels).float().mean().item()
+    assert 0.5 < agree < 0.95  # the taggers mostly agree with FER2013, not always: why the votes help
+    ferplus = load_dataset(shared_fer, labels="ferplus", mode="probability")
+    row = {i: k for k, i in enumerate(ferplus.ids)}
+    k = next(k for k in range(len(fs)) if fs.ids[k] in row and ferplus.soft_labels[row[fs.ids[k]], CANONICAL.index("contempt")] == 0)
+    expected = ferplus.soft_labels[row[fs.ids[k]], :7]
+    assert torch.allclose(fs.soft_labels[k], expected / expected.sum())
 
 
 def test_shared_fer2013_npz_ferplus_mode(shared_fer):

@@ -284,3 +284,20 @@ def test_time_budget_settings_that_cannot_work_are_refused(tmp_path, bad):
     cfg, _ = tiny_config(tmp_path, **{"time_budget_minutes": 1.0, **bad})
     with pytest.raises(LrferError, match="time_budget_minutes"):
         cfg.validate()
+
+
+def test_soft_label_weight_blends_one_hot_labels_with_the_soft_ones(tmp_path):
+    from lrfer.errors import LrferError
+    from lrfer.train.engine import label_targets
+
+    faces = make_faceset(8, size=24)
+    soft = torch.softmax(torch.randn(8, faces.num_classes), 1)
+    cfg, _ = tiny_config(tmp_path, soft_label_weight=0.25)
+    targets = label_targets(dataclasses.replace(faces, soft_labels=soft), cfg.validate())
+    one_hot = torch.nn.functional.one_hot(faces.labels, faces.num_classes).float()
+    assert torch.allclose(targets, 0.75 * one_hot + 0.25 * soft) and torch.allclose(targets.sum(1), torch.ones(8))
+    with pytest.raises(LrferError, match="soft_label_weight 0.25 needs soft labels"):
+        label_targets(faces, cfg)
+    for bad, match in (({"soft_label_weight": 1.5}, "must lie in"), ({"soft_label_weight": 0.5, "label_mode": "soft"}, "already 'soft'")):
+        with pytest.raises(LrferError, match=match):
+            tiny_config(tmp_path, **bad)[0].validate()

@@ -548,6 +548,25 @@ def ferplus_labels(
     return keep, _FERPLUS_TO_CANON[first].astype(np.int64), soft, excluded
 
 
+def votes_as_soft_labels(votes: np.ndarray, classes: Sequence[str], labels: np.ndarray) -> np.ndarray:
+    """FERPlus votes as class distributions over ``classes`` (e.g. FER2013's 7), ``(N, len(classes))``.
+
+    Votes for classes outside ``classes`` (FER2013 has no contempt) and for unknown / NF are left
+    out before normalising; a row with no vote left (no votes, or only unknown / NF / an absent
+    class) keeps its own label, one-hot, so the distribution never says less than the hard label.
+    """
+    v = np.asarray(votes, dtype=np.int64)
+    if v.ndim != 2 or v.shape[1] != len(FERPLUS_COLUMNS):
+        raise ValueError(f"FERPlus votes must be (N, 10), got {v.shape}")
+    canon = v[:, :8][:, _CANON_TO_FERPLUS]  # canonical order
+    picked = canon[:, [CANONICAL.index(c) for c in classes]].astype(np.float32)
+    total = picked.sum(1, keepdims=True)
+    soft = np.eye(len(classes), dtype=np.float32)[labels]
+    has_votes = total[:, 0] > 0
+    soft[has_votes] = picked[has_votes] / total[has_votes]
+    return soft
+
+
 def _read_ferplus_votes(path: Path) -> dict:
     rows = _csv_lines(path)
     try:
@@ -736,8 +755,10 @@ def npz(
     ``dup_group`` from ``dup_group_id``, ids ``fer2013.csv:row K``); ``labels="ferplus"`` switches it
     to its FERPlus votes (8 classes, ``mode``/``ties``/``min_votes`` as in :func:`ferplus_labels`).
     ``subject`` is the CK+48 archive (groups = subject, ids = file name, split ``"all"``). A generic
-    archive may add ``split`` or ``usage``, ``groups``, ``ids``, ``dup_group`` and ``soft_labels``.
-    ``labels`` defaults to the archive's own labels (``"fer2013"`` is accepted as a synonym).
+    archive may add ``split`` or ``usage``, ``groups``, ``ids``, ``dup_group`` and ``soft_labels``;
+    the FER2013 archive's ``soft_labels`` are its FERPlus votes over its own 7 classes
+    (:func:`votes_as_soft_labels`), for training with ``soft_label_weight``. ``labels`` defaults
+    to the archive's own labels (``"fer2013"`` is accepted as a synonym).
     """
     del progress  # an npz loads in one read; nothing to report
     p = _existing(path)
@@ -746,12 +767,13 @@ def npz(
         if labels not in (None, "fer2013", "native", "ferplus"):
             raise LrferError(f"unknown labels='{labels}' for an npz archive",
                              "use labels='ferplus' for FERPlus votes, or leave it out for the archive's labels")
-        if labels == "ferplus":
-            _require_keys(p, z, ("images", "usage", "row_index", "ferplus_votes", "ferplus_columns"))
+        if "ferplus_columns" in keys:
             columns = tuple(str(c) for c in z["ferplus_columns"])
             if columns != FERPLUS_COLUMNS:
                 raise LrferError(f"{p}: ferplus_columns are {', '.join(columns)}",
                                  f"expected {', '.join(FERPLUS_COLUMNS)} (fer2013new.csv order)")
+        if labels == "ferplus":
+            _require_keys(p, z, ("images", "usage", "row_index", "ferplus_votes", "ferplus_columns"))
             return _ferplus_faceset(
                 path=p, fmt="npz", source_opts={"labels": "ferplus"}, images=z["images"], votes=z["ferplus_votes"],
                 split=z["usage"].astype(str), row_index=z["row_index"].astype(np.int64),
@@ -785,6 +807,8 @@ def npz(
         groups = next((z[k].astype(str) for k in ("groups", "subject") if k in keys), None)
         dup = next((z[k].astype(np.int64) for k in ("dup_group", "dup_group_id") if k in keys), None)
         soft = torch.from_numpy(z["soft_labels"].astype(np.float32)) if "soft_labels" in keys else None
+        if soft is None and "ferplus_votes" in keys:
+            soft = torch.from_numpy(votes_as_soft_labels(z["ferplus_votes"], classes, y))
         if "row_index" in keys:
             ids = np.char.add("fer2013.csv:row ", z["row_index"].astype(np.int64).astype(str))
             name = "fer2013"

@@ -38,6 +38,9 @@ class TrainConfig:
     progressive_min_size: int = 0
     progressive_frac: float = 0.5
     label_mode: str = "hard"  # hard | soft (soft labels, e.g. FERPlus vote distributions)
+    # with label_mode 'hard': targets (1 - w) one-hot + w soft labels, e.g. FER2013's labels blended
+    # with its FERPlus votes (FER2013's labels are noisy; the votes of 10 taggers say how much)
+    soft_label_weight: float = 0.0
     train_split: str = "Training"
     val_split: str = "PublicTest"
     # optimisation
@@ -131,6 +134,10 @@ class TrainConfig:
         for name in ("mixup_alpha", "cutmix_alpha", "distill_weight", "distill_feature_weight"):
             if not getattr(self, name) >= 0:
                 raise LrferError(f"{name} is {getattr(self, name)}, it must be 0 or more", "0 turns it off")
+        if not 0 <= self.soft_label_weight <= 1:
+            raise LrferError(f"soft_label_weight is {self.soft_label_weight}, it must lie in [0, 1]", "0 trains on the hard labels, 1 on the soft ones only")
+        if self.soft_label_weight and self.label_mode == "soft":
+            raise LrferError("soft_label_weight blends soft labels into hard ones, but label_mode is already 'soft'", "use label_mode = 'hard' with soft_label_weight, or drop soft_label_weight")
         if not 0 <= self.mix_p <= 1:
             raise LrferError(f"mix_p is {self.mix_p}, a probability must lie in [0, 1]", "1 mixes every batch (the usual choice)")
         if self.teacher:

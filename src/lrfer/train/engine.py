@@ -267,11 +267,16 @@ def teacher_checkpoint(path: str, classes: tuple[str, ...], in_chans: int):
 
 
 def label_targets(faces: FaceSet, cfg: TrainConfig) -> torch.Tensor:
-    """What the labels say: class distributions with ``label_mode = 'soft'``, else class indices."""
-    if cfg.label_mode == "soft":
+    """What the labels say: class distributions with ``label_mode = 'soft'`` or a ``soft_label_weight``, else class indices."""
+    w = cfg.soft_label_weight
+    if cfg.label_mode == "soft" or w:
         if faces.soft_labels is None:
-            raise LrferError("label_mode 'soft' needs soft labels, and this dataset has none", "use label_mode = 'hard', or a FERPlus source")
-        return faces.soft_labels
+            setting = "label_mode 'soft'" if cfg.label_mode == "soft" else f"soft_label_weight {w}"
+            raise LrferError(f"{setting} needs soft labels, and this dataset has none",
+                             "use hard labels, or a source with votes (FERPlus, or the FER2013 .npz archive with its FERPlus votes)")
+        if cfg.label_mode == "soft":
+            return faces.soft_labels
+        return (1 - w) * nn.functional.one_hot(faces.labels, faces.num_classes).float() + w * faces.soft_labels
     return faces.labels
 
 
