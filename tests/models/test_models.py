@@ -59,6 +59,24 @@ def test_airnet_layout_and_smallest_input():
     assert create_model("airnet_fer", widths=(8, 16), stem_width=4).forward_features(torch.rand(1, 1, 32, 32)).shape == (1, 16, 8, 8)
 
 
+def test_airnet_whiten_stem_decorrelates_what_the_stem_sees():
+    g = torch.Generator().manual_seed(0)
+    # smooth faces: neighbouring pixels correlate strongly, so the raw patches are far from white
+    faces = torch.nn.functional.avg_pool2d(torch.rand(64, 1, 36, 36, generator=g), 5, 1)
+    m = create_model("airnet_fer", stem_width=20).eval()  # 10 pairs asked for, a 3x3 patch has 9 dimensions
+    untouched = m.stem[0].weight[18:].clone()
+    assert m.whiten_stem(faces) == 18
+    assert torch.equal(m.stem[0].weight[18:], untouched) and torch.equal(m.stem[0].weight[9:18], -m.stem[0].weight[:9])
+    conv = torch.nn.functional.conv2d(m.normalize(faces), m.stem[0].weight[:9])
+    out = conv.transpose(0, 1).reshape(9, -1)
+    cov = torch.cov(out).detach()
+    off = cov - torch.diag(cov.diag())
+    assert off.abs().max() < 1e-3  # decorrelated
+    assert (cov.diag() > 0.9).all() and (cov.diag() < 1.0).all()  # unit variance, less eps's share for the weakest
+    raw = torch.cov(torch.nn.functional.unfold(m.normalize(faces), 3).transpose(0, 1).reshape(9, -1))
+    assert raw[0, 1] / raw[0, 0] > 0.5  # what it started from
+
+
 def test_airnet_pool_grid_keeps_where_a_feature_was():
     m = create_model("airnet_fer", pool_grid=2).eval()
     assert m.num_features == 4 * 128

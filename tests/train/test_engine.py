@@ -301,3 +301,22 @@ def test_soft_label_weight_blends_one_hot_labels_with_the_soft_ones(tmp_path):
     for bad, match in (({"soft_label_weight": 1.5}, "must lie in"), ({"soft_label_weight": 0.5, "label_mode": "soft"}, "already 'soft'")):
         with pytest.raises(LrferError, match=match):
             tiny_config(tmp_path, **bad)[0].validate()
+
+
+def test_stem_init_whiten_sets_the_stem_from_the_training_faces_and_refuses_other_models(tmp_path):
+    from lrfer.errors import LrferError
+    from lrfer.train.checkpoint import load_checkpoint
+
+    faces = make_faceset(64, size=24)
+    events = []
+    cfg, _ = tiny_config(tmp_path, epochs=1, model="airnet_fer", model_kwargs={"widths": [8, 16], "stem_width": 8},
+                         stem_init="whiten", freeze=["stem.0"])
+    res = fit(cfg, faces.select_split("Training"), None, tmp_path / "run", progress=events.append)
+    assert any(e.task == "stem_init" and e.done == 8 for e in events)
+    stem = load_checkpoint(res.last_path).build_model().stem[0].weight
+    expected = create_model("airnet_fer", widths=(8, 16), stem_width=8)
+    expected.whiten_stem(faces.select_split("Training").resized(24).images.float() / 255)
+    assert torch.allclose(stem, expected.stem[0].weight, atol=1e-5)  # frozen: still the whitening basis
+    cfg, _ = tiny_config(tmp_path, epochs=1, stem_init="whiten")
+    with pytest.raises(LrferError, match="has none"):
+        fit(cfg, faces.select_split("Training"), None, tmp_path / "run2")

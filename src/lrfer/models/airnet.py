@@ -12,13 +12,17 @@ at the pooled size), global max-pool (or a max-pool to a ``pool_grid`` x ``pool_
 linear layer. No residual connections: at three stages (32 -> 16 -> 8 -> 4 px for a 32 px face)
 the net is shallow enough to train without them.
 
-Not taken from airbench (it targets an A100): its frozen-weight BN, whitening initialisation of
-the first layer, lookahead and logit scaling. lrfer's engine already gives label smoothing,
-flip TTA and per-image standardisation (``input_norm``).
+Whitening initialisation of the first layer, as airbench's: :meth:`AirNet.whiten_stem`, run
+by the engine with ``stem_init = "whiten"`` (``freeze = ["stem.0"]`` keeps it fixed, as airbench
+does). Not taken from airbench (it targets an A100): its frozen-weight BN, lookahead and logit
+scaling. lrfer's engine already gives label smoothing, flip TTA and per-image standardisation
+(``input_norm``).
 """
 
 from __future__ import annotations
 
+import torch
+import torch.nn.functional as F
 from torch import nn
 
 from .base import FERModel
@@ -62,6 +66,30 @@ class AirNet(FERModel):
 
     def forward_features(self, x):
         return self.stages(self.stem(x))
+
+    @torch.no_grad()
+    def whiten_stem(self, faces: torch.Tensor, eps: float = 5e-4) -> int:
+        """Set the stem's filters to the data's whitening basis; returns how many were set.
+
+        airbench's initialisation: the patches the stem sees (``faces`` as the model gets them,
+        normalised) are decomposed into the eigenvectors of their covariance, and the top ones,
+        each scaled by 1/sqrt(its eigenvalue), become filters in +/- pairs (the pair keeps a
+        direction's both signs through the GELU). The stem's outputs then start decorrelated and of
+        equal variance, which is what the next layers train fastest on. At most ``out_channels // 2``
+        directions, and no more than a patch has dimensions; remaining filters keep their
+        initialisation.
+        """
+        conv = self.stem[0]
+        x = faces.float() / 255 if faces.dtype == torch.uint8 else faces.float()
+        x = self.normalize(x.to(conv.weight.device))
+        k = conv.kernel_size[0]
+        patches = F.unfold(x, k).transpose(1, 2).reshape(-1, conv.in_channels * k * k).double()
+        patches = patches - patches.mean(0)
+        eigvals, eigvecs = torch.linalg.eigh(patches.T @ patches / len(patches))  # ascending
+        n = min(conv.out_channels // 2, eigvals.numel())
+        basis = (eigvecs[:, -n:] / (eigvals[-n:] + eps).sqrt()).T.float()  # (n, C*k*k), largest last
+        conv.weight[: 2 * n] = torch.cat([basis, -basis]).view(2 * n, conv.in_channels, k, k)
+        return 2 * n
 
 
 @register_model

@@ -29,6 +29,9 @@ class TrainConfig:
     # layers only, and backward stops at the first trainable layer, so the early, high-resolution
     # layers cost a forward pass only
     freeze: list[str] = field(default_factory=list)
+    # "whiten": the first layer starts as the training faces' whitening basis (airbench; models
+    # with a ``whiten_stem`` method, e.g. airnet_fer); "none" keeps the model's own initialisation
+    stem_init: str = "none"
     grayscale: bool = True
     image_size: int = 48  # faces are resized to this before augmentation
     # progressive resizing (EfficientNetV2's progressive learning; fast.ai's DAWNBench runs): the
@@ -124,6 +127,7 @@ class TrainConfig:
             "class_weights": ("none", "balanced", "inverse"),
             "label_mode": ("hard", "soft"),
             "tta": ("none", "flip", "tencrop"),
+            "stem_init": ("none", "whiten"),
         }
         for name, allowed in choices.items():
             value = getattr(self, name)

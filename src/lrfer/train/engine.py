@@ -369,6 +369,13 @@ def _fit(
 
     torch.manual_seed(cfg.seed)
     model = create_model(cfg.model, num_classes=len(classes), in_chans=train_set.in_chans, **cfg.model_kwargs).to(device)
+    if cfg.stem_init == "whiten":  # from the data, before any weights file or resumed checkpoint overrides it
+        if not hasattr(model, "whiten_stem"):
+            raise LrferError(f"stem_init 'whiten' needs a model with a whitening stem, and '{cfg.model}' has none",
+                             "use airnet_fer, or stem_init = 'none'")
+        sample = train_set.images[:: max(1, len(train_set) // 2048)]  # enough for a 9x9 covariance
+        n = model.whiten_stem(sample.to(device).to(torch.float32) / 255)
+        report(progress, "stem_init", n, message=f"stem_init whiten: {n} stem filters set from {len(sample)} training faces")
     if cfg.init_weights:  # pretrained weights (e.g. VGGFace2); a resumed run's checkpoint overrides them below
         from ..models.init_weights import load_init_weights
 
