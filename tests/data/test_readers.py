@@ -453,7 +453,7 @@ def test_shared_fer2013_npz_carries_its_ferplus_votes_as_soft_labels(shared_fer)
     fs = load_dataset(shared_fer)
     assert fs.soft_labels.shape == (len(fs), 7) and torch.allclose(fs.soft_labels.sum(1), torch.ones(len(fs)))
     agree = (fs.soft_labels.argmax(1) == fs.labels).float().mean().item()
-    assert 0.5 < agree < 0.95  # the taggers mostly agree with FER2013, not always: why the votes help
+    assert 0.5 < agree < 0.95  # the taggers mostly agree with FER2013, not always: what a blend adds to the labels
     ferplus = load_dataset(shared_fer, labels="ferplus", mode="probability")
     row = {i: k for k, i in enumerate(ferplus.ids)}
     k = next(k for k in range(len(fs)) if fs.ids[k] in row and ferplus.soft_labels[row[fs.ids[k]], CANONICAL.index("contempt")] == 0)
