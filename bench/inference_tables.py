@@ -121,7 +121,7 @@ def config_differences(config: dict, reference: dict) -> str:
 
     defaults = flat_settings(TrainConfig().to_dict())
     ours, ref = flat_settings(config), flat_settings(reference)
-    skip = {"recipe", "paper.title", "paper.reported"}
+    skip = {"recipe", "paper.title", "paper.reported", "device"}  # device: where it ran, not what it trains
     keys = sorted(k for k in {*ours, *ref} if k not in skip and ours.get(k, defaults.get(k)) != ref.get(k, defaults.get(k)))
     return ", ".join(f"`{k}={ours.get(k, defaults.get(k))}`" for k in keys) or "none"
 
@@ -132,13 +132,15 @@ def cpu_recipe_lines() -> list[str]:
     differ read from the files' configs)."""
     out = []
     runs = {f: json.loads(f.read_text()) for f in sorted(RESULTS.glob("cpu_recipe_*.json"))}
-    current = {f: r for f, r in runs.items() if f.stem == f"cpu_recipe_{r['recipe']}"}
+    current = {f: name for f, r in runs.items() if (name := results_recipe(f, r))}
     met = lambda ok: "met" if ok else "**not met**"  # noqa: E731
-    for f, r in current.items():
+    for f, name in current.items():
+        r = runs[f]
         g = r["goals"]
         sizes = sorted({row["size"] for rows in r["sweep"].values() for row in rows}, reverse=True)
+        run_as = "" if name == r["recipe"] else f" (run as `{r['recipe']}` with these settings given by `--set`)"
         out += [
-            f"`{r['recipe']}`: {r['epochs']} epochs in **{r['train_seconds'] / 60:.1f} minutes** of training on "
+            f"`{name}`{run_as}: {r['epochs']} epochs in **{r['train_seconds'] / 60:.1f} minutes** of training on "
             f"{r['provenance']['threads']} threads of {r['provenance']['cpu']} (goal {g['minutes']:.0f}: {met(g['met_minutes'])}); "
             f"accuracy (%) with faces degraded to each size, {r['tta']} TTA:",
             "",
@@ -156,7 +158,7 @@ def cpu_recipe_lines() -> list[str]:
         ]
     others = [(f, r) for f, r in runs.items() if f not in current]
     if others:
-        base = {r["recipe"]: r for r in current.values()}
+        base = {name: runs[f] for f, name in current.items()}
         sizes = sorted({row["size"] for _, r in others for row in r["sweep"]["PublicTest"]}, reverse=True)
         out += [
             "Other versions of these recipes, each run the same way at its own commit (settings that differ from its recipe's results above; PublicTest accuracy, %):",
@@ -183,6 +185,23 @@ def cpu_recipe_lines() -> list[str]:
             )
         out.append("")
     return out
+
+
+def results_recipe(f: Path, r: dict):
+    """The shipped recipe whose results file ``f`` is (``cpu_recipe_<recipe>.json``), or None.
+
+    A file is its recipe's when it was run as that recipe, or as another with ``--set`` overrides
+    that make exactly its settings (a recipe written down after a run that tried it).
+    """
+    from lrfer.train.config import list_recipes, load_config
+
+    name = f.stem.removeprefix("cpu_recipe_")
+    if name == r["recipe"]:
+        return name
+    if name not in list_recipes():
+        return None
+    recipe_config = json.loads(json.dumps(load_config(name).to_dict()))  # tuples as the files' lists
+    return name if config_differences(r["config"], recipe_config) == "none" else None
 
 
 def pct(x) -> str:

@@ -49,9 +49,31 @@ def test_airnet_variant_differs_only_in_network_and_clock(tmp_path):
     assert air.model == "airnet_fer" and 0 < air.time_budget_minutes < 30
     # a fair comparison: same faces, augmentation, optimiser and test-time augmentation
     assert air.augment == base.augment
-    for field in ("image_size", "batch_size", "optimizer", "lr", "weight_decay", "schedule", "label_smoothing", "tta"):
+    # (label smoothing differs: 0.2 was measured on the airnet recipe only)
+    for field in ("image_size", "batch_size", "optimizer", "lr", "weight_decay", "schedule", "tta"):
         assert getattr(air, field) == getattr(base, field), field
     cfg = load_config("fer2013_cpu30_airnet", epochs=1, batch_size=16, device="cpu")
     faces = make_faceset(64)
     res = fit(cfg, faces.select_split("Training"), faces.select_split("PublicTest"), tmp_path / "run")
     assert "val_acc" in res.history[-1] and FaceClassifier.load(str(res.best_path), device="cpu").image_size == 32
+
+
+def test_airnet_kd_variant_adds_only_offline_distillation_and_a_shorter_clock():
+    air, kd = load_config("fer2013_cpu30_airnet").validate(), load_config("fer2013_cpu30_airnet_kd").validate()
+    assert kd.teacher == "default" and kd.distill_offline and kd.distill_weight > 0
+    # the teacher's pass over the training faces takes minutes on 2 cores: the clock is shorter
+    assert 0 < kd.time_budget_minutes < air.time_budget_minutes
+    # label smoothing: the distillation runs kept the airnet recipe's earlier 0.1
+    same = {"teacher", "distill_offline", "distill_weight", "distill_temperature", "time_budget_minutes", "label_smoothing", "recipe", "paper"}
+    a, k = air.to_dict(), kd.to_dict()
+    assert {key for key in a if a[key] != k[key]} <= same
+
+
+def test_gpu5_recipe_is_clocked_compiled_and_trains_small(tmp_path):
+    cfg = load_config("fer2013_gpu5").validate()
+    assert 0 < cfg.time_budget_minutes < 5 and cfg.compile and cfg.amp and cfg.channels_last
+    # at small scale on the CPU: the recipe as it is, without the compiler (a GPU-side speed-up)
+    small = load_config("fer2013_gpu5", epochs=1, batch_size=16, compile=False, device="cpu", time_budget_minutes=0)
+    faces = make_faceset(48)
+    res = fit(small, faces.select_split("Training"), faces.select_split("PublicTest"), tmp_path / "run")
+    assert "val_acc" in res.history[-1] and FaceClassifier.load(str(res.best_path), device="cpu").image_size == 48
