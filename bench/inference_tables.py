@@ -187,7 +187,7 @@ def cpu_recipe_lines() -> list[str]:
     return out
 
 
-def results_recipe(f: Path, r: dict):
+def results_recipe(f: Path, r: dict) -> str | None:
     """The shipped recipe whose results file ``f`` is (``cpu_recipe_<recipe>.json``), or None.
 
     A file is its recipe's when it was run as that recipe, or as another with ``--set`` overrides
