@@ -209,8 +209,8 @@ def list_recipes() -> dict[str, Path]:
     return {p.stem: p for p in sorted(RECIPE_DIR.glob("*.toml"))}
 
 
-def read_recipe(name_or_path: str) -> dict:
-    """Recipe table by shipped name or by file path."""
+def recipe_path(name_or_path: str) -> Path:
+    """The file of a shipped recipe name, or the given .toml path."""
     path = Path(name_or_path)
     if not path.suffix:
         recipes = list_recipes()
@@ -219,10 +219,29 @@ def read_recipe(name_or_path: str) -> dict:
         path = recipes[name_or_path]
     if not path.exists():
         raise LrferError(f"no such recipe file: {path}", "give a shipped recipe name (`lrfer recipes`) or a .toml path")
+    return path
+
+
+def read_recipe(name_or_path: str, _seen: tuple[Path, ...] = ()) -> dict:
+    """Recipe table by shipped name or by file path.
+
+    ``base = "other_recipe"`` starts from that recipe's table and overrides what this one sets
+    (tables such as ``[augment]`` key by key), so a variant states only how it differs.
+    """
+    path = recipe_path(name_or_path)
     try:
         table = tomllib.loads(path.read_text())
     except tomllib.TOMLDecodeError as err:
         raise LrferError(f"{path} is not valid TOML ({err})", "fix the file") from None
+    base = table.pop("base", None)
+    if base is not None:
+        seen = (*_seen, path.resolve())
+        if recipe_path(base).resolve() in seen:
+            loop = " -> ".join(p.stem for p in (*seen, recipe_path(base)))
+            raise LrferError(f"{path}: recipe bases form a loop ({loop})", "make one of them stand alone")
+        inherited = read_recipe(base, seen)
+        inherited.pop("recipe")  # the variant is its own recipe
+        table = {**inherited, **{k: {**inherited[k], **v} if isinstance(v, dict) and isinstance(inherited.get(k), dict) else v for k, v in table.items()}}
     table.setdefault("recipe", path.stem)
     return table
 
