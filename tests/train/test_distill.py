@@ -358,6 +358,34 @@ def test_offline_targets_mix_the_labels_with_the_teachers_view_of_the_clean_face
     assert losses and all(y.dtype.is_floating_point and y.shape[1] == 3 for y in losses)  # the soft targets reached the loss
 
 
+def test_offline_teachers_pass_counts_against_the_time_budget(tmp_path, monkeypatch):
+    """A 30-minute recipe means 30 minutes in all: the teacher's pass before the first epoch is
+    on the budget's clock, so a slow pass leaves the student fewer steps, not a longer run."""
+    from tests.train.test_engine import TickingClock
+
+    clock = TickingClock()
+    monkeypatch.setattr(engine, "time", clock)
+    teacher_path = random_teacher(tmp_path / "teacher.safetensors", image_size=24, crop=20)
+    train = make_faceset(64, size=24).select_split("Training")
+    real = engine.offline_teacher_targets
+    pass_s = 0.5  # the teacher's pass, as the ticking clock sees it
+
+    def slow_teacher(*args, **kwargs):
+        clock.now += pass_s
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(engine, "offline_teacher_targets", slow_teacher)
+    budget_min = 1.0 / 60
+    cfg, _ = tiny_config(tmp_path, epochs=10_000, time_budget_minutes=budget_min, teacher=str(teacher_path), distill_offline=True,
+                         ema_decay=0.0, augment=PLAIN, image_size=16, batch_size=8)  # fmt: skip
+    rows = fit(cfg, train, None, tmp_path / "run").history
+    assert rows[0]["teacher_seconds"] >= pass_s and all("teacher_seconds" not in r for r in rows[1:])
+    epochs_s = sum(r["epoch_seconds"] for r in rows)
+    assert rows[-1].get("out_of_time")
+    assert epochs_s < budget_min * 60 - pass_s + rows[-1]["epoch_seconds"]  # the epochs got what the pass left
+    assert epochs_s + rows[0]["teacher_seconds"] >= budget_min * 60
+
+
 def test_teacher_default_names_the_shipped_model(tmp_path):
     from lrfer.infer.classifier import DEFAULT_CHECKPOINT
 

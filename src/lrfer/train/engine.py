@@ -355,11 +355,14 @@ def _fit(
     if cfg.limit_train:  # before the resize: the same faces, less work
         train_set = train_set.subset(np.arange(min(cfg.limit_train, len(train_set))))
     offline_targets = None
+    teacher_s = 0.0  # the offline teacher's pass: part of the run, so it counts against a time budget
     if cfg.teacher and cfg.distill_offline and len(train_set):
+        t_teacher = time.perf_counter()
         clean = train_set.to_grayscale() if cfg.grayscale else train_set
         labels = label_targets(clean, cfg)
         base = labels.float() if labels.dtype.is_floating_point else nn.functional.one_hot(labels.long(), clean.num_classes).float()
         offline_targets = offline_teacher_targets(cfg, clean, base, device, progress if is_main else None)
+        teacher_s = time.perf_counter() - t_teacher
     train_set = prepare_faces(train_set, cfg)
     if len(train_set) == 0:
         raise LrferError("the training split is empty", f"check --train-split (now '{cfg.train_split}') and the dataset")
@@ -437,7 +440,9 @@ def _fit(
     # resumable state
     # -inf, not -1: without validation data the score is minus the training loss, often below -1
     start_epoch, best_acc, best_epoch, plateau = 1, float("-inf"), 0, {"scale": 1.0, "best": float("-inf"), "bad": 0}
-    spent_s = 0.0  # wall time of the epochs so far, resumed ones included (the time budget's clock)
+    # the time budget's clock: the offline teacher's pass, then the epochs so far, resumed ones
+    # included (a resumed run keeps its first pass's time and does not count the repeated one)
+    spent_s = teacher_s
     last_path, best_path = out / "last.safetensors", out / "best.safetensors"
     ckpt, history = resume_checkpoint(last_path, model, resume)
     if ckpt is not None:
@@ -541,6 +546,8 @@ def _fit(
         }
         if done < steps_per_epoch:  # the time budget ran out inside this epoch
             row["steps"] = done
+        if epoch == 1 and teacher_s:
+            row["teacher_seconds"] = teacher_s  # spent before this epoch, on the budget's clock
         if cfg.progressive_min_size:
             row["train_size"] = size
         if teacher is not None:
