@@ -51,8 +51,8 @@ class TrainConfig:
     # Wall-clock budget (0: off): training stops once this much time (training and validation,
     # and offline distillation's teacher pass) is spent, at most ``epochs`` epochs, and the
     # schedule is paced by the clock (engine.lr_factor), so the learning rate reaches its end at
-    # the budget whatever the machine's speed. The steps a
-    # run gets, so its result, then depend on that speed: not deterministic.
+    # the budget whatever the machine's speed. The steps a run gets, so its result, then depend on
+    # that speed: not deterministic.
     time_budget_minutes: float = 0.0
     batch_size: int = 128
     optimizer: str = "sgd"  # adam | adamw | adamax | sgd (Nesterov)
