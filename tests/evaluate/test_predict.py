@@ -145,3 +145,18 @@ def test_training_mode_restored_and_progress_reported():
 def test_empty_input():
     p = predict_proba(FlatLinear(8), torch.zeros(0, 1, 8, 8, dtype=torch.uint8))
     assert p.shape == (0, 3)
+
+
+def test_channels_last_on_a_cpu_gives_the_same_probabilities_and_restores_the_layout():
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Conv2d(1, 4, 3), nn.ReLU(), nn.Conv2d(4, 3, 3), nn.AdaptiveAvgPool2d(1), nn.Flatten())
+    model.num_classes, model.in_chans = 3, 1
+    x = _images(n=6, size=12)
+    seen = []
+    # the second conv's 4-channel input: a 1-channel tensor is contiguous in both layouts
+    model[2].register_forward_pre_hook(lambda _m, args: seen.append(args[0].is_contiguous(memory_format=torch.channels_last)))
+    nchw = predict_proba(model, x, tta="flip")
+    nhwc = predict_proba(model, x, tta="flip", channels_last=True)
+    assert seen == [False, True]  # the default on a CPU stays NCHW; True feeds NHWC batches
+    assert torch.allclose(nhwc, nchw, atol=1e-5)
+    assert all(p.is_contiguous() for p in model.parameters())  # a later safetensors save needs this
