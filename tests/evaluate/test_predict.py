@@ -5,7 +5,7 @@ import torch
 from torch import nn
 
 from lrfer.errors import LrferError
-from lrfer.evaluate.predict import predict_logits, predict_proba, tta_views
+from lrfer.evaluate.predict import CPU_BATCH, GPU_BATCH, predict_logits, predict_proba, resolve_batch_size, tta_views
 
 
 class FlatLinear(nn.Module):
@@ -160,3 +160,13 @@ def test_channels_last_on_a_cpu_gives_the_same_probabilities_and_restores_the_la
     assert seen == [False, True]  # the default on a CPU stays NCHW; True feeds NHWC batches
     assert torch.allclose(nhwc, nchw, atol=1e-5)
     assert all(p.is_contiguous() for p in model.parameters())  # a later safetensors save needs this
+
+
+def test_default_batch_size_depends_on_the_device():
+    assert resolve_batch_size(None, "cpu") == CPU_BATCH < GPU_BATCH == resolve_batch_size(None, "cuda:0")
+    assert resolve_batch_size(7, "cuda") == 7
+    with pytest.raises(ValueError, match="batch_size must be >= 1"):
+        resolve_batch_size(0, "cpu")
+    events = []
+    predict_proba(FlatLinear(8), _images(n=CPU_BATCH + 5), progress=events.append)
+    assert [e.done for e in events] == [CPU_BATCH, CPU_BATCH + 5]

@@ -24,7 +24,7 @@ from ..errors import LrferError
 from ..progress import Progress, report
 from .metrics import classification_report, expected_calibration_error, nll
 from .plots import plot_confusion, plot_sweep
-from .predict import TTA, Size, predict_proba, size_hw, tta_views
+from .predict import TTA, Size, model_device, predict_proba, resolve_batch_size, size_hw, tta_views
 
 LATENCY_BATCHES: tuple[int, ...] = (1, 64)
 
@@ -91,7 +91,7 @@ def evaluate_model(
     tta: TTA = "none",
     crop: Optional[Size] = None,
     input_size: Optional[Size] = None,
-    batch_size: int = 512,
+    batch_size: Optional[int] = None,
     device: Optional[Union[str, torch.device]] = None,
     measure_latency: bool = True,
     progress: Optional[Progress] = None,
@@ -110,6 +110,7 @@ def evaluate_model(
     the cost with test-time augmentation).
     """
     classes = tuple(classes) if classes is not None else faceset.classes
+    batch_size = resolve_batch_size(batch_size, device if device is not None else model_device(model))
     fs = faceset.with_classes(classes)
     if len(fs) == 0:
         raise LrferError(

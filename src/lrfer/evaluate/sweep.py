@@ -56,7 +56,7 @@ def resolution_sweep(
     faceset: FaceSet,
     sizes: Sequence[int] = DEFAULT_SIZES,
     *,
-    batch_size: int = 512,
+    batch_size: Optional[int] = None,
     device: Optional[Union[str, torch.device]] = None,
     tta: TTA = "none",
     crop: Optional[Size] = None,
@@ -116,7 +116,7 @@ def ensemble_sweep(
     sizes: Sequence[int] = DEFAULT_SIZES,
     *,
     tta: TTA = "none",
-    batch_size: int = 512,
+    batch_size: Optional[int] = None,
     progress: Optional[Progress] = None,
 ) -> dict[str, list[dict[str, Any]]]:
     """:func:`resolution_sweep` of a :class:`~lrfer.models.ensemble.ProbabilityEnsemble` and of each member.

@@ -115,7 +115,7 @@ class OnnxClassifier:
         *,
         tta: str = "none",
         degrade_to: Optional[int] = None,
-        batch_size: int = 256,
+        batch_size: Optional[int] = None,
         progress: Optional[Progress] = None,
     ) -> torch.Tensor:
         """Probabilities ``(N, K)`` float32 for uint8 face crops ``(N, C, H, W)`` of any size."""

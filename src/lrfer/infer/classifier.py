@@ -64,7 +64,7 @@ class FaceClassifier:
         *,
         tta: str = "none",
         degrade_to: Optional[int] = None,
-        batch_size: int = 512,
+        batch_size: Optional[int] = None,
         progress: Optional[Progress] = None,
     ) -> torch.Tensor:
         """Probabilities for uint8 face crops ``(N, C, H, W)`` of any size, temperature-scaled

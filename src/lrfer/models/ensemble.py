@@ -132,7 +132,7 @@ class ProbabilityEnsemble:
         member brings them to its own channels and size (as FaceClassifier.prepare does for one)."""
         return faces.with_classes(self.classes)
 
-    def member_probas(self, images: Images, *, tta: str = "none", degrade_to: Optional[int] = None, batch_size: int = 512) -> list[torch.Tensor]:
+    def member_probas(self, images: Images, *, tta: str = "none", degrade_to: Optional[int] = None, batch_size: Optional[int] = None) -> list[torch.Tensor]:
         """Each member's probabilities ``(N, K)``, columns in :attr:`classes` order (to score members and ensemble from one pass)."""
         return [member.predict_proba(_member_images(member, images), tta=tta, degrade_to=degrade_to, batch_size=batch_size)[:, cols]
                 for member, cols in zip(self.members, self._columns)]  # fmt: skip
@@ -141,7 +141,7 @@ class ProbabilityEnsemble:
         """The weighted mean of :meth:`member_probas`' output."""
         return sum(w * p for w, p in zip(self.weights.tolist(), probas))
 
-    def predict_proba(self, images: Images, *, tta: str = "none", degrade_to: Optional[int] = None, batch_size: int = 512) -> torch.Tensor:
+    def predict_proba(self, images: Images, *, tta: str = "none", degrade_to: Optional[int] = None, batch_size: Optional[int] = None) -> torch.Tensor:
         """Probabilities ``(N, K)`` (columns in :attr:`classes` order) for uint8 faces ``(N, C, H, W)`` of any size."""
         return self.combine(self.member_probas(images, tta=tta, degrade_to=degrade_to, batch_size=batch_size))
 

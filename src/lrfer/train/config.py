@@ -98,7 +98,7 @@ class TrainConfig:
     # ResNet of fer2013_cpu30), not for the full-width one at 44 px; measured per recipe, so off by default
     channels_last_cpu: bool = False  # the teacher's and validation passes follow it too
     compile: bool = False
-    eval_batch_size: int = 1024  # validation and teacher passes; at most 128 on a CPU (engine.CPU_EVAL_BATCH)
+    eval_batch_size: int = 1024  # validation and teacher passes; at most 128 on a CPU (evaluate.predict.CPU_BATCH)
     limit_train: int = 0  # use only the first N training rows (quick runs and tests; 0: all)
     # provenance (recipes)
     recipe: str = ""

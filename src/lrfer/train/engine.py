@@ -300,11 +300,6 @@ def offline_teacher_targets(cfg: TrainConfig, faces: FaceSet, base: torch.Tensor
 
 
 # ---------------------------------------------------------------------------- validation
-# On a CPU, batches past ~128 faces fall out of cache: the shipped model scored 212 faces/s in
-# batches of 128 against 130-170 in batches of 256-512 (2 threads, channels_last).
-CPU_EVAL_BATCH = 128
-
-
 def channels_last_on(cfg: TrainConfig, device: torch.device) -> bool:
     """Whether this run's convolutions go NHWC: on CUDA with ``channels_last``, on a CPU only with
     ``channels_last_cpu`` as well (it pays for some networks there, not for all)."""
@@ -313,9 +308,11 @@ def channels_last_on(cfg: TrainConfig, device: torch.device) -> bool:
 
 def eval_layout(cfg: TrainConfig, device: torch.device) -> dict:
     """Batch size and memory format of the trainer's prediction passes (teacher, validation):
-    ``eval_batch_size`` (at most :data:`CPU_EVAL_BATCH` on a CPU), NHWC where training is."""
-    on_cpu = device.type != "cuda"
-    batch_size = min(cfg.eval_batch_size, CPU_EVAL_BATCH) if on_cpu else cfg.eval_batch_size
+    ``eval_batch_size``, at most :data:`lrfer.evaluate.predict.CPU_BATCH` on a CPU (where larger
+    batches are slower), and NHWC where training is."""
+    from ..evaluate.predict import CPU_BATCH
+
+    batch_size = cfg.eval_batch_size if device.type == "cuda" else min(cfg.eval_batch_size, CPU_BATCH)
     return {"batch_size": batch_size, "channels_last": channels_last_on(cfg, device)}
 
 
