@@ -35,9 +35,11 @@ from ..errors import LrferError, closest
 from ..progress import Progress, report
 
 TTA = Literal["none", "flip", "tencrop"]
-# Faces per forward pass when the caller names none. On a CPU, batches past ~128 faces fall out of
-# cache: the shipped model scored 160-210 faces/s in batches of 64-128 against 100-130 in batches
-# of 512 (2 threads); a GPU wants large batches.
+# Faces per forward pass when the caller names none. On a CPU large batches fall out of cache: the
+# shipped model scored 112 faces/s in batches of 512 and 143 in batches of 128 (186 and 216 in
+# NHWC at 128 and 32; bench/results/cpu_predict_batch.json, 2 threads). Smaller batches were
+# faster still for it; 128 is what the CPU recipes' runs used, and smaller ones are untested on
+# the tiny networks, whose per-batch overhead weighs more. A GPU wants large batches.
 GPU_BATCH = 512
 CPU_BATCH = 128
 TTA_MODES: tuple[str, ...] = ("none", "flip", "tencrop")
@@ -117,8 +119,9 @@ def model_device(model: nn.Module) -> torch.device:
 
 
 @contextlib.contextmanager
-def _inference_setup(model: nn.Module, device: torch.device, channels_last: bool) -> Iterator[None]:
-    """eval() (and channels_last weights if asked) for the duration; the caller's state comes back.
+def _inference_setup(model: nn.Module, device: torch.device, channels_last: Optional[bool] = None) -> Iterator[None]:
+    """eval() (and channels_last weights if asked; ``None``: on CUDA) for the duration; the
+    caller's state comes back.
 
     The memory format is restored because channels_last weights are not contiguous, and a later
     ``safetensors`` save of the same model would refuse them. A model the caller already put in
@@ -126,7 +129,8 @@ def _inference_setup(model: nn.Module, device: torch.device, channels_last: bool
     """
     was_training = model.training
     weights_4d = [p for p in model.parameters() if p.ndim == 4]
-    convert = channels_last and bool(weights_4d) and all(p.is_contiguous() for p in weights_4d)
+    nhwc = device.type == "cuda" if channels_last is None else channels_last
+    convert = nhwc and bool(weights_4d) and all(p.is_contiguous() for p in weights_4d)
     model.eval()
     if convert:
         model.to(memory_format=torch.channels_last)
@@ -323,8 +327,9 @@ def predict_proba(
     ``progress``: callback receiving ``task`` events counting faces done.
     ``temperature``: divides the logits before the softmax (see :mod:`lrfer.evaluate.calibration`).
     ``channels_last``: run the convolutions in NHWC (weights converted for the call); ``None``:
-    on CUDA only. On a CPU it pays for some networks (the shipped one: ~1.4x on 2 threads), not
-    for all, so there the caller decides (the trainer follows ``channels_last_cpu``).
+    on CUDA only. On a CPU it pays for some networks (the shipped one: 1.3x in batches of 128 on 2
+    threads, ``bench/results/cpu_predict_batch.json``), not for all, so there the caller decides
+    (the trainer follows ``channels_last_cpu``).
     """
     return _predict(
         model, images, output="proba", batch_size=batch_size, device=device, tta=tta, crop=crop,
