@@ -35,6 +35,9 @@ from ..errors import LrferError, closest
 from ..progress import Progress, report
 
 TTA = Literal["none", "flip", "tencrop"]
+TTA_MODES: tuple[str, ...] = ("none", "flip", "tencrop")
+Size = Union[int, tuple[int, int]]
+
 # Faces per forward pass when the caller names none. On a CPU large batches fall out of cache: the
 # shipped model scored 112 faces/s in batches of 512 and 143 in batches of 128 (186 and 216 in
 # NHWC at 128 and 32; bench/results/cpu_predict_batch.json, 2 threads). Smaller batches were
@@ -42,8 +45,6 @@ TTA = Literal["none", "flip", "tencrop"]
 # the tiny networks, whose per-batch overhead weighs more. A GPU wants large batches.
 GPU_BATCH = 512
 CPU_BATCH = 128
-TTA_MODES: tuple[str, ...] = ("none", "flip", "tencrop")
-Size = Union[int, tuple[int, int]]
 
 
 def size_hw(size: Size) -> tuple[int, int]:
