@@ -56,7 +56,7 @@ def main() -> None:
     for _ in range(args.reps):
         for b, nhwc in settings:
             t = time.perf_counter()
-            predict_proba(model, faces, batch_size=b, crop=ckpt.spec.get("crop"), input_size=ckpt.spec.get("image_size"), channels_last=nhwc)
+            predict_proba(model, faces, batch_size=b, crop=ckpt.spec.get("crop") or None, input_size=ckpt.spec.get("image_size"), channels_last=nhwc)
             best[b, nhwc] = min(best[b, nhwc], time.perf_counter() - t)
     rows = [{"batch_size": b, "channels_last": nhwc, "faces_per_s": len(faces) / best[b, nhwc]} for b, nhwc in settings]
     for r in rows:

@@ -358,6 +358,19 @@ def test_offline_targets_mix_the_labels_with_the_teachers_view_of_the_clean_face
     assert losses and all(y.dtype.is_floating_point and y.shape[1] == 3 for y in losses)  # the soft targets reached the loss
 
 
+def test_offline_targets_from_a_teacher_trained_without_a_crop(tmp_path):
+    """A checkpoint stores crop 0 for "no crop" (airnet_fer's recipes): the teacher sees whole faces."""
+    from lrfer.evaluate.predict import predict_proba
+
+    teacher_path = random_teacher(tmp_path / "teacher.safetensors", image_size=24, crop=0)
+    cfg, _ = tiny_config(tmp_path, epochs=1, teacher=str(teacher_path), distill_offline=True, distill_weight=1.0, ema_decay=0.0, augment=PLAIN)
+    train = make_faceset(16, size=24).select_split("Training")
+    base = torch.nn.functional.one_hot(train.labels.long(), 3).float()
+    probs = predict_proba(load_checkpoint(teacher_path).build_model(), train.images, input_size=24, temperature=cfg.distill_temperature)
+    got = engine.offline_teacher_targets(cfg, train, base, torch.device("cpu"))
+    torch.testing.assert_close(got, 0.5 * base + 0.5 * probs)
+
+
 def test_offline_teachers_pass_counts_against_the_time_budget(tmp_path, monkeypatch):
     """A 30-minute recipe means 30 minutes in all: the teacher's pass before the first epoch is
     on the budget's clock, so a slow pass leaves the student fewer steps, not a longer run."""

@@ -119,6 +119,11 @@ def model_device(model: nn.Module) -> torch.device:
     return torch.device("cpu")
 
 
+def _nhwc(device: torch.device, channels_last: Optional[bool]) -> bool:
+    """Whether to run in NHWC: as asked, or on CUDA only when ``channels_last`` is ``None``."""
+    return device.type == "cuda" if channels_last is None else channels_last
+
+
 @contextlib.contextmanager
 def _inference_setup(model: nn.Module, device: torch.device, channels_last: Optional[bool] = None) -> Iterator[None]:
     """eval() (and channels_last weights if asked; ``None``: on CUDA) for the duration; the
@@ -130,8 +135,7 @@ def _inference_setup(model: nn.Module, device: torch.device, channels_last: Opti
     """
     was_training = model.training
     weights_4d = [p for p in model.parameters() if p.ndim == 4]
-    nhwc = device.type == "cuda" if channels_last is None else channels_last
-    convert = nhwc and bool(weights_4d) and all(p.is_contiguous() for p in weights_4d)
+    convert = _nhwc(device, channels_last) and bool(weights_4d) and all(p.is_contiguous() for p in weights_4d)
     model.eval()
     if convert:
         model.to(memory_format=torch.channels_last)
@@ -270,7 +274,7 @@ def _predict(
         model.to(device)  # outside inference_mode, see below
 
     on_cuda = device.type == "cuda"
-    nhwc = on_cuda if channels_last is None else channels_last
+    nhwc = _nhwc(device, channels_last)
     # bf16 autocast on CUDA only: it is the fast path on recent GPUs and needs no loss scaling;
     # on CPU it is slower than fp32 for these small convnets, so CPU runs in fp32.
     amp = torch.autocast("cuda", dtype=torch.bfloat16) if on_cuda else contextlib.nullcontext()

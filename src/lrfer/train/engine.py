@@ -292,7 +292,7 @@ def offline_teacher_targets(cfg: TrainConfig, faces: FaceSet, base: torch.Tensor
     from ..evaluate.predict import predict_proba
 
     ckpt = teacher_checkpoint(cfg.teacher_path, faces.classes, faces.in_chans)
-    probs = predict_proba(ckpt.build_model(), faces.images, device=device, crop=ckpt.spec.get("crop"),
+    probs = predict_proba(ckpt.build_model(), faces.images, device=device, crop=ckpt.spec.get("crop") or None,  # 0: no crop
                           input_size=ckpt.spec.get("image_size"), temperature=cfg.distill_temperature,
                           progress=progress, task="teacher", **eval_layout(cfg, device)).cpu()  # fmt: skip  (minutes on a CPU: a progress bar)
     w = cfg.distill_weight / (1 + cfg.distill_weight)
