@@ -89,3 +89,24 @@ def test_flip_only_is_exact():
     same = (y == x).flatten(1).all(1)
     flipped = (y == x.flip(-1)).flatten(1).all(1)
     assert (same | flipped).all() and same.any() and flipped.any()
+
+
+def test_training_faces_are_resized_as_inference_resizes_them():
+    # One rule: FaceSet.resized (the engine's training and validation faces) and predict's
+    # preprocess (inference, the sweep) give the same faces, up to FaceSet's uint8 rounding,
+    # when shrinking (where area and antialiased bilinear differ) and when enlarging.
+    import numpy as np
+
+    from lrfer.data.faceset import FaceSet
+    from lrfer.evaluate.predict import preprocess
+
+    g = torch.Generator().manual_seed(0)
+    images = torch.randint(0, 256, (6, 1, 48, 48), generator=g, dtype=torch.uint8)
+    faces = FaceSet(images=images, labels=torch.zeros(6, dtype=torch.long), classes=("a",), split=np.array(["all"] * 6))
+    for size in (32, 20, 64):
+        trained_on = faces.resized(size).images.float() / 255
+        inferred_on = preprocess(images, in_chans=1, input_size=size)
+        assert trained_on.shape == inferred_on.shape == (6, 1, size, size)
+        assert (trained_on - inferred_on).abs().max() <= 0.5 / 255 + 1e-6
+    area = torch.nn.functional.interpolate(images.float() / 255, size=(32, 32), mode="area")
+    assert (faces.resized(32).images.float() / 255 - area).abs().max() > 2 / 255  # not area averaging

@@ -145,16 +145,15 @@ class FaceSet:
         return replace(self, images=gray)
 
     def resized(self, size: int) -> "FaceSet":
-        """Images resized to ``size`` x ``size`` (area when shrinking, bilinear when enlarging)."""
+        """Images resized to ``size`` x ``size`` by :func:`~lrfer.data.augment.resize_faces`, the
+        resize inference uses (bilinear, antialiased when shrinking)."""
         if self.image_size == (size, size):
             return self
-        import torch.nn.functional as F
+        from .augment import resize_faces
 
         chunks = []
         for start in range(0, len(self), 4096):  # bounded memory for large sets
-            x = self.images[start : start + 4096].float()
-            mode = "area" if size < min(self.image_size) else "bilinear"
-            x = F.interpolate(x, size=(size, size), mode=mode, **({} if mode == "area" else {"align_corners": False}))
+            x = resize_faces(self.images[start : start + 4096].float(), (size, size))
             chunks.append(x.round_().clamp_(0, 255).to(torch.uint8))
         return replace(self, images=torch.cat(chunks) if chunks else self.images[:, :, :size, :size])
 

@@ -7,8 +7,9 @@ Per batch, in this order:
 
 1. uint8 images are moved to the device and scaled to float [0, 1] there (moving uint8 is 4x
    less traffic than moving float);
-2. if ``input_size`` is given and differs from the images' size, they are resized (bilinear,
-   antialiased when shrinking so that e.g. 100 px RAF-DB faces do not alias on their way to 48);
+2. if ``input_size`` is given and differs from the images' size, they are resized by
+   :func:`lrfer.data.augment.resize_faces` (bilinear, antialiased when shrinking so that e.g.
+   100 px RAF-DB faces do not alias on their way to 48), the resize training uses too;
 3. if ``degrade_to`` is given, :func:`lrfer.data.augment.degrade` simulates a face seen at that
    many pixels (relative to the model's input, so "16 px" means the same for every dataset);
 4. the test-time views are built (centre / ten crops of ``crop`` px, horizontal flips), run as
@@ -27,10 +28,9 @@ from typing import Literal, Optional, Union
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import nn
 
-from ..data.augment import degrade
+from ..data.augment import degrade, resize_faces
 from ..errors import LrferError, closest
 from ..progress import Progress, report
 
@@ -183,10 +183,8 @@ def preprocess(
     channels at ``input_size`` (``None``: as they are), degraded to ``degrade_to`` px if given."""
     xb = xb.float().div_(255.0) if xb.dtype == torch.uint8 else xb.float()
     xb = _match_channels(xb, in_chans)
-    target_hw = size_hw(input_size) if input_size is not None else None
-    if target_hw is not None and tuple(xb.shape[-2:]) != target_hw:
-        shrink = target_hw[0] < xb.shape[-2] or target_hw[1] < xb.shape[-1]
-        xb = F.interpolate(xb, size=target_hw, mode="bilinear", align_corners=False, antialias=shrink)
+    if input_size is not None:
+        xb = resize_faces(xb, size_hw(input_size))
     if degrade_to is not None:
         xb = degrade(xb, int(degrade_to), degrade_mode)
     return xb

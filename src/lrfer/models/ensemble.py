@@ -30,6 +30,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..data.augment import resize_faces
 from ..data.faceset import FaceSet
 from ..errors import LrferError
 from ..evaluate.predict import _as_tensor, _inference_setup, _match_channels, _views, size_hw
@@ -98,9 +99,7 @@ def member_embeddings(member: "FaceClassifier", images: Images, *, tta: str = "n
             xb = x_all[start : start + batch_size].to(device)
             xb = xb.float().div_(255.0) if xb.dtype == torch.uint8 else xb.float()
             xb = _match_channels(xb, model)
-            if tuple(xb.shape[-2:]) != target:
-                shrink = target[0] < xb.shape[-2] or target[1] < xb.shape[-1]
-                xb = F.interpolate(xb, size=target, mode="bilinear", align_corners=False, antialias=shrink)
+            xb = resize_faces(xb, target)
             views = _views(xb, tta, member.crop)
             batch = torch.cat(views) if len(views) > 1 else views[0]
             emb = model.forward_head(model.forward_features(model.normalize(batch)), pre_logits=True).float()
