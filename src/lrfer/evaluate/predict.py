@@ -324,7 +324,8 @@ def predict_proba(
     ``crop``: the crop size the model was trained on (e.g. 44 for 48 px faces); required by
     ``"tencrop"``; with ``"none"``/``"flip"`` it selects a centre crop.
     ``input_size``: the model's expected input (e.g. 48); faces of another size are resized
-    (bilinear) first. ``None`` feeds the faces at their own size.
+    first, by :func:`lrfer.data.augment.resize_faces` as in training. ``None`` feeds the faces at
+    their own size.
     ``degrade_to``: simulate faces of that many pixels with :func:`lrfer.data.augment.degrade`
     (after the resize, before the crops); ``None`` or a size >= the input leaves them as they are.
     ``progress``: callback receiving ``task`` events counting faces done.
