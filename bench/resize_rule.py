@@ -7,7 +7,7 @@ shrank by area averaging while inference used that rule. This scores trained che
 PublicTest at 48 px, shrunk to each checkpoint's input size both ways, with flip TTA: which shrink
 a model trained one way prefers.
 
-    python bench/resize_rule.py /tmp/run_A/best.safetensors=bench/results/cpu_recipe_fer2013_cpu30_airnet_kd.json --out bench/results/resize_rule.json
+    python bench/resize_rule.py /tmp/run_A/best.safetensors=bench/results/cpu_recipe_fer2013_cpu30_airnet_kd_area.json --out bench/results/resize_rule.json
 
 Each checkpoint may name, after ``=``, the results file of the run that trained it, whose commit and
 name are then recorded. Writes the JSON given by ``--out`` (provenance, and per checkpoint: its

@@ -69,9 +69,10 @@ def resize_faces(x: torch.Tensor, size_hw: tuple[int, int]) -> torch.Tensor:
     (:meth:`FaceSet.resized`, which the engine's training and validation faces go through) and by
     inference (``evaluate.predict.preprocess``, the ensembles), so that a model trained at 32 px
     is tested on faces shrunk the way its training faces were. Until 2026-11-24 training shrank
-    by area averaging instead, and its 32 px models scored 0.0 to 0.8 points higher on PublicTest
-    faces shrunk this way than on area-shrunk ones. Not the resolution degradation
-    (:func:`degrade`), which keeps the benchmark's area-down protocol.
+    by area averaging instead; a 32 px student scores 1.7 to 2.4 points lower on faces shrunk by
+    the filter it was not trained with (``bench/resize_rule.py``,
+    ``bench/results/resize_rule.json``). Not the resolution degradation (:func:`degrade`), which
+    keeps the benchmark's area-down protocol.
     """
     if tuple(x.shape[-2:]) == tuple(size_hw):
         return x
