@@ -69,8 +69,8 @@ def resize_faces(x: torch.Tensor, size_hw: tuple[int, int]) -> torch.Tensor:
     (:meth:`FaceSet.resized`, which the engine's training and validation faces go through) and by
     inference (``evaluate.predict.preprocess``, the ensembles), so that a model trained at 32 px
     is tested on faces shrunk the way its training faces were. Until 2026-11-24 training shrank
-    by area averaging instead; a 32 px student scores 1.7 to 2.4 points lower on faces shrunk by
-    the filter it was not trained with (``bench/resize_rule.py``,
+    by area averaging instead; the 32 px students trained under this rule score 1.7 to 2.4 points
+    lower on PublicTest faces shrunk by area than on faces shrunk this way (``bench/resize_rule.py``,
     ``bench/results/resize_rule.json``). Not the resolution degradation (:func:`degrade`), which
     keeps the benchmark's area-down protocol.
     """
