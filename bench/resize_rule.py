@@ -42,6 +42,7 @@ def main() -> None:
     import torch.nn.functional as F
 
     torch.set_num_threads(args.threads)
+    from lrfer.data.augment import resize_faces
     from lrfer.data.readers import load_dataset
     from lrfer.evaluate.predict import predict_proba
     from lrfer.infer.classifier import FaceClassifier
@@ -49,15 +50,15 @@ def main() -> None:
     prov = provenance("bench/resize_rule.py", cpu=cpu_model(), threads=args.threads)
     faces = load_dataset(args.data).select_split(args.split).to_grayscale()
     labels = faces.labels
+    x = faces.images.float() / 255
     rows = []
     for arg in args.checkpoints:
         path, _, results = arg.partition("=")
         clf = FaceClassifier.load(path, device="cpu")
         size = clf.image_size
-        x = faces.images.float() / 255
         shrunk = {
             "area": F.interpolate(x, size=(size, size), mode="area"),
-            "bilinear_antialias": F.interpolate(x, size=(size, size), mode="bilinear", antialias=True, align_corners=False),
+            "bilinear_antialias": resize_faces(x, (size, size)),  # lrfer's one rule, as training and inference run it
         }
         acc = {}
         for name, xs in shrunk.items():
