@@ -24,10 +24,10 @@ import numpy as np
 import torch
 
 from lrfer.data.readers import load_dataset
+from lrfer.data.transforms import predict_logits
 from lrfer.evaluate.calibration import ECE_BINS, apply_temperature, calibration_report, fit_temperature, set_checkpoint_temperature
 from lrfer.evaluate.metrics import expected_calibration_error, nll
-from lrfer.evaluate.predict import predict_logits
-from lrfer.infer.classifier import DEFAULT_CHECKPOINT, FaceClassifier
+from lrfer.predict.classifier import DEFAULT_CHECKPOINT, FaceClassifier
 from provenance import cpu_model
 from provenance import provenance as shared_provenance
 

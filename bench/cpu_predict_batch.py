@@ -1,6 +1,6 @@
 """Faces per second of batched prediction on this CPU, by batch size and memory format.
 
-Runs :func:`lrfer.evaluate.predict.predict_proba` (the path of evaluation, the resolution sweep
+Runs :func:`lrfer.data.transforms.predict_proba` (the path of evaluation, the resolution sweep
 and the offline teacher's pass) with the shipped model on the first ``--faces`` FER2013
 PublicTest faces, for each batch size in NCHW and in NHWC (``channels_last``); each setting is
 timed ``--reps`` times, interleaved with the others so that a slow spell of the VM does not fall
@@ -42,9 +42,9 @@ def main() -> None:
     import torch
 
     from lrfer.data.readers import load_dataset
-    from lrfer.evaluate.predict import CPU_BATCH, predict_proba
-    from lrfer.infer.classifier import DEFAULT_CHECKPOINT
-    from lrfer.train.checkpoint import load_checkpoint
+    from lrfer.data.transforms import CPU_BATCH, predict_proba
+    from lrfer.models.checkpoint import load_checkpoint
+    from lrfer.predict.classifier import DEFAULT_CHECKPOINT
 
     torch.set_num_threads(args.threads)
     path = args.checkpoint or DEFAULT_CHECKPOINT

@@ -67,8 +67,8 @@ def main() -> None:
     from lrfer.errors import LrferError
     from lrfer.evaluate.plots import plot_sweep
     from lrfer.evaluate.sweep import ensemble_sweep, resolution_sweep
-    from lrfer.infer.classifier import FaceClassifier
-    from lrfer.models.ensemble import ProbabilityEnsemble
+    from lrfer.predict.classifier import FaceClassifier
+    from lrfer.predict.ensemble import ProbabilityEnsemble
     from lrfer.train.config import load_config
     from lrfer.train.engine import fit
 

@@ -23,10 +23,10 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from inference_tables import pct  # noqa: E402
-
 from lrfer.data.readers import load_dataset  # noqa: E402
-from lrfer.evaluate.report import write_report, write_sweep  # noqa: E402
-from lrfer.infer.classifier import DEFAULT_CHECKPOINT, FaceClassifier  # noqa: E402
+from lrfer.evaluate.report import evaluate_classifier, write_report, write_sweep  # noqa: E402
+from lrfer.evaluate.sweep import classifier_sweep  # noqa: E402
+from lrfer.predict.classifier import DEFAULT_CHECKPOINT, FaceClassifier  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "bench" / "results" / "default_model"
@@ -54,7 +54,7 @@ def main() -> None:
         faces = clf.prepare(load_dataset(args.data).select_split(args.split))
         results = {}
         for tta in ("none", "tencrop"):
-            results[tta] = clf.evaluate(faces, tta=tta, measure_latency=tta == "none")
+            results[tta] = evaluate_classifier(clf, faces, tta=tta, measure_latency=tta == "none")
         rep = results["none"]
         rep["tencrop"] = {k: results["tencrop"][k] for k in ("accuracy", "macro_f1", "ece")}
         rep["provenance"] = {
@@ -66,7 +66,7 @@ def main() -> None:
             "split": args.split,
         }
         write_report(rep, OUT)
-        rows = clf.sweep(faces, (8, 12, 16, 24, 32, 48))
+        rows = classifier_sweep(clf, faces, (8, 12, 16, 24, 32, 48))
         write_sweep(rows, OUT, title=f"default model on FER2013 {args.split}")
     write_card(clf)
     write_readme_table()

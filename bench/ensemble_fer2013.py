@@ -4,7 +4,7 @@
         [--tta flip] [--split PublicTest] [--sizes 48,32,24,16,12,8] [--out bench/results/ensemble_fer2013.json]
 
 Scores every member alone and the mean of all members' probabilities
-(:class:`lrfer.models.ensemble.ProbabilityEnsemble`), each face degraded to each size with the
+(:class:`lrfer.predict.ensemble.ProbabilityEnsemble`), each face degraded to each size with the
 library's one degradation (area down, bilinear back up), with the same test-time views for all.
 Each member's probabilities are computed once per size and reused for the ensemble, so the run
 costs one pass per member and size. The results file names each member by path and sha256, so a
@@ -22,12 +22,11 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from provenance import cpu_model, provenance  # noqa: E402
-
 from lrfer.data.readers import load_dataset  # noqa: E402
 from lrfer.evaluate.sweep import ensemble_sweep, sweep_sizes  # noqa: E402
-from lrfer.infer.classifier import DEFAULT_CHECKPOINT  # noqa: E402
-from lrfer.models.ensemble import ProbabilityEnsemble  # noqa: E402
+from lrfer.predict.classifier import DEFAULT_CHECKPOINT  # noqa: E402
+from lrfer.predict.ensemble import ProbabilityEnsemble  # noqa: E402
+from provenance import cpu_model, provenance  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -58,7 +58,7 @@ def main() -> None:
     from lrfer.data.splits import subject_kfold
     from lrfer.evaluate.plots import plot_sweep
     from lrfer.evaluate.sweep import resolution_sweep
-    from lrfer.infer.classifier import FaceClassifier
+    from lrfer.predict.classifier import FaceClassifier
     from lrfer.train.config import load_config
     from lrfer.train.kfold import cross_validate
 

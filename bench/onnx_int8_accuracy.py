@@ -30,7 +30,7 @@ from lrfer.data.readers import load_dataset
 from lrfer.evaluate.metrics import classification_report
 from lrfer.export import export_onnx, quantize_int8
 from lrfer.infer.backends import OnnxClassifier
-from lrfer.infer.classifier import DEFAULT_CHECKPOINT, FaceClassifier
+from lrfer.predict.classifier import DEFAULT_CHECKPOINT, FaceClassifier
 from provenance import cpu_model
 from provenance import provenance as shared_provenance
 

@@ -1,6 +1,6 @@
 """The installable peer FER models the benchmark suite compares against (see ../shared/peers/README.md).
 
-Each is a Keras 2 ``.hdf5`` file rebuilt in PyTorch by :func:`lrfer.models.keras_h5.load_keras_h5`.
+Each is a Keras 2 ``.hdf5`` file rebuilt in PyTorch by :func:`lrfer.interop.keras_h5.load_keras_h5`.
 What the files do not record, their input normalisation and the order of their outputs, is written
 here from their authors' code. The files are never shipped with lrfer; they are read from
 ``../shared/peers`` (or ``--peers-dir``).
@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from lrfer.errors import LrferError
-from lrfer.models.keras_h5 import KerasFERModel, load_keras_h5
+from lrfer.interop.keras_h5 import KerasFERModel, load_keras_h5
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_PEERS_DIR = ROOT.parent / "shared" / "peers"

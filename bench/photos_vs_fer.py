@@ -13,7 +13,7 @@ PublicTest, CK+48) are shrunk (area) to S px and pasted, six to a photo, at rand
   Haar cascade with its defaults (scale 1.1, 5 neighbours, minimum face 50 px), the box squared and
   widened by 10 px a side on a 40 px mean-padded frame, resized to 64x64 (bilinear), then its
   mini-Xception (the ``.hdf5`` it ships, read from ``../shared/peers`` and rebuilt in PyTorch by
-  :mod:`lrfer.models.keras_h5`, ``x/127.5 - 1``);
+  :mod:`lrfer.interop.keras_h5`, ``x/127.5 - 1``);
 - ``fer min face 1``: the same with ``min_face_size=1``, the most its Haar cascade can find.
 
 A pasted face counts as found when a detection's centre lies inside it and the detection's side is
@@ -99,7 +99,7 @@ class FerPackage:
     def __init__(self, min_face_size: int = 50):
         import cv2
 
-        from lrfer.models.keras_h5 import load_keras_h5
+        from lrfer.interop.keras_h5 import load_keras_h5
 
         self.cv2 = cv2
         self.cascade = cv2.CascadeClassifier(cv2.data.haarcascades + "haarcascade_frontalface_default.xml")

@@ -116,7 +116,7 @@ def main() -> None:
         sr_path = str(res_sr.best_path)
         sr_info = {"checkpoint": "trained here", "config": cfg_sr.to_dict(), "train_seconds": round(time.perf_counter() - t0, 1), "report": res_sr.report["results"]}
     elif sr_path is not None:
-        from lrfer.train.checkpoint import load_checkpoint
+        from lrfer.models.checkpoint import load_checkpoint
 
         sr_info["info"] = {k: v for k, v in load_checkpoint(sr_path).info.items() if k in ("metrics", "epoch", "scale", "data")}
 

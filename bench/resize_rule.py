@@ -44,8 +44,8 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     from lrfer.data.augment import resize_faces
     from lrfer.data.readers import load_dataset
-    from lrfer.evaluate.predict import predict_proba
-    from lrfer.infer.classifier import FaceClassifier
+    from lrfer.data.transforms import predict_proba
+    from lrfer.predict.classifier import FaceClassifier
 
     prov = provenance("bench/resize_rule.py", cpu=cpu_model(), threads=args.threads)
     faces = load_dataset(args.data).select_split(args.split).to_grayscale()

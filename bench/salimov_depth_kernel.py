@@ -66,8 +66,8 @@ def main() -> None:
     import numpy as np
     import torch
 
-    from lrfer.data.readers import load_dataset
     from lrfer.cli import parse_key_values
+    from lrfer.data.readers import load_dataset
     from lrfer.models import create_model
     from lrfer.train.config import load_config
     from lrfer.train.engine import fit

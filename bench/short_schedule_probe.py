@@ -43,7 +43,7 @@ def main() -> None:
     import torch.nn.functional as F
 
     from lrfer.data.readers import load_dataset
-    from lrfer.models.registry import create_model
+    from lrfer.models._registry import create_model
 
     torch.set_num_threads(1)
     prov = provenance("bench/short_schedule_probe.py", 0)  # the commit the run starts from

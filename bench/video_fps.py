@@ -30,8 +30,8 @@ from make_scene import backdrop  # noqa: E402
 
 from lrfer.infer.crop import crop_faces  # noqa: E402
 from lrfer.infer.recognizer import Recognizer  # noqa: E402
-from provenance import provenance  # noqa: E402
 from lrfer.infer.video import VideoWriter, open_video  # noqa: E402
+from provenance import provenance  # noqa: E402
 
 W, H = 640, 480
 #: (face width px, x, bottom y, mirrored, drift px/frame)

@@ -176,7 +176,7 @@ def cmd_train(args) -> int:
 def _check_run_dir(out: Path, args) -> None:
     """A run folder that holds a run is continued (--resume) or replaced (--overwrite), never
     silently overwritten: a forgotten --resume after a kill would throw away the epochs done."""
-    from ._io import read_jsonl
+    from .files import read_jsonl
 
     if (out / "last.safetensors").exists() and not (args.resume or args.overwrite):
         rows = read_jsonl(out / "metrics.jsonl")
@@ -209,7 +209,8 @@ def cmd_train_sr(args) -> int:
     overrides = {"epochs": args.epochs, "batch_size": args.batch_size, "lr": args.lr, "limit_train": args.limit_train, "seed": args.seed, "device": args.device}
     overrides = {k: v for k, v in overrides.items() if v is not None}
     if args.gan:  # SRGAN (Liu 2019 model B's SR stage): SRResNet generator + discriminator
-        from .train.srgan import SRGANConfig, train_srgan as train
+        from .train.srgan import SRGANConfig
+        from .train.srgan import train_srgan as train
 
         gan = {"feature_net": args.feature_net, "pretrain_epochs": args.pretrain_epochs}
         cfg = SRGANConfig(config=args.config, scale=args.scale, init_from=args.init_from or "", **overrides, **{k: v for k, v in gan.items() if v is not None})
@@ -260,7 +261,7 @@ def cmd_train_sr(args) -> int:
 
 
 def _classifier(args):
-    from .infer.classifier import FaceClassifier
+    from .predict.classifier import FaceClassifier
 
     return FaceClassifier.load(args.checkpoint, device=args.device)
 
@@ -287,11 +288,11 @@ def _prepared(clf, faces, bars):
 
 
 def cmd_evaluate(args) -> int:
-    from .evaluate.report import write_report
+    from .evaluate.report import evaluate_classifier, write_report
 
     bars = Bars(not args.no_progress)
     clf, faces, split = _test_faces(args, bars)
-    rep = clf.evaluate(faces, tta=args.tta, measure_latency=not args.no_latency, progress=bars)
+    rep = evaluate_classifier(clf, faces, tta=args.tta, measure_latency=not args.no_latency, progress=bars)
     rep.update({"checkpoint": str(clf.checkpoint.path), "data": str(args.data), "split": split})
     paths = write_report(rep, Path(args.out or "runs/evaluate")).values()
     bars.close()
@@ -303,6 +304,7 @@ def cmd_evaluate(args) -> int:
 
 def cmd_sweep(args) -> int:
     from .evaluate.report import write_sweep
+    from .evaluate.sweep import classifier_sweep
 
     bars = Bars(not args.no_progress)
     sizes = _parse_sizes(args.sizes)
@@ -311,7 +313,7 @@ def cmd_sweep(args) -> int:
         rows, faces, split, name = _ensemble_sweep(args, sizes, bars)
     else:
         clf, faces, split = _test_faces(args, bars)
-        rows, name = clf.sweep(faces, sizes, tta=args.tta, progress=bars), clf.name
+        rows, name = classifier_sweep(clf, faces, sizes, tta=args.tta, progress=bars), clf.name
     table = write_sweep(rows, out, title=f"{name} on {faces.name} {split}")
     bars.close()
     print(table)
@@ -323,7 +325,7 @@ def _ensemble_sweep(args, sizes, bars):
     """``lrfer sweep --member A --member B ...``: each member alone and the mean of their
     probabilities, one column each (named by file) in the table, the JSON and the plot."""
     from .evaluate.sweep import ensemble_sweep
-    from .models.ensemble import ProbabilityEnsemble
+    from .predict.ensemble import ProbabilityEnsemble
 
     if args.checkpoint:
         raise LrferError("--checkpoint and --member both given", "sweep one model with --checkpoint, or an ensemble with two or more --member")
@@ -378,8 +380,7 @@ def _row_writer(args, classes, fields):
 
 
 def cmd_predict(args) -> int:
-    from .infer.faces import predict_files
-
+    from .infer.io import predict_files
     from .infer.recognizer import PHOTO_FIELDS
 
     rec = _recognizer(args)
@@ -409,8 +410,8 @@ def cmd_predict(args) -> int:
 
 def cmd_video(args, webcam: bool = False) -> int:
     from .infer.annotate import draw_faces
-    from .infer.video import VideoWriter, open_video, open_webcam
     from .infer.recognizer import VIDEO_FIELDS
+    from .infer.video import VideoWriter, open_video, open_webcam
     from .infer.writers import TrackSummary
 
     rec = _recognizer(args)
@@ -492,7 +493,7 @@ def _calibration_faces(args):
     import numpy as np
     import torch
 
-    from .infer.classifier import FaceClassifier
+    from .predict.classifier import FaceClassifier
 
     if not args.data:
         raise LrferError("--int8 needs calibration faces", "add --data PATH (e.g. fer2013.csv); 512 training faces are used")
@@ -506,7 +507,7 @@ def _calibration_faces(args):
 
 def cmd_calibrate(args) -> int:
     from .evaluate.calibration import calibrate_checkpoint
-    from .infer.classifier import DEFAULT_CHECKPOINT
+    from .predict.classifier import DEFAULT_CHECKPOINT
 
     target = Path(args.checkpoint) if args.checkpoint else DEFAULT_CHECKPOINT
     if args.out is None and target.resolve() == DEFAULT_CHECKPOINT.resolve():
@@ -526,7 +527,7 @@ def cmd_calibrate(args) -> int:
 
 def cmd_models(args) -> int:
     from .models import create_model, list_models
-    from .models.registry import describe
+    from .models._registry import describe
 
     rows = []
     for name in list_models():
@@ -639,8 +640,8 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--out", help="output folder (default runs/sweep)")
     sp.set_defaults(func=cmd_sweep)
 
-    from .infer.detect import DEFAULT_DETECTOR
     from .infer.crop import DEFAULT_MARGIN
+    from .infer.detect import DEFAULT_DETECTOR
 
     def recognizer_args(sp, upscale):
         model_args(sp)

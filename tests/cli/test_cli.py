@@ -13,7 +13,7 @@ from PIL import Image
 
 from lrfer.cli import main
 from lrfer.models import create_model
-from lrfer.train.checkpoint import model_spec, save_checkpoint
+from lrfer.models.checkpoint import model_spec, save_checkpoint
 from tests.conftest import ROOT_DIR, make_faceset
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -224,7 +224,7 @@ def test_export_calibrate_and_predict_with_the_export(capsys, fer_csv, tmp_path)
     ck = tiny_checkpoint(tmp_path / "c.safetensors", width=4, blocks=(1,))
     code, out, _ = run(capsys, "calibrate", "--checkpoint", str(ck), "--data", str(fer_csv), "--out", str(tmp_path / "cal.safetensors"), "--no-progress")
     assert code == 0 and "temperature" in out and "PublicTest" in out
-    from lrfer.train.checkpoint import load_checkpoint
+    from lrfer.models.checkpoint import load_checkpoint
 
     spec = load_checkpoint(tmp_path / "cal.safetensors").spec
     assert spec["calibration"]["split"] == "PublicTest" and spec["temperature"] == pytest.approx(spec["calibration"]["temperature"])
@@ -238,7 +238,7 @@ def test_export_calibrate_and_predict_with_the_export(capsys, fer_csv, tmp_path)
 
 
 def test_calibrate_refuses_the_shipped_file_named_by_path(capsys, fer_csv):
-    from lrfer.infer.classifier import DEFAULT_CHECKPOINT
+    from lrfer.predict.classifier import DEFAULT_CHECKPOINT
 
     before = DEFAULT_CHECKPOINT.read_bytes()
     code, _, err = run(capsys, "calibrate", "--checkpoint", str(DEFAULT_CHECKPOINT), "--data", str(fer_csv), "--no-progress")
@@ -265,7 +265,7 @@ def test_train_with_a_front_end_and_folds(capsys, tmp_path):
     recipe.write_text('model = "resnet18_fer_slim"\nmodel_kwargs = { width = 4, blocks = [1] }\nepochs = 1\nbatch_size = 8\ntrain_split = "all"\nval_split = "none"\n')
     code, out, _ = run(capsys, "train", "--recipe", str(recipe), "--data", str(tmp_path / "d.npz"), "--front", "stn", "--folds", "3", "--fold", "0", "--out", str(tmp_path / "cv"), "--no-progress")
     assert code == 0 and "1/3 folds" in out
-    from lrfer.train.checkpoint import load_checkpoint
+    from lrfer.models.checkpoint import load_checkpoint
 
     assert load_checkpoint(tmp_path / "cv" / "fold_00" / "last.safetensors").spec["name"] == "fronted"
     code, _, err = run(capsys, "train", "--recipe", str(recipe), "--data", str(tmp_path / "d.npz"), "--front", "sr")

@@ -98,7 +98,7 @@ def test_training_faces_are_resized_as_inference_resizes_them():
     import numpy as np
 
     from lrfer.data.faceset import FaceSet
-    from lrfer.evaluate.predict import preprocess
+    from lrfer.data.transforms import preprocess
 
     g = torch.Generator().manual_seed(0)
     images = torch.randint(0, 256, (6, 1, 48, 48), generator=g, dtype=torch.uint8)

@@ -3,21 +3,13 @@ import math
 import pytest
 import torch
 
+from lrfer.data.transforms import predict_logits
 from lrfer.errors import LrferError
-from lrfer.evaluate.calibration import (
-    T_MAX,
-    T_MIN,
-    apply_temperature,
-    calibrate_checkpoint,
-    calibration_report,
-    fit_temperature,
-    set_checkpoint_temperature,
-)
+from lrfer.evaluate.calibration import T_MAX, T_MIN, apply_temperature, calibrate_checkpoint, calibration_report, fit_temperature, set_checkpoint_temperature
 from lrfer.evaluate.metrics import expected_calibration_error
-from lrfer.evaluate.predict import predict_logits
-from lrfer.infer.classifier import FaceClassifier
 from lrfer.models import create_model
-from lrfer.train.checkpoint import load_checkpoint, model_spec, save_checkpoint
+from lrfer.models.checkpoint import load_checkpoint, model_spec, save_checkpoint
+from lrfer.predict.classifier import FaceClassifier
 
 from ..conftest import make_faceset
 

@@ -6,13 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from lrfer.evaluate.metrics import (
-    challenge_score,
-    classification_report,
-    confusion_matrix,
-    expected_calibration_error,
-    nll,
-)
+from lrfer.evaluate.metrics import challenge_score, classification_report, confusion_matrix, expected_calibration_error, nll
 
 # 3 classes, 10 samples.
 Y_TRUE = [0, 0, 0, 0, 1, 1, 1, 2, 2, 2]

@@ -11,10 +11,9 @@ from lrfer.data.faceset import FaceSet
 from lrfer.errors import LrferError
 from lrfer.evaluate.report import write_sweep
 from lrfer.evaluate.sweep import ensemble_sweep, resolution_sweep
-from lrfer.infer.classifier import FaceClassifier
-from lrfer.models.ensemble import ProbabilityEnsemble
+from lrfer.predict.ensemble import ProbabilityEnsemble
 from tests.conftest import make_faceset
-from tests.models.test_ensemble import CLASSES, tiny_checkpoint
+from tests.predict.test_ensemble import CLASSES, tiny_checkpoint
 
 
 class TotalVariation(nn.Module):

@@ -7,14 +7,14 @@ import torch
 onnx = pytest.importorskip("onnx")
 ort = pytest.importorskip("onnxruntime")
 
+from lrfer.data.transforms import model_input  # noqa: E402
 from lrfer.errors import LrferError  # noqa: E402
 from lrfer.evaluate.calibration import set_checkpoint_temperature  # noqa: E402
-from lrfer.evaluate.predict import model_input  # noqa: E402
 from lrfer.export import export_onnx, quantize_int8, read_onnx_metadata  # noqa: E402
 from lrfer.infer.backends import OnnxClassifier, load_classifier  # noqa: E402
-from lrfer.infer.classifier import DEFAULT_CHECKPOINT, FaceClassifier  # noqa: E402
 from lrfer.models import create_model  # noqa: E402
-from lrfer.train.checkpoint import model_spec, save_checkpoint  # noqa: E402
+from lrfer.models.checkpoint import model_spec, save_checkpoint  # noqa: E402
+from lrfer.predict.classifier import DEFAULT_CHECKPOINT, FaceClassifier  # noqa: E402
 
 from ..conftest import FER2013_NPZ  # noqa: E402
 

@@ -13,14 +13,7 @@ from lrfer.errors import LrferError
 from lrfer.infer.annotate import colour_for, draw_faces
 from lrfer.infer.crop import crop_faces
 from lrfer.infer.video import Frame, VideoWriter, open_video, open_webcam
-from tests.infer.conftest import (
-    EYE,
-    render_clip_frame,
-    truncate,
-    write_non_video,
-    write_video,
-    write_zero_frame_video,
-)
+from tests.infer.conftest import EYE, render_clip_frame, truncate, write_non_video, write_video, write_zero_frame_video
 
 
 def test_reads_the_moving_faces_clip(moving_faces_video):

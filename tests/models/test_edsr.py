@@ -8,8 +8,8 @@ import torch.nn.functional as F
 
 from lrfer.errors import LrferError
 from lrfer.models import create_model
+from lrfer.models.checkpoint import load_checkpoint, model_spec, save_checkpoint
 from lrfer.models.edsr import EDSR, init_from
-from lrfer.train.checkpoint import load_checkpoint, model_spec, save_checkpoint
 from tests.conftest import make_faceset
 
 

@@ -12,8 +12,8 @@ from torchvision.models.vgg import cfgs, make_layers
 
 from lrfer.errors import LrferError
 from lrfer.models import create_model
+from lrfer.models.checkpoint import load_checkpoint, model_spec, save_checkpoint
 from lrfer.models.lrernet import DilatedConcatFusion, vgg16_features
-from lrfer.train.checkpoint import load_checkpoint, model_spec, save_checkpoint
 from lrfer.train.config import load_config
 from lrfer.train.engine import fit
 from tests.conftest import make_faceset

@@ -174,7 +174,7 @@ def test_load_init_weights_errors(tmp_path):
 
 
 def test_engine_loads_init_weights_before_training(tmp_path):
-    from lrfer.train.checkpoint import load_checkpoint
+    from lrfer.models.checkpoint import load_checkpoint
     from lrfer.train.config import load_config
     from lrfer.train.engine import fit
     from tests.conftest import make_faceset

@@ -8,9 +8,9 @@ import torch.nn.functional as F
 
 from lrfer.errors import LrferError
 from lrfer.models import create_model, list_models
+from lrfer.models.checkpoint import load_checkpoint, model_spec, save_checkpoint
 from lrfer.models.resnet50sr import ResNet50FER, ResNet50SR
 from lrfer.models.srgan import SRGANDiscriminator, SRResNet, srgan_discriminator
-from lrfer.train.checkpoint import load_checkpoint, model_spec, save_checkpoint
 
 TINY_SR = {"n_feats": 8, "n_blocks": 1}
 SHALLOW = {"layers": [1, 1, 1, 1]}  # resnet50_fer with one bottleneck a stage: the same code, quicker

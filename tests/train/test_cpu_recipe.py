@@ -6,9 +6,9 @@ import pytest
 import torch
 
 from lrfer.evaluate.sweep import resolution_sweep
-from lrfer.infer.classifier import FaceClassifier
-from lrfer.models.registry import create_model
+from lrfer.models._registry import create_model
 from lrfer.models.resnet_fer import BasicBlock
+from lrfer.predict.classifier import FaceClassifier
 from lrfer.train.config import load_config
 from lrfer.train.engine import fit
 from tests.conftest import make_faceset

@@ -14,7 +14,7 @@ import lrfer.train.engine as engine
 from lrfer.data.augment import AugmentConfig, augment_batch, degrade, mix_batch
 from lrfer.errors import LrferError
 from lrfer.models import create_model
-from lrfer.train.checkpoint import load_checkpoint, model_spec, save_checkpoint
+from lrfer.models.checkpoint import load_checkpoint, model_spec, save_checkpoint
 from lrfer.train.engine import fit, prepare_faces
 from lrfer.train.losses import cross_entropy, distillation_loss
 from tests.conftest import make_faceset
@@ -325,7 +325,7 @@ def test_student_learns_from_a_good_teacher_despite_useless_labels(tmp_path):
 def test_offline_targets_mix_the_labels_with_the_teachers_view_of_the_clean_faces(tmp_path, monkeypatch):
     """distill_offline: one teacher pass over the faces before the resize; the targets the
     engine trains on are (labels + distill_weight * teacher probabilities at T) / (1 + weight)."""
-    from lrfer.evaluate.predict import predict_proba
+    from lrfer.data.transforms import predict_proba
 
     teacher_path = random_teacher(tmp_path / "teacher.safetensors", image_size=24, crop=20)
     cfg, _ = tiny_config(tmp_path, epochs=1, teacher=str(teacher_path), distill_offline=True, distill_weight=3.0, distill_temperature=2.0,
@@ -360,7 +360,7 @@ def test_offline_targets_mix_the_labels_with_the_teachers_view_of_the_clean_face
 
 def test_offline_targets_from_a_teacher_trained_without_a_crop(tmp_path):
     """A checkpoint stores crop 0 for "no crop" (airnet_fer's recipes): the teacher sees whole faces."""
-    from lrfer.evaluate.predict import predict_proba
+    from lrfer.data.transforms import predict_proba
 
     teacher_path = random_teacher(tmp_path / "teacher.safetensors", image_size=24, crop=0)
     cfg, _ = tiny_config(tmp_path, epochs=1, teacher=str(teacher_path), distill_offline=True, distill_weight=1.0, ema_decay=0.0, augment=PLAIN)
@@ -400,7 +400,7 @@ def test_offline_teachers_pass_counts_against_the_time_budget(tmp_path, monkeypa
 
 
 def test_teacher_default_names_the_shipped_model(tmp_path):
-    from lrfer.infer.classifier import DEFAULT_CHECKPOINT
+    from lrfer.predict.classifier import DEFAULT_CHECKPOINT
 
     cfg, _ = tiny_config(tmp_path, teacher="default", distill_offline=True)
     assert cfg.validate().teacher_path == str(DEFAULT_CHECKPOINT)

@@ -17,7 +17,7 @@ import pytest
 import torch
 
 from lrfer.models import create_model
-from lrfer.train.checkpoint import load_checkpoint
+from lrfer.models.checkpoint import load_checkpoint
 from lrfer.train.config import load_config
 from lrfer.train.engine import fit
 from tests.conftest import make_faceset
@@ -160,7 +160,7 @@ def test_two_process_ddp_ends_with_identical_weights(tmp_path):
 
 def test_cuda_without_an_index_resolves_to_this_process_gpu(monkeypatch):
     """``--device cuda`` must name a GPU index: torch.cuda.set_device refuses a bare "cuda"."""
-    from lrfer.train.engine import resolve_device
+    from lrfer.device import resolve_device
 
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     monkeypatch.delenv("LOCAL_RANK", raising=False)
@@ -305,7 +305,7 @@ def test_soft_label_weight_blends_one_hot_labels_with_the_soft_ones(tmp_path):
 
 def test_stem_init_whiten_sets_the_stem_from_the_training_faces_and_refuses_other_models(tmp_path):
     from lrfer.errors import LrferError
-    from lrfer.train.checkpoint import load_checkpoint
+    from lrfer.models.checkpoint import load_checkpoint
 
     faces = make_faceset(64, size=24)
     events = []

@@ -8,10 +8,10 @@ import pytest
 import torch
 
 from lrfer.errors import LrferError
-from lrfer.infer.classifier import DEFAULT_CHECKPOINT
 from lrfer.models import create_model
+from lrfer.models.checkpoint import load_checkpoint, model_spec, save_checkpoint
 from lrfer.models.init_weights import load_init_weights
-from lrfer.train.checkpoint import load_checkpoint, model_spec, save_checkpoint
+from lrfer.predict.classifier import DEFAULT_CHECKPOINT
 from lrfer.train.config import load_config
 from lrfer.train.engine import fit
 from tests.conftest import make_faceset

@@ -11,7 +11,7 @@ import torch
 
 from lrfer.data.augment import AugmentConfig, augment_batch, random_grayscale
 from lrfer.data.labels import CANONICAL
-from lrfer.train.checkpoint import load_checkpoint
+from lrfer.models.checkpoint import load_checkpoint
 from lrfer.train.config import RECIPE_DIR, load_config
 from lrfer.train.engine import fit
 from tests.conftest import make_faceset

@@ -11,8 +11,8 @@ import torch
 
 from lrfer.errors import LrferError
 from lrfer.models import create_model
+from lrfer.models.checkpoint import load_checkpoint, model_spec, save_checkpoint
 from lrfer.models.edsr import EDSR
-from lrfer.train.checkpoint import load_checkpoint, model_spec, save_checkpoint
 from lrfer.train.config import list_recipes, load_config
 from lrfer.train.engine import fit
 from lrfer.train.sr import SRConfig, gaussian_window, psnr, ssim, train_sr

@@ -11,8 +11,8 @@ import torch
 
 from lrfer.errors import LrferError
 from lrfer.models import create_model
+from lrfer.models.checkpoint import load_checkpoint, model_spec, save_checkpoint
 from lrfer.models.srgan import SRResNet, srgan_discriminator
-from lrfer.train.checkpoint import load_checkpoint, model_spec, save_checkpoint
 from lrfer.train.config import load_config
 from lrfer.train.engine import fit
 from lrfer.train.sr import evaluate_sr
@@ -157,7 +157,7 @@ def test_vgg19_feature_net(tmp_path):
 
 
 def test_default_feature_net_is_the_shipped_classifier():
-    from lrfer.infer.classifier import DEFAULT_CHECKPOINT
+    from lrfer.predict.classifier import DEFAULT_CHECKPOINT
 
     f = load_feature_net("")
     assert f.kind == "classifier" and f.source == str(DEFAULT_CHECKPOINT) and f.default_scale == 0

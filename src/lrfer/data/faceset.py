@@ -27,6 +27,7 @@ import numpy as np
 import torch
 
 from ..errors import LrferError, closest
+from .augment import resize_faces
 
 
 @dataclass
@@ -149,7 +150,6 @@ class FaceSet:
         resize inference uses (bilinear, antialiased when shrinking)."""
         if self.image_size == (size, size):
             return self
-        from .augment import resize_faces
 
         chunks = []
         for start in range(0, len(self), 4096):  # bounded memory for large sets

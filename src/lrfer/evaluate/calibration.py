@@ -3,7 +3,7 @@ that its confidence matches its accuracy, without changing any prediction.
 
 ``T`` is fitted by minimising the negative log-likelihood on held-out faces, stored in the
 checkpoint's model spec (key ``"temperature"``, with a ``"calibration"`` record of how it was
-fitted) and applied by :class:`lrfer.infer.classifier.FaceClassifier` and by ONNX exports.
+fitted) and applied by :class:`lrfer.predict.classifier.FaceClassifier` and by ONNX exports.
 
     logits = predict_logits(model, faces.images, crop=..., input_size=...)
     t = fit_temperature(logits, faces.labels)
@@ -21,7 +21,10 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from ..data.transforms import predict_logits
 from ..errors import LrferError
+from ..models.checkpoint import _META_KEY, FORMAT, load_checkpoint, read_safetensors, write_safetensors
+from ..predict.classifier import FaceClassifier
 from .metrics import expected_calibration_error, nll
 
 #: The range a fitted temperature is kept in: outside it the model is either degenerate or the
@@ -130,7 +133,6 @@ def set_checkpoint_temperature(
     Written atomically to ``path_out`` (default: over ``path_in``). Without ``calibration`` any
     earlier record is dropped, since it described another temperature.
     """
-    from ..train.checkpoint import _META_KEY, FORMAT, read_safetensors, write_safetensors
 
     t = _check_temperature(temperature)
     path_in = Path(path_in)
@@ -169,9 +171,6 @@ def calibrate_checkpoint(
     The report's "after" numbers are measured on the faces ``T`` was fitted on, so they are
     optimistic; for an honest estimate hold out part of the faces (see bench/calibrate_default.py).
     """
-    from ..infer.classifier import FaceClassifier
-    from ..train.checkpoint import load_checkpoint
-    from .predict import predict_logits
 
     clf = FaceClassifier(load_checkpoint(path_in), device or "cpu")
     faces = clf.prepare(faces)

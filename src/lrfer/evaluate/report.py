@@ -20,11 +20,12 @@ import torch
 from torch import nn
 
 from ..data.faceset import FaceSet
+from ..data.transforms import TTA, Size, model_device, predict_proba, resolve_batch_size, size_hw, tta_views
 from ..errors import LrferError
+from ..predict.classifier import FaceClassifier
 from ..progress import Progress, report
 from .metrics import classification_report, expected_calibration_error, nll
 from .plots import plot_confusion, plot_sweep
-from .predict import TTA, Size, model_device, predict_proba, resolve_batch_size, size_hw, tta_views
 
 LATENCY_BATCHES: tuple[int, ...] = (1, 64)
 
@@ -160,6 +161,17 @@ def evaluate_model(
         report(progress, "latency", 1, 1)
     result["model"] = info
     return result
+
+
+def evaluate_classifier(
+    clf: FaceClassifier, faces: FaceSet, *, tta: TTA = "none", measure_latency: bool = True, progress: Optional[Progress] = None
+) -> dict[str, Any]:
+    """:func:`evaluate_model` of a loaded checkpoint, fed as it was trained, on faces already
+    prepared for it (:meth:`FaceClassifier.prepare`)."""
+    return evaluate_model(
+        clf.model, faces, clf.classes, tta=tta, crop=clf.crop, input_size=clf.image_size,
+        device=clf.device, measure_latency=measure_latency, progress=progress,
+    )  # fmt: skip
 
 
 def _json_default(o: Any) -> Any:

@@ -9,19 +9,18 @@ same function, so their numbers are comparable.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any, Optional, Union
+from typing import Any, Optional, Union
 
 import torch
 from torch import nn
 
 from ..data.faceset import FaceSet
+from ..data.transforms import TTA, Size, predict_proba, size_hw
 from ..errors import LrferError
+from ..predict.classifier import FaceClassifier
+from ..predict.ensemble import ProbabilityEnsemble
 from ..progress import Progress, report
 from .metrics import classification_report
-from .predict import TTA, Size, predict_proba, size_hw
-
-if TYPE_CHECKING:  # lrfer.models imports the evaluation code; only the type is needed here
-    from ..models.ensemble import ProbabilityEnsemble
 
 DEFAULT_SIZES: tuple[int, ...] = (8, 12, 16, 24, 32, 48)
 
@@ -76,7 +75,7 @@ def resolution_sweep(
 
     The model's outputs are taken to be in ``faceset.classes`` order; map the set first (e.g.
     ``faceset.with_classes(model_classes)``) when they differ. The other arguments are those of
-    :func:`lrfer.evaluate.predict.predict_proba`.
+    :func:`lrfer.data.transforms.predict_proba`.
     """
     native = native_size(faceset)
     # Degradation happens after the resize to the model's input: below that input it simulates the
@@ -110,8 +109,18 @@ def resolution_sweep(
     return results
 
 
+def classifier_sweep(
+    clf: FaceClassifier, faces: FaceSet, sizes: Sequence[int] = DEFAULT_SIZES, *, tta: TTA = "none", progress: Optional[Progress] = None
+) -> list[dict[str, Any]]:
+    """:func:`resolution_sweep` of a loaded checkpoint, fed as it was trained, on faces already
+    prepared for it (:meth:`FaceClassifier.prepare`)."""
+    return resolution_sweep(
+        clf.model, faces, sizes, tta=tta, crop=clf.crop, input_size=clf.image_size, device=clf.device, progress=progress
+    )
+
+
 def ensemble_sweep(
-    ensemble: "ProbabilityEnsemble",
+    ensemble: ProbabilityEnsemble,
     faceset: FaceSet,
     sizes: Sequence[int] = DEFAULT_SIZES,
     *,
@@ -119,7 +128,7 @@ def ensemble_sweep(
     batch_size: Optional[int] = None,
     progress: Optional[Progress] = None,
 ) -> dict[str, list[dict[str, Any]]]:
-    """:func:`resolution_sweep` of a :class:`~lrfer.models.ensemble.ProbabilityEnsemble` and of each member.
+    """:func:`resolution_sweep` of a :class:`~lrfer.predict.ensemble.ProbabilityEnsemble` and of each member.
 
     Returns ``{"member0": rows, "member1": rows, ..., "ensemble": rows}`` with rows as
     :func:`resolution_sweep`'s. Each member sees the faces its own way (its input size, crop and

@@ -5,7 +5,7 @@ in [0, 1], ``S`` the model's input side (its crop when it was trained on crops).
 that is inside the graph: the model's own input normalisation, the network, the checkpoint's
 temperature and the softmax, so its output ``probabilities`` ``(N, K)`` equals
 ``FaceClassifier.predict_proba`` for the same faces. Resizing, cropping and TTA stay outside
-(in :func:`lrfer.evaluate.predict.predict_views`), so that :class:`lrfer.infer.backends.OnnxClassifier`
+(in :func:`lrfer.data.transforms.predict_views`), so that :class:`lrfer.infer.backends.OnnxClassifier`
 prepares faces with exactly the torch code path.
 
 What a runtime needs to feed the graph is stored in the model's ``metadata_props`` (all strings):
@@ -28,17 +28,17 @@ import re
 import tempfile
 import warnings
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Union
+from typing import Any, Union
 
 import numpy as np
 import torch
 from torch import nn
 
-from .._io import atomic_write_bytes
+from ..data.transforms import model_input
 from ..errors import LrferError
-
-if TYPE_CHECKING:  # pragma: no cover
-    from ..infer.classifier import FaceClassifier
+from ..files import atomic_write_bytes
+from ..models.checkpoint import load_checkpoint
+from ..predict.classifier import FaceClassifier
 
 ONNX_FORMAT = "lrfer-onnx/1"
 INPUT_NAME = "images"
@@ -99,9 +99,6 @@ def _sha256(path: Path) -> str:
 
 
 def _as_classifier(source: Union["FaceClassifier", PathLike]) -> "FaceClassifier":
-    from ..infer.classifier import FaceClassifier
-    from ..train.checkpoint import load_checkpoint
-
     if isinstance(source, FaceClassifier):
         return source
     if isinstance(source, (str, os.PathLike)):
@@ -255,7 +252,6 @@ def quantize_int8(
     from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
-    from ..evaluate.predict import model_input
 
     onnx_in, onnx_out = Path(onnx_in), Path(onnx_out)
     meta = read_onnx_metadata(onnx_in)

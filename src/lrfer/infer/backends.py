@@ -1,7 +1,7 @@
 """Inference backends: the PyTorch :class:`FaceClassifier` or an ONNX Runtime session on an
 exported model (:func:`lrfer.export.export_onnx`), behind one surface.
 
-Both prepare faces with the same code (:func:`lrfer.evaluate.predict.predict_views`: scale,
+Both prepare faces with the same code (:func:`lrfer.data.transforms.predict_views`: scale,
 channels, resize, crop, TTA views, mean over views); only the forward pass differs. The ONNX graph
 already contains the model's normalisation, the temperature and the softmax.
 """
@@ -16,10 +16,11 @@ import numpy as np
 import torch
 
 from ..data.faceset import FaceSet
+from ..data.transforms import predict_views
+from ..device import is_gpu
 from ..errors import LrferError, closest
-from ..evaluate.predict import predict_views
+from ..predict.classifier import FaceClassifier
 from ..progress import Progress
-from .classifier import FaceClassifier
 
 BACKENDS: tuple[str, ...] = ("auto", "torch", "onnx")
 PathLike = Union[str, os.PathLike]
@@ -135,7 +136,6 @@ def load_classifier(
     """A classifier from a checkpoint (``.safetensors``) or an export (``.onnx``).
 
     ``path=None`` is the shipped default model. ``backend``:
-
     - ``"torch"``: PyTorch on ``device``;
     - ``"onnx"``: ONNX Runtime; a ``.safetensors`` checkpoint is exported once and kept in the
       user cache (:func:`onnx_cache_path`), so later runs start at once;
@@ -150,7 +150,7 @@ def load_classifier(
         raise LrferError(f"unknown backend '{backend}'", closest(backend, BACKENDS))
     if path is not None and str(path).lower().endswith(".onnx"):
         return OnnxClassifier.load(path, threads=threads, device=device)
-    on_cpu = device in (None, "cpu", "auto") and not (device == "auto" and torch.cuda.is_available())
+    on_cpu = not is_gpu(device)
     if backend == "torch" or (backend == "auto" and (not on_cpu or not _has_onnxruntime())):
         return FaceClassifier.load(path, device)
     clf = FaceClassifier.load(path, "cpu")

@@ -60,6 +60,7 @@ import numpy as np
 import torch
 from PIL import Image
 
+from ..device import resolve_device
 from ..errors import LrferError, closest
 
 DEFAULT_DETECTOR = "yunet"
@@ -327,7 +328,7 @@ class YuNetDetector(FaceDetector):
         self._yunet = yunet
         self.model = yunet.load_yunet_from_wheel()
         if device not in (None, "cpu"):
-            self.model = self.model.to("cuda" if device == "auto" and torch.cuda.is_available() else device if device != "auto" else "cpu")
+            self.model = self.model.to(resolve_device(device))
         # One onnxruntime thread by default: Recognizer.stream detects in a reader thread while the
         # classifier runs on the other core; two threads each made both slower (bench/video_fps.py).
         self.backend, self.batch_size, self.threads = backend, batch_size, threads
@@ -418,9 +419,7 @@ class MTCNNDetector(FaceDetector):
         if not 0.0 < float(factor) < 1.0:
             raise LrferError(f"factor must be between 0 and 1, got {factor}", "the default pyramid step is 0.709")
         mod = _load_mtcnn_module()
-        if device in (None, "auto"):
-            device = "cuda" if torch.cuda.is_available() else "cpu"
-        self.device = torch.device(device)
+        self.device = resolve_device(device)
         self.min_face_size = int(min_face_size)
         self.thresholds = list(thresholds)
         self.factor = float(factor)

@@ -2,7 +2,6 @@
 
 This is the Python API of the inference path (``lrfer predict``, ``lrfer video`` and
 ``lrfer webcam`` are thin layers over it)::
-
     frame ──> detector ──> crop_faces (from the ORIGINAL frame) ──> classifier ──> Face records
     video ──> frames in batches ──> the same ──> tracker (ids) ──> smoother (per track)
 
@@ -28,6 +27,7 @@ from ..errors import LrferError
 from .backends import load_classifier
 from .crop import DEFAULT_MARGIN, crop_faces, face_sizes
 from .detect import DEFAULT_DETECTOR, Detections, FaceDetector, as_rgb, create_detector
+from .io import ImageReadError, read_image
 from .smooth import ProbabilitySmoother
 from .track import IoUTracker
 from .video import Frame, VideoSource, open_video
@@ -73,8 +73,6 @@ class FrameResult:
 def read_rgb(image: ImageLike) -> np.ndarray:
     """An image file, or an array ``(H, W)``/``(H, W, 3|4)`` uint8, as ``(H, W, 3)`` uint8 RGB."""
     if isinstance(image, (str, os.PathLike)):
-        from .faces import ImageReadError, read_image
-
         try:
             return read_image(image, channels=3).permute(1, 2, 0).numpy()
         except ImageReadError as err:

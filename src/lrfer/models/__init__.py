@@ -1,16 +1,12 @@
 """Model zoo: one file per family, each registering its entry points with ``@register_model``.
 
-Every module in this package is imported here, so adding a family is adding a file.
+The families are listed here by name, so what ``import lrfer.models`` loads is visible: networks
+only (torch), nothing from data, evaluation or training. Adding a family is adding its file and a
+line below.
 """
 
-import importlib
-import pkgutil
-
-from .base import FERModel
-from .registry import create_model, is_model, list_models, register_model
-
-for _module in pkgutil.iter_modules(__path__):
-    if _module.name not in ("base", "registry"):
-        importlib.import_module(f"{__name__}.{_module.name}")
+from . import airnet, cnn2x2, edsr, front_end, lrernet, resnet50sr, resnet_fer, seresnet, srgan, stn, xception  # noqa: F401  (imported to register their entry points)
+from ._base import FERModel
+from ._registry import create_model, is_model, list_models, register_model
 
 __all__ = ["FERModel", "create_model", "is_model", "list_models", "register_model"]

@@ -25,8 +25,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .base import FERModel
-from .registry import register_model
+from ._base import FERModel
+from ._registry import register_model
 
 
 def conv_bn_gelu(cin: int, cout: int, pool: bool) -> nn.Sequential:

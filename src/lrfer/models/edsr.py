@@ -1,5 +1,5 @@
 """EDSR super-resolution (Lim et al., 2017, "Enhanced Deep Residual Networks for Single Image
-Super-Resolution"), the SR stage of the Qin 2021 front end (:mod:`lrfer.models.fronted`).
+Super-Resolution"), the SR stage of the Qin 2021 front end (:mod:`lrfer.models.front_end`).
 
 Network: a 3x3 head convolution, ``n_blocks`` residual blocks ``x + res_scale * conv(relu(conv(x)))``
 without batch norm (Lim et al.: BN removes the range flexibility SR needs and costs memory), a 3x3
@@ -49,7 +49,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..errors import LrferError
-from .registry import register_model
+from ._registry import register_model
+from .checkpoint import load_checkpoint
 
 SCALES = (2, 3, 4)
 DIV2K_RGB_MEAN = (0.4488, 0.4371, 0.4040)
@@ -152,8 +153,6 @@ class EDSR(nn.Module):
 
 def _as_edsr(model_or_path: Union[nn.Module, str, os.PathLike]) -> EDSR:
     if isinstance(model_or_path, (str, os.PathLike)):
-        from ..train.checkpoint import load_checkpoint
-
         model_or_path = load_checkpoint(model_or_path).build_model()
     model = getattr(model_or_path, "module", model_or_path)
     model = getattr(model, "_orig_mod", model)

@@ -60,9 +60,9 @@ import torch
 from torch import nn
 
 from ..errors import LrferError
-from .base import FERModel
+from ._base import FERModel
+from ._registry import register_model
 from .init_weights import PretrainedPathMixin
-from .registry import register_model
 
 #: torchvision's VGG-16 configuration "D": conv widths, "M" = 2x2 max-pool.
 VGG16_CFG: tuple = (64, 64, "M", 128, 128, "M", 256, 256, 256, "M", 512, 512, 512, "M", 512, 512, 512, "M")

@@ -5,7 +5,7 @@ Two registered classifiers:
 
 - ``resnet50_fer``: the bare ResNet-50, built by ``torchvision.models.resnet50(weights=None)``
   (3, 4, 6, 3 bottlenecks, 25.6M parameters with a 1000-class head, 23.5M with 7 classes) behind
-  lrfer's :class:`~lrfer.models.base.FERModel` interface. The torchvision modules are kept under
+  lrfer's :class:`~lrfer.models._base.FERModel` interface. The torchvision modules are kept under
   their names (``conv1``, ``bn1``, ``layer1`` ... ``layer4``) and ``fc`` is ``classifier``, so
   :func:`lrfer.models.init_weights.load_init_weights` (``--init-weights FILE``) loads a
   torchvision ImageNet state dict directly: ``fc.`` is mapped to ``classifier.`` (and skipped when
@@ -13,7 +13,7 @@ Two registered classifiers:
   grayscale model. The first convolution is rebuilt for ``in_chans`` (torchvision's 7x7 stride 2,
   Kaiming-initialised as torchvision does). The standard stem divides the input by 32: the 96 px
   super-resolved face ends at 3x3, a bare 48 px face at 2x2.
-- ``resnet50sr``: :class:`~lrfer.models.fronted.FrontedModel` with ``classifier="resnet50_fer"``,
+- ``resnet50sr``: :class:`~lrfer.models.front_end.FrontedModel` with ``classifier="resnet50_fer"``,
   ``stn=False``, ``sr_mode="enlarge"``: the 48 px face is enlarged by the SR model (frozen by
   default, ``sr_trainable=True`` fine-tunes it) and ResNet-50 classifies the 96 px result. ``sr``
   is an SR checkpoint path (``lrfer train-sr --gan``) or a registry spec, exactly as for
@@ -41,10 +41,10 @@ from typing import Any, Optional, Sequence, Union
 import torch
 from torch import nn
 
-from .base import FERModel
-from .fronted import FrontedModel
+from ._base import FERModel
+from ._registry import register_model
+from .front_end import FrontedModel
 from .init_weights import PretrainedPathMixin
-from .registry import register_model
 
 #: the SR front end of ``resnet50sr`` when none is given: exactly bicubic x2 (see the module docstring).
 DEFAULT_SR = {"name": "srresnet_light", "scale": 2}

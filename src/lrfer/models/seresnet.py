@@ -36,8 +36,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .base import FERModel
-from .registry import register_model
+from ._base import FERModel
+from ._registry import register_model
 
 
 class SEModule(nn.Module):

@@ -7,7 +7,7 @@ residual blocks conv-BN-PReLU-conv-BN plus the input, a 3x3 convolution + BN clo
 a long skip over it (element-wise sum with the head's output), pixel-shuffle up-sampling stages
 (3x3 conv to ``4F`` channels, PixelShuffle(2), PReLU; x4 = two x2 stages as in the paper, x3 one
 x3 stage), and a 9x9 convolution back to ``in_chans``. Registered entry points (SR models, not
-classifiers, like :mod:`lrfer.models.edsr`, so :mod:`lrfer.models.fronted` takes them as ``sr``):
+classifiers, like :mod:`lrfer.models.edsr`, so :mod:`lrfer.models.front_end` takes them as ``sr``):
 
 - ``srresnet``: the paper's 16 blocks x 64 features (1.55M parameters at x4 on RGB, the size of
   Ledig et al.'s network, 1,550,659; 1,382,145 at x2 on grayscale faces);
@@ -48,8 +48,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..errors import LrferError
+from ._registry import register_model
 from .edsr import icnr_
-from .registry import register_model
 
 SCALES = (2, 3, 4)
 SKIPS = ("bicubic", "none")

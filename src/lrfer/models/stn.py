@@ -3,7 +3,7 @@
 A small localisation CNN looks at the face and predicts the 6 parameters of an affine map
 ``theta`` (2x3); ``F.affine_grid`` + ``F.grid_sample`` re-sample the face through it, so the
 module maps ``(B, C, H, W) -> (B, C, H, W)`` and can sit in front of any classifier (see
-:mod:`lrfer.models.fronted`, the Qin 2021 front end). Trained end to end with the classifier's
+:mod:`lrfer.models.front_end`, the Qin 2021 front end). Trained end to end with the classifier's
 loss, it learns to undo small shifts, rotations and zooms of badly aligned faces.
 
 Choices (and why):

@@ -15,6 +15,8 @@ from typing import Any, Optional
 from .._compat import tomllib
 from ..data.augment import AugmentConfig
 from ..errors import LrferError, closest
+from ..models import create_model, is_model, list_models
+from ..predict.classifier import DEFAULT_CHECKPOINT
 
 RECIPE_DIR = Path(__file__).resolve().parent.parent / "recipes"
 
@@ -116,7 +118,6 @@ class TrainConfig:
 
     def validate(self) -> "TrainConfig":
         """Check names (model, optimizer, schedule, ...) up front, with a suggestion for a typo."""
-        from ..models import create_model, is_model, list_models
 
         if not is_model(self.model):
             create_model(self.model)  # raises the LrferError with the closest name
@@ -200,8 +201,6 @@ class TrainConfig:
 def _shipped_or(path: str) -> str:
     """``"default"`` names the shipped model's checkpoint; anything else is a path."""
     if path == "default":
-        from ..infer.classifier import DEFAULT_CHECKPOINT
-
         return str(DEFAULT_CHECKPOINT)
     return path
 

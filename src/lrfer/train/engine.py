@@ -40,13 +40,18 @@ import torch.distributed as dist
 from torch import nn
 from torch.nn import functional as F
 
-from .._io import append_jsonl, write_jsonl
 from ..data.augment import augment_batch, mix_batch
 from ..data.faceset import FaceSet
+from ..data.transforms import CPU_BATCH, predict_proba, preprocess
+from ..device import resolve_device
 from ..errors import LrferError
+from ..evaluate.metrics import classification_report
+from ..evaluate.plots import plot_training_curves
+from ..files import append_jsonl, write_jsonl
 from ..models import create_model
+from ..models.checkpoint import load_checkpoint, load_weights, model_spec, resume_checkpoint, save_checkpoint
+from ..models.init_weights import load_init_weights
 from ..progress import Progress, report
-from .checkpoint import load_checkpoint, load_weights, model_spec, resume_checkpoint, save_checkpoint
 from .config import TrainConfig
 from .losses import CenterLoss, class_weights, cross_entropy, distillation_loss, feature_distillation_loss
 
@@ -62,19 +67,6 @@ class TrainResult:
 
 
 # ---------------------------------------------------------------------------- setup helpers
-def resolve_device(name: str) -> torch.device:
-    if name == "auto":
-        if torch.cuda.is_available():
-            return torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))
-        return torch.device("cpu")
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise LrferError(f"device '{name}' was asked for but no CUDA GPU is available", "use --device cpu")
-    device = torch.device(name)
-    if device.type == "cuda" and device.index is None:  # torch.cuda.set_device needs an index: "cuda" means this process's GPU
-        device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))
-    return device
-
-
 @contextlib.contextmanager
 def _process_group(device: torch.device) -> Iterator[tuple[int, int]]:
     """(rank, world size) under torchrun, (0, 1) otherwise. A group this opens it also destroys
@@ -237,8 +229,6 @@ class Teacher(nn.Module):
     @torch.no_grad()
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         if tuple(x.shape[-2:]) != self.input_hw:
-            from ..evaluate.predict import preprocess
-
             # the same resize as evaluation's, so the teacher sees faces framed as it was trained on
             x = preprocess(x, in_chans=None, input_size=self.input_hw)
         return self.model.embed_and_classify(x)
@@ -289,7 +279,6 @@ def offline_teacher_targets(cfg: TrainConfig, faces: FaceSet, base: torch.Tensor
     distill_weight : 1. Called before the training faces are resized to the student's size, so
     the teacher sees them at full resolution.
     """
-    from ..evaluate.predict import predict_proba
 
     ckpt = teacher_checkpoint(cfg.teacher_path, faces.classes, faces.in_chans)
     probs = predict_proba(ckpt.build_model(), faces.images, device=device, crop=ckpt.spec.get("crop") or None,  # 0: no crop
@@ -308,9 +297,8 @@ def channels_last_on(cfg: TrainConfig, device: torch.device) -> bool:
 
 def eval_layout(cfg: TrainConfig, device: torch.device) -> dict:
     """Batch size and memory format of the trainer's prediction passes (teacher, validation):
-    ``eval_batch_size``, at most :data:`lrfer.evaluate.predict.CPU_BATCH` on a CPU (where larger
+    ``eval_batch_size``, at most :data:`lrfer.data.transforms.CPU_BATCH` on a CPU (where larger
     batches are slower), and NHWC where training is."""
-    from ..evaluate.predict import CPU_BATCH
 
     batch_size = cfg.eval_batch_size if device.type == "cuda" else min(cfg.eval_batch_size, CPU_BATCH)
     return {"batch_size": batch_size, "channels_last": channels_last_on(cfg, device)}
@@ -318,8 +306,6 @@ def eval_layout(cfg: TrainConfig, device: torch.device) -> dict:
 
 def validate(model: nn.Module, faces: FaceSet, cfg: TrainConfig, device: torch.device) -> dict:
     """Loss, accuracy and macro F1 of ``model`` on prepared ``faces``."""
-    from ..evaluate.metrics import classification_report
-    from ..evaluate.predict import predict_proba
 
     probs = predict_proba(model, faces.images, device=device, tta=cfg.tta, crop=cfg.augment.crop or None, **eval_layout(cfg, device))
     y = faces.labels
@@ -396,7 +382,6 @@ def _fit(
         n = model.whiten_stem(sample.to(device).to(torch.float32) / 255)
         report(progress, "stem_init", n, message=f"stem_init whiten: {n} stem filters set from {len(sample)} training faces")
     if cfg.init_weights:  # pretrained weights (e.g. VGGFace2); a resumed run's checkpoint overrides them below
-        from ..models.init_weights import load_init_weights
 
         loaded = load_init_weights(model, cfg.init_weights_path, classes=classes)
         message = (f"init_weights {cfg.init_weights}: {len(loaded['matched'])} tensors loaded, "
@@ -645,6 +630,4 @@ def _check_ranks_in_sync(params: list[torch.Tensor], out: Path, is_main: bool) -
 
 # ---------------------------------------------------------------------------- files
 def _plot_curves(history: list[dict], path: Path) -> None:
-    from ..evaluate.plots import plot_training_curves
-
     plot_training_curves(history, path)

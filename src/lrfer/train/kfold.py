@@ -20,10 +20,10 @@ from typing import Optional, Sequence
 
 import numpy as np
 
-from .._io import atomic_write_text
 from ..data.faceset import FaceSet
 from ..data.splits import subject_kfold
 from ..errors import LrferError
+from ..files import atomic_write_text
 from ..progress import Progress, report
 from .config import TrainConfig
 from .engine import fit

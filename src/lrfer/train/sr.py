@@ -42,13 +42,15 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .._io import append_jsonl, write_jsonl
 from ..data.augment import random_crop, random_flip
 from ..data.faceset import FaceSet
+from ..device import resolve_device
 from ..errors import LrferError, closest
+from ..files import append_jsonl, write_jsonl
 from ..models import create_model
+from ..models.checkpoint import load_checkpoint, model_spec, resume_checkpoint, save_checkpoint
+from ..models.edsr import init_from
 from ..progress import Progress, report
-from .checkpoint import load_checkpoint, model_spec, resume_checkpoint, save_checkpoint
 
 #: ``--config`` name -> registered model.
 SR_CONFIGS = {"light": "edsr_light", "paper": "edsr"}
@@ -344,7 +346,6 @@ def train_sr(
     ``out_dir``. With ``resume`` a run continues after the last epoch its ``last.safetensors``
     holds; the batches are seeded by epoch, so it replays what the uninterrupted run would do.
     """
-    from .engine import resolve_device
 
     cfg.validate()
     out = Path(out_dir)
@@ -355,8 +356,6 @@ def train_sr(
     model = create_model(cfg.model, num_classes=0, in_chans=train_set.in_chans, scale=cfg.scale, **cfg.model_kwargs)
     copied: list[str] = []
     if cfg.init_from:
-        from ..models.edsr import init_from
-
         copied = init_from(model, cfg.init_from)
     model.to(device)
     spec = model_spec(model, (), train_set.in_chans, cfg.hr_size // cfg.scale)

@@ -12,7 +12,6 @@ Losses (Ledig et al.'s perceptual loss, section 2.2):
 
 - content: ``MSE(s * phi(G(lr)), s * phi(hr))`` on the feature maps ``phi`` of a frozen network in
   eval mode. ``phi`` is pluggable (ImageNet VGG weights cannot be fetched here):
-
   * default: ``forward_features`` of a trained lrfer FER classifier checkpoint, the shipped default
     model unless ``feature_net`` names another. ``s`` (``feature_scale = 0``: automatic) is
     ``1 / RMS(phi(hr))`` measured once on the first training batch, so the loss is the squared
@@ -61,13 +60,16 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .._io import append_jsonl, write_jsonl
 from ..data.faceset import FaceSet
+from ..device import resolve_device
 from ..errors import LrferError
+from ..files import append_jsonl, write_jsonl
 from ..models import create_model, list_models
+from ..models.checkpoint import load_checkpoint, load_weights, model_spec, resume_checkpoint, save_checkpoint
+from ..models.init_weights import read_state_dict
 from ..models.srgan import DISCRIMINATOR_CONFIGS, srgan_discriminator
+from ..predict.classifier import DEFAULT_CHECKPOINT
 from ..progress import Progress, report
-from .checkpoint import load_checkpoint, load_weights, model_spec, resume_checkpoint, save_checkpoint
 from .sr import SRConfig, SRResult, bicubic_upscale, checkpoint_report, downscale, epoch_lr, evaluate_sr, hr_batches, prepare_sr_data
 
 #: ``--config`` name -> registered generator.
@@ -219,8 +221,6 @@ def vgg19_relu54(state_dict: dict[str, torch.Tensor], source: str = "the file") 
 
 def load_feature_net(source: str = "") -> ContentFeatures:
     """The content-loss network: ``""`` the shipped classifier, an lrfer classifier checkpoint, or a VGG-19 state dict."""
-    from ..infer.classifier import DEFAULT_CHECKPOINT
-    from ..models.init_weights import read_state_dict
 
     path = Path(source) if source else DEFAULT_CHECKPOINT
     if not path.is_file():
@@ -364,7 +364,6 @@ def train_srgan(
     every epoch of both phases with the discriminator and the optimisers, and ``resume`` continues
     from it: epochs are counted across the phases, and their batches are seeded by that count.
     """
-    from .engine import resolve_device
 
     cfg.validate()
     out = Path(out_dir)

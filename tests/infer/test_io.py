@@ -9,9 +9,9 @@ from PIL import Image
 
 from lrfer.cli import main
 from lrfer.data.readers import load_dataset
-from lrfer.infer.classifier import DEFAULT_CHECKPOINT, FaceClassifier
-from lrfer.infer.faces import ImageReadError, predict_files, read_image
+from lrfer.infer.io import ImageReadError, predict_files, read_image
 from lrfer.infer.recognizer import Recognizer
+from lrfer.predict.classifier import DEFAULT_CHECKPOINT, FaceClassifier
 from tests.conftest import ROOT_DIR
 
 EXAMPLES = ROOT_DIR / "examples" / "faces"

@@ -1,6 +1,7 @@
 """FaceClassifier: a checkpoint's network together with the input it expects.
 
-Evaluation, the resolution sweep, ``lrfer predict`` and the Recognizer all go through this class,
+Evaluation (:func:`lrfer.evaluate.report.evaluate_classifier`), the resolution sweep
+(:func:`lrfer.evaluate.sweep.classifier_sweep`), ``lrfer predict`` and the Recognizer all go through this class,
 so a face is prepared the same way everywhere: channels as the model wants, resized to the size it
 was trained at, centre-cropped when it was trained on crops.
 """
@@ -15,12 +16,11 @@ import numpy as np
 import torch
 
 from ..data.faceset import FaceSet
-from ..evaluate.predict import predict_proba
-from ..evaluate.report import evaluate_model
-from ..evaluate.sweep import DEFAULT_SIZES, resolution_sweep
+from ..data.transforms import predict_proba
+from ..device import resolve_device
 from ..errors import LrferError
+from ..models.checkpoint import Checkpoint, load_checkpoint
 from ..progress import Progress
-from ..train.checkpoint import Checkpoint, load_checkpoint
 
 #: The model shipped inside the package (see its model card beside it).
 DEFAULT_CHECKPOINT = Path(__file__).resolve().parent.parent / "assets" / "default" / "model.safetensors"
@@ -44,9 +44,7 @@ class FaceClassifier:
     @classmethod
     def load(cls, path: Union[str, os.PathLike, None] = None, device: Union[str, torch.device, None] = None) -> "FaceClassifier":
         """From a checkpoint file; ``None`` loads the shipped default model."""
-        if device in (None, "auto"):
-            device = "cuda" if torch.cuda.is_available() else "cpu"
-        return cls(load_checkpoint(path or DEFAULT_CHECKPOINT), device)
+        return cls(load_checkpoint(path or DEFAULT_CHECKPOINT), resolve_device(device))
 
     @property
     def name(self) -> str:
@@ -80,17 +78,4 @@ class FaceClassifier:
             degrade_to=degrade_to,
             progress=progress,
             temperature=self.temperature,
-        )
-
-    def evaluate(self, faces: FaceSet, *, tta: str = "none", measure_latency: bool = True, progress: Optional[Progress] = None) -> dict:
-        """The evaluation report (see :func:`lrfer.evaluate.report.evaluate_model`) on prepared faces."""
-        return evaluate_model(
-            self.model, faces, self.classes, tta=tta, crop=self.crop, input_size=self.image_size,
-            device=self.device, measure_latency=measure_latency, progress=progress,
-        )  # fmt: skip
-
-    def sweep(self, faces: FaceSet, sizes=DEFAULT_SIZES, *, tta: str = "none", progress: Optional[Progress] = None) -> list[dict]:
-        """Accuracy against face size (see :func:`lrfer.evaluate.sweep.resolution_sweep`) on prepared faces."""
-        return resolution_sweep(
-            self.model, faces, sizes, tta=tta, crop=self.crop, input_size=self.image_size, device=self.device, progress=progress
         )

@@ -4,8 +4,8 @@ import pytest
 import torch
 from torch import nn
 
+from lrfer.data.transforms import CPU_BATCH, GPU_BATCH, predict_logits, predict_proba, resolve_batch_size, tta_views
 from lrfer.errors import LrferError
-from lrfer.evaluate.predict import CPU_BATCH, GPU_BATCH, predict_logits, predict_proba, resolve_batch_size, tta_views
 
 
 class FlatLinear(nn.Module):

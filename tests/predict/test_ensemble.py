@@ -10,10 +10,10 @@ import torch
 from safetensors import safe_open
 
 from lrfer.errors import LrferError
-from lrfer.infer.classifier import FaceClassifier
 from lrfer.models import create_model
-from lrfer.models.ensemble import FeatureFusionEnsemble, ProbabilityEnsemble, member_embeddings
-from lrfer.train.checkpoint import model_spec, save_checkpoint
+from lrfer.models.checkpoint import model_spec, save_checkpoint
+from lrfer.predict.classifier import FaceClassifier
+from lrfer.predict.ensemble import FeatureFusionEnsemble, ProbabilityEnsemble, member_embeddings
 from tests.conftest import make_faceset
 
 CLASSES = ("angry", "happy", "neutral")

@@ -6,7 +6,7 @@ from safetensors.torch import save_file
 
 from lrfer.errors import LrferError
 from lrfer.models import create_model
-from lrfer.train.checkpoint import load_checkpoint, load_weights, model_spec, save_checkpoint
+from lrfer.models.checkpoint import load_checkpoint, load_weights, model_spec, save_checkpoint
 
 CLASSES = ("angry", "happy", "neutral")
 

@@ -1,7 +1,7 @@
 """Ensembles of trained checkpoints (after Liu, Zhang & Xin, 2019).
 
 An ensemble is not one network, so it is not in the model registry: it combines any list of lrfer
-checkpoints, each loaded as a :class:`~lrfer.infer.classifier.FaceClassifier` and fed the way it was
+checkpoints, each loaded as a :class:`~lrfer.predict.classifier.FaceClassifier` and fed the way it was
 trained (its own channels, input size and centre crop), so members of different architectures and
 resolutions (a 48 px grey CNN beside a 112 px RGB SE-ResNet) combine without any common
 preprocessing. Members must share the class list (order may differ: columns are aligned on the
@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import TYPE_CHECKING, Optional, Sequence, Union
+from typing import Optional, Sequence, Union
 
 import numpy as np
 import torch
@@ -32,29 +32,26 @@ from torch import nn
 
 from ..data.augment import resize_faces
 from ..data.faceset import FaceSet
+from ..data.transforms import as_tensor, inference_setup, make_views, match_channels, size_hw
 from ..errors import LrferError
-from ..evaluate.predict import _as_tensor, _inference_setup, _match_channels, _views, size_hw
+from ..models.checkpoint import read_safetensors, write_safetensors
 from ..progress import Progress, report
+from .classifier import FaceClassifier
 
-if TYPE_CHECKING:  # imported lazily: lrfer.models imports this module, and the classifier imports lrfer.models
-    from ..infer.classifier import FaceClassifier
-
-Member = Union["FaceClassifier", str, os.PathLike]
+Member = Union[FaceClassifier, str, os.PathLike]
 Images = Union[torch.Tensor, np.ndarray]
 FUSION_FORMAT = "lrfer-fusion/1"
 _META_KEY = "lrfer_fusion"
 
 
 # ---------------------------------------------------------------------------- members
-def _load_members(members: Sequence[Member], device) -> list["FaceClassifier"]:
-    from ..infer.classifier import FaceClassifier
-
+def _load_members(members: Sequence[Member], device) -> list[FaceClassifier]:
     if len(members) == 0:
         raise LrferError("an ensemble needs at least one member", "pass checkpoint paths or FaceClassifier objects")
     return [m if isinstance(m, FaceClassifier) else FaceClassifier.load(m, device=device) for m in members]
 
 
-def _aligned_classes(members: Sequence["FaceClassifier"]) -> tuple[tuple[str, ...], list[torch.Tensor]]:
+def _aligned_classes(members: Sequence[FaceClassifier]) -> tuple[tuple[str, ...], list[torch.Tensor]]:
     """The first member's class list, and per member the column order that maps onto it."""
     classes = tuple(members[0].classes)
     columns = []
@@ -69,9 +66,9 @@ def _aligned_classes(members: Sequence["FaceClassifier"]) -> tuple[tuple[str, ..
     return classes, columns
 
 
-def _member_images(member: "FaceClassifier", images: Images) -> Images:
+def _member_images(member: FaceClassifier, images: Images) -> Images:
     """Colour faces for a grey member become luma (as FaceSet.to_grayscale); the member does the rest."""
-    x = _as_tensor(images)
+    x = as_tensor(images)
     if member.in_chans == 1 and x.shape[1] == 3:
         w = torch.tensor([0.299, 0.587, 0.114], device=x.device).view(1, 3, 1, 1)
         gray = (x.float() * w).sum(1, keepdim=True)
@@ -84,23 +81,23 @@ def _faces_images(faces: Union[FaceSet, Images]) -> Images:
 
 
 @torch.no_grad()
-def member_embeddings(member: "FaceClassifier", images: Images, *, tta: str = "none", batch_size: int = 256) -> torch.Tensor:
+def member_embeddings(member: FaceClassifier, images: Images, *, tta: str = "none", batch_size: int = 256) -> torch.Tensor:
     """Pre-logit embeddings ``(N, num_features)`` (float32, CPU) of one member, its preprocessing applied.
 
-    The same steps as :func:`lrfer.evaluate.predict.predict_proba` (scale, channels, resize to the
+    The same steps as :func:`lrfer.data.transforms.predict_proba` (scale, channels, resize to the
     member's size, centre crop / TTA views), with the views' embeddings averaged.
     """
     model, device = member.model, member.device
-    x_all = _as_tensor(_member_images(member, images))
+    x_all = as_tensor(_member_images(member, images))
     target = size_hw(member.image_size)
     out: list[torch.Tensor] = []
-    with _inference_setup(model, device), torch.inference_mode():
+    with inference_setup(model, device), torch.inference_mode():
         for start in range(0, len(x_all), batch_size):
             xb = x_all[start : start + batch_size].to(device)
             xb = xb.float().div_(255.0) if xb.dtype == torch.uint8 else xb.float()
-            xb = _match_channels(xb, model)
+            xb = match_channels(xb, model)
             xb = resize_faces(xb, target)
-            views = _views(xb, tta, member.crop)
+            views = make_views(xb, tta, member.crop)
             batch = torch.cat(views) if len(views) > 1 else views[0]
             emb = model.forward_head(model.forward_features(model.normalize(batch)), pre_logits=True).float()
             out.append(emb.reshape(len(views), len(xb), -1).mean(0).cpu())
@@ -269,8 +266,6 @@ class FeatureFusionEnsemble:
     # ------------------------------------------------------------------------ files
     def save(self, path: Union[str, os.PathLike], info: Optional[dict] = None) -> Path:
         """Write the head (safetensors) with the member checkpoints and settings in its metadata."""
-        from ..train.checkpoint import write_safetensors
-
         if not self.fitted:
             raise LrferError("the fusion head is not trained", "call fit(train_faces) before save()")
         path = Path(path)
@@ -294,8 +289,6 @@ class FeatureFusionEnsemble:
     @classmethod
     def load(cls, path: Union[str, os.PathLike], device=None) -> "FeatureFusionEnsemble":
         """Rebuild the ensemble (members from the paths in the metadata) and its trained head."""
-        from ..train.checkpoint import read_safetensors
-
         path = Path(path)
         hint = "give a file written by FeatureFusionEnsemble.save (or re-fit the fusion head)"
         if not path.is_file():

@@ -6,12 +6,11 @@ with h5py and rebuilds the network layer by layer in PyTorch, so that those mode
 through lrfer's own evaluation (:func:`lrfer.evaluate.report.evaluate_model`,
 :func:`lrfer.evaluate.sweep.resolution_sweep`) on the same data and the same degradation as
 lrfer's models::
-
     model = load_keras_h5("emotion_model.hdf5", classes=FER2013_ORDER, mean=0.5, std=0.5)
     faces = faces.with_classes(model.classes)
     rows = resolution_sweep(model, faces, input_size=model.image_size)
 
-The result is a :class:`KerasFERModel`, a :class:`~lrfer.models.base.FERModel`: it takes lrfer's
+The result is a :class:`KerasFERModel`, a :class:`~lrfer.models._base.FERModel`: it takes lrfer's
 float ``(B, C, H, W)`` input in [0, 1], normalises it the way the Keras model expects (``mean`` and
 ``std`` in [0, 1] units: ``x/127.5 - 1`` is ``mean=0.5, std=0.5``, ``x/255`` is ``mean=0, std=1``;
 the file does not record this, so the caller gives it) and returns logits in lrfer's canonical
@@ -43,7 +42,7 @@ from torch import nn
 
 from ..data.labels import canonical_name, canonical_order
 from ..errors import LrferError
-from .base import FERModel
+from ..models._base import FERModel
 
 PathLike = Union[str, "os.PathLike[str]"]
 

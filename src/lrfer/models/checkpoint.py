@@ -23,8 +23,9 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
 from torch import nn
 
-from .._io import atomic_write, read_jsonl
 from ..errors import LrferError
+from ..files import atomic_write, read_jsonl
+from ._registry import create_model
 
 FORMAT = "lrfer-checkpoint/1"
 _META_KEY = "lrfer"
@@ -112,7 +113,7 @@ def save_checkpoint(
 
 
 def write_safetensors(path: Path, tensors: dict[str, torch.Tensor], meta_key: str, meta: dict) -> Path:
-    """Atomically write tensors + JSON metadata (see :mod:`lrfer._io`)."""
+    """Atomically write tensors + JSON metadata (see :mod:`lrfer.files`)."""
     return atomic_write(path, lambda tmp: save_file(tensors, tmp, metadata={meta_key: json.dumps(meta)}))
 
 
@@ -165,8 +166,6 @@ class Checkpoint:
 
     def build_model(self, prefer_ema: bool = True) -> nn.Module:
         """Rebuild the network from the spec and load its weights (EMA weights when present)."""
-        from ..models import create_model
-
         spec = self.spec
         model = create_model(spec["name"], num_classes=spec["num_classes"], in_chans=spec["in_chans"], **spec["kwargs"])
         load_weights(model, self, "ema" if prefer_ema and self.has_ema else "model")

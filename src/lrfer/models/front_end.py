@@ -54,8 +54,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..errors import LrferError
-from .base import FERModel
-from .registry import create_model, register_model
+from ._base import FERModel
+from ._registry import create_model, register_model
+from .checkpoint import load_checkpoint, load_weights
 from .stn import SpatialTransformer
 
 SR_MODES = ("enlarge", "restore")
@@ -63,8 +64,6 @@ SR_MODES = ("enlarge", "restore")
 
 def _load_sr(sr: Union[str, os.PathLike, dict], in_chans: int) -> tuple[nn.Module, dict]:
     """(SR model, its JSON spec with ``init`` = the weights file) from a path or a spec dict."""
-    from ..train.checkpoint import load_checkpoint, load_weights
-
     if isinstance(sr, (str, os.PathLike)):
         path = Path(sr)
         if not path.exists():

@@ -17,6 +17,7 @@ import torch
 from PIL import Image, UnidentifiedImageError
 
 from ..errors import LrferError
+from .annotate import draw_faces
 
 IMAGE_EXTENSIONS = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".pgm", ".ppm"}
 #: Decompression-bomb guard: more pixels than a 64-megapixel photo is refused, not decoded.
@@ -131,7 +132,5 @@ def _output_names(files: list[Path]) -> dict[Path, str]:
 
 
 def _save_annotated(image: np.ndarray, faces: list, path: Path) -> None:
-    from .annotate import draw_faces
-
     path.parent.mkdir(parents=True, exist_ok=True)
     Image.fromarray(draw_faces(image, faces)).save(path)

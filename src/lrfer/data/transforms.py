@@ -30,9 +30,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..data.augment import degrade, resize_faces
 from ..errors import LrferError, closest
 from ..progress import Progress, report
+from .augment import degrade, resize_faces
 
 TTA = Literal["none", "flip", "tencrop"]
 TTA_MODES: tuple[str, ...] = ("none", "flip", "tencrop")
@@ -103,7 +103,7 @@ def _crops(x: torch.Tensor, crop: Optional[Size], tta: str) -> list[torch.Tensor
     ]
 
 
-def _views(x: torch.Tensor, tta: str, crop: Optional[Size]) -> list[torch.Tensor]:
+def make_views(x: torch.Tensor, tta: str, crop: Optional[Size]) -> list[torch.Tensor]:
     views = _crops(x, crop, tta)
     if tta in ("flip", "tencrop"):
         views = views + [v.flip(-1) for v in views]
@@ -125,7 +125,7 @@ def _nhwc(device: torch.device, channels_last: Optional[bool]) -> bool:
 
 
 @contextlib.contextmanager
-def _inference_setup(model: nn.Module, device: torch.device, channels_last: Optional[bool] = None) -> Iterator[None]:
+def inference_setup(model: nn.Module, device: torch.device, channels_last: Optional[bool] = None) -> Iterator[None]:
     """eval() (and channels_last weights if asked; ``None``: on CUDA) for the duration; the
     caller's state comes back.
 
@@ -147,7 +147,7 @@ def _inference_setup(model: nn.Module, device: torch.device, channels_last: Opti
         model.train(was_training)
 
 
-def _as_tensor(images: Union[torch.Tensor, np.ndarray]) -> torch.Tensor:
+def as_tensor(images: Union[torch.Tensor, np.ndarray]) -> torch.Tensor:
     x = torch.from_numpy(np.ascontiguousarray(images)) if isinstance(images, np.ndarray) else images
     if not isinstance(x, torch.Tensor) or x.ndim != 4:
         shape = tuple(getattr(x, "shape", ()))
@@ -157,7 +157,7 @@ def _as_tensor(images: Union[torch.Tensor, np.ndarray]) -> torch.Tensor:
     return x
 
 
-def _match_channels(x: torch.Tensor, model: Union[nn.Module, int, None]) -> torch.Tensor:
+def match_channels(x: torch.Tensor, model: Union[nn.Module, int, None]) -> torch.Tensor:
     """``x`` in the channel count of ``model`` (a module with ``in_chans``, or the count itself)."""
     want = model if isinstance(model, int) or model is None else getattr(model, "in_chans", None)
     have = x.shape[1]
@@ -182,7 +182,7 @@ def preprocess(
     """Steps 1-3 on one batch: uint8 (or float [0, 1]) faces to float [0, 1] in ``in_chans``
     channels at ``input_size`` (``None``: as they are), degraded to ``degrade_to`` px if given."""
     xb = xb.float().div_(255.0) if xb.dtype == torch.uint8 else xb.float()
-    xb = _match_channels(xb, in_chans)
+    xb = match_channels(xb, in_chans)
     if input_size is not None:
         xb = resize_faces(xb, size_hw(input_size))
     if degrade_to is not None:
@@ -199,8 +199,8 @@ def model_input(
 ) -> torch.Tensor:
     """The float ``(N, C, S, S)`` tensor a model is fed for these faces without TTA:
     :func:`preprocess` and the centre crop (e.g. calibration data for a quantized export)."""
-    x = preprocess(_as_tensor(images), in_chans=in_chans, input_size=input_size)
-    return _views(x, "none", crop)[0].contiguous()
+    x = preprocess(as_tensor(images), in_chans=in_chans, input_size=input_size)
+    return make_views(x, "none", crop)[0].contiguous()
 
 
 def predict_views(
@@ -227,7 +227,7 @@ def predict_views(
     are. The other arguments are those of :func:`predict_proba`.
     """
     _check_tta(tta, crop)
-    x_all = _as_tensor(images)
+    x_all = as_tensor(images)
     device = torch.device(device)
     batch_size = resolve_batch_size(batch_size, device)
     n = len(x_all)
@@ -237,7 +237,7 @@ def predict_views(
     for start in range(0, n, batch_size):
         xb = x_all[start : start + batch_size].to(device, non_blocking=True)
         xb = preprocess(xb, in_chans=in_chans, input_size=input_size, degrade_to=degrade_to, degrade_mode=degrade_mode)
-        views = _views(xb, tta, crop)
+        views = make_views(xb, tta, crop)
         batch = torch.cat(views) if len(views) > 1 else views[0]
         outputs.append(forward(batch).float().reshape(len(views), len(xb), -1).mean(0))
         report(progress, task, min(start + batch_size, n), n)
@@ -288,7 +288,7 @@ def _predict(
 
     # Moving the model / changing its memory format must happen outside inference_mode: weights
     # converted inside it would become inference tensors that a later training step cannot use.
-    with _inference_setup(model, device, nhwc), torch.inference_mode(), amp:
+    with inference_setup(model, device, nhwc), torch.inference_mode(), amp:
         return predict_views(
             forward, images, num_classes=int(getattr(model, "num_classes", 0)), in_chans=getattr(model, "in_chans", None),
             batch_size=batch_size, device=device, tta=tta, crop=crop, input_size=input_size,

@@ -1,0 +1,1 @@
+"""lrfer.interop: importers of other toolkits' model files (Keras .h5)."""

@@ -1,1 +1,0 @@
-"""lrfer.serve"""
