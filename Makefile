@@ -21,7 +21,10 @@ demo: $(STAMP)
 	$(BIN)/lrfer predict examples/far_scene.png --annotate runs/demo
 	$(BIN)/lrfer video examples/far_scene.mp4 --out runs/demo/far_scene.mp4 --csv runs/demo/far_scene.csv
 
+# The layers (import-linter), the lint rules (ruff), then the tests; all from pyproject.toml.
 test: $(STAMP)
+	$(BIN)/lint-imports
+	$(BIN)/ruff check src tests bench
 	$(BIN)/python -m pytest
 
 bench: $(STAMP)
