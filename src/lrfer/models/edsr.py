@@ -36,13 +36,12 @@ Departures from Lim et al. (and why):
 Input and output are images in [0, 1], ``(B, C, h, w) -> (B, C, scale*h, scale*w)``; the output
 is not clamped (the L1 loss sees the raw prediction; evaluation and the front end clamp).
 
-An x4 model can start from a trained x2 model (Lim et al. pre-train x4 from x2): see :func:`init_from`.
+An x4 model can start from a trained x2 model (Lim et al. pre-train x4 from x2): see :func:`lrfer.models.init_weights.init_from`.
 """
 
 from __future__ import annotations
 
-import os
-from typing import Optional, Union
+from typing import Optional
 
 import torch
 import torch.nn.functional as F
@@ -50,7 +49,6 @@ from torch import nn
 
 from ..errors import LrferError
 from ._registry import register_model
-from .checkpoint import load_checkpoint
 
 SCALES = (2, 3, 4)
 DIV2K_RGB_MEAN = (0.4488, 0.4371, 0.4040)
@@ -149,52 +147,6 @@ class EDSR(nn.Module):
         h = self.head(x - self.input_mean)
         h = self.body(h) + h
         return self.upsample_input(x) + self.tail(self.upsample(h))
-
-
-def _as_edsr(model_or_path: Union[nn.Module, str, os.PathLike]) -> EDSR:
-    if isinstance(model_or_path, (str, os.PathLike)):
-        model_or_path = load_checkpoint(model_or_path).build_model()
-    model = getattr(model_or_path, "module", model_or_path)
-    model = getattr(model, "_orig_mod", model)
-    if not isinstance(model, EDSR):
-        raise LrferError(f"expected an EDSR model, got {type(model).__name__}", "give an x2 checkpoint written by `lrfer train-sr`")
-    return model
-
-
-@torch.no_grad()
-def init_from(x4_model: nn.Module, x2: Union[nn.Module, str, os.PathLike]) -> list[str]:
-    """Initialise an x4 EDSR from a trained x2 EDSR (a model or a checkpoint path), in place.
-
-    Copied: head, body, the first up-sampling stage and the tail convolution (Lim et al. start
-    their x4 model from the x2 one the same way). The second x2 stage, which the x2 model does not
-    have, is set to nearest-neighbour up-sampling of the features (ICNR with an identity kernel and
-    zero bias), so the x4 model starts as "the x2 model's residual features, enlarged once more".
-    Returns the names of the copied tensors.
-    """
-    dst = _as_edsr(x4_model)
-    src = _as_edsr(x2)
-    if dst.scale != 4 or src.scale != 2:
-        raise LrferError(f"init_from copies an x2 model into an x4 model, got x{src.scale} into x{dst.scale}", "pass an x2 EDSR checkpoint")
-    if (src.n_feats, src.n_blocks, src.in_chans) != (dst.n_feats, dst.n_blocks, dst.in_chans):
-        raise LrferError(
-            f"the x2 model has {src.n_blocks} blocks x {src.n_feats} features, {src.in_chans} channels; "
-            f"the x4 model {dst.n_blocks} x {dst.n_feats}, {dst.in_chans}",
-            "use the same --config for both",
-        )
-    have = src.state_dict()
-    copied = []
-    for k, v in dst.state_dict().items():
-        if k.startswith("upsample.1."):
-            continue
-        if k in have and have[k].shape == v.shape:
-            v.copy_(have[k])
-            copied.append(k)
-    stage = dst.upsample[1].conv
-    f = dst.n_feats
-    dirac = torch.zeros(f, f, 3, 3, dtype=stage.weight.dtype, device=stage.weight.device)
-    nn.init.dirac_(dirac)
-    icnr_(stage, 2, kernel=dirac, bias=torch.zeros(f, dtype=stage.weight.dtype, device=stage.weight.device))
-    return copied
 
 
 def _build(in_chans: int, scale: int, defaults: dict, kwargs: dict) -> EDSR:
