@@ -41,16 +41,14 @@ An x4 model can start from a trained x2 model (Lim et al. pre-train x4 from x2):
 
 from __future__ import annotations
 
-from typing import Optional
-
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from ..errors import LrferError
-from ._registry import register_model
+from ._registry import register_sr_model
+from ._sr import SRModel, icnr_, upsample_factors
 
-SCALES = (2, 3, 4)
 DIV2K_RGB_MEAN = (0.4488, 0.4371, 0.4040)
 
 
@@ -86,27 +84,8 @@ class UpStage(nn.Module):
         return self.shuffle(self.conv(x))
 
 
-@torch.no_grad()
-def icnr_(conv: nn.Conv2d, r: int, kernel: Optional[torch.Tensor] = None, bias: Optional[torch.Tensor] = None) -> None:
-    """ICNR initialisation: every sub-pixel phase of a PixelShuffle(r) conv gets the same kernel.
-
-    PixelShuffle puts input channel ``c*r*r + phase`` at output channel ``c``, sub-pixel ``phase``;
-    repeating each kernel ``r*r`` times makes "conv + shuffle" equal "conv + nearest up-sampling".
-    ``kernel`` (``(F, F, k, k)``) defaults to the conv's own first ``F`` kernels.
-    """
-    out_c = conv.out_channels // (r * r)
-    k = conv.weight[:out_c].clone() if kernel is None else kernel
-    b = (conv.bias[:out_c].clone() if conv.bias is not None else None) if bias is None else bias
-    conv.weight.copy_(k.repeat_interleave(r * r, dim=0))
-    if conv.bias is not None and b is not None:
-        conv.bias.copy_(b.repeat_interleave(r * r, dim=0))
-
-
-class EDSR(nn.Module):
+class EDSR(SRModel):
     """EDSR super-resolution (Lim et al. 2017) with a bicubic global skip: an image-to-image model."""
-
-    #: not an expression classifier: tools that iterate over all registered models skip it.
-    is_classifier = False
 
     def __init__(
         self,
@@ -117,23 +96,14 @@ class EDSR(nn.Module):
         res_scale: float = 0.1,
         skip: str = "bicubic",
     ):
-        super().__init__()
-        if scale not in SCALES:
-            raise LrferError(f"EDSR scale {scale} is not supported", "use 2, 3 or 4")
+        super().__init__(in_chans, scale, n_blocks, n_feats, skip)
         if skip not in ("bicubic", "bilinear", "nearest"):
             raise LrferError(f"EDSR skip '{skip}' is not one of bicubic, bilinear, nearest", "use skip='bicubic'")
-        self.in_chans = in_chans
-        self.scale = scale
-        self.n_blocks = n_blocks
-        self.n_feats = n_feats
-        self.skip = skip
-        self.num_classes = 0
         mean = DIV2K_RGB_MEAN if in_chans == 3 else (0.5,) * in_chans
         self.register_buffer("input_mean", torch.tensor(mean).view(1, in_chans, 1, 1), persistent=False)
         self.head = conv3x3(in_chans, n_feats)
         self.body = nn.Sequential(*[ResBlock(n_feats, res_scale) for _ in range(n_blocks)], conv3x3(n_feats, n_feats))
-        stages = [2, 2] if scale == 4 else [scale]
-        self.upsample = nn.Sequential(*[UpStage(n_feats, r) for r in stages])
+        self.upsample = nn.Sequential(*[UpStage(n_feats, r) for r in upsample_factors(scale)])
         self.tail = conv3x3(n_feats, in_chans)
         nn.init.zeros_(self.tail.weight)
         nn.init.zeros_(self.tail.bias)
@@ -153,7 +123,7 @@ def _build(in_chans: int, scale: int, defaults: dict, kwargs: dict) -> EDSR:
     return EDSR(in_chans=in_chans, scale=scale, **{**defaults, **kwargs})
 
 
-@register_model
+@register_sr_model
 def edsr(num_classes: int = 0, in_chans: int = 1, scale: int = 2, **kwargs) -> EDSR:
     """EDSR x2/x3/x4 as in Qin 2021: 16 blocks x 128 features, residual scaling 0.1 (SR, not a classifier).
 
@@ -162,12 +132,8 @@ def edsr(num_classes: int = 0, in_chans: int = 1, scale: int = 2, **kwargs) -> E
     return _build(in_chans, scale, {"n_blocks": 16, "n_feats": 128, "res_scale": 0.1}, kwargs)
 
 
-@register_model
+@register_sr_model
 def edsr_light(num_classes: int = 0, in_chans: int = 1, scale: int = 2, **kwargs) -> EDSR:
     """Light EDSR for CPUs: 4 blocks x 32 features, no residual scaling (SR, not a classifier)."""
     return _build(in_chans, scale, {"n_blocks": 4, "n_feats": 32, "res_scale": 1.0}, kwargs)
 
-
-# Entry points say what they build without being called (the registry or a test can filter on it).
-edsr.is_classifier = False  # type: ignore[attr-defined]
-edsr_light.is_classifier = False  # type: ignore[attr-defined]

@@ -44,9 +44,10 @@ import torch
 from torch import nn
 
 from ..errors import LrferError
-from ._registry import create_model
+from ._registry import create_model, list_models
+from ._sr import SRModel, icnr_
 from .checkpoint import load_checkpoint, load_weights
-from .edsr import EDSR, icnr_
+from .edsr import EDSR
 
 _NESTED = ("state_dict", "model_state_dict", "model", "module", "net", "params")
 
@@ -326,8 +327,8 @@ def load_sr_model(sr: Union[str, os.PathLike, dict], in_chans: int) -> tuple[nn.
     kwargs = {k: v for k, v in spec.items() if k not in ("name", "in_chans", "init")}
     spec.setdefault("in_chans", in_chans)
     model = create_model(spec["name"], num_classes=0, in_chans=spec["in_chans"], **kwargs)
-    if getattr(model, "is_classifier", True) or not hasattr(model, "scale"):
-        raise LrferError(f"'{spec['name']}' is not a super-resolution model", "use edsr or edsr_light")
+    if not isinstance(model, SRModel):
+        raise LrferError(f"'{spec['name']}' is not a super-resolution model", "use one of " + ", ".join(list_models("sr")))
     if spec["in_chans"] not in (in_chans, 1):
         raise LrferError(f"the SR model takes {spec['in_chans']} channels, the faces have {in_chans}", "train the SR model on faces with the same channels")
     if ckpt is not None:
