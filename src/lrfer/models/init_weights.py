@@ -5,11 +5,12 @@
 - :func:`init_from`: an x4 EDSR started from a trained x2 EDSR (Lim et al.);
 - :func:`load_sr_model`: the super-resolution front end of a fronted model, from its checkpoint or spec.
 
-The networks in this package only call these; none of them reads a file itself. Every weights
-file is read by :func:`read_state_dict`.
+The networks in this package only call these; none of them reads a file itself. A foreign weights
+file is read by :func:`read_state_dict`, an lrfer checkpoint by :func:`lrfer.models.checkpoint.load_checkpoint`.
+:class:`PretrainedPathMixin` keeps a ``pretrained_path`` out of the kwargs a checkpoint records.
 
-:func:`load_init_weights`: the file is a plain state dict from another toolkit: torchvision / timm / Cadene ``pretrainedmodels``
-``.pth`` files (read with ``torch.load(weights_only=True)``: nothing in the file is executed), a
+:func:`load_init_weights`: the file is a plain state dict from another toolkit: torchvision / timm /
+Cadene ``pretrainedmodels`` ``.pth`` files (read with ``torch.load(weights_only=True)``: nothing in the file is executed), a
 ``.safetensors`` file, or an lrfer checkpoint (its EMA weights when it has them, else its model's:
 fine-tuning a trained lrfer model on another dataset). Nested checkpoints (``{"state_dict": ...}``,
 ``{"model": ...}``) and DataParallel's ``module.`` prefix are unwrapped. Loading is
