@@ -18,7 +18,8 @@ import pytest
 import torch
 
 from lrfer.errors import LrferError
-from lrfer.interop.keras_h5 import load_keras_h5, same_padding
+from lrfer.interop.keras_h5 import load_keras_h5
+from lrfer.interop.keras_layers import same_padding
 
 h5py = pytest.importorskip("h5py")
 

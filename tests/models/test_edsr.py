@@ -9,7 +9,8 @@ import torch.nn.functional as F
 from lrfer.errors import LrferError
 from lrfer.models import create_model
 from lrfer.models.checkpoint import load_checkpoint, model_spec, save_checkpoint
-from lrfer.models.edsr import EDSR, init_from
+from lrfer.models.edsr import EDSR
+from lrfer.models.init_weights import init_from
 from tests.conftest import make_faceset
 
 

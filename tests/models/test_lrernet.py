@@ -147,7 +147,7 @@ def test_pretrained_safetensors_bn_layout_into_rgb_vgg16_fer(tmp_path):
 
 
 def test_pretrained_errors_are_clear(tmp_path):
-    with pytest.raises(LrferError, match="no such pretrained"):
+    with pytest.raises(LrferError, match="no such weights file"):
         create_model("lrernet", pretrained_path=str(tmp_path / "missing.pth"))
     path = tmp_path / "short.pth"
     torch.save({"features.0.weight": torch.zeros(64, 3, 3, 3)}, path)

@@ -20,9 +20,15 @@ def register_model(fn: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
     return fn
 
 
+def register_sr_model(fn: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
+    """Register a super-resolution entry point: ``list_models("sr")`` lists it, ``list_models("classifier")`` does not."""
+    fn.is_classifier = False  # type: ignore[attr-defined]
+    return register_model(fn)
+
+
 def list_models(kind: str | None = None) -> list[str]:
-    """Registered names; ``kind="classifier"`` or ``"sr"`` (super-resolution: entry points marked
-    ``is_classifier = False``) selects one kind."""
+    """Registered names; ``kind="classifier"`` or ``"sr"`` (super-resolution: entry points
+    registered with :func:`register_sr_model`) selects one kind."""
     if kind is None:
         return sorted(_MODELS)
     want_classifier = kind == "classifier"

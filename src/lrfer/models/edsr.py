@@ -36,23 +36,19 @@ Departures from Lim et al. (and why):
 Input and output are images in [0, 1], ``(B, C, h, w) -> (B, C, scale*h, scale*w)``; the output
 is not clamped (the L1 loss sees the raw prediction; evaluation and the front end clamp).
 
-An x4 model can start from a trained x2 model (Lim et al. pre-train x4 from x2): see :func:`init_from`.
+An x4 model can start from a trained x2 model (Lim et al. pre-train x4 from x2): see :func:`lrfer.models.init_weights.init_from`.
 """
 
 from __future__ import annotations
-
-import os
-from typing import Optional, Union
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from ..errors import LrferError
-from ._registry import register_model
-from .checkpoint import load_checkpoint
+from ._registry import register_sr_model
+from ._sr import SRModel, icnr_, upsample_factors
 
-SCALES = (2, 3, 4)
 DIV2K_RGB_MEAN = (0.4488, 0.4371, 0.4040)
 
 
@@ -88,27 +84,8 @@ class UpStage(nn.Module):
         return self.shuffle(self.conv(x))
 
 
-@torch.no_grad()
-def icnr_(conv: nn.Conv2d, r: int, kernel: Optional[torch.Tensor] = None, bias: Optional[torch.Tensor] = None) -> None:
-    """ICNR initialisation: every sub-pixel phase of a PixelShuffle(r) conv gets the same kernel.
-
-    PixelShuffle puts input channel ``c*r*r + phase`` at output channel ``c``, sub-pixel ``phase``;
-    repeating each kernel ``r*r`` times makes "conv + shuffle" equal "conv + nearest up-sampling".
-    ``kernel`` (``(F, F, k, k)``) defaults to the conv's own first ``F`` kernels.
-    """
-    out_c = conv.out_channels // (r * r)
-    k = conv.weight[:out_c].clone() if kernel is None else kernel
-    b = (conv.bias[:out_c].clone() if conv.bias is not None else None) if bias is None else bias
-    conv.weight.copy_(k.repeat_interleave(r * r, dim=0))
-    if conv.bias is not None and b is not None:
-        conv.bias.copy_(b.repeat_interleave(r * r, dim=0))
-
-
-class EDSR(nn.Module):
+class EDSR(SRModel):
     """EDSR super-resolution (Lim et al. 2017) with a bicubic global skip: an image-to-image model."""
-
-    #: not an expression classifier: tools that iterate over all registered models skip it.
-    is_classifier = False
 
     def __init__(
         self,
@@ -119,23 +96,14 @@ class EDSR(nn.Module):
         res_scale: float = 0.1,
         skip: str = "bicubic",
     ):
-        super().__init__()
-        if scale not in SCALES:
-            raise LrferError(f"EDSR scale {scale} is not supported", "use 2, 3 or 4")
+        super().__init__(in_chans, scale, n_blocks, n_feats, skip)
         if skip not in ("bicubic", "bilinear", "nearest"):
             raise LrferError(f"EDSR skip '{skip}' is not one of bicubic, bilinear, nearest", "use skip='bicubic'")
-        self.in_chans = in_chans
-        self.scale = scale
-        self.n_blocks = n_blocks
-        self.n_feats = n_feats
-        self.skip = skip
-        self.num_classes = 0
         mean = DIV2K_RGB_MEAN if in_chans == 3 else (0.5,) * in_chans
         self.register_buffer("input_mean", torch.tensor(mean).view(1, in_chans, 1, 1), persistent=False)
         self.head = conv3x3(in_chans, n_feats)
         self.body = nn.Sequential(*[ResBlock(n_feats, res_scale) for _ in range(n_blocks)], conv3x3(n_feats, n_feats))
-        stages = [2, 2] if scale == 4 else [scale]
-        self.upsample = nn.Sequential(*[UpStage(n_feats, r) for r in stages])
+        self.upsample = nn.Sequential(*[UpStage(n_feats, r) for r in upsample_factors(scale)])
         self.tail = conv3x3(n_feats, in_chans)
         nn.init.zeros_(self.tail.weight)
         nn.init.zeros_(self.tail.bias)
@@ -151,57 +119,11 @@ class EDSR(nn.Module):
         return self.upsample_input(x) + self.tail(self.upsample(h))
 
 
-def _as_edsr(model_or_path: Union[nn.Module, str, os.PathLike]) -> EDSR:
-    if isinstance(model_or_path, (str, os.PathLike)):
-        model_or_path = load_checkpoint(model_or_path).build_model()
-    model = getattr(model_or_path, "module", model_or_path)
-    model = getattr(model, "_orig_mod", model)
-    if not isinstance(model, EDSR):
-        raise LrferError(f"expected an EDSR model, got {type(model).__name__}", "give an x2 checkpoint written by `lrfer train-sr`")
-    return model
-
-
-@torch.no_grad()
-def init_from(x4_model: nn.Module, x2: Union[nn.Module, str, os.PathLike]) -> list[str]:
-    """Initialise an x4 EDSR from a trained x2 EDSR (a model or a checkpoint path), in place.
-
-    Copied: head, body, the first up-sampling stage and the tail convolution (Lim et al. start
-    their x4 model from the x2 one the same way). The second x2 stage, which the x2 model does not
-    have, is set to nearest-neighbour up-sampling of the features (ICNR with an identity kernel and
-    zero bias), so the x4 model starts as "the x2 model's residual features, enlarged once more".
-    Returns the names of the copied tensors.
-    """
-    dst = _as_edsr(x4_model)
-    src = _as_edsr(x2)
-    if dst.scale != 4 or src.scale != 2:
-        raise LrferError(f"init_from copies an x2 model into an x4 model, got x{src.scale} into x{dst.scale}", "pass an x2 EDSR checkpoint")
-    if (src.n_feats, src.n_blocks, src.in_chans) != (dst.n_feats, dst.n_blocks, dst.in_chans):
-        raise LrferError(
-            f"the x2 model has {src.n_blocks} blocks x {src.n_feats} features, {src.in_chans} channels; "
-            f"the x4 model {dst.n_blocks} x {dst.n_feats}, {dst.in_chans}",
-            "use the same --config for both",
-        )
-    have = src.state_dict()
-    copied = []
-    for k, v in dst.state_dict().items():
-        if k.startswith("upsample.1."):
-            continue
-        if k in have and have[k].shape == v.shape:
-            v.copy_(have[k])
-            copied.append(k)
-    stage = dst.upsample[1].conv
-    f = dst.n_feats
-    dirac = torch.zeros(f, f, 3, 3, dtype=stage.weight.dtype, device=stage.weight.device)
-    nn.init.dirac_(dirac)
-    icnr_(stage, 2, kernel=dirac, bias=torch.zeros(f, dtype=stage.weight.dtype, device=stage.weight.device))
-    return copied
-
-
 def _build(in_chans: int, scale: int, defaults: dict, kwargs: dict) -> EDSR:
     return EDSR(in_chans=in_chans, scale=scale, **{**defaults, **kwargs})
 
 
-@register_model
+@register_sr_model
 def edsr(num_classes: int = 0, in_chans: int = 1, scale: int = 2, **kwargs) -> EDSR:
     """EDSR x2/x3/x4 as in Qin 2021: 16 blocks x 128 features, residual scaling 0.1 (SR, not a classifier).
 
@@ -210,12 +132,8 @@ def edsr(num_classes: int = 0, in_chans: int = 1, scale: int = 2, **kwargs) -> E
     return _build(in_chans, scale, {"n_blocks": 16, "n_feats": 128, "res_scale": 0.1}, kwargs)
 
 
-@register_model
+@register_sr_model
 def edsr_light(num_classes: int = 0, in_chans: int = 1, scale: int = 2, **kwargs) -> EDSR:
     """Light EDSR for CPUs: 4 blocks x 32 features, no residual scaling (SR, not a classifier)."""
     return _build(in_chans, scale, {"n_blocks": 4, "n_feats": 32, "res_scale": 1.0}, kwargs)
 
-
-# Entry points say what they build without being called (the registry or a test can filter on it).
-edsr.is_classifier = False  # type: ignore[attr-defined]
-edsr_light.is_classifier = False  # type: ignore[attr-defined]

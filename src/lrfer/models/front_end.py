@@ -46,7 +46,6 @@ An SR model trained on grayscale faces (``in_chans=1``) is applied channel by ch
 from __future__ import annotations
 
 import os
-from pathlib import Path
 from typing import Any, Optional, Union
 
 import torch
@@ -56,40 +55,10 @@ from torch import nn
 from ..errors import LrferError
 from ._base import FERModel
 from ._registry import create_model, register_model
-from .checkpoint import load_checkpoint, load_weights
+from .init_weights import load_sr_model
 from .stn import SpatialTransformer
 
 SR_MODES = ("enlarge", "restore")
-
-
-def _load_sr(sr: Union[str, os.PathLike, dict], in_chans: int) -> tuple[nn.Module, dict]:
-    """(SR model, its JSON spec with ``init`` = the weights file) from a path or a spec dict."""
-    if isinstance(sr, (str, os.PathLike)):
-        path = Path(sr)
-        if not path.exists():
-            raise LrferError(f"no such SR checkpoint: {path}", "train one with `lrfer train-sr`, or pass sr=None")
-        ckpt = load_checkpoint(path)
-        spec = {"name": ckpt.spec["name"], "in_chans": ckpt.spec["in_chans"], **ckpt.spec["kwargs"], "init": str(path)}
-    elif isinstance(sr, dict):
-        if "name" not in sr:
-            raise LrferError(f"sr spec {sr} has no 'name'", 'write e.g. sr = { name = "edsr_light", scale = 2 }')
-        spec = dict(sr)
-        ckpt = None
-        init = spec.get("init")
-        if init and Path(init).exists():
-            ckpt = load_checkpoint(init)
-    else:
-        raise LrferError(f"sr must be a checkpoint path or a model spec, got {type(sr).__name__}", "pass a .safetensors path from `lrfer train-sr`")
-    kwargs = {k: v for k, v in spec.items() if k not in ("name", "in_chans", "init")}
-    spec.setdefault("in_chans", in_chans)
-    model = create_model(spec["name"], num_classes=0, in_chans=spec["in_chans"], **kwargs)
-    if getattr(model, "is_classifier", True) or not hasattr(model, "scale"):
-        raise LrferError(f"'{spec['name']}' is not a super-resolution model", "use edsr or edsr_light")
-    if spec["in_chans"] not in (in_chans, 1):
-        raise LrferError(f"the SR model takes {spec['in_chans']} channels, the faces have {in_chans}", "train the SR model on faces with the same channels")
-    if ckpt is not None:
-        load_weights(model, ckpt, "ema" if ckpt.has_ema else "model")
-    return model, spec
 
 
 class FrontedModel(FERModel):
@@ -121,7 +90,7 @@ class FrontedModel(FERModel):
         self.sr: Optional[nn.Module] = None
         self.sr_spec: Optional[dict] = None
         if sr:
-            self.sr, self.sr_spec = _load_sr(sr, in_chans)
+            self.sr, self.sr_spec = load_sr_model(sr, in_chans)
         self.sr_trainable = sr_trainable
         self.sr_mode = sr_mode
         if self.sr is not None and not sr_trainable:

@@ -51,19 +51,16 @@ Parameter counts (7 classes, 1 channel, defaults): ``lrernet`` 10.2M, ``vgg16_fe
 
 from __future__ import annotations
 
-import os
-import re
-from pathlib import Path
 from typing import Optional
 
 import torch
 from torch import nn
 
-from ..errors import LrferError
 from ._base import FERModel
 from ._registry import register_model
-from .init_weights import PretrainedPathMixin
+from .init_weights import PretrainedPathMixin, load_vgg_features, read_state_dict
 
+# ---------------------------------------------------------------------------- VGG-16 front end
 #: torchvision's VGG-16 configuration "D": conv widths, "M" = 2x2 max-pool.
 VGG16_CFG: tuple = (64, 64, "M", 128, 128, "M", 256, 256, 256, "M", 512, 512, 512, "M", 512, 512, 512, "M")
 
@@ -113,97 +110,7 @@ def _init_vgg(module: nn.Module) -> None:
             nn.init.zeros_(m.bias)
 
 
-# ---------------------------------------------------------------------------- pretrained weights
-def read_state_dict(path: str | os.PathLike) -> dict[str, torch.Tensor]:
-    """A state dict from ``.safetensors`` or a ``.pth``/``.pt`` file (``weights_only``: no code runs)."""
-    path = Path(path)
-    if not path.exists():
-        raise LrferError(f"no such pretrained weights file: {path}", "give the path of a torchvision VGG-16 state dict (.pth or .safetensors)")
-    try:
-        if path.suffix == ".safetensors":
-            from safetensors.torch import load_file
-
-            sd = load_file(str(path))
-        else:
-            sd = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:  # noqa: BLE001 - any unreadable file is the same user error
-        raise LrferError(f"{path} is not a readable state dict ({err})", "give a torchvision VGG-16 state dict (.pth or .safetensors)") from None
-    if isinstance(sd, dict) and "state_dict" in sd and isinstance(sd["state_dict"], dict):
-        sd = sd["state_dict"]
-    if not isinstance(sd, dict):
-        raise LrferError(f"{path} does not hold a state dict", "give a torchvision VGG-16 state dict (.pth or .safetensors)")
-    return sd
-
-
-def _adapt_first_conv(w: torch.Tensor, in_chans: int) -> torch.Tensor:
-    """RGB kernels (out, 3, k, k) for an ``in_chans`` input (timm's ``adapt_input_conv`` rule)."""
-    if w.shape[1] == in_chans:
-        return w
-    if in_chans == 1:
-        return w.sum(dim=1, keepdim=True)
-    reps = -(-in_chans // w.shape[1])
-    return w.repeat(1, reps, 1, 1)[:, :in_chans] * (w.shape[1] / in_chans)
-
-
-def load_vgg_features(features: nn.Sequential, state_dict: dict[str, torch.Tensor], in_chans: int, prefix: str = "features.") -> int:
-    """Copy torchvision VGG ``features.N.*`` weights into ``features`` layer by layer.
-
-    Conv layers are matched in order (so a VGG-16 file fits a VGG-16-BN model and vice versa);
-    BN layers are copied when the file has them too. Returns the number of conv layers loaded.
-    """
-    pat = re.compile(re.escape(prefix) + r"(\d+)\.(weight|bias|running_mean|running_var)$")
-    by_index: dict[int, dict[str, torch.Tensor]] = {}
-    for k, v in state_dict.items():
-        m = pat.match(k)
-        if m:
-            by_index.setdefault(int(m.group(1)), {})[m.group(2)] = v
-    src_convs = [by_index[i] for i in sorted(by_index) if by_index[i].get("weight") is not None and by_index[i]["weight"].ndim == 4]
-    src_bns = [by_index[i] for i in sorted(by_index) if "running_mean" in by_index[i]]
-    convs = [m for m in features if isinstance(m, nn.Conv2d)]
-    bns = [m for m in features if isinstance(m, nn.BatchNorm2d)]
-    if len(src_convs) < len(convs):
-        raise LrferError(
-            f"the pretrained file has {len(src_convs)} '{prefix}N' conv layers, the model needs {len(convs)}",
-            "give a torchvision VGG-16 ImageNet state dict (keys features.0.weight, features.2.weight, ...)",
-        )
-    with torch.no_grad():
-        for i, (dst, src) in enumerate(zip(convs, src_convs)):
-            w = _adapt_first_conv(src["weight"], in_chans) if i == 0 else src["weight"]
-            if w.shape != dst.weight.shape:
-                raise LrferError(
-                    f"pretrained conv layer {i} has shape {tuple(src['weight'].shape)}, the model's is {tuple(dst.weight.shape)}",
-                    "give a torchvision VGG-16 state dict",
-                )
-            dst.weight.copy_(w)
-            if dst.bias is not None:
-                if "bias" in src:
-                    dst.bias.copy_(src["bias"])
-                else:
-                    dst.bias.zero_()
-        if len(src_bns) >= len(bns):
-            for dst, src in zip(bns, src_bns):
-                dst.weight.copy_(src["weight"])
-                dst.bias.copy_(src["bias"])
-                dst.running_mean.copy_(src["running_mean"])
-                dst.running_var.copy_(src["running_var"])
-    return len(convs)
-
-
-class _VGGFrontEndInit(PretrainedPathMixin):
-    """The shared kwargs rule, plus LRERNet/VGG-16's own loading of an ImageNet VGG-16 file."""
-
-    def _init_weights(self, pretrained_path: Optional[str], in_chans: int) -> None:
-        """From-scratch initialisation, then the user's ImageNet VGG-16 front end if given."""
-        _init_vgg(self)
-        if pretrained_path:
-            load_vgg_features(self.features, read_state_dict(pretrained_path), in_chans)
-
-    @property
-    def min_input_size(self) -> int:
-        return 2**self.num_pools
-
-
-# ---------------------------------------------------------------------------- LRERNet
+# ---------------------------------------------------------------------------- LRERNet back end
 class DilatedConcatFusion(nn.Module):
     """Three 3x3 convs in series with dilation rates ``rates`` (padding = rate: size kept);
     their outputs are concatenated in order and fused by a 1x1 convolution."""
@@ -236,6 +143,22 @@ class DilatedConcatFusion(nn.Module):
         return self.fuse(torch.cat(outs, dim=1))
 
 
+# ---------------------------------------------------------------------------- the networks
+class _VGGFrontEndInit(PretrainedPathMixin):
+    """The shared kwargs rule, plus LRERNet/VGG-16's own loading of an ImageNet VGG-16 file
+    (:func:`lrfer.models.init_weights.load_vgg_features`)."""
+
+    def _init_weights(self, pretrained_path: Optional[str], in_chans: int) -> None:
+        """From-scratch initialisation, then the user's ImageNet VGG-16 front end if given."""
+        _init_vgg(self)
+        if pretrained_path:
+            load_vgg_features(self.features, read_state_dict(pretrained_path), in_chans)
+
+    @property
+    def min_input_size(self) -> int:
+        return 2**self.num_pools
+
+
 class LRERNet(_VGGFrontEndInit, FERModel):
     def __init__(
         self,
@@ -262,7 +185,6 @@ class LRERNet(_VGGFrontEndInit, FERModel):
         return self.backend(self.features(x))
 
 
-# ---------------------------------------------------------------------------- VGG-16 baseline
 class VGG16FER(_VGGFrontEndInit, FERModel):
     def __init__(
         self,

@@ -44,7 +44,7 @@ from torch import nn
 from ._base import FERModel
 from ._registry import register_model
 from .front_end import FrontedModel
-from .init_weights import PretrainedPathMixin
+from .init_weights import PretrainedPathMixin, load_init_weights, without_pretrained_path
 
 #: the SR front end of ``resnet50sr`` when none is given: exactly bicubic x2 (see the module docstring).
 DEFAULT_SR = {"name": "srresnet_light", "scale": 2}
@@ -81,8 +81,6 @@ class ResNet50FER(PretrainedPathMixin, FERModel):
         self.classifier = nn.Linear(tv.fc.in_features, num_classes)
         self.init_report: Optional[dict[str, Any]] = None
         if pretrained_path:
-            from .init_weights import load_init_weights
-
             self.init_report = load_init_weights(self, pretrained_path)
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
@@ -128,9 +126,9 @@ class ResNet50SR(FrontedModel):
 
     @model_kwargs.setter
     def model_kwargs(self, kwargs: dict) -> None:
-        kwargs = {k: v for k, v in kwargs.items() if k != "pretrained_path"}
+        kwargs = without_pretrained_path(kwargs)
         if "classifier_kwargs" in kwargs:
-            kwargs["classifier_kwargs"] = {k: v for k, v in (kwargs["classifier_kwargs"] or {}).items() if k != "pretrained_path"}
+            kwargs["classifier_kwargs"] = without_pretrained_path(kwargs["classifier_kwargs"] or {})
         FrontedModel.model_kwargs.fset(self, kwargs)  # type: ignore[attr-defined]
 
 

@@ -21,7 +21,7 @@ Departures from Ledig et al. (and why):
   the bicubic baseline and the short training a CPU (or a 2-minute GPU run) affords only has to
   learn the missing detail. ``skip="none"`` gives Ledig et al.'s network exactly (the skip has no
   parameters, so the counts above hold for both).
-- the pixel-shuffle convolutions are ICNR-initialised (:func:`lrfer.models.edsr.icnr_`, Aitken et
+- the pixel-shuffle convolutions are ICNR-initialised (:func:`lrfer.models._sr.icnr_`, Aitken et
   al. 2017) against the checkerboard artefacts of sub-pixel convolution at initialisation;
 - convolutions pad by **replicating** the border (as EDSR here): a face crop does not end in a
   black frame;
@@ -48,10 +48,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..errors import LrferError
-from ._registry import register_model
-from .edsr import icnr_
+from ._registry import register_sr_model
+from ._sr import SRModel, icnr_, upsample_factors
 
-SCALES = (2, 3, 4)
 SKIPS = ("bicubic", "none")
 #: discriminator sizes: first-layer width (doubled every second layer) and the dense layer.
 DISCRIMINATOR_CONFIGS = {"paper": {"base": 64, "fc": 1024}, "light": {"base": 16, "fc": 256}}
@@ -91,31 +90,19 @@ class UpStagePReLU(nn.Module):
         return self.act(self.shuffle(self.conv(x)))
 
 
-class SRResNet(nn.Module):
+class SRResNet(SRModel):
     """SRResNet / SRGAN generator (Ledig et al. 2017): an image-to-image model, ``(B, C, h, w) -> (B, C, s*h, s*w)``."""
 
-    #: not an expression classifier: tools that iterate over all registered models skip it.
-    is_classifier = False
-
     def __init__(self, in_chans: int = 1, scale: int = 2, n_blocks: int = 16, n_feats: int = 64, skip: str = "bicubic"):
-        super().__init__()
-        if scale not in SCALES:
-            raise LrferError(f"SRResNet scale {scale} is not supported", "use 2, 3 or 4")
+        super().__init__(in_chans, scale, n_blocks, n_feats, skip)
         if skip not in SKIPS:
             raise LrferError(f"SRResNet skip '{skip}' is not one of {', '.join(SKIPS)}", "use skip='bicubic' (default) or 'none' (Ledig et al.)")
         if n_blocks < 1 or n_feats < 1:
             raise LrferError(f"SRResNet needs at least one block and one feature, got {n_blocks} x {n_feats}", "use e.g. n_blocks=16, n_feats=64")
-        self.in_chans = in_chans
-        self.scale = scale
-        self.n_blocks = n_blocks
-        self.n_feats = n_feats
-        self.skip = skip
-        self.num_classes = 0
         self.head = nn.Sequential(conv(in_chans, n_feats, 9), nn.PReLU(n_feats))
         self.body = nn.Sequential(*[ResBlockBN(n_feats) for _ in range(n_blocks)])
         self.body_tail = nn.Sequential(conv(n_feats, n_feats, 3), nn.BatchNorm2d(n_feats))
-        stages = [2, 2] if scale == 4 else [scale]
-        self.upsample = nn.Sequential(*[UpStagePReLU(n_feats, r) for r in stages])
+        self.upsample = nn.Sequential(*[UpStagePReLU(n_feats, r) for r in upsample_factors(scale)])
         self.tail = conv(n_feats, in_chans, 9)
         if skip == "bicubic":  # residual 0 at initialisation: the untrained model is bicubic up-sampling
             nn.init.zeros_(self.tail.weight)
@@ -163,7 +150,7 @@ def _build(in_chans: int, scale: int, defaults: dict, kwargs: dict) -> SRResNet:
     return SRResNet(in_chans=in_chans, scale=scale, **{**defaults, **kwargs})
 
 
-@register_model
+@register_sr_model
 def srresnet(num_classes: int = 0, in_chans: int = 1, scale: int = 2, **kwargs) -> SRResNet:
     """SRResNet / SRGAN generator (Ledig et al. 2017): 16 blocks x 64 features, x2/x3/x4 (SR, not a classifier).
 
@@ -172,12 +159,8 @@ def srresnet(num_classes: int = 0, in_chans: int = 1, scale: int = 2, **kwargs) 
     return _build(in_chans, scale, {"n_blocks": 16, "n_feats": 64}, kwargs)
 
 
-@register_model
+@register_sr_model
 def srresnet_light(num_classes: int = 0, in_chans: int = 1, scale: int = 2, **kwargs) -> SRResNet:
     """Light SRResNet for CPUs: 4 blocks x 32 features (SR, not a classifier)."""
     return _build(in_chans, scale, {"n_blocks": 4, "n_feats": 32}, kwargs)
 
-
-# Entry points say what they build without being called (the registry or a test can filter on it).
-srresnet.is_classifier = False  # type: ignore[attr-defined]
-srresnet_light.is_classifier = False  # type: ignore[attr-defined]

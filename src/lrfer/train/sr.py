@@ -49,7 +49,7 @@ from ..errors import LrferError, closest
 from ..files import append_jsonl, write_jsonl
 from ..models import create_model
 from ..models.checkpoint import load_checkpoint, model_spec, resume_checkpoint, save_checkpoint
-from ..models.edsr import init_from
+from ..models.init_weights import init_from
 from ..progress import Progress, report
 
 #: ``--config`` name -> registered model.
