@@ -9,7 +9,8 @@ from PIL import Image
 
 from lrfer.cli import main
 from lrfer.data.readers import load_dataset
-from lrfer.infer.io import ImageReadError, predict_files, read_image
+from lrfer.files import ImageReadError
+from lrfer.infer.io import predict_files, read_image
 from lrfer.infer.recognizer import Recognizer
 from lrfer.predict.classifier import DEFAULT_CHECKPOINT, FaceClassifier
 from tests.conftest import ROOT_DIR
