@@ -171,6 +171,7 @@ def ferplus_faceset(
     *, path: Path, fmt: str, source_opts: dict, images: np.ndarray, votes: np.ndarray, split: np.ndarray,
     row_index: np.ndarray, dup_group: Optional[np.ndarray], mode: str, ties: str, min_votes: int,
 ) -> FaceSet:
+    """The FERPlus FaceSet of FER2013 pixels and their votes, whether both came from csv files or the npz."""
     keep, labels, soft, excluded = ferplus_labels(votes, mode, ties, min_votes)
     tensor = torch.from_numpy(np.ascontiguousarray(images)).unsqueeze(1)
     if dup_group is None:  # numbered over all rows, so every mode of one file shares the numbering
