@@ -1,20 +1,42 @@
-"""Atomic file writes: a reader (or a resumed run) never sees a half-written file. And the
-metrics logs (one JSON object per line) that training runs append to and resume from.
+"""File-level rules, each in one place: atomic writes, JSON-lines logs, image files and their
+decoding, and a file's SHA-256.
 
-Write to a temporary file in the same folder, fsync it, then ``os.replace`` it over the target:
-on POSIX and Windows the rename is atomic, so a kill at any moment leaves the old file or the new
-one, never a torn one.
+Atomic writes: write to a temporary file in the same folder, fsync it, then ``os.replace`` it over
+the target: on POSIX and Windows the rename is atomic, so a kill at any moment leaves the old file
+or the new one, never a torn one (a reader, or a resumed run, never sees a half-written file).
+
+Images: the dataset readers and the ``lrfer predict`` path decode through :func:`decode_image`, so
+a face file reads the same pixels whichever way it enters (any mode, transparency on white, 16-bit
+scaled by its range) and is refused by the same rules, with an :class:`ImageReadError` that says why.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import tempfile
+import warnings
 from pathlib import Path
-from typing import Callable, Union
+from typing import TYPE_CHECKING, Callable, Union
+
+import numpy as np
+
+if TYPE_CHECKING:
+    from PIL import Image
 
 PathLike = Union[str, os.PathLike]
+
+#: The file name endings read as images (dataset folders, ``lrfer predict FOLDER``).
+IMAGE_EXTENSIONS = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".gif", ".webp", ".pgm", ".ppm"})
+
+#: Decompression-bomb guard: an image with more pixels is refused before it is decoded. 64 M keeps
+#: every photo of a 64-megapixel camera readable by ``lrfer predict`` (face datasets hold images
+#: of a few thousand pixels, far below either), and stays below Pillow's own limit (89 M), so the
+#: user gets an ImageReadError naming the file, not a Pillow warning.
+MAX_PIXELS = 64_000_000
+
+_BAD_IMAGE_HINT = "the file is truncated or not an image: re-extract the dataset or delete the file"
 
 
 def atomic_write(path: PathLike, write: Callable[[str], None]) -> Path:
@@ -56,3 +78,71 @@ def write_jsonl(path: Path, rows: list[dict]) -> None:
 def append_jsonl(path: Path, row: dict) -> None:
     with open(path, "a") as f:
         f.write(json.dumps(row) + "\n")
+
+
+def sha256_file(path: PathLike) -> str:
+    """The hex SHA-256 of a file's bytes, read in 1 MiB blocks (checkpoints can be large)."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def is_image_file(path: Path) -> bool:
+    """An image by its name (hidden files such as macOS ``._x.jpg`` are not) that is a regular file."""
+    return path.suffix.lower() in IMAGE_EXTENSIONS and not path.name.startswith(".") and path.is_file()
+
+
+class ImageReadError(Exception):
+    """One image file could not be read: the message says why (it is ``lrfer predict``'s per-file
+    status), ``hint`` what to do about the file."""
+
+    def __init__(self, what: str, hint: str = _BAD_IMAGE_HINT):
+        super().__init__(what)
+        self.hint = hint
+
+
+def decode_image(path: PathLike, mode: str = "L") -> "Image.Image":
+    """Decode an image file of any mode (L, RGB, RGBA, P, I;16, CMYK) into a PIL image of ``mode``.
+
+    16/32-bit grayscale is scaled to 8 bits by its actual range rather than clipped at 255, and
+    transparency is composited on white, as a viewer shows it. Empty, unreadable, truncated and
+    oversized files raise :class:`ImageReadError`; a missing file raises ``FileNotFoundError``.
+    """
+    from PIL import Image, UnidentifiedImageError  # PIL only for those who decode images
+
+    if Path(path).stat().st_size == 0:
+        raise ImageReadError("empty file (0 bytes)")
+    try:
+        with warnings.catch_warnings():
+            # Pillow warns (to stderr) above its own limit; MAX_PIXELS below refuses those images anyway
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            im = Image.open(path)
+        with im:
+            w, h = im.size
+            if w * h > MAX_PIXELS:
+                raise ImageReadError(
+                    f"{w}x{h} pixels is above the {MAX_PIXELS} pixel limit (decompression-bomb guard)",
+                    "face images are small: shrink or remove the file",
+                )
+            im.load()  # the full decode, so truncation shows up here
+            return _to_mode(im, mode)
+    except (UnidentifiedImageError, Image.DecompressionBombError) as err:
+        raise ImageReadError(f"not a readable image ({err.__class__.__name__})") from None
+    except (OSError, SyntaxError, ValueError, EOFError) as err:
+        raise ImageReadError(f"unreadable or truncated image ({err})") from None
+
+
+def _to_mode(im: "Image.Image", mode: str) -> "Image.Image":
+    from PIL import Image
+
+    if im.mode in ("I;16", "I;16B", "I;16L", "I"):
+        a = np.asarray(im, dtype=np.float64)
+        lo, hi = float(a.min()), float(a.max())
+        a = np.zeros_like(a) if hi <= lo else (a - lo) * (255.0 / (hi - lo))
+        im = Image.fromarray(a.round().astype(np.uint8), "L")
+    if im.mode in ("RGBA", "LA", "P", "PA"):
+        im = im.convert("RGBA")
+        im = Image.alpha_composite(Image.new("RGBA", im.size, (255, 255, 255, 255)), im)
+    return im.convert(mode)

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from lrfer.data import readers
+from lrfer import files
 from lrfer.data.labels import CANONICAL
 from lrfer.data.readers import (
     FORMATS,
@@ -14,7 +14,6 @@ from lrfer.data.readers import (
     ckplus,
     class_folders,
     detect_format,
-    duplicate_groups,
     fer2013_csv,
     ferplus,
     ferplus_labels,
@@ -24,6 +23,7 @@ from lrfer.data.readers import (
     rafdb,
     votes_as_soft_labels,
 )
+from lrfer.data.splits import duplicate_groups
 from lrfer.errors import LrferError
 
 from .conftest import FERPLUS_USAGE, FERPLUS_VOTES, face, save, write_fer_csv, write_ferplus_csv
@@ -274,7 +274,7 @@ def test_corrupt_image_is_an_error_unless_skipped(tmp_path):
 def test_decompression_bomb_guard(tmp_path, monkeypatch):
     root = tmp_path / "faces"
     save(root / "happy" / "big.png", face(3, size=(30, 30)))
-    monkeypatch.setattr(readers, "MAX_PIXELS", 500)
+    monkeypatch.setattr(files, "MAX_PIXELS", 500)
     with pytest.raises(LrferError, match="30x30 pixels is above the 500 pixel limit"):
         class_folders(root)
 

@@ -9,8 +9,8 @@ import pytest
 import torch
 
 from lrfer.data.faceset import FaceSet
-from lrfer.data.readers import fer2013_csv, image_digests, load_dataset
-from lrfer.data.splits import BINARY_CLASSES, binary_regroup, dedup_within, exclude_duplicates, official_split, subject_kfold
+from lrfer.data.readers import fer2013_csv, load_dataset
+from lrfer.data.splits import BINARY_CLASSES, binary_regroup, dedup_within, exclude_duplicates, image_digests, official_split, subject_kfold
 from lrfer.errors import LrferError
 
 from .conftest import write_fer_csv

@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import hashlib
+
 import numpy as np
 import pytest
 import torch
 from PIL import Image
 
+from lrfer import files
 from lrfer.cli import main
 from lrfer.data.readers import load_dataset
-from lrfer.infer.io import ImageReadError, predict_files, read_image
+from lrfer.files import ImageReadError
+from lrfer.infer.io import expand_paths, predict_files, read_image
 from lrfer.infer.recognizer import Recognizer
 from lrfer.predict.classifier import DEFAULT_CHECKPOINT, FaceClassifier
 from tests.conftest import ROOT_DIR
@@ -90,3 +94,37 @@ def test_default_model_beats_chance_by_far_on_real_faces(default_classifier, fer
     assert acc > 0.6  # the majority class is 25%
     small = default_classifier.predict_proba(faces.images, degrade_to=16)
     assert float((small.argmax(1) == faces.labels).float().mean()) > 0.5
+
+
+def test_datasets_and_predict_decode_alike(tmp_path):
+    """One decoder: a dataset folder and `lrfer predict` read the same pixels from awkward files."""
+    rgba = np.zeros((12, 12, 4), np.uint8)
+    rgba[..., 1] = 200
+    rgba[..., 3] = np.arange(12, dtype=np.uint8)[:, None] * 20  # transparency varies by row
+    (tmp_path / "happy").mkdir()
+    Image.fromarray(rgba, "RGBA").save(tmp_path / "happy" / "a.png")
+    Image.fromarray(np.arange(144, dtype=np.uint16).reshape(12, 12) * 400).save(tmp_path / "happy" / "b.png")
+    faces = load_dataset(tmp_path, color=True)
+    for k, name in enumerate(faces.ids):
+        assert torch.equal(faces.images[k], read_image(tmp_path / name, 3))
+    assert faces.images[0, 1, 0].tolist() != faces.images[0, 1, -1].tolist()  # composited on white, not dropped
+
+
+def test_one_pixel_limit(tmp_path, monkeypatch):
+    Image.fromarray(np.zeros((30, 30), np.uint8)).save(tmp_path / "big.png")
+    monkeypatch.setattr(files, "MAX_PIXELS", 500)
+    with pytest.raises(ImageReadError, match="30x30 pixels is above the 500 pixel limit"):
+        read_image(tmp_path / "big.png")
+
+
+def test_hidden_files_are_not_images(tmp_path):
+    Image.fromarray(np.zeros((8, 8), np.uint8)).save(tmp_path / "a.png")
+    (tmp_path / "._a.png").write_bytes(b"macOS resource fork")
+    (tmp_path / "notes.txt").write_text("not an image")
+    assert expand_paths([tmp_path]) == [tmp_path / "a.png"]
+
+
+def test_sha256_file(tmp_path):
+    data = np.random.default_rng(0).integers(0, 256, (1 << 20) + 7, dtype=np.uint8).tobytes()  # spans two blocks
+    (tmp_path / "f.bin").write_bytes(data)
+    assert files.sha256_file(tmp_path / "f.bin") == hashlib.sha256(data).hexdigest()

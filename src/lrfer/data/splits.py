@@ -7,6 +7,7 @@ recognition. These helpers make the honest split the easy one.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Sequence
 from dataclasses import replace
 from typing import Optional
@@ -17,7 +18,6 @@ import torch
 from ..errors import LrferError
 from .faceset import FaceSet
 from .labels import BINARY_POSITIVE, canonical_name
-from .readers import duplicate_groups, image_digests
 
 #: Split names tried, in order, when :func:`official_split` is not told which to use.
 TRAIN_SPLIT_NAMES: tuple[str, ...] = ("Training", "train", "Train", "training")
@@ -25,6 +25,39 @@ TEST_SPLIT_NAMES: tuple[str, ...] = ("PublicTest", "test", "Test", "Validation",
 
 #: Class names of :func:`binary_regroup` (not canonical: the set is derived, see there).
 BINARY_CLASSES: tuple[str, str] = ("non_positive", "positive")
+
+
+# ====================================================================== duplicates
+def image_digests(images: torch.Tensor) -> np.ndarray:
+    """One 128-bit BLAKE2 digest per image (its shape included), to compare images across sets cheaply."""
+    arr = images.contiguous().numpy()
+    base = hashlib.blake2b(repr(tuple(arr.shape[1:])).encode(), digest_size=16)
+    out = []
+    for row in arr.reshape(len(arr), int(np.prod(arr.shape[1:]))):
+        h = base.copy()
+        h.update(row)
+        out.append(h.digest())
+    return np.array(out, dtype="S16")
+
+
+def duplicate_groups(images: torch.Tensor) -> np.ndarray:
+    """Exact-duplicate group id per image: rows with identical pixels share an id, unique rows get -1.
+
+    Ids are numbered 0, 1, ... in order of the group's first row, so that the numbering depends only
+    on the images and their order (two loads of one file agree). The readers fill every FaceSet's
+    ``dup_group`` with it where the dataset has no duplicate ids of its own.
+    """
+    n = len(images)
+    if n == 0:
+        return np.zeros(0, dtype=np.int64)
+    digests = image_digests(images)
+    _, first, inverse, counts = np.unique(digests, return_index=True, return_inverse=True, return_counts=True)
+    inverse = inverse.reshape(-1)
+    group_id = np.full(len(counts), -1, dtype=np.int64)
+    repeated = np.flatnonzero(counts > 1)
+    repeated = repeated[np.argsort(first[repeated], kind="stable")]
+    group_id[repeated] = np.arange(len(repeated), dtype=np.int64)
+    return group_id[inverse]
 
 
 def _pick_split(faceset: FaceSet, name: Optional[str], candidates: Sequence[str], role: str) -> str:

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import contextlib
 import copy
-import hashlib
 import io
 import json
 import os
@@ -36,7 +35,7 @@ from torch import nn
 
 from ..data.transforms import model_input
 from ..errors import LrferError
-from ..files import atomic_write_bytes
+from ..files import atomic_write_bytes, sha256_file
 from ..models.checkpoint import load_checkpoint
 from ..predict.classifier import FaceClassifier
 
@@ -88,14 +87,6 @@ def _exporter_log_silenced():
         yield
     finally:
         torch._C._jit_onnx_log = log
-
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def _as_classifier(source: Union["FaceClassifier", PathLike]) -> "FaceClassifier":
@@ -179,7 +170,7 @@ def export_onnx(
         "input_size": side,
         "temperature": repr(float(clf.temperature)),
         "source": src.name if src is not None else "",
-        "source_sha256": _sha256(src) if src is not None and src.is_file() else "",
+        "source_sha256": sha256_file(src) if src is not None and src.is_file() else "",
     }
     _set_metadata(proto, meta)
     proto.producer_name = "lrfer"

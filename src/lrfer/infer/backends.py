@@ -19,6 +19,7 @@ from ..data.faceset import FaceSet
 from ..data.transforms import predict_views
 from ..device import is_gpu
 from ..errors import LrferError, closest
+from ..files import sha256_file
 from ..predict.classifier import FaceClassifier
 from ..progress import Progress
 
@@ -165,14 +166,8 @@ def load_classifier(
 def onnx_cache_path(checkpoint: Path) -> Path:
     """Where the ONNX export of ``checkpoint`` is kept: ``$LRFER_CACHE`` or ``~/.cache/lrfer``,
     named by the checkpoint's content hash, so an edited checkpoint is never served a stale export."""
-    import hashlib
-
-    h = hashlib.sha256()
-    with open(checkpoint, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
     root = Path(os.environ.get("LRFER_CACHE") or Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "lrfer")
-    return root / "onnx" / f"{checkpoint.stem}-{h.hexdigest()[:16]}.onnx"
+    return root / "onnx" / f"{checkpoint.stem}-{sha256_file(checkpoint)[:16]}.onnx"
 
 
 def _cached_export(clf: FaceClassifier) -> Path:

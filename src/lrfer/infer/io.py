@@ -1,8 +1,8 @@
 """Image files in, rows of faces out: the ``lrfer predict`` path.
 
-:func:`read_image` decodes any image mode safely (16-bit, alpha, palette; a pixel-count cap against
-decompression bombs); :func:`predict_files` runs a Recognizer over files and folders. Every file
-gets at least one row with a ``status``: ``ok`` (one row per face), ``no face found``, or what went
+:func:`read_image` decodes any image mode safely through :func:`lrfer.files.decode_image` (16-bit,
+alpha, palette; a pixel-count cap against decompression bombs); :func:`predict_files` runs a
+Recognizer over files and folders. Every file gets at least one row with a ``status``: ``ok`` (one row per face), ``no face found``, or what went
 wrong (unreadable, empty, too large), so one bad file never stops a run and is never dropped silently.
 """
 
@@ -14,47 +14,17 @@ from typing import Iterable, Iterator, Union
 
 import numpy as np
 import torch
-from PIL import Image, UnidentifiedImageError
+from PIL import Image
 
 from ..errors import LrferError
+from ..files import ImageReadError, decode_image, is_image_file
 from .annotate import draw_faces
-
-IMAGE_EXTENSIONS = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".pgm", ".ppm"}
-#: Decompression-bomb guard: more pixels than a 64-megapixel photo is refused, not decoded.
-MAX_PIXELS = 64_000_000
-
-
-class ImageReadError(Exception):
-    """A single image could not be read; the message is the per-file status."""
 
 
 def read_image(path: Union[str, os.PathLike], channels: int = 1) -> torch.Tensor:
-    """Decode an image file into uint8 ``(channels, H, W)``; any mode (L, RGB, RGBA, P, I;16, CMYK)."""
-    path = Path(path)
-    if path.stat().st_size == 0:
-        raise ImageReadError("empty file (0 bytes)")
-    try:
-        with Image.open(path) as im:
-            if im.width * im.height > MAX_PIXELS:
-                raise ImageReadError(f"image too large ({im.width}x{im.height} px; limit {MAX_PIXELS} px)")
-            im.load()
-            if im.mode in ("I;16", "I;16B", "I;16L", "I"):
-                # 16/32-bit grayscale: scale to 8 bits by the actual range rather than clipping at 255.
-                a = np.asarray(im, dtype=np.float64)
-                lo, hi = float(a.min()), float(a.max())
-                a = np.zeros_like(a) if hi <= lo else (a - lo) * (255.0 / (hi - lo))
-                im = Image.fromarray(a.round().astype(np.uint8), "L")
-            if im.mode in ("RGBA", "LA", "P", "PA"):
-                im = im.convert("RGBA")
-                # Composite transparency on white, as a viewer shows it.
-                bg = Image.new("RGBA", im.size, (255, 255, 255, 255))
-                im = Image.alpha_composite(bg, im)
-            im = im.convert("L" if channels == 1 else "RGB")
-            a = np.asarray(im, dtype=np.uint8)
-    except (UnidentifiedImageError, Image.DecompressionBombError) as err:
-        raise ImageReadError(f"not a readable image ({err.__class__.__name__})") from None
-    except (OSError, SyntaxError, ValueError) as err:
-        raise ImageReadError(f"unreadable or truncated image ({err})") from None
+    """Decode an image file into uint8 ``(channels, H, W)`` (:func:`lrfer.files.decode_image`: any mode,
+    the one pixel limit); raises :class:`~lrfer.files.ImageReadError`, whose message is the file's status."""
+    a = np.asarray(decode_image(path, "L" if channels == 1 else "RGB"), dtype=np.uint8)
     t = torch.from_numpy(a.copy())
     return t[None] if t.ndim == 2 else t.permute(2, 0, 1).contiguous()
 
@@ -64,7 +34,7 @@ def expand_paths(paths: Iterable[Union[str, os.PathLike]]) -> list[Path]:
     out: list[Path] = []
     for p in map(Path, paths):
         if p.is_dir():
-            found = sorted(f for f in p.rglob("*") if f.is_file() and f.suffix.lower() in IMAGE_EXTENSIONS)
+            found = sorted(f for f in p.rglob("*") if is_image_file(f))
             if not found:
                 raise LrferError(f"no image files in folder {p}", "give image files or a folder of .png/.jpg face crops")
             out += found

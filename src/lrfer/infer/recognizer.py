@@ -24,10 +24,11 @@ import numpy as np
 import torch
 
 from ..errors import LrferError
+from ..files import ImageReadError
 from .backends import load_classifier
 from .crop import DEFAULT_MARGIN, crop_faces, face_sizes
 from .detect import DEFAULT_DETECTOR, Detections, FaceDetector, as_rgb, create_detector
-from .io import ImageReadError, read_image
+from .io import read_image
 from .smooth import ProbabilitySmoother
 from .track import IoUTracker
 from .video import Frame, VideoSource, open_video
