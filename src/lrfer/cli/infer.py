@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from contextlib import closing
 from pathlib import Path
 
 from ..errors import LrferError
@@ -174,17 +175,17 @@ def _run_frames(args, rec, source, writer, summary, webcam: bool) -> int:
         from tqdm import tqdm
 
         bar = tqdm(total=source.frame_count, unit="frame", file=sys.stderr, dynamic_ncols=True, disable=None)
+    stream = rec.stream(
+        source, batch_frames=args.batch_frames, smoothing=args.smoothing, alpha=args.alpha, window=args.window,
+        keep_frames=args.out is not None,
+    )  # fmt: skip
     n = 0
     try:
-        with source:
-            stream = rec.stream(
-                source, batch_frames=args.batch_frames, smoothing=args.smoothing, alpha=args.alpha, window=args.window,
-                keep_frames=args.out is not None,
-            )  # fmt: skip
+        # the stream closes before the source: its reader thread must stop decoding before the
+        # container it reads from is closed (PyAV crashed now and then after --max-frames)
+        with source, closing(stream):
             for result in stream:
                 n += 1
-                if args.max_frames and n > args.max_frames:
-                    break
                 if args.out is not None:
                     if out_video is None:
                         out_video = VideoWriter(args.out, source.fps, source.width, source.height)
@@ -198,6 +199,8 @@ def _run_frames(args, rec, source, writer, summary, webcam: bool) -> int:
                     print(f"frame {result.index}  t={result.time:.2f}s  {faces}", flush=True)
                 if bar is not None:
                     bar.update(1)
+                if args.max_frames and n >= args.max_frames:
+                    break
     finally:
         for output in (bar, writer, out_video):
             if output is not None:
