@@ -94,24 +94,18 @@ def cmd_train(args) -> int:
     return 0
 
 
+#: ``lrfer train`` flags that set the config field of their own name (None: the recipe's value)
+_FLAGS_AS_CONFIG = ("model", "epochs", "batch_size", "lr", "seed", "device", "train_split", "val_split", "limit_train", "init_weights", "teacher")
+
+
 def _train_config(args):
     """The recipe with the command's flags over it, checked: a bad name fails before the data is read."""
     from ..train.config import load_config, with_front_end
 
     cfg = load_config(
         args.recipe,
-        model=args.model,
-        epochs=args.epochs,
+        **{field: getattr(args, field) for field in _FLAGS_AS_CONFIG},
         time_budget_minutes=args.time_budget,
-        batch_size=args.batch_size,
-        lr=args.lr,
-        seed=args.seed,
-        device=args.device,
-        train_split=args.train_split,
-        val_split=args.val_split,
-        limit_train=args.limit_train,
-        init_weights=args.init_weights,
-        teacher=args.teacher,
         compile=True if args.compile else None,
         augment={"degrade_p": args.degrade_p} if args.degrade_p is not None else None,
     )
