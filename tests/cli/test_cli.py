@@ -283,3 +283,14 @@ def test_key_values_parse_json_and_refuse_a_key_the_command_sets_itself():
     assert err.value.hint == "use --epochs"
     with pytest.raises(LrferError, match="not key=value"):
         parse_key_values(["epochs"], "--set")
+
+
+def test_webcam_prints_a_line_per_frame_and_stops_at_max_frames(capsys, monkeypatch):
+    import lrfer.infer.video as video
+
+    # the example video stands in for the camera
+    monkeypatch.setattr(video, "open_webcam", lambda device: video.open_video(ROOT_DIR / "examples" / "far_scene.mp4"))
+    code, out, _ = run(capsys, "webcam", "--max-frames", "3", "--no-progress", "--device", "cpu")
+    lines = out.strip().splitlines()
+    assert code == 0 and [l.split("  ")[0] for l in lines[:-1]] == ["frame 0", "frame 1", "frame 2"]
+    assert lines[-1].startswith("3 frames, ") and "track_id" not in out  # the webcam prints no track table

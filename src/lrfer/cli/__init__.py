@@ -1,0 +1,49 @@
+"""The ``lrfer`` command line: a thin layer over the library.
+
+Each subcommand parses its flags, calls one library function, and prints the result. :func:`main`
+is the one place that turns every :class:`~lrfer.errors.LrferError` into one line on stderr and
+exit code 2 (``--debug`` shows the traceback instead), and Ctrl-C into exit code 130.
+
+One module per command group, each with its ``cmd_*`` functions and an ``add_parsers`` that
+declares the group's commands and options: :mod:`.train`, :mod:`.evaluate`, :mod:`.infer`,
+:mod:`.export` and :mod:`.info`; :mod:`._common` holds what they share. The ``cmd_*`` functions
+import the library modules they call inside themselves, on purpose: the command line is the top
+layer, so nothing imports it back, and PyTorch, which takes seconds to import, is then only
+imported by the commands that need it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Optional
+
+from ..errors import LrferError
+from . import evaluate, export, infer, info, train
+from ._common import parse_key_values
+
+__all__ = ["build_parser", "main", "parse_key_values"]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="lrfer", description="Facial expression recognition for low-resolution faces.")
+    p.add_argument("--debug", action="store_true", help="show tracebacks")
+    sub = p.add_subparsers(dest="command", required=True)
+    for group in (train, evaluate, infer, export, info):  # the order of `lrfer --help`
+        group.add_parsers(sub)
+    return p
+
+
+def main(argv: Optional[list[str]] = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return args.func(args)
+    except LrferError as err:
+        if args.debug:
+            raise
+        print(f"lrfer: error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("lrfer: interrupted", file=sys.stderr)
+        return 130

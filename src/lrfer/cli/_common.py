@@ -1,0 +1,152 @@
+"""What the command groups share: the progress display, ``KEY=VALUE`` options, the data and model
+options, loading the data and a classifier, and printing a table."""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import Any, Optional
+
+from ..errors import LrferError
+
+SPLIT_HELP = "the dataset's own split name (FER2013: Training, PublicTest, PrivateTest)"
+
+
+# ---------------------------------------------------------------------------- progress bars
+class Bars:
+    """Turns library progress events into tqdm bars on stderr (one bar per task)."""
+
+    def __init__(self, enabled: bool = True):
+        self.enabled = enabled
+        self.bars: dict[str, Any] = {}
+
+    def __call__(self, event) -> None:
+        if event.task == "epoch_end":
+            self.close()
+            info = event.info
+            parts = [f"epoch {event.done}/{event.total}", f"loss {info['train_loss']:.3f}", f"train {info['train_acc']:.3f}"]
+            if "val_acc" in info:
+                parts += [f"val {info['val_acc']:.4f}", f"F1 {info['val_macro_f1']:.4f}"]
+            parts.append(f"{info['images_per_s']:.0f} img/s")
+            print("  ".join(parts), file=sys.stderr, flush=True)
+            return
+        if "message" in event.info:
+            print(event.info["message"], file=sys.stderr)
+            return
+        if not self.enabled or event.total is None:
+            return
+        from tqdm import tqdm
+
+        bar = self.bars.get(event.task)
+        if bar is None:
+            # disable=None: bars only on a terminal, so logs and pipes get clean lines
+            bar = self.bars[event.task] = tqdm(total=event.total, desc=event.task, leave=False, file=sys.stderr, dynamic_ncols=True, disable=None)
+        bar.update(event.done - bar.n)
+        if event.done >= event.total:
+            bar.close()
+            del self.bars[event.task]
+
+    def close(self) -> None:
+        for bar in self.bars.values():
+            bar.close()
+        self.bars.clear()
+
+
+# ---------------------------------------------------------------------------- options
+def parse_key_values(
+    pairs: list[str], flag: str = "--option", example: str = "labels=ferplus", own_flags: Optional[dict[str, str]] = None
+) -> dict[str, Any]:
+    """``KEY=VALUE`` command-line pairs (``--option``, a benchmark's ``--set``); values parsed as
+    JSON when they can be (``3``, ``[]``, ``true``), else kept as strings. ``own_flags`` maps the
+    keys the command sets itself to what to do instead (``{"epochs": "use --epochs"}``): such a key
+    is refused, since two places would set it."""
+    out: dict[str, Any] = {}
+    for pair in pairs or []:
+        if "=" not in pair:
+            raise LrferError(f"{flag} '{pair}' is not key=value", f"write e.g. {flag} {example}")
+        k, v = pair.split("=", 1)
+        if own_flags and k in own_flags:
+            raise LrferError(f"{flag} {pair}: this command sets '{k}' itself", own_flags[k])
+        try:
+            out[k] = json.loads(v)
+        except json.JSONDecodeError:
+            out[k] = v
+    return out
+
+
+def add_data_options(sp, required: bool = True) -> None:
+    """The dataset a command reads: ``--data`` and how to read it (what :func:`load_data` takes)."""
+    sp.add_argument("--data", required=required, help="dataset path (npz, fer2013.csv, fer2013new.csv, or a folder)")
+    sp.add_argument("--format", help="reader name, when the format cannot be detected from the path")
+    sp.add_argument("--option", action="append", default=[], metavar="KEY=VALUE", help="reader option, e.g. labels=ferplus")
+    sp.add_argument("--no-progress", action="store_true")
+
+
+def add_model_options(sp) -> None:
+    """The classifier a command runs: the checkpoint, where, and with which test-time augmentation."""
+    sp.add_argument("--checkpoint", help="a .safetensors checkpoint (default: the shipped model)")
+    sp.add_argument("--device", default="auto", help="auto, cpu, cuda")
+    sp.add_argument("--tta", default="none", choices=["none", "flip", "tencrop"], help="test-time augmentation")
+
+
+# ---------------------------------------------------------------------------- data and classifier
+def load_data(args, progress):
+    """The dataset named by the data options (:func:`add_data_options`)."""
+    from ..data.readers import load_dataset
+
+    return load_dataset(args.data, format=args.format, progress=progress, **parse_key_values(args.option))
+
+
+def load_classifier(args):
+    """The classifier named by the model options (:func:`add_model_options`)."""
+    from ..predict.classifier import FaceClassifier
+
+    return FaceClassifier.load(args.checkpoint, device=args.device)
+
+
+def load_test_faces(args, model, bars, validated=None):
+    """The asked-for split of the data, prepared for ``model``; by default the split that
+    ``validated`` (the classifier, or an ensemble's first member) was validated on."""
+    faces = load_data(args, bars)
+    split = args.split or _default_split(faces, validated or model)
+    return _prepared(model, faces.select_split(split), bars), split
+
+
+def _default_split(faces, classifier) -> str:
+    """The split a checkpoint was validated on if the data has it, else the data's last split."""
+    trained = classifier.checkpoint.info.get("config", {}).get("val_split")
+    splits = faces.splits
+    if trained in splits:
+        return trained
+    for name in ("PublicTest", "test", "Test", "Validation", "val"):
+        if name in splits:
+            return name
+    return splits[-1]
+
+
+def _prepared(model, faces, bars):
+    """``faces`` prepared for ``model`` (a FaceClassifier or a ProbabilityEnsemble); faces of classes
+    the model does not have (CK+'s contempt for a FER2013 model) cannot be scored and are left out,
+    which the user is told on stderr."""
+    ready = model.prepare(faces)
+    dropped = ready.meta.get("dropped_classes", []) if ready is not faces else []
+    if dropped:
+        bars.close()
+        print(f"note: {len(faces) - len(ready)} faces of {', '.join(dropped)} left out: "
+              f"the model's classes are {', '.join(model.classes)}", file=sys.stderr)  # fmt: skip
+    return ready
+
+
+# ---------------------------------------------------------------------------- output
+def print_table(rows: list[dict], columns: list[str]) -> None:
+    """``rows`` as aligned columns on stdout; floats with three decimals, None as blank."""
+    widths = [max(len(c), *(len(_fmt(r.get(c))) for r in rows)) for c in columns]
+    print("  ".join(c.ljust(w) for c, w in zip(columns, widths)))
+    for r in rows:
+        print("  ".join(_fmt(r.get(c)).ljust(w) for c, w in zip(columns, widths)))
+
+
+def _fmt(v) -> str:
+    if isinstance(v, float):
+        return f"{v:.3f}"
+    return "" if v is None else str(v)

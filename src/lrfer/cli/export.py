@@ -1,0 +1,75 @@
+"""Commands that write a trained classifier out again, for deployment: ``lrfer export`` (ONNX,
+optionally int8) and ``lrfer calibrate`` (a temperature fitted on a validation split, stored in
+the checkpoint)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from ..errors import LrferError
+from ._common import SPLIT_HELP, Bars, add_data_options, add_model_options, load_classifier, load_data, load_test_faces
+
+
+def add_parsers(sub) -> None:
+    sp = sub.add_parser("export", help="export a classifier to ONNX (optionally int8)")
+    sp.add_argument("--checkpoint", help="a .safetensors checkpoint (default: the shipped model)")
+    sp.add_argument("--onnx", required=True, metavar="FILE", help="output .onnx file (dynamic batch)")
+    sp.add_argument("--int8", metavar="FILE", help="also write an int8-quantized model, calibrated on --data")
+    add_data_options(sp, required=False)
+    sp.add_argument("--split", help="split to draw calibration faces from (default Training)")
+    sp.set_defaults(func=cmd_export)
+
+    sp = sub.add_parser("calibrate", help="fit a temperature on a validation split and store it in the checkpoint")
+    add_model_options(sp)
+    add_data_options(sp)
+    sp.add_argument("--split", help=SPLIT_HELP + " (default: the validation split)")
+    sp.add_argument("--out", metavar="FILE", help="calibrated checkpoint (default: overwrite --checkpoint)")
+    sp.set_defaults(func=cmd_calibrate)
+
+
+def cmd_export(args) -> int:
+    from ..export.onnx import export_onnx, quantize_int8
+
+    path = export_onnx(args.checkpoint, args.onnx)
+    print(f"wrote {path}")
+    if args.int8:
+        calib = _calibration_faces(args)
+        qpath = quantize_int8(path, args.int8, calib)
+        print(f"wrote {qpath} (int8, calibrated on {len(calib)} faces)")
+    return 0
+
+
+def _calibration_faces(args):
+    """Face crops for int8 calibration: the --data training split, at the model's input."""
+    import numpy as np
+    import torch
+
+    from ..predict.classifier import FaceClassifier
+
+    if not args.data:
+        raise LrferError("--int8 needs calibration faces", "add --data PATH (e.g. fer2013.csv); 512 training faces are used")
+    clf = FaceClassifier.load(args.checkpoint, device="cpu")
+    faces = load_data(args, Bars(not args.no_progress))
+    split = args.split or ("Training" if "Training" in set(faces.split) else None)
+    faces = clf.prepare(faces.select_split(split) if split else faces)
+    idx = np.random.default_rng(0).permutation(len(faces))[:512]
+    return faces.images[torch.from_numpy(idx)].numpy()
+
+
+def cmd_calibrate(args) -> int:
+    from ..evaluate.calibration import calibrate_checkpoint
+    from ..predict.classifier import DEFAULT_CHECKPOINT
+
+    target = Path(args.checkpoint) if args.checkpoint else DEFAULT_CHECKPOINT
+    if args.out is None and target.resolve() == DEFAULT_CHECKPOINT.resolve():
+        # by path too: `--checkpoint .../assets/default/model.safetensors` is the same file
+        raise LrferError("calibrating the shipped model in place would change the installed package", "give --out FILE (and --checkpoint for your own model)")
+    bars = Bars(not args.no_progress)
+    clf = load_classifier(args)
+    faces, split = load_test_faces(args, clf, bars)
+    rep = calibrate_checkpoint(target, faces, split=split, path_out=args.out, device=clf.device, progress=bars)
+    bars.close()
+    print(f"temperature {rep['temperature']:.3f} fitted on {faces.name} {split} (n={rep['n']})")
+    print(f"ECE {rep['ece_before']:.4f} -> {rep['ece_after']:.4f}   NLL {rep['nll_before']:.4f} -> {rep['nll_after']:.4f} (measured on the fitting faces)")
+    print(f"wrote {rep['path']}")
+    return 0
