@@ -12,6 +12,9 @@ import numpy as np
 from ...errors import LrferError
 from .base import Detections, FaceDetector, missing_package
 
+INSTALL = 'pip install "opencv-python-headless<5"'
+CASCADE = "haarcascade_frontalface_default.xml"
+
 
 class HaarDetector(FaceDetector):
     """OpenCV's ``haarcascade_frontalface_default.xml`` (or ``cascade``, a path to another one).
@@ -23,36 +26,17 @@ class HaarDetector(FaceDetector):
 
     name = "haar"
     has_landmarks = False
-    INSTALL = 'pip install "opencv-python-headless<5"'
-    CASCADE = "haarcascade_frontalface_default.xml"
 
     def __init__(
-        self,
-        *,
-        min_score: float = 0.5,
-        upscale: Union[float, str] = 1.0,
-        scale_factor: float = 1.1,
-        min_neighbors: int = 5,
-        min_face_size: int = 24,
-        cascade: Union[str, Path, None] = None,
-    ):
+        self, *, min_score: float = 0.5, upscale: Union[float, str] = 1.0, scale_factor: float = 1.1, min_neighbors: int = 5,
+        min_face_size: int = 24, cascade: Union[str, Path, None] = None,
+    ):  # fmt: skip
         super().__init__(min_score=min_score, upscale=upscale)
         try:
             import cv2
         except ImportError:
-            raise missing_package("haar", "OpenCV", self.INSTALL) from None
-        if cascade is None:
-            folder = getattr(getattr(cv2, "data", None), "haarcascades", None)
-            path = Path(folder) / self.CASCADE if folder else None
-            if path is None or not path.is_file():
-                raise LrferError(
-                    f"detector 'haar' needs {self.CASCADE}, which OpenCV {cv2.__version__} does not ship",
-                    f"install an OpenCV 4 wheel: {self.INSTALL}",
-                )
-        else:
-            path = Path(cascade)
-            if not path.is_file():
-                raise LrferError(f"no such cascade file: {path}", "give the path of an OpenCV cascade .xml")
+            raise missing_package("haar", "OpenCV", INSTALL) from None
+        path = _cascade_path(cv2, cascade)
         clf = cv2.CascadeClassifier(str(path))
         if clf.empty():
             raise LrferError(f"OpenCV could not load the cascade {path}", "give a valid OpenCV cascade .xml")
@@ -74,3 +58,16 @@ class HaarDetector(FaceDetector):
         boxes[:, 2:] += boxes[:, :2]
         return Detections(boxes, n / (n + self.min_neighbors), None)
 
+
+def _cascade_path(cv2, cascade: Union[str, Path, None]) -> Path:
+    """The cascade file to load: ``cascade``, or the frontal-face one OpenCV 4 wheels ship."""
+    if cascade is not None:
+        path = Path(cascade)
+        if not path.is_file():
+            raise LrferError(f"no such cascade file: {path}", "give the path of an OpenCV cascade .xml")
+        return path
+    folder = getattr(getattr(cv2, "data", None), "haarcascades", None)
+    path = Path(folder) / CASCADE if folder else None
+    if path is None or not path.is_file():
+        raise LrferError(f"detector 'haar' needs {CASCADE}, which OpenCV {cv2.__version__} does not ship", f"install an OpenCV 4 wheel: {INSTALL}")
+    return path

@@ -13,6 +13,8 @@ import numpy as np
 from ...errors import LrferError
 from .base import Detections, FaceDetector, missing_package
 
+INSTALL = 'pip install --no-deps "mediapipe==0.10.21" absl-py attrs "protobuf>=4.25.3,<5"'
+
 
 class MediaPipeDetector(FaceDetector):
     """MediaPipe BlazeFace via ``mp.solutions.face_detection`` (mediapipe <= 0.10.21).
@@ -25,8 +27,6 @@ class MediaPipeDetector(FaceDetector):
 
     name = "mediapipe"
 
-    INSTALL = 'pip install --no-deps "mediapipe==0.10.21" absl-py attrs "protobuf>=4.25.3,<5"'
-
     def __init__(self, *, min_score: float = 0.5, upscale: Union[float, str] = 1.0, model_selection: int = 1):
         super().__init__(min_score=min_score, upscale=upscale)
         if model_selection not in (0, 1):
@@ -34,12 +34,12 @@ class MediaPipeDetector(FaceDetector):
         try:
             import mediapipe as mp
         except ImportError:
-            raise missing_package("mediapipe", "mediapipe 0.10.21 (the last with mp.solutions)", self.INSTALL) from None
+            raise missing_package("mediapipe", "mediapipe 0.10.21 (the last with mp.solutions)", INSTALL) from None
         solutions = getattr(mp, "solutions", None)
         face_detection = getattr(solutions, "face_detection", None)
         if face_detection is None:
             version = getattr(mp, "__version__", "?")
-            raise LrferError(f"detector 'mediapipe' needs the legacy mp.solutions API, which mediapipe {version} no longer has", f"install the last release that has it: {self.INSTALL}")
+            raise LrferError(f"detector 'mediapipe' needs the legacy mp.solutions API, which mediapipe {version} no longer has", f"install the last release that has it: {INSTALL}")
         self.model_selection = model_selection
         self._fd = face_detection.FaceDetection(model_selection=model_selection, min_detection_confidence=self.min_score)
 
