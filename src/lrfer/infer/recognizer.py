@@ -12,6 +12,7 @@ offers the entry points.
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import Iterable, Iterator, Sequence
 from typing import Any, Union
@@ -103,12 +104,18 @@ class Recognizer(FacePipeline):
             yield from self._stream(video, batch_frames, tracks, keep_frames)
 
     def _stream(self, frames: Iterable[Frame], batch_frames: int, tracks: FaceTracks, keep: bool) -> Iterator[FrameResult]:
-        """A reader thread decodes and detects the next batch while this one crops, classifies and tracks."""
-        for batch, dets in in_background(batches(frames, batch_frames), lambda b: self.detect([f.image for f in b])):
-            for frame, det, faces in zip(batch, dets, self.recognize([f.image for f in batch], dets)):
-                tracks.update(det.boxes, faces)
-                yield FrameResult(frame.index, frame.time, faces, frame.image if keep else None)
-            tracks.forget_lost()
+        """A reader thread decodes and detects the next batch while this one crops, classifies and tracks.
+
+        The reader is closed (its thread joined) before this generator ends, however it ends: a
+        consumer that stops early must not leave a thread decoding a video that ``stream`` closes
+        next (PyAV crashes the process then). A ``for`` loop alone would leave that to the garbage
+        collector, which an exception's traceback can delay past the video's closing."""
+        with contextlib.closing(in_background(batches(frames, batch_frames), lambda b: self.detect([f.image for f in b]))) as detected:
+            for batch, dets in detected:
+                for frame, det, faces in zip(batch, dets, self.recognize([f.image for f in batch], dets)):
+                    tracks.update(det.boxes, faces)
+                    yield FrameResult(frame.index, frame.time, faces, frame.image if keep else None)
+                tracks.forget_lost()
 
 
 def _load(model: Any, backend: str, device) -> SizedClassifier:
