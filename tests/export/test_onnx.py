@@ -11,6 +11,7 @@ from lrfer.data.transforms import model_input  # noqa: E402
 from lrfer.errors import LrferError  # noqa: E402
 from lrfer.evaluate.calibration import set_checkpoint_temperature  # noqa: E402
 from lrfer.export import export_onnx, quantize_int8, read_onnx_metadata  # noqa: E402
+from lrfer.export.onnx import UnwritablePathError  # noqa: E402
 from lrfer.infer.backends import OnnxClassifier, load_classifier  # noqa: E402
 from lrfer.models import create_model  # noqa: E402
 from lrfer.models.checkpoint import model_spec, save_checkpoint  # noqa: E402
@@ -173,7 +174,7 @@ def test_export_errors(tmp_path, rgb_checkpoint):
         export_onnx(tmp_path / "missing.safetensors", tmp_path / "m.onnx")
     blocker = tmp_path / "a_file"
     blocker.write_text("x")
-    with pytest.raises(LrferError, match="cannot write"):
+    with pytest.raises(UnwritablePathError, match="cannot write"):  # its own type: the ONNX cache falls back on it
         export_onnx(rgb_checkpoint, blocker / "m.onnx")
     with pytest.raises(LrferError, match="is a folder"):
         export_onnx(rgb_checkpoint, tmp_path)
@@ -228,3 +229,15 @@ def test_onnx_backend_exports_a_checkpoint_once_into_the_cache(rgb_checkpoint, t
     faces = random_faces(5, 3)
     diff = (onnx_clf.predict_proba(faces) - torch_clf.predict_proba(faces)).abs().max()
     assert float(diff) < 1e-4
+
+
+def test_an_unwritable_cache_exports_to_a_temporary_folder(rgb_checkpoint, tmp_path, monkeypatch):
+    blocker = tmp_path / "a_file"
+    blocker.write_text("x")
+    monkeypatch.setenv("LRFER_CACHE", str(blocker / "cache"))  # below a file: no folder can be made there
+    clf = load_classifier(rgb_checkpoint, backend="onnx")
+    assert isinstance(clf, OnnxClassifier) and clf.path.is_file()
+    assert blocker not in clf.path.parents and clf.path.parent.name.startswith("lrfer-onnx-")
+    faces = random_faces(3, 3)
+    diff = (clf.predict_proba(faces) - load_classifier(rgb_checkpoint, backend="torch").predict_proba(faces)).abs().max()
+    assert float(diff) < PARITY

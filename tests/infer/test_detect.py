@@ -11,8 +11,8 @@ import pytest
 from PIL import Image
 
 from lrfer.errors import LrferError
-from lrfer.infer import detect as detect_mod
-from lrfer.infer.detect import DEFAULT_DETECTOR, Detections, FaceDetector, create_detector, list_detectors
+from lrfer.infer.detect import DEFAULT_DETECTOR, Detections, FaceDetector, create_detector, list_detectors, nms
+from lrfer.infer.detect import mtcnn as mtcnn_mod
 from tests.conftest import ROOT_DIR
 
 ASTRONAUT = ROOT_DIR / "examples" / "astronaut.png"
@@ -255,7 +255,7 @@ def test_post_processing_filters_clips_nms_and_maps_back():
 )
 def test_missing_package_message(monkeypatch, name, module, hint):
     monkeypatch.setitem(sys.modules, module, None)  # makes `import module` fail
-    monkeypatch.setattr(detect_mod, "_MTCNN_MODULE", None)
+    monkeypatch.setattr(mtcnn_mod, "_MTCNN_MODULE", None)
     with pytest.raises(LrferError) as err:
         create_detector(name)
     msg = str(err.value)
@@ -352,7 +352,7 @@ def test_nms_keeps_no_overlapping_pair_and_drops_only_overlapped_boxes():
     xy = rng.uniform(0, 100, (60, 2))
     boxes = np.concatenate([xy, xy + rng.uniform(5, 40, (60, 2))], 1).astype(np.float32)
     scores = rng.uniform(0, 1, 60).astype(np.float32)
-    keep = detect_mod.nms(boxes, scores, 0.5)
+    keep = nms(boxes, scores, 0.5)
     assert np.all(np.diff(scores[keep]) <= 0)
     for a in range(len(keep)):
         for b in range(a + 1, len(keep)):

@@ -47,7 +47,8 @@ _INSTALL_HINT = "install the ONNX extras: pip install onnx onnxruntime"
 PathLike = Union[str, os.PathLike]
 
 
-def _require(module: str):
+def require(module: str):
+    """The optional package ``module`` (onnx, onnxruntime), or a one-line LrferError saying how to install it."""
     try:
         return __import__(module)
     except ImportError:
@@ -102,6 +103,13 @@ def _as_classifier(source: Union["FaceClassifier", PathLike]) -> "FaceClassifier
     )
 
 
+class UnwritablePathError(LrferError):
+    """The export's target cannot be written (a read-only folder, no permission, a full disk).
+
+    Its own type so that a caller with somewhere else to write (the ONNX cache falls back to a
+    temporary folder) can tell it from a model that cannot be exported."""
+
+
 def _atomic_write(path: Path, data: bytes) -> Path:
     """Written atomically (a reader never sees half a model); an unwritable path is a user error."""
     if path.is_dir():
@@ -109,7 +117,7 @@ def _atomic_write(path: Path, data: bytes) -> Path:
     try:
         return atomic_write_bytes(path, data)
     except OSError as err:
-        raise LrferError(f"cannot write {path} ({err.strerror or err})", "choose a writable path") from None
+        raise UnwritablePathError(f"cannot write {path} ({err.strerror or err})", "choose a writable path") from None
 
 
 def _set_metadata(model_proto, meta: dict[str, str]) -> None:
@@ -133,7 +141,7 @@ def export_onnx(
 
     ``dynamic_batch=False`` fixes the batch to 1 (for runtimes that need static shapes).
     """
-    onnx = _require("onnx")
+    onnx = require("onnx")
     clf = _as_classifier(source)
     side = clf.crop or clf.image_size
     # A copy on the CPU in fp32: export must not move or convert the caller's model.
@@ -179,8 +187,11 @@ def export_onnx(
     return _atomic_write(Path(out_path), proto.SerializeToString())
 
 
-def _parse_metadata(raw: dict[str, str], path: Any) -> dict[str, Any]:
-    """Typed lrfer metadata from an ONNX model's ``metadata_props``; LrferError if absent/foreign."""
+def parse_onnx_metadata(raw: dict[str, str], path: Any) -> dict[str, Any]:
+    """Typed lrfer metadata from an ONNX model's ``metadata_props`` (as a dict); LrferError if absent/foreign.
+
+    ``path`` only names the model in errors. :func:`read_onnx_metadata` reads the props with onnx; an
+    onnxruntime session gives them as ``get_modelmeta().custom_metadata_map``."""
     hint = "export the model with `lrfer export` (lrfer.export.export_onnx)"
     fmt = raw.get("lrfer_format")
     if fmt is None:
@@ -210,7 +221,7 @@ def read_onnx_metadata(path: PathLike) -> dict[str, Any]:
     """The lrfer metadata of an exported model: ``name``, ``classes`` (tuple), ``in_chans``,
     ``image_size``, ``crop`` (None if none), ``input_size``, ``temperature``, ``source``,
     ``source_sha256`` and, for a quantized model, ``quantization``."""
-    onnx = _require("onnx")
+    onnx = require("onnx")
     path = Path(path)
     if not path.is_file():
         raise LrferError(f"no such ONNX model: {path}", "give the path of a .onnx file written by `lrfer export`")
@@ -218,7 +229,7 @@ def read_onnx_metadata(path: PathLike) -> dict[str, Any]:
         proto = onnx.load(str(path), load_external_data=False)
     except Exception as err:  # onnx raises DecodeError / ValueError / OSError
         raise LrferError(f"{path} is not a readable ONNX model ({type(err).__name__})", "export it again with `lrfer export`") from None
-    return _parse_metadata({p.key: p.value for p in proto.metadata_props}, path)
+    return parse_onnx_metadata({p.key: p.value for p in proto.metadata_props}, path)
 
 
 def quantize_int8(
@@ -238,11 +249,10 @@ def quantize_int8(
     saturation on x86 CPUs without VNNI at a negligible accuracy cost. The softmax and the
     temperature stay in float (8-bit probabilities would be too coarse).
     """
-    onnx = _require("onnx")
-    _require("onnxruntime")
+    onnx = require("onnx")
+    require("onnxruntime")
     from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
     from onnxruntime.quantization.shape_inference import quant_pre_process
-
 
     onnx_in, onnx_out = Path(onnx_in), Path(onnx_out)
     meta = read_onnx_metadata(onnx_in)

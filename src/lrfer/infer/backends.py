@@ -8,9 +8,11 @@ already contains the model's normalisation, the temperature and the softmax.
 
 from __future__ import annotations
 
+import importlib.util
 import os
+import tempfile
 from pathlib import Path
-from typing import Any, Optional, Union
+from typing import Any, Optional, Protocol, Union
 
 import numpy as np
 import torch
@@ -19,12 +21,21 @@ from ..data.faceset import FaceSet
 from ..data.transforms import predict_views
 from ..device import is_gpu
 from ..errors import LrferError, closest
+from ..export.onnx import UnwritablePathError, export_onnx, parse_onnx_metadata, require
 from ..files import sha256_file
-from ..predict.classifier import FaceClassifier
+from ..predict.classifier import Classifier, FaceClassifier
 from ..progress import Progress
 
 BACKENDS: tuple[str, ...] = ("auto", "torch", "onnx")
 PathLike = Union[str, os.PathLike]
+
+
+class SizedClassifier(Classifier, Protocol):
+    """A :class:`~lrfer.predict.classifier.Classifier` that says which crops it takes: the
+    Recognizer cuts faces to ``image_size`` with ``in_chans`` channels. Both back ends are one."""
+
+    in_chans: int
+    image_size: int
 
 
 class OnnxClassifier:
@@ -63,9 +74,7 @@ class OnnxClassifier:
         ``device``: ``"cuda"`` or ``"auto"`` use the CUDA provider when this onnxruntime build has
         it (``onnxruntime-gpu``), the CPU otherwise.
         """
-        from ..export.onnx import _parse_metadata, _require
-
-        ort = _require("onnxruntime")
+        ort = require("onnxruntime")
         path = Path(path)
         if not path.is_file():
             raise LrferError(f"no such ONNX model: {path}", "give the path of a .onnx file written by `lrfer export`")
@@ -75,19 +84,13 @@ class OnnxClassifier:
         if threads is not None:
             opts.intra_op_num_threads = int(threads)
             opts.inter_op_num_threads = 1
-        try:
-            want_cuda = device == "auto" or (device is not None and torch.device(device).type == "cuda")
-        except RuntimeError:
-            raise LrferError(f"unknown device '{device}'", "use 'cpu', 'cuda' or 'auto'") from None
-        providers = ["CPUExecutionProvider"]
-        if want_cuda and "CUDAExecutionProvider" in ort.get_available_providers():
-            providers.insert(0, "CUDAExecutionProvider")
+        providers = _providers(ort, device)
         try:
             session = ort.InferenceSession(str(path), sess_options=opts, providers=providers)
         except Exception as err:  # onnxruntime raises its own Fail / InvalidProtobuf / ... types
             first = str(err).splitlines()[0][:200]
             raise LrferError(f"{path} is not a loadable ONNX model ({first})", "export it again with `lrfer export`") from None
-        meta = _parse_metadata(dict(session.get_modelmeta().custom_metadata_map), path)
+        meta = parse_onnx_metadata(dict(session.get_modelmeta().custom_metadata_map), path)
         return cls(session, meta, path)
 
     @property
@@ -133,7 +136,7 @@ def load_classifier(
     device: Union[str, torch.device, None] = None,
     *,
     threads: Optional[int] = None,
-) -> Union[FaceClassifier, OnnxClassifier]:
+) -> SizedClassifier:
     """A classifier from a checkpoint (``.safetensors``) or an export (``.onnx``).
 
     ``path=None`` is the shipped default model. ``backend``:
@@ -171,23 +174,27 @@ def onnx_cache_path(checkpoint: Path) -> Path:
 
 
 def _cached_export(clf: FaceClassifier) -> Path:
-    from ..export.onnx import export_onnx
-
     target = onnx_cache_path(Path(clf.checkpoint.path))
     if not target.exists():
         try:
             export_onnx(clf, target)
-        except LrferError as err:
-            if "cannot write" not in str(err):
-                raise
+        except UnwritablePathError:
             # A read-only home: export to a temporary folder for this process instead.
-            import tempfile
-
             target = export_onnx(clf, Path(tempfile.mkdtemp(prefix="lrfer-onnx-")) / target.name)
     return target
 
 
-def _has_onnxruntime() -> bool:
-    import importlib.util
+def _providers(ort: Any, device: Union[str, torch.device, None]) -> list[str]:
+    """ONNX Runtime's execution providers for ``device``: CUDA first when asked for (``"cuda"`` or
+    ``"auto"``) and this onnxruntime build has it, the CPU always."""
+    try:
+        want_cuda = device == "auto" or (device is not None and torch.device(device).type == "cuda")
+    except RuntimeError:
+        raise LrferError(f"unknown device '{device}'", "use 'cpu', 'cuda' or 'auto'") from None
+    if want_cuda and "CUDAExecutionProvider" in ort.get_available_providers():
+        return ["CUDAExecutionProvider", "CPUExecutionProvider"]
+    return ["CPUExecutionProvider"]
 
+
+def _has_onnxruntime() -> bool:
     return importlib.util.find_spec("onnxruntime") is not None

@@ -1,0 +1,156 @@
+"""One batch of frames through the inference path: detect -> crop -> classify -> :class:`Face` records.
+
+Faces are cut from the ORIGINAL frame (not the detector's enlarged copy), and the faces of all the
+frames in a batch are classified together, so the model sees one big batch rather than one small
+batch per frame. With ``routes``, faces smaller than a threshold go to another model (a model
+trained for tiny faces, or a ``fronted`` checkpoint with a super-resolution front end).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from typing import Any, Optional, Union
+
+import numpy as np
+import torch
+
+from ..errors import LrferError
+from ..files import ImageReadError
+from ..predict.classifier import Classifier
+from .backends import SizedClassifier
+from .crop import crop_faces, face_sizes
+from .detect import Detections, FaceDetector, as_rgb
+from .io import read_image
+
+ImageLike = Union[np.ndarray, str, os.PathLike]
+
+#: Columns of a face in CSV/JSON output (``probabilities`` becomes one ``p_<class>`` column each).
+FACE_FIELDS = ("x1", "y1", "x2", "y2", "score", "size", "label", "confidence", "probabilities")
+
+
+@dataclass
+class Face:
+    """One face: where it is, how big it is, and what it shows."""
+
+    box: tuple[float, float, float, float]  # x1, y1, x2, y2 in the original image's pixels
+    score: float  # detector confidence (1.0 when the input was already a face crop)
+    size: int  # the face's native size in pixels: the shorter side of its box
+    probabilities: dict[str, float]
+    label: str
+    confidence: float
+    landmarks: Optional[list[list[float]]] = None  # 5 (x, y): eyes, nose, mouth corners
+    track_id: Optional[int] = None
+
+    def to_row(self) -> dict[str, Any]:
+        """A flat record of :data:`FACE_FIELDS` for CSV/JSON writers."""
+        row = asdict(self)
+        row["x1"], row["y1"], row["x2"], row["y2"] = row["box"]
+        return {k: row[k] for k in FACE_FIELDS}
+
+    def read(self, classes: Sequence[str], probs: np.ndarray) -> None:
+        """Set ``probabilities``, ``label`` and ``confidence`` from one row of probabilities
+        (rounded to 4 places: what the outputs show)."""
+        k = int(np.argmax(probs))
+        self.probabilities = {c: round(float(v), 4) for c, v in zip(classes, probs)}
+        self.label, self.confidence = classes[k], round(float(probs[k]), 4)
+
+
+def read_rgb(image: ImageLike) -> np.ndarray:
+    """An image file, or an array ``(H, W)``/``(H, W, 3|4)`` uint8, as ``(H, W, 3)`` uint8 RGB."""
+    if isinstance(image, (str, os.PathLike)):
+        try:
+            return read_image(image, channels=3).permute(1, 2, 0).numpy()
+        except ImageReadError as err:
+            raise LrferError(f"{image}: {err}", "give a readable image file") from None
+    return as_rgb(image)
+
+
+class FacePipeline:
+    """Detection, crops and classification of a batch of RGB frames.
+
+    ``classifier``: the main model (it sets the crop size and channels); ``detector``: ``None``
+    when the frames are already face crops; ``routes``: ``[(below_px, classifier), ...]`` sorted or
+    not, faces smaller than ``below_px`` go to that classifier.
+    """
+
+    def __init__(
+        self,
+        classifier: SizedClassifier,
+        detector: Optional[FaceDetector],
+        *,
+        margin: float,
+        align: bool = False,
+        min_face: int = 0,
+        tta: str = "none",
+        routes: Sequence[tuple[int, Classifier]] = (),
+    ):
+        self.classifier, self.detector = classifier, detector
+        self.margin, self.align, self.min_face, self.tta = margin, align, min_face, tta
+        self.routes = sorted(((int(px), clf) for px, clf in routes), key=lambda r: r[0])
+        for px, clf in self.routes:
+            if tuple(clf.classes) != tuple(classifier.classes):
+                raise LrferError(
+                    f"the model for faces below {px} px has classes {list(clf.classes)}, the main model {list(classifier.classes)}",
+                    "route only to models trained on the same classes",
+                )
+
+    @property
+    def classes(self) -> tuple[str, ...]:
+        return tuple(self.classifier.classes)
+
+    def detect(self, frames: list[np.ndarray]) -> list[Detections]:
+        """Detections per frame; the whole frame is the face when there is no detector."""
+        if self.detector is None:
+            return [_whole_frame(f) for f in frames]
+        dets = self.detector.detect_batch(frames)
+        if self.min_face > 0:
+            dets = [d.select(face_sizes(d.boxes) >= self.min_face) for d in dets]
+        return dets
+
+    def recognize(self, frames: list[np.ndarray], dets: list[Detections]) -> list[list[Face]]:
+        """The faces of each frame, from its detections: all the frames' faces classified in one batch."""
+        if sum(len(d) for d in dets) == 0:
+            return [[] for _ in frames]
+        clf, margin = self.classifier, self.margin if self.detector else 0.0
+        crops = [crop_faces(f, d.boxes, d.landmarks, size=clf.image_size, margin=margin, align=self.align, channels=clf.in_chans) for f, d in zip(frames, dets)]
+        sizes = np.concatenate([face_sizes(d.boxes) for d in dets])
+        probs = self.classify(torch.cat(crops), sizes)
+        out, start = [], 0
+        for d in dets:
+            out.append([self._face(d, i, int(sizes[start + i]), probs[start + i]) for i in range(len(d))])
+            start += len(d)
+        return out
+
+    def _face(self, d: Detections, i: int, size: int, probs: np.ndarray) -> Face:
+        face = Face(
+            box=tuple(round(float(v), 1) for v in d.boxes[i]), score=round(float(d.scores[i]), 4), size=size, probabilities={}, label="", confidence=0.0,
+            landmarks=None if d.landmarks is None else np.round(d.landmarks[i], 1).tolist(),
+        )  # fmt: skip
+        face.read(self.classes, probs)
+        return face
+
+    def classify(self, crops: torch.Tensor, sizes: Optional[np.ndarray] = None) -> np.ndarray:
+        """Probabilities ``(N, K)`` for uint8 face crops, each sent to the model its size routes to."""
+        probs = np.empty((len(crops), len(self.classes)), np.float32)
+        todo = np.ones(len(crops), bool)
+        for below, clf in self.routes:
+            idx = np.flatnonzero(todo & (sizes < below)) if sizes is not None else np.array([], int)
+            if len(idx):
+                probs[idx] = _predict(clf, crops[torch.from_numpy(idx)], self.tta)
+                todo[idx] = False
+        idx = np.flatnonzero(todo)
+        if len(idx):
+            probs[idx] = _predict(self.classifier, crops[torch.from_numpy(idx)], self.tta)
+        return probs
+
+
+def _predict(clf: Classifier, crops: torch.Tensor, tta: str) -> np.ndarray:
+    p = clf.predict_proba(crops, tta=tta)
+    return p.cpu().numpy() if isinstance(p, torch.Tensor) else np.asarray(p)
+
+
+def _whole_frame(frame: np.ndarray) -> Detections:
+    h, w = frame.shape[:2]
+    return Detections(np.array([[0, 0, w, h]], np.float32), np.ones(1, np.float32), None)
