@@ -55,7 +55,7 @@ class TrainConfig:
     epochs: int = 30
     # Wall-clock budget (0: off): training stops once this much time (training and validation,
     # and offline distillation's teacher pass) is spent, at most ``epochs`` epochs, and the
-    # schedule is paced by the clock (engine.lr_factor), so the learning rate reaches its end at
+    # schedule is paced by the clock (optim.lr_factor), so the learning rate reaches its end at
     # the budget whatever the machine's speed. The steps a run gets, so its result, then depend on
     # that speed: not deterministic.
     time_budget_minutes: float = 0.0
