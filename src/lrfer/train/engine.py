@@ -5,9 +5,12 @@ Why it looks like this (airbench's lessons): a 48x48 dataset is tens of MB as ui
 the training device and each batch is an index into it; augmentation runs on the whole batch there;
 no DataLoader workers, no host-device copies per step.
 
-Reproducibility: each epoch re-seeds the global RNG from (seed, epoch, rank) and draws its order
-from (seed, epoch), so a run resumed from the checkpoint of epoch k replays epochs k+1... exactly
-as the uninterrupted run would have, without storing RNG states.
+Shape (as timm's train.py): :func:`fit` sets up once, then per epoch :func:`train_one_epoch`,
+:func:`validate`, the score and plateau bookkeeping, and :func:`save_epoch`. The run folder, resume
+and per-epoch seeding are :mod:`lrfer.train.run`'s, shared with the SR trainers: each epoch
+re-seeds the global RNG from (seed, epoch, rank) and draws its order from (seed, epoch), so a run
+resumed from the checkpoint of epoch k replays epochs k+1... exactly as the uninterrupted run
+would have, without storing RNG states.
 
 Distillation (``cfg.teacher``): a frozen teacher sees each batch as augmented but before the
 resolution degradation, the student the degraded version of the same batch; the student learns
