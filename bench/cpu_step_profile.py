@@ -67,7 +67,7 @@ def main() -> None:
     from lrfer.data.augment import augment_batch
     from lrfer.models import create_model
     from lrfer.train.config import load_config
-    from lrfer.train.engine import build_optimizer
+    from lrfer.train.optim import build_optimizer
 
     cfg = load_config(args.recipe, device="cpu")
     prov = provenance("bench/cpu_step_profile.py", 0, cpu=cpu_model(), threads=args.threads)

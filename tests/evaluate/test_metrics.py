@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from lrfer.evaluate.metrics import challenge_score, classification_report, confusion_matrix, expected_calibration_error, nll
+from lrfer.evaluate.metrics import challenge_score, classification_report, confusion_matrix, expected_calibration_error, gaussian_window, nll, psnr, ssim
 
 # 3 classes, 10 samples.
 Y_TRUE = [0, 0, 0, 0, 1, 1, 1, 2, 2, 2]
@@ -129,3 +129,46 @@ def test_nll():
     assert nll([[0.25, 0.75], [0.75, 0.25]], [0, 0]) == pytest.approx((math.log(4) + math.log(4 / 3)) / 2)
     # a probability of 0 for the true class is clipped, not infinite
     assert math.isfinite(nll([[1.0, 0.0]], [1]))
+
+
+# ---------------------------------------------------------------------------- PSNR / SSIM (super-resolution)
+def test_psnr_hand_values():
+    x = torch.zeros(2, 1, 16, 16)
+    y = torch.full_like(x, 0.1)  # MSE 0.01 -> 20 dB
+    assert torch.allclose(psnr(x, y), torch.full((2,), 20.0, dtype=torch.float64))
+    assert torch.allclose(psnr(x, torch.full_like(x, 0.01)), torch.full((2,), 40.0, dtype=torch.float64))
+    assert torch.allclose(psnr(x * 255, y * 255, data_range=255.0), torch.full((2,), 20.0, dtype=torch.float64))
+    assert psnr(x, x).tolist() == [100.0, 100.0]  # identical: capped
+    # an error only in the 2 px border disappears when 2 px are shaved
+    z = x.clone()
+    z[..., :2, :] = 1
+    assert psnr(x, z, shave=2).tolist() == [100.0, 100.0]
+    assert psnr(x, z)[0] < 10
+
+
+def test_ssim_identical_and_constant_images():
+    torch.manual_seed(0)
+    x = torch.rand(2, 3, 20, 20)
+    assert torch.allclose(ssim(x, x), torch.ones(2, dtype=torch.float64))
+    a, b = 0.5, 0.25  # constant images: only the luminance term remains
+    c1 = (0.01 * 1.0) ** 2
+    expected = (2 * a * b + c1) / (a * a + b * b + c1)
+    got = ssim(torch.full((1, 1, 16, 16), a), torch.full((1, 1, 16, 16), b))
+    assert abs(float(got) - expected) < 1e-9
+    with pytest.raises(ValueError):
+        ssim(torch.rand(1, 1, 10, 10), torch.rand(1, 1, 10, 10))
+
+
+def test_ssim_matches_the_formula_on_one_window():
+    # an 11x11 image has exactly one valid window: compute Wang et al.'s formula by hand
+    torch.manual_seed(1)
+    x, y = torch.rand(1, 1, 11, 11), torch.rand(1, 1, 11, 11)
+    w = gaussian_window().numpy()
+    assert abs(w.sum() - 1) < 1e-12 and w.shape == (11, 11)
+    xn, yn = x[0, 0].double().numpy(), y[0, 0].double().numpy()
+    mx, my = (w * xn).sum(), (w * yn).sum()
+    vx, vy = (w * (xn - mx) ** 2).sum(), (w * (yn - my) ** 2).sum()
+    cxy = (w * (xn - mx) * (yn - my)).sum()
+    c1, c2 = 0.01**2, 0.03**2
+    expected = (2 * mx * my + c1) * (2 * cxy + c2) / ((mx**2 + my**2 + c1) * (vx + vy + c2))
+    assert abs(float(ssim(x, y)) - expected) < 1e-9

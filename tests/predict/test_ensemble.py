@@ -14,6 +14,7 @@ from lrfer.models import create_model
 from lrfer.models.checkpoint import model_spec, save_checkpoint
 from lrfer.predict.classifier import FaceClassifier
 from lrfer.predict.ensemble import FeatureFusionEnsemble, ProbabilityEnsemble, member_embeddings
+from lrfer.train.fusion import fit_fusion
 from tests.conftest import make_faceset
 
 CLASSES = ("angry", "happy", "neutral")
@@ -89,7 +90,7 @@ def test_feature_fusion_learns_and_round_trips(tmp_path, members):
     assert ens.num_features == 32 + 16
     with pytest.raises(LrferError, match="not trained"):
         ens.predict_proba(test.images)
-    history = ens.fit(train, epochs=20, lr=1e-2, batch_size=64)  # no model selection on the test faces
+    history = fit_fusion(ens, train, epochs=20, lr=1e-2, batch_size=64)  # no model selection on the test faces
     assert len(history) == 20 and history[-1]["train_acc"] > 0.9
     p = ens.predict_proba(test.images)
     acc = float((p.argmax(1) == test.labels).float().mean())
@@ -102,10 +103,28 @@ def test_feature_fusion_learns_and_round_trips(tmp_path, members):
     assert torch.allclose(again.predict_proba(test.images), p, atol=1e-6)
 
 
+def test_fit_fusion_repeats_keeps_the_best_validation_head_and_leaves_the_callers_rng_alone(members):
+    faces = make_faceset(90, size=48, seed=6)
+    train, val = faces.select_split("Training"), faces.select_split("PublicTest")
+    heads, histories = [], []
+    for _ in range(2):
+        ens = FeatureFusionEnsemble(members, hidden=8, dropout=0.3)
+        torch.manual_seed(123)
+        before = torch.get_rng_state()
+        histories.append(fit_fusion(ens, train, val, epochs=4, lr=1e-2, seed=1))
+        assert torch.equal(torch.get_rng_state(), before)  # the fit seeds its own draws
+        heads.append(ens)
+    a, b = heads
+    assert histories[0] == histories[1] and len(histories[0]) == 4  # dropout and order seeded by (seed, epoch)
+    assert all(torch.equal(t, b.head.state_dict()[k]) for k, t in a.head.state_dict().items())
+    kept = float((a.predict_proba(val.with_classes(a.classes).images).argmax(1) == val.with_classes(a.classes).labels).float().mean())
+    assert kept == pytest.approx(max(r["val_acc"] for r in histories[0]))
+
+
 def test_feature_fusion_mlp_head_and_bad_file(tmp_path, members):
     faces = make_faceset(60, size=48, seed=5)
     ens = FeatureFusionEnsemble(members, hidden=16, dropout=0.1)
-    ens.fit(faces, epochs=3)
+    fit_fusion(ens, faces, epochs=3)
     assert ens.predict_proba(faces.images).shape == (60, 3)
     path = ens.save(tmp_path / "mlp.safetensors")
     assert FeatureFusionEnsemble.load(path).hidden == 16

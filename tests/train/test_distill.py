@@ -17,6 +17,7 @@ from lrfer.models import create_model
 from lrfer.models.checkpoint import load_checkpoint, model_spec, save_checkpoint
 from lrfer.train.engine import fit, prepare_faces
 from lrfer.train.losses import cross_entropy, distillation_loss
+from lrfer.train.optim import build_optimizer
 from tests.conftest import make_faceset
 from tests.train.test_engine import fit_cut_and_resumed, tiny_config, train_two_processes, write_npz
 
@@ -266,7 +267,7 @@ def test_resume_is_exact_with_mixing_and_distillation(tmp_path):
     assert pa["weight"].shape == (32, 16)  # student 8 -> 16 features, teacher 16 -> 32
     assert torch.equal(pa["weight"], pb["weight"]) and torch.equal(pa["bias"], pb["bias"])
     student = create_model("resnet18_fer_slim", num_classes=3, in_chans=1, width=8, blocks=[1, 1])
-    assert len(a.state["optimizer"]["param_groups"]) == len(engine.build_optimizer(student, cfg).param_groups) + 2  # + the projection's
+    assert len(a.state["optimizer"]["param_groups"]) == len(build_optimizer(student, cfg).param_groups) + 2  # + the projection's
     assert [r["train_loss"] for r in resumed.history] == [r["train_loss"] for r in full.history]
     assert all(r["train_distill_loss"] > 0 for r in full.history)
 

@@ -231,7 +231,7 @@ def test_progressive_resizing_feeds_the_model_the_scheduled_sizes(tmp_path, monk
 
 
 def test_lr_factor_follows_the_clock_under_a_time_budget(tmp_path):
-    from lrfer.train.engine import lr_factor
+    from lrfer.train.optim import lr_factor
 
     cfg, _ = tiny_config(tmp_path, epochs=10, time_budget_minutes=1.0)
     # half the budget spent at step 0: the schedule stands where step 500 of 1000 would

@@ -1,4 +1,4 @@
-"""SR training and metrics, the STN + SR front end (fronted), and the Qin 2021 recipes."""
+"""SR training, the STN + SR front end (fronted), and the Qin 2021 recipes (PSNR / SSIM: tests/evaluate/test_metrics.py)."""
 
 from __future__ import annotations
 
@@ -15,52 +15,8 @@ from lrfer.models.checkpoint import load_checkpoint, model_spec, save_checkpoint
 from lrfer.models.edsr import EDSR
 from lrfer.train.config import list_recipes, load_config
 from lrfer.train.engine import fit
-from lrfer.train.sr import SRConfig, gaussian_window, psnr, ssim, train_sr
+from lrfer.train.sr import SRConfig, train_sr
 from tests.conftest import make_faceset
-
-
-# ---------------------------------------------------------------------------- metrics
-def test_psnr_hand_values():
-    x = torch.zeros(2, 1, 16, 16)
-    y = torch.full_like(x, 0.1)  # MSE 0.01 -> 20 dB
-    assert torch.allclose(psnr(x, y), torch.full((2,), 20.0, dtype=torch.float64))
-    assert torch.allclose(psnr(x, torch.full_like(x, 0.01)), torch.full((2,), 40.0, dtype=torch.float64))
-    assert torch.allclose(psnr(x * 255, y * 255, data_range=255.0), torch.full((2,), 20.0, dtype=torch.float64))
-    assert psnr(x, x).tolist() == [100.0, 100.0]  # identical: capped
-    # an error only in the 2 px border disappears when 2 px are shaved
-    z = x.clone()
-    z[..., :2, :] = 1
-    assert psnr(x, z, shave=2).tolist() == [100.0, 100.0]
-    assert psnr(x, z)[0] < 10
-
-
-def test_ssim_identical_and_constant_images():
-    torch.manual_seed(0)
-    x = torch.rand(2, 3, 20, 20)
-    assert torch.allclose(ssim(x, x), torch.ones(2, dtype=torch.float64))
-    a, b = 0.5, 0.25  # constant images: only the luminance term remains
-    c1 = (0.01 * 1.0) ** 2
-    expected = (2 * a * b + c1) / (a * a + b * b + c1)
-    got = ssim(torch.full((1, 1, 16, 16), a), torch.full((1, 1, 16, 16), b))
-    assert abs(float(got) - expected) < 1e-9
-    with pytest.raises(ValueError):
-        ssim(torch.rand(1, 1, 10, 10), torch.rand(1, 1, 10, 10))
-
-
-def test_ssim_matches_the_formula_on_one_window():
-    # an 11x11 image has exactly one valid window: compute Wang et al.'s formula by hand
-    torch.manual_seed(1)
-    x, y = torch.rand(1, 1, 11, 11), torch.rand(1, 1, 11, 11)
-    w = gaussian_window().numpy()
-    assert abs(w.sum() - 1) < 1e-12 and w.shape == (11, 11)
-    xn, yn = x[0, 0].double().numpy(), y[0, 0].double().numpy()
-    mx, my = (w * xn).sum(), (w * yn).sum()
-    vx, vy = (w * (xn - mx) ** 2).sum(), (w * (yn - my) ** 2).sum()
-    cxy = (w * (xn - mx) * (yn - my)).sum()
-    c1, c2 = 0.01**2, 0.03**2
-    expected = (2 * mx * my + c1) * (2 * cxy + c2) / ((mx**2 + my**2 + c1) * (vx + vy + c2))
-    assert abs(float(ssim(x, y)) - expected) < 1e-9
-
 
 # ---------------------------------------------------------------------------- train_sr
 TINY_SR = {"n_feats": 8, "n_blocks": 1}

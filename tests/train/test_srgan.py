@@ -170,6 +170,27 @@ def test_default_feature_net_is_the_shipped_classifier():
     assert x.grad.abs().sum() > 0  # gradients reach the SR output through the frozen network
 
 
+def test_feature_net_channels_colour_faces_to_luma_grey_faces_to_rgb(feature_ckpt, tmp_path):
+    """A grey feature net scores colour faces on their luma (as FaceSet.to_grayscale), with gradients;
+    an RGB one sees grey faces replicated (lrfer.data.transforms.match_channels); other counts are refused."""
+    grey = load_feature_net(str(feature_ckpt))
+    rgb = torch.rand(2, 3, 48, 48, requires_grad=True)
+    luma = (rgb * torch.tensor([0.299, 0.587, 0.114]).view(1, 3, 1, 1)).sum(1, keepdim=True)
+    phi = grey(rgb)
+    torch.testing.assert_close(phi, grey(luma.detach()))
+    phi.sum().backward()
+    assert rgb.grad.abs().sum() > 0  # the content loss trains a colour generator through the grey net
+
+    torch.manual_seed(0)
+    m = create_model("resnet18_fer_slim", num_classes=3, in_chans=3, width=4, blocks=(1, 1))
+    colour = load_feature_net(str(save_checkpoint(tmp_path / "rgb.safetensors", m, model_spec(m, ("angry", "happy", "neutral"), 3, 48))))
+    x = torch.rand(2, 1, 48, 48)
+    with torch.no_grad():
+        torch.testing.assert_close(colour(x), colour(x.expand(-1, 3, -1, -1)))
+    with pytest.raises(LrferError, match="3-channel"):
+        colour(torch.rand(2, 2, 48, 48))
+
+
 # ---------------------------------------------------------------------------- the model B recipe
 def test_liu_model_b_recipe_validates_and_trains(tmp_path, monkeypatch):
     import lrfer.train.engine as engine

@@ -282,8 +282,3 @@ def mix_batch(
         box = (top, bottom, left, right)
     mixed = targets.float() * lam + targets[perm].float() * (1 - lam)
     return out, mixed, Mix(kind, lam, perm, box)
-
-
-def eval_transform(x: torch.Tensor, cfg: AugmentConfig) -> torch.Tensor:
-    """What the model sees at test time: the centre crop when it was trained on crops."""
-    return center_crop(x, cfg.crop) if cfg.crop else x

@@ -1,7 +1,10 @@
-"""Classification and calibration metrics (numpy only; no scikit-learn dependency).
+"""Classification and calibration metrics (numpy only; no scikit-learn dependency), and the image
+quality metrics of super-resolution (PSNR, SSIM; torch, on batches).
 
-Every function accepts torch tensors, numpy arrays or plain sequences and returns plain Python
-numbers / lists, so that the results can be written to JSON as they are.
+The classification functions accept torch tensors, numpy arrays or plain sequences and return
+plain Python numbers / lists, so that the results can be written to JSON as they are. PSNR and SSIM
+take image batches ``(B, C, H, W)`` and return one float64 value per image, as the SR benchmarks
+average them over images (see :mod:`lrfer.train.sr` for the protocol).
 
 Conventions (the same as scikit-learn with ``zero_division=0``):
 
@@ -22,6 +25,7 @@ from typing import Any, Union
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 
 ArrayLike = Union[torch.Tensor, np.ndarray, Sequence[Any]]
 
@@ -174,3 +178,56 @@ def nll(probs: ArrayLike, y: ArrayLike, eps: float = 1e-12) -> float:
     if len(p) == 0:
         return 0.0
     return float(-np.log(np.clip(p[np.arange(len(p)), t], eps, None)).mean())
+
+
+# ---------------------------------------------------------------------------- image quality (super-resolution)
+PSNR_CAP_DB = 100.0
+
+
+def _shave(x: torch.Tensor, shave: int) -> torch.Tensor:
+    return x[..., shave:-shave, shave:-shave] if shave > 0 else x
+
+
+def psnr(x: torch.Tensor, y: torch.Tensor, data_range: float = 1.0, shave: int = 0, cap: float = PSNR_CAP_DB) -> torch.Tensor:
+    """Per-image PSNR in dB of batches ``(B, C, H, W)``; identical images give ``cap``."""
+    x, y = _shave(x, shave).double(), _shave(y, shave).double()
+    mse = (x - y).pow(2).flatten(1).mean(1)
+    out = 10 * torch.log10(data_range**2 / mse.clamp_min(1e-300))
+    return out.clamp(max=cap).where(mse > 0, torch.full_like(out, cap))
+
+
+def gaussian_window(size: int = 11, sigma: float = 1.5) -> torch.Tensor:
+    """The normalised 2-D Gaussian window ``(size, size)`` in float64."""
+    ax = torch.arange(size, dtype=torch.float64) - (size - 1) / 2
+    g = torch.exp(-(ax**2) / (2 * sigma**2))
+    g = g / g.sum()
+    return g[:, None] * g[None, :]
+
+
+def ssim(
+    x: torch.Tensor,
+    y: torch.Tensor,
+    data_range: float = 1.0,
+    shave: int = 0,
+    window: int = 11,
+    sigma: float = 1.5,
+    k1: float = 0.01,
+    k2: float = 0.03,
+) -> torch.Tensor:
+    """Per-image SSIM (Wang et al. 2004) of batches ``(B, C, H, W)``, Gaussian window, valid region."""
+    x, y = _shave(x, shave).double(), _shave(y, shave).double()
+    c = x.shape[1]
+    if min(x.shape[-2:]) < window:
+        raise ValueError(f"SSIM needs images of at least {window} px, got {tuple(x.shape[-2:])}")
+    w = gaussian_window(window, sigma).to(x.device).expand(c, 1, window, window)
+
+    def filt(t):
+        return F.conv2d(t, w, groups=c)
+
+    mu_x, mu_y = filt(x), filt(y)
+    sxx = filt(x * x) - mu_x**2
+    syy = filt(y * y) - mu_y**2
+    sxy = filt(x * y) - mu_x * mu_y
+    c1, c2 = (k1 * data_range) ** 2, (k2 * data_range) ** 2
+    smap = ((2 * mu_x * mu_y + c1) * (2 * sxy + c2)) / ((mu_x**2 + mu_y**2 + c1) * (sxx + syy + c2))
+    return smap.flatten(1).mean(1)

@@ -24,7 +24,7 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 from ..errors import LrferError
-from ..files import atomic_write, read_jsonl
+from ..files import atomic_write
 from ._registry import create_model
 
 FORMAT = "lrfer-checkpoint/1"
@@ -199,17 +199,3 @@ def load_weights(model: nn.Module, ckpt: Checkpoint, which: str = "model") -> No
         )
     target.load_state_dict(have)
 
-
-def resume_checkpoint(last_path: Path, model: nn.Module, resume: bool) -> tuple[Optional[Checkpoint], list[dict]]:
-    """What a resumed run starts from: its ``last.safetensors`` (weights loaded into ``model``;
-    the training state in ``.state``) and the rows of ``metrics.jsonl`` beside it for the epochs
-    the file holds. ``(None, [])`` when not resuming, or when there is nothing to resume from."""
-    if not (resume and last_path.exists()):
-        return None, []
-    ckpt = load_checkpoint(last_path)
-    load_weights(model, ckpt, "model")  # first: a checkpoint of another model is the error to report
-    state = ckpt.state
-    if state is None:
-        raise LrferError(f"{last_path} holds weights but no training state to resume from (written by an older lrfer)", "train into a new --out, or start from its weights (init_weights / --init-from)")
-    # one row per epoch, in order (the trainers' state counts epochs across phases too)
-    return ckpt, read_jsonl(last_path.parent / "metrics.jsonl")[: state["epoch"]]

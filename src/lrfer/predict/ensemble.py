@@ -12,9 +12,10 @@ Two combinations:
 - :class:`ProbabilityEnsemble`: the (weighted) mean of the members' class probabilities;
 - :class:`FeatureFusionEnsemble`: the paper's fusion: the members are frozen, their pre-logit
   embeddings (``forward_head(..., pre_logits=True)``) are concatenated, and a linear classifier (or a
-  one-hidden-layer MLP) is trained on them with Adam. The embeddings are computed once, batched,
-  under ``torch.inference_mode``, then standardised (training mean and std, stored with the head) so
-  that members with differently scaled features weigh alike at the start. The head is saved as a
+  one-hidden-layer MLP) is trained on them with Adam (:func:`lrfer.train.fusion.fit_fusion`). The
+  embeddings are computed once, batched, under ``torch.inference_mode``, then standardised (training
+  mean and std, stored with the head) so that members with differently scaled features weigh alike
+  at the start. The head is saved as a
   safetensors file whose metadata (JSON) lists the member checkpoints, so :meth:`FeatureFusionEnsemble.load`
   rebuilds the whole ensemble from that one file.
 """
@@ -27,7 +28,6 @@ from typing import Optional, Sequence, Union
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from ..data.augment import resize_faces
@@ -35,7 +35,6 @@ from ..data.faceset import FaceSet
 from ..data.transforms import as_tensor, inference_setup, make_views, match_channels, size_hw
 from ..errors import LrferError
 from ..models.checkpoint import read_safetensors, write_safetensors
-from ..progress import Progress, report
 from .classifier import FaceClassifier
 
 Member = Union[FaceClassifier, str, os.PathLike]
@@ -185,79 +184,10 @@ class FeatureFusionEnsemble:
         x = _faces_images(images)
         return torch.cat([member_embeddings(m, x, tta=self.tta, batch_size=batch_size) for m in self.members], dim=1)
 
-    def fit(
-        self,
-        train_faces: FaceSet,
-        val_faces: Optional[FaceSet] = None,
-        *,
-        epochs: int = 50,
-        lr: float = 1e-3,
-        weight_decay: float = 1e-4,
-        batch_size: int = 256,
-        seed: int = 0,
-        feature_batch_size: int = 256,
-        progress: Optional[Progress] = None,
-    ) -> list[dict]:
-        """Train the fusion head with Adam on the members' frozen features; returns the per-epoch history.
-
-        Features are computed once. With ``val_faces`` the head of the best validation accuracy is
-        kept; otherwise the last one.
-        """
-        train = train_faces.with_classes(self.classes)
-        if len(train) == 0:
-            raise LrferError("no training faces of the ensemble's classes", f"the members know {', '.join(self.classes)}")
-        feats = self.features(train, batch_size=feature_batch_size).to(self.device)
-        labels = train.labels.to(self.device)
-        val = None
-        if val_faces is not None:
-            v = val_faces.with_classes(self.classes)
-            if len(v):
-                val = (self.features(v, batch_size=feature_batch_size).to(self.device), v.labels.to(self.device))
-
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(seed)
-            self.head = FusionHead(self.num_features, len(self.classes), self.hidden, self.dropout).to(self.device)
-        self.head.feat_mean.copy_(feats.mean(0))
-        self.head.feat_std.copy_(feats.std(0, unbiased=False).clamp_min(1e-6) if len(feats) > 1 else torch.ones_like(feats[0]))
-        opt = torch.optim.Adam(self.head.parameters(), lr=lr, weight_decay=weight_decay)
-        gen = torch.Generator().manual_seed(seed)
-        n = len(feats)
-        bs = max(1, min(batch_size, n))
-        best_acc, best_state = -1.0, None
-        self.history = []
-        for epoch in range(1, epochs + 1):
-            self.head.train()
-            order = torch.randperm(n, generator=gen).to(self.device)
-            loss_sum, correct = 0.0, 0
-            for start in range(0, n, bs):
-                idx = order[start : start + bs]
-                logits = self.head(feats[idx])
-                loss = F.cross_entropy(logits, labels[idx])
-                opt.zero_grad(set_to_none=True)
-                loss.backward()
-                opt.step()
-                loss_sum += float(loss.detach()) * len(idx)
-                correct += int((logits.argmax(1) == labels[idx]).sum())
-            row = {"epoch": epoch, "train_loss": loss_sum / n, "train_acc": correct / n}
-            if val is not None:
-                self.head.eval()
-                with torch.no_grad():
-                    row["val_acc"] = float((self.head(val[0]).argmax(1) == val[1]).float().mean())
-                if row["val_acc"] > best_acc:
-                    best_acc = row["val_acc"]
-                    best_state = {k: t.detach().clone() for k, t in self.head.state_dict().items()}
-            self.history.append(row)
-            report(progress, "fusion", epoch, epochs, **row)
-        if best_state is not None:
-            self.head.load_state_dict(best_state)
-        self.head.eval()
-        self.fitted = True
-        return self.history
-
     def predict_proba(self, images: Union[FaceSet, Images], *, batch_size: int = 256) -> torch.Tensor:
         """Probabilities ``(N, K)`` (columns in :attr:`classes` order) for faces of any size and channels."""
         if not self.fitted:
-            raise LrferError("the fusion head is not trained", "call fit(train_faces) or FeatureFusionEnsemble.load(path)")
+            raise LrferError("the fusion head is not trained", "train it with lrfer.train.fusion.fit_fusion(ensemble, train_faces), or FeatureFusionEnsemble.load(path)")
         feats = self.features(images, batch_size=batch_size).to(self.device)
         self.head.eval()
         with torch.no_grad():
@@ -267,7 +197,7 @@ class FeatureFusionEnsemble:
     def save(self, path: Union[str, os.PathLike], info: Optional[dict] = None) -> Path:
         """Write the head (safetensors) with the member checkpoints and settings in its metadata."""
         if not self.fitted:
-            raise LrferError("the fusion head is not trained", "call fit(train_faces) before save()")
+            raise LrferError("the fusion head is not trained", "train it with lrfer.train.fusion.fit_fusion(ensemble, train_faces) before save()")
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
         members = [Path(m.checkpoint.path).resolve() for m in self.members]

@@ -12,8 +12,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional
 
+import torch
+
 from .._compat import tomllib
 from ..data.augment import AugmentConfig
+from ..data.transforms import CPU_BATCH
 from ..errors import LrferError, closest
 from ..models import create_model, is_model, list_models
 from ..predict.classifier import DEFAULT_CHECKPOINT
@@ -52,7 +55,7 @@ class TrainConfig:
     epochs: int = 30
     # Wall-clock budget (0: off): training stops once this much time (training and validation,
     # and offline distillation's teacher pass) is spent, at most ``epochs`` epochs, and the
-    # schedule is paced by the clock (engine.lr_factor), so the learning rate reaches its end at
+    # schedule is paced by the clock (optim.lr_factor), so the learning rate reaches its end at
     # the budget whatever the machine's speed. The steps a run gets, so its result, then depend on
     # that speed: not deterministic.
     time_budget_minutes: float = 0.0
@@ -196,6 +199,21 @@ class TrainConfig:
         if "erase_area" in aug:
             aug["erase_area"] = tuple(aug["erase_area"])
         return cls(**d, augment=AugmentConfig(**aug))
+
+
+def channels_last_on(cfg: TrainConfig, device: torch.device) -> bool:
+    """Whether this run's convolutions go NHWC: on CUDA with ``channels_last``, on a CPU only with
+    ``channels_last_cpu`` as well (it pays for some networks there, not for all)."""
+    return cfg.channels_last and (device.type == "cuda" or cfg.channels_last_cpu)
+
+
+def eval_layout(cfg: TrainConfig, device: torch.device) -> dict:
+    """Batch size and memory format of the trainer's prediction passes (teacher, validation):
+    ``eval_batch_size``, at most :data:`lrfer.data.transforms.CPU_BATCH` on a CPU (where larger
+    batches are slower), and NHWC where training is."""
+
+    batch_size = cfg.eval_batch_size if device.type == "cuda" else min(cfg.eval_batch_size, CPU_BATCH)
+    return {"batch_size": batch_size, "channels_last": channels_last_on(cfg, device)}
 
 
 def _shipped_or(path: str) -> str:

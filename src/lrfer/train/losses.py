@@ -7,7 +7,7 @@ targets) -> loss`` plus an optional ``after_step()`` (centre loss updates its ce
 
 from __future__ import annotations
 
-from typing import Optional, Protocol
+from typing import Optional
 
 import numpy as np
 import torch
@@ -74,14 +74,6 @@ def feature_distillation_loss(student_features: torch.Tensor, teacher_features: 
     """Mean squared error between pooled embeddings (the student's already projected to the
     teacher's width): the feature term of cross-resolution training (Massoli et al. 2020)."""
     return F.mse_loss(student_features.float(), teacher_features.float())
-
-
-class AuxLoss(Protocol):
-    weight: float
-
-    def __call__(self, embedding: torch.Tensor, logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor: ...
-
-    def after_step(self) -> None: ...
 
 
 class CenterLoss(nn.Module):

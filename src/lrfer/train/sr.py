@@ -46,65 +46,15 @@ from ..data.augment import random_crop, random_flip
 from ..data.faceset import FaceSet
 from ..device import resolve_device
 from ..errors import LrferError, closest
-from ..files import append_jsonl, write_jsonl
+from ..evaluate.metrics import psnr, ssim
 from ..models import create_model
-from ..models.checkpoint import load_checkpoint, model_spec, resume_checkpoint, save_checkpoint
+from ..models.checkpoint import load_checkpoint, model_spec
 from ..models.init_weights import init_from
 from ..progress import Progress, report
+from .run import Run, epoch_order, seed_epoch
 
 #: ``--config`` name -> registered model.
 SR_CONFIGS = {"light": "edsr_light", "paper": "edsr"}
-PSNR_CAP_DB = 100.0
-
-
-# ---------------------------------------------------------------------------- metrics
-def _shave(x: torch.Tensor, shave: int) -> torch.Tensor:
-    return x[..., shave:-shave, shave:-shave] if shave > 0 else x
-
-
-def psnr(x: torch.Tensor, y: torch.Tensor, data_range: float = 1.0, shave: int = 0, cap: float = PSNR_CAP_DB) -> torch.Tensor:
-    """Per-image PSNR in dB of batches ``(B, C, H, W)``; identical images give ``cap``."""
-    x, y = _shave(x, shave).double(), _shave(y, shave).double()
-    mse = (x - y).pow(2).flatten(1).mean(1)
-    out = 10 * torch.log10(data_range**2 / mse.clamp_min(1e-300))
-    return out.clamp(max=cap).where(mse > 0, torch.full_like(out, cap))
-
-
-def gaussian_window(size: int = 11, sigma: float = 1.5) -> torch.Tensor:
-    """The normalised 2-D Gaussian window ``(size, size)`` in float64."""
-    ax = torch.arange(size, dtype=torch.float64) - (size - 1) / 2
-    g = torch.exp(-(ax**2) / (2 * sigma**2))
-    g = g / g.sum()
-    return g[:, None] * g[None, :]
-
-
-def ssim(
-    x: torch.Tensor,
-    y: torch.Tensor,
-    data_range: float = 1.0,
-    shave: int = 0,
-    window: int = 11,
-    sigma: float = 1.5,
-    k1: float = 0.01,
-    k2: float = 0.03,
-) -> torch.Tensor:
-    """Per-image SSIM (Wang et al. 2004) of batches ``(B, C, H, W)``, Gaussian window, valid region."""
-    x, y = _shave(x, shave).double(), _shave(y, shave).double()
-    c = x.shape[1]
-    if min(x.shape[-2:]) < window:
-        raise ValueError(f"SSIM needs images of at least {window} px, got {tuple(x.shape[-2:])}")
-    w = gaussian_window(window, sigma).to(x.device).expand(c, 1, window, window)
-
-    def filt(t):
-        return F.conv2d(t, w, groups=c)
-
-    mu_x, mu_y = filt(x), filt(y)
-    sxx = filt(x * x) - mu_x**2
-    syy = filt(y * y) - mu_y**2
-    sxy = filt(x * y) - mu_x * mu_y
-    c1, c2 = (k1 * data_range) ** 2, (k2 * data_range) ** 2
-    smap = ((2 * mu_x * mu_y + c1) * (2 * sxy + c2)) / ((mu_x**2 + mu_y**2 + c1) * (sxx + syy + c2))
-    return smap.flatten(1).mean(1)
 
 
 # ---------------------------------------------------------------------------- resampling
@@ -257,10 +207,10 @@ def epoch_lr(cfg: SRConfig, epoch: int) -> float:
 def hr_batches(images: torch.Tensor, cfg: SRConfig, epoch: int, batch_size: int, steps: int):
     """The epoch's HR training batches, float in [0, 1], random-cropped (``patch``) and flipped.
 
-    The order and the augmentation are seeded by ``cfg.seed`` and ``epoch``, so a run repeats.
+    The order and the augmentation are seeded by ``cfg.seed`` and ``epoch`` (:mod:`lrfer.train.run`), so a run repeats.
     """
-    torch.manual_seed(cfg.seed * 1_000_003 + epoch * 101)
-    order = torch.randperm(len(images), generator=torch.Generator().manual_seed(cfg.seed * 7919 + epoch)).to(images.device)
+    seed_epoch(cfg.seed, epoch)
+    order = epoch_order(cfg.seed, epoch, len(images)).to(images.device)
     for i in range(steps):
         hr = images[order[i * batch_size : (i + 1) * batch_size]].float().div_(255)
         if cfg.patch and cfg.patch < cfg.hr_size:
@@ -329,6 +279,26 @@ def sr_report(model: nn.Module, faces: FaceSet, scales=(2, 4), *, batch_size: in
 
 
 # ---------------------------------------------------------------------------- training
+def _train_sr_epoch(model: nn.Module, optimizer: torch.optim.Optimizer, images: torch.Tensor, cfg: SRConfig, epoch: int,
+                    batch_size: int, steps: int, progress: Optional[Progress]) -> dict:  # fmt: skip
+    """One epoch of L1 training at the epoch's learning rate: its rate, mean L1 loss and speed."""
+    model.train()
+    lr = epoch_lr(cfg, epoch)
+    for g in optimizer.param_groups:
+        g["lr"] = lr
+    loss_sum = torch.zeros((), device=images.device)
+    t0 = time.perf_counter()
+    for i, hr in enumerate(hr_batches(images, cfg, epoch, batch_size, steps)):
+        loss = F.l1_loss(model(downscale(hr, cfg.scale)), hr)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        loss_sum += loss.detach()
+        if (i + 1) % 20 == 0 or i + 1 == steps:
+            report(progress, f"sr epoch {epoch}/{cfg.epochs}", i + 1, steps)
+    return {"lr": lr, "train_l1": float(loss_sum) / steps, "images_per_s": steps * batch_size / (time.perf_counter() - t0)}
+
+
 def train_sr(
     cfg: SRConfig,
     faces: FaceSet,
@@ -348,76 +318,44 @@ def train_sr(
     """
 
     cfg.validate()
-    out = Path(out_dir)
     device = resolve_device(cfg.device)
     train_set, val_set = prepare_sr_data(cfg, faces, val_faces)
 
     torch.manual_seed(cfg.seed)
     model = create_model(cfg.model, num_classes=0, in_chans=train_set.in_chans, scale=cfg.scale, **cfg.model_kwargs)
-    copied: list[str] = []
-    if cfg.init_from:
-        copied = init_from(model, cfg.init_from)
+    copied = init_from(model, cfg.init_from) if cfg.init_from else []
     model.to(device)
     spec = model_spec(model, (), train_set.in_chans, cfg.hr_size // cfg.scale)
     optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr, betas=tuple(cfg.betas), eps=cfg.eps)
 
     images = train_set.images.to(device)
-    n = len(images)
-    bs = min(cfg.batch_size, n)
-    steps_per_epoch = max(1, n // bs)
-    best_psnr, best_epoch = -math.inf, 0
-    best_path, last_path = out / "best.safetensors", out / "last.safetensors"
-    ckpt, history = resume_checkpoint(last_path, model, resume)
-    start = 1
+    bs = min(cfg.batch_size, len(images))
+    steps = max(1, len(images) // bs)
+    run, ckpt = Run.open(Path(out_dir), model, cfg.to_dict(), resume=resume, progress=progress)
+    start, best_psnr, best_epoch = 1, -math.inf, 0
     if ckpt is not None:
         state = ckpt.state
         optimizer.load_state_dict(state["optimizer"])
         start, best_psnr, best_epoch = state["epoch"] + 1, state["best_psnr"], state["best_epoch"]
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "config.json").write_text(json.dumps(cfg.to_dict(), indent=2))
-    write_jsonl(out / "metrics.jsonl", history)
     base_info = {**(info or {}), "task": "super-resolution", "scale": cfg.scale, "hr_size": cfg.hr_size, "initialised_from": cfg.init_from or None, "copied_tensors": len(copied)}
 
     for epoch in range(start, cfg.epochs + 1):
-        model.train()
-        lr = epoch_lr(cfg, epoch)
-        for g in optimizer.param_groups:
-            g["lr"] = lr
-        loss_sum = torch.zeros((), device=device)
-        t0 = time.perf_counter()
-        for i, hr in enumerate(hr_batches(images, cfg, epoch, bs, steps_per_epoch)):
-            loss = F.l1_loss(model(downscale(hr, cfg.scale)), hr)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            loss_sum += loss.detach()
-            if (i + 1) % 20 == 0 or i + 1 == steps_per_epoch:
-                report(progress, f"sr epoch {epoch}/{cfg.epochs}", i + 1, steps_per_epoch)
-        elapsed = time.perf_counter() - t0
+        trained = _train_sr_epoch(model, optimizer, images, cfg, epoch, bs, steps, progress)
         val = evaluate_sr(model, val_set.images, cfg.scale, batch_size=cfg.eval_batch_size, device=device)
-        row = {
-            "epoch": epoch,
-            "lr": lr,
-            "train_l1": float(loss_sum) / steps_per_epoch,
-            "val_psnr": val["psnr"],
-            "val_ssim": val["ssim"],
-            "bicubic_psnr": val["bicubic_psnr"],
-            "images_per_s": steps_per_epoch * bs / elapsed,
-        }
-        history.append(row)
-        meta = {**base_info, "epoch": epoch, "metrics": row, "config": cfg.to_dict()}
-        if val["psnr"] > best_psnr:
+        row = {"epoch": epoch, "lr": trained["lr"], "train_l1": trained["train_l1"], "val_psnr": val["psnr"], "val_ssim": val["ssim"],
+               "bicubic_psnr": val["bicubic_psnr"], "images_per_s": trained["images_per_s"]}  # fmt: skip
+        improved = val["psnr"] > best_psnr
+        if improved:
             best_psnr, best_epoch = val["psnr"], epoch
-            save_checkpoint(best_path, model, spec, info=meta)
         state = {"optimizer": optimizer.state_dict(), "epoch": epoch, "best_psnr": best_psnr, "best_epoch": best_epoch}
-        save_checkpoint(last_path, model, spec, state=state, info=meta)
-        append_jsonl(out / "metrics.jsonl", row)
+        meta = {**base_info, "epoch": epoch, "metrics": row, "config": cfg.to_dict()}
+        run.save_epoch(row, model, spec, state=state, info=meta, best=model if improved else None)
         report(progress, "sr_epoch_end", epoch, cfg.epochs, **row)
 
-    rep = checkpoint_report(best_path, val_set, cfg, device, name=cfg.model)
-    rep.update({"best_epoch": best_epoch, "epochs": cfg.epochs, "n_train": n, "config": cfg.to_dict(), **(info or {})})
-    (out / "sr_report.json").write_text(json.dumps(rep, indent=2))
-    return SRResult(out, best_path, last_path, best_psnr, best_epoch, rep, history)
+    rep = checkpoint_report(run.best_path, val_set, cfg, device, name=cfg.model)
+    rep.update({"best_epoch": best_epoch, "epochs": cfg.epochs, "n_train": len(images), "config": cfg.to_dict(), **(info or {})})
+    (run.out / "sr_report.json").write_text(json.dumps(rep, indent=2))
+    return SRResult(run.out, run.best_path, run.last_path, best_psnr, best_epoch, rep, run.history)
 
 
 def checkpoint_report(path: Path, val_set: FaceSet, cfg: SRConfig, device: torch.device, name: str) -> dict:

@@ -61,15 +61,16 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..data.faceset import FaceSet
+from ..data.transforms import match_channels
 from ..device import resolve_device
 from ..errors import LrferError
-from ..files import append_jsonl, write_jsonl
 from ..models import create_model, list_models
-from ..models.checkpoint import load_checkpoint, load_weights, model_spec, resume_checkpoint, save_checkpoint
+from ..models.checkpoint import load_checkpoint, load_weights, model_spec, save_checkpoint
 from ..models.init_weights import read_state_dict
 from ..models.srgan import DISCRIMINATOR_CONFIGS, srgan_discriminator
 from ..predict.classifier import DEFAULT_CHECKPOINT
 from ..progress import Progress, report
+from .run import Run
 from .sr import SRConfig, SRResult, bicubic_upscale, checkpoint_report, downscale, epoch_lr, evaluate_sr, hr_batches, prepare_sr_data
 
 #: ``--config`` name -> registered generator.
@@ -77,6 +78,7 @@ SRGAN_CONFIGS = {"light": "srresnet_light", "paper": "srresnet"}
 #: Ledig et al.'s rescaling of the VGG feature maps ("to obtain VGG losses of a scale comparable to the MSE loss").
 VGG_FEATURE_SCALE = 1 / 12.75
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
+LUMA = (0.299, 0.587, 0.114)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 FEATURE_NET_HINT = (
     "give an lrfer classifier checkpoint (.safetensors from `lrfer train`), a torchvision VGG-19 ImageNet "
@@ -138,19 +140,6 @@ class SRGANResult(SRResult):
 
 
 # ---------------------------------------------------------------------------- feature networks
-def _match_channels(x: torch.Tensor, want: int) -> torch.Tensor:
-    """Faces with ``want`` channels: grey replicated to RGB, RGB to ITU-R 601 luma (as FaceSet.to_grayscale)."""
-    c = x.shape[1]
-    if c == want:
-        return x
-    if c == 1:
-        return x.expand(-1, want, -1, -1)
-    if c == 3 and want == 1:
-        w = torch.tensor([0.299, 0.587, 0.114], dtype=x.dtype, device=x.device).view(1, 3, 1, 1)
-        return (x * w).sum(1, keepdim=True)
-    raise LrferError(f"the feature network takes {want} channels, the faces have {c}", "use grayscale or RGB faces")
-
-
 class ContentFeatures(nn.Module):
     """A frozen feature network for the content loss: faces in [0, 1] ``(B, C, H, W)`` -> feature maps.
 
@@ -182,7 +171,11 @@ class ContentFeatures(nn.Module):
         return f"{what} from {self.source}"
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = _match_channels(x, self.in_chans)
+        if x.shape[1] == 3 and self.in_chans == 1:
+            # colour faces, a grey feature net: ITU-R 601 luma, as FaceSet.to_grayscale, kept
+            # differentiable (match_channels refuses this case: inference wants it done on the data)
+            x = (x * x.new_tensor(LUMA).view(1, 3, 1, 1)).sum(1, keepdim=True)
+        x = match_channels(x, self.in_chans)  # grey faces, an RGB feature net: replicated
         if self.kind == "vgg19":
             return self.net((x - self.mean) / self.std)
         return self.net.forward_features(self.net.normalize(x))
@@ -347,6 +340,50 @@ class SRGANTrainer:
 
 
 # ---------------------------------------------------------------------------- training
+def _pretrain_epoch(trainer: SRGANTrainer, images: torch.Tensor, cfg: SRGANConfig, epoch: int, bs: int, steps: int, progress: Optional[Progress]) -> dict:
+    """One pixel-MSE epoch of the generator (SRResNet: Ledig et al.'s warm start): the training half of its row."""
+    trainer.set_lr(cfg.lr)
+    loss_sum, t0 = torch.zeros((), device=images.device), time.perf_counter()
+    for i, hr in enumerate(hr_batches(images, cfg, epoch, bs, steps)):
+        loss_sum += trainer.pretrain_step(hr)["mse"]
+        if (i + 1) % 20 == 0 or i + 1 == steps:
+            report(progress, f"srgan pretrain {epoch}/{cfg.pretrain_epochs}", i + 1, steps)
+    return {"phase": "pretrain", "epoch": epoch, "lr": cfg.lr, "train_mse": float(loss_sum) / steps, "images_per_s": steps * bs / (time.perf_counter() - t0)}
+
+
+def _gan_epoch(trainer: SRGANTrainer, images: torch.Tensor, cfg: SRGANConfig, epoch: int, bs: int, steps: int, progress: Optional[Progress]) -> dict:
+    """One adversarial epoch (``epoch`` counts from 1 after the pre-training): the training half of its row."""
+    lr = epoch_lr(cfg, epoch)
+    trainer.set_lr(lr)
+    sums: dict[str, torch.Tensor] = {}
+    t0 = time.perf_counter()
+    # epochs are numbered after the pre-training ones for the draws: every epoch sees another order
+    for i, hr in enumerate(hr_batches(images, cfg, cfg.pretrain_epochs + epoch, bs, steps)):
+        for k, v in trainer.gan_step(hr).items():
+            sums[k] = sums.get(k, 0) + v
+        if (i + 1) % 20 == 0 or i + 1 == steps:
+            report(progress, f"srgan epoch {epoch}/{cfg.epochs}", i + 1, steps)
+    return {"phase": "gan", "epoch": epoch, "lr": lr, **{f"train_{k}": float(v) / steps for k, v in sums.items()}, "images_per_s": steps * bs / (time.perf_counter() - t0)}
+
+
+def _validate(trainer: SRGANTrainer, val_set: FaceSet, cfg: SRGANConfig, device: torch.device) -> dict:
+    """The validation half of an epoch's row: PSNR / SSIM against bicubic, and the content loss."""
+    val = evaluate_sr(trainer.g, val_set.images, cfg.scale, batch_size=cfg.eval_batch_size, device=device)
+    return {"val_psnr": val["psnr"], "val_ssim": val["ssim"], "bicubic_psnr": val["bicubic_psnr"], "val_content": trainer.val_content(val_set.images, cfg.eval_batch_size)}
+
+
+def _setup(cfg: SRGANConfig, in_chans: int, device: torch.device) -> tuple[nn.Module, nn.Module, dict]:
+    """(generator, discriminator, the generator's checkpoint spec), seeded by ``cfg.seed``."""
+    torch.manual_seed(cfg.seed)
+    generator = create_model(cfg.model, num_classes=0, in_chans=in_chans, scale=cfg.scale, **cfg.model_kwargs)
+    if cfg.init_from:
+        start = load_checkpoint(cfg.init_from)
+        load_weights(generator, start, "ema" if start.has_ema else "model")
+    generator.to(device)
+    discriminator = srgan_discriminator(in_chans, cfg.discriminator_config).to(device)
+    return generator, discriminator, model_spec(generator, (), in_chans, cfg.hr_size // cfg.scale)
+
+
 def train_srgan(
     cfg: SRGANConfig,
     faces: FaceSet,
@@ -366,138 +403,67 @@ def train_srgan(
     """
 
     cfg.validate()
-    out = Path(out_dir)
     device = resolve_device(cfg.device)
     train_set, val_set = prepare_sr_data(cfg, faces, val_faces)
     features = load_feature_net(cfg.feature_net).to(device)
-
-    torch.manual_seed(cfg.seed)
-    generator = create_model(cfg.model, num_classes=0, in_chans=train_set.in_chans, scale=cfg.scale, **cfg.model_kwargs)
-    if cfg.init_from:
-        start = load_checkpoint(cfg.init_from)
-        load_weights(generator, start, "ema" if start.has_ema else "model")
-    generator.to(device)
-    discriminator = srgan_discriminator(train_set.in_chans, cfg.discriminator_config).to(device)
-    spec = model_spec(generator, (), train_set.in_chans, cfg.hr_size // cfg.scale)
-
+    generator, discriminator, spec = _setup(cfg, train_set.in_chans, device)
     images = train_set.images.to(device)
-    n = len(images)
-    bs = min(cfg.batch_size, n)
-    steps = max(1, n // bs)
-    best_path, last_path, pretrain_path = out / "best.safetensors", out / "last.safetensors", out / "pretrain.safetensors"
-    ckpt, history = resume_checkpoint(last_path, generator, resume)
+    bs = min(cfg.batch_size, len(images))
+    steps = max(1, len(images) // bs)
+    run, ckpt = Run.open(Path(out_dir), generator, cfg.to_dict(), resume=resume, progress=progress)
     state = ckpt.state if ckpt is not None else None
-    if state is not None:
-        scale = state["feature_scale"]  # the content loss the run began with
-    else:
-        scale = cfg.feature_scale or features.default_scale or measure_feature_scale(features, images[:bs].float().div(255))
+    # the content loss the run began with, on resume
+    scale = state["feature_scale"] if state is not None else (cfg.feature_scale or features.default_scale or measure_feature_scale(features, images[:bs].float().div(255)))
     trainer = SRGANTrainer(generator, discriminator, features, cfg, scale)
-    done, best_content, best_psnr, best_epoch = 0, math.inf, -math.inf, 0
+    done, best = 0, {"best_content": math.inf, "best_psnr": -math.inf, "best_epoch": 0}
     if state is not None:
         trainer.load_state_dict(state["trainer"])
-        done, best_content, best_psnr, best_epoch = state["epoch"], state["best_content"], state["best_psnr"], state["best_epoch"]
+        done, best = state["epoch"], {k: state[k] for k in best}
     report(progress, "srgan_feature_net", 0, message=f"content loss on {features.describe()}, feature scale {scale:.4g}")
-
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "config.json").write_text(json.dumps(cfg.to_dict(), indent=2))
-    write_jsonl(out / "metrics.jsonl", history)
-    training = {
-        "task": "super-resolution",
-        "training": "srgan",
-        "scale": cfg.scale,
-        "hr_size": cfg.hr_size,
-        "feature_net": features.describe(),
-        "feature_kind": features.kind,
-        "feature_scale": scale,
-        "initialised_from": cfg.init_from or None,
-    }
-    base_info = {**(info or {}), **training}
+    training = {"task": "super-resolution", "training": "srgan", "scale": cfg.scale, "hr_size": cfg.hr_size, "feature_net": features.describe(),
+                "feature_kind": features.kind, "feature_scale": scale, "initialised_from": cfg.init_from or None}  # fmt: skip
     bicubic_content = trainer.val_content(val_set.images, cfg.eval_batch_size, bicubic=True)
     total_epochs = cfg.pretrain_epochs + cfg.epochs
 
-    def validate(row: dict) -> dict:
-        val = evaluate_sr(generator, val_set.images, cfg.scale, batch_size=cfg.eval_batch_size, device=device)
-        row.update(
-            val_psnr=val["psnr"],
-            val_ssim=val["ssim"],
-            bicubic_psnr=val["bicubic_psnr"],
-            val_content=trainer.val_content(val_set.images, cfg.eval_batch_size),
-            bicubic_content=bicubic_content,
-        )
-        history.append(row)
-        append_jsonl(out / "metrics.jsonl", row)
-        return {**base_info, "phase": row["phase"], "epoch": row["epoch"], "metrics": row, "config": cfg.to_dict()}
+    for n in range(done + 1, total_epochs + 1):  # epochs counted across the phases
+        pretrain = n <= cfg.pretrain_epochs
+        row = _pretrain_epoch(trainer, images, cfg, n, bs, steps, progress) if pretrain else _gan_epoch(trainer, images, cfg, n - cfg.pretrain_epochs, bs, steps, progress)
+        row.update(_validate(trainer, val_set, cfg, device), bicubic_content=bicubic_content)
+        meta = {**(info or {}), **training, "phase": row["phase"], "epoch": row["epoch"], "metrics": row, "config": cfg.to_dict()}
+        if pretrain and n == cfg.pretrain_epochs:
+            save_checkpoint(run.out / "pretrain.safetensors", generator, spec, info=meta)
+        improved = not pretrain and row["val_content"] < best["best_content"]
+        if improved:
+            best = {"best_content": row["val_content"], "best_psnr": row["val_psnr"], "best_epoch": row["epoch"]}
+        state = {"epoch": n, "trainer": trainer.state_dict(), "feature_scale": scale, **best}
+        run.save_epoch(row, generator, spec, state=state, info=meta, best=generator if improved else None)
+        # after the files: whoever hears of an epoch can rely on it being on disk
+        report(progress, "srgan_epoch_end", n, total_epochs, **row)
 
-    def save_last(meta: dict) -> None:
-        """The resumable checkpoint, then the epoch's event: whoever hears of an epoch can rely on it being on disk."""
-        state = {"epoch": len(history), "trainer": trainer.state_dict(), "feature_scale": scale,
-                 "best_content": best_content, "best_psnr": best_psnr, "best_epoch": best_epoch}  # fmt: skip
-        save_checkpoint(last_path, generator, spec, state=state, info=meta)
-        report(progress, "srgan_epoch_end", len(history), total_epochs, **meta["metrics"])
+    rep = _report(run, val_set, cfg, device, {
+        **training,
+        "selection": "lowest validation content loss among the adversarial epochs",
+        "best_epoch": best["best_epoch"],
+        "val_content": best["best_content"],
+        "bicubic_content": bicubic_content,
+        "epochs": cfg.epochs,
+        "pretrain_epochs": cfg.pretrain_epochs,
+        "n_train": len(images),
+        "config": cfg.to_dict(),
+        **(info or {}),
+    })
+    return SRGANResult(run.out, run.best_path, run.last_path, best["best_psnr"], best["best_epoch"], rep, run.history, best_content=best["best_content"],
+                       pretrain_path=run.out / "pretrain.safetensors" if cfg.pretrain_epochs else None, feature_scale=scale)  # fmt: skip
 
-    # phase 1: SRResNet, pixel MSE (Ledig et al.'s warm start)
-    for epoch in range(done + 1, cfg.pretrain_epochs + 1):
-        trainer.set_lr(cfg.lr)
-        loss_sum, t0 = torch.zeros((), device=device), time.perf_counter()
-        for i, hr in enumerate(hr_batches(images, cfg, epoch, bs, steps)):
-            loss_sum += trainer.pretrain_step(hr)["mse"]
-            if (i + 1) % 20 == 0 or i + 1 == steps:
-                report(progress, f"srgan pretrain {epoch}/{cfg.pretrain_epochs}", i + 1, steps)
-        row = {"phase": "pretrain", "epoch": epoch, "lr": cfg.lr, "train_mse": float(loss_sum) / steps, "images_per_s": steps * bs / (time.perf_counter() - t0)}
-        meta = validate(row)
-        if epoch == cfg.pretrain_epochs:
-            save_checkpoint(pretrain_path, generator, spec, info=meta)
-        save_last(meta)
 
-    # phase 2: adversarial
-    for epoch in range(max(1, done - cfg.pretrain_epochs + 1), cfg.epochs + 1):
-        lr = epoch_lr(cfg, epoch)
-        trainer.set_lr(lr)
-        sums: dict[str, torch.Tensor] = {}
-        t0 = time.perf_counter()
-        # epochs are numbered after the pre-training ones for the draws: every epoch sees another order
-        for i, hr in enumerate(hr_batches(images, cfg, cfg.pretrain_epochs + epoch, bs, steps)):
-            for k, v in trainer.gan_step(hr).items():
-                sums[k] = sums.get(k, 0) + v
-            if (i + 1) % 20 == 0 or i + 1 == steps:
-                report(progress, f"srgan epoch {epoch}/{cfg.epochs}", i + 1, steps)
-        row = {"phase": "gan", "epoch": epoch, "lr": lr, **{f"train_{k}": float(v) / steps for k, v in sums.items()}, "images_per_s": steps * bs / (time.perf_counter() - t0)}
-        meta = validate(row)
-        if row["val_content"] < best_content:
-            best_content, best_psnr, best_epoch = row["val_content"], row["val_psnr"], epoch
-            save_checkpoint(best_path, generator, spec, info=meta)
-        save_last(meta)
-
-    rep = checkpoint_report(best_path, val_set, cfg, device, name=f"srgan {cfg.model}")
+def _report(run: Run, val_set: FaceSet, cfg: SRGANConfig, device: torch.device, facts: dict) -> dict:
+    """``sr_report.json``: PSNR / SSIM of the best checkpoint (and of the SRResNet-MSE one), with the run's ``facts``."""
+    rep = checkpoint_report(run.best_path, val_set, cfg, device, name=f"srgan {cfg.model}")
     if cfg.pretrain_epochs:
-        rep["srresnet_mse"] = checkpoint_report(pretrain_path, val_set, cfg, device, name=f"srresnet-mse {cfg.model}")
-    rep.update(
-        {
-            **training,
-            "selection": "lowest validation content loss among the adversarial epochs",
-            "best_epoch": best_epoch,
-            "val_content": best_content,
-            "bicubic_content": bicubic_content,
-            "epochs": cfg.epochs,
-            "pretrain_epochs": cfg.pretrain_epochs,
-            "n_train": n,
-            "config": cfg.to_dict(),
-            **(info or {}),
-        }
-    )
-    (out / "sr_report.json").write_text(json.dumps(rep, indent=2))
-    return SRGANResult(
-        out,
-        best_path,
-        last_path,
-        best_psnr,
-        best_epoch,
-        rep,
-        history,
-        best_content=best_content,
-        pretrain_path=pretrain_path if cfg.pretrain_epochs else None,
-        feature_scale=scale,
-    )
+        rep["srresnet_mse"] = checkpoint_report(run.out / "pretrain.safetensors", val_set, cfg, device, name=f"srresnet-mse {cfg.model}")
+    rep.update(facts)
+    (run.out / "sr_report.json").write_text(json.dumps(rep, indent=2))
+    return rep
 
 
 __all__ = [
