@@ -29,12 +29,8 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import ROOT, add_data_arg, add_set_arg, add_threads_arg, cpu_model, provenance, set_overrides
 
-from provenance import cpu_model, provenance  # noqa: E402
-
-ROOT = Path(__file__).resolve().parents[1]
-DATA = ROOT.parent / "shared" / "data" / "fer2013.npz"
 SIZES = (8, 12, 16, 24, 32, 48)
 GOALS = {"minutes": 30.0, "acc_48": 0.67, "acc_16": 0.58}
 # Settings this script passes to the recipe itself, which --set must not name too.
@@ -45,15 +41,14 @@ OWN_FLAGS = {"epochs": "use --epochs", "seed": "use --seed", "limit_train": "use
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--recipe", default="fer2013_cpu30")
-    ap.add_argument("--data", default=str(DATA))
-    ap.add_argument("--threads", type=int, default=2)
+    add_data_arg(ap)
+    add_threads_arg(ap)
     ap.add_argument("--epochs", type=int, default=None, help="override the recipe's epochs")
     ap.add_argument("--limit-train", type=int, default=0, help="first N training rows only (smoke runs)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--run-dir", type=Path, default=None)
     ap.add_argument("--resume", action="store_true", help="continue the run in --run-dir (its time adds up)")
-    ap.add_argument("--set", action="append", default=[], metavar="KEY=JSON",
-                    help="override a recipe setting, e.g. --set image_size=40 --set 'augment={\"degrade_max\": 40}' (value parsed as JSON)")
+    add_set_arg(ap, "image_size=40 --set 'augment={\"degrade_max\": 40}'")
     ap.add_argument("--members", type=int, default=1,
                     help="train N models (seeds --seed .. --seed+N-1), each on 1/N of the recipe's clock budget, and score the mean of their probabilities")
     ap.add_argument("--out", type=Path, default=None)
@@ -62,7 +57,6 @@ def main() -> None:
     import torch
 
     torch.set_num_threads(args.threads)
-    from lrfer.cli import parse_key_values
     from lrfer.data.readers import load_dataset
     from lrfer.errors import LrferError
     from lrfer.evaluate.plots import plot_sweep
@@ -72,7 +66,7 @@ def main() -> None:
     from lrfer.train.config import load_config
     from lrfer.train.engine import fit
 
-    overrides = parse_key_values(args.set, "--set", "image_size=40", own_flags=OWN_FLAGS)
+    overrides = set_overrides(args, "image_size=40", OWN_FLAGS)
     if args.members < 1:
         raise LrferError(f"--members must be at least 1, got {args.members}", "use --members 1 for one model, 2 or more for an ensemble")
     cfg = load_config(args.recipe, epochs=args.epochs, seed=args.seed, device="cpu", limit_train=args.limit_train or None, **overrides).validate()

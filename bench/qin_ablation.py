@@ -29,7 +29,8 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+from _common import ROOT
+
 RESULTS = ROOT / "bench" / "results"
 VARIANTS = ("base", "stn", "sr", "stn_sr")
 DATA = {"fer2013": ROOT.parent / "shared" / "data" / "fer2013.npz", "ckplus": ROOT.parent / "shared" / "data" / "ckplus48.npz"}

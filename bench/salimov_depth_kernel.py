@@ -27,7 +27,8 @@ import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+from _common import ROOT, add_data_arg
+
 RESULTS = ROOT / "bench" / "results"
 
 
@@ -48,7 +49,7 @@ def table(cells: dict[tuple[int, int], float], depths: list[int], kernels: list[
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--data", default=str(ROOT.parent / "shared" / "data" / "fer2013.npz"))
+    add_data_arg(ap)
     ap.add_argument("--option", action="append", default=[], metavar="KEY=VALUE", help="reader option, e.g. labels=ferplus")
     ap.add_argument("--recipe", default="salimov_fer2013")
     ap.add_argument("--depths", default="2,3,4,5,6,7")
