@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import json
+import os
 import platform
 import shlex
 import subprocess
@@ -38,6 +39,11 @@ def _git(*args: str) -> str:
     return subprocess.run(["git", *args], capture_output=True, text=True, cwd=ROOT).stdout.strip()
 
 
+def git_commit(short: bool = False) -> str:
+    """The commit being run; ``LRFER_COMMIT`` on the lent GPU machine, whose copy of the tree has no git history."""
+    return os.environ.get("LRFER_COMMIT") or _git("rev-parse", *(["--short"] if short else []), "HEAD")
+
+
 def cpu_model() -> str:
     info = Path("/proc/cpuinfo")
     if info.exists():
@@ -58,7 +64,7 @@ def provenance(script: str, seed: Optional[int] = None, *, machine: Optional[str
     return {
         "script": script,
         "command": " ".join(shlex.quote(a) for a in sys.argv),
-        "commit": _git("rev-parse", "HEAD"),
+        "commit": git_commit(),
         "dirty_tree": bool(_git("status", "--porcelain", "--untracked-files=no")),
         "machine": machine,
         "date": time.strftime("%Y-%m-%dT%H:%M:%S%z"),

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import platform
 import subprocess
 import sys
@@ -29,7 +28,7 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
-from _common import ROOT
+from _common import ROOT, git_commit
 
 RESULTS = ROOT / "bench" / "results"
 VARIANTS = ("base", "stn", "sr", "stn_sr")
@@ -122,7 +121,7 @@ def main() -> None:
         sr_info["info"] = {k: v for k, v in load_checkpoint(sr_path).info.items() if k in ("metrics", "epoch", "scale", "data")}
 
     # provenance now, not at the end: edits to the tree during a long run must not change it
-    commit = os.environ.get("LRFER_COMMIT") or subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=ROOT).stdout.strip()
+    commit = git_commit(short=True)
     dirty = bool(subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], capture_output=True, text=True, cwd=ROOT).stdout.strip())
     device = str(torch.device("cuda" if args.device == "auto" and torch.cuda.is_available() else ("cpu" if args.device == "auto" else args.device)))
     device_name = torch.cuda.get_device_name(0) if device.startswith("cuda") else platform.processor() or platform.machine()

@@ -19,15 +19,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import platform
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-from _common import ROOT, add_data_arg
+from _common import ROOT, add_data_arg, git_commit
 
 RESULTS = ROOT / "bench" / "results"
 
@@ -102,7 +100,7 @@ def main() -> None:
             })  # fmt: skip
             print(f"depth {d} kernel {k}: {100 * best['val_acc']:.2f}% (epoch {res.best_epoch}/{cfg.epochs}, {params / 1e6:.2f}M params, {seconds:.0f}s)", file=sys.stderr, flush=True)
 
-    commit = os.environ.get("LRFER_COMMIT") or subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=ROOT).stdout.strip()
+    commit = git_commit(short=True)
     device = str(torch.device("cuda" if args.device == "auto" and torch.cuda.is_available() else ("cpu" if args.device == "auto" else args.device)))
     device_name = torch.cuda.get_device_name(0) if device.startswith("cuda") else platform.processor() or platform.machine()
     result = {
