@@ -141,7 +141,7 @@ def write_blocks(path: Path, blocks: dict[str, list[str]], check: bool = False) 
     new = old
     for name, body in blocks.items():
         new = replace_block(new, f"<!-- {name}:start -->", f"<!-- {name}:end -->", body)
-    rel = path.relative_to(ROOT)
+    rel = path.relative_to(ROOT) if path.is_relative_to(ROOT) else path
     if check:
         if new != old:
             raise SystemExit(f"{rel} is out of date: run python {Path(sys.argv[0]).as_posix()} to regenerate {', '.join(blocks)}")
