@@ -38,7 +38,7 @@ OWN_FLAGS = {"epochs": "use --epochs", "seed": "use --seed", "limit_train": "use
              "device": "leave it out: this benchmark trains on the CPU"}
 
 
-def main() -> None:
+def parse_args() -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--recipe", default="fer2013_cpu30")
     add_data_arg(ap)
@@ -52,17 +52,42 @@ def main() -> None:
     ap.add_argument("--members", type=int, default=1,
                     help="train N models (seeds --seed .. --seed+N-1), each on 1/N of the recipe's clock budget, and score the mean of their probabilities")
     ap.add_argument("--out", type=Path, default=None)
-    args = ap.parse_args()
+    return ap.parse_args()
 
+
+def sweep_members(members: list[dict], faces, tta: str) -> tuple[dict, dict]:
+    """PublicTest (and PrivateTest when the data has it) against face size: the one model's sweep, or
+    the ensemble's (the mean of its members' probabilities) with each member's own beside it."""
+    from lrfer.evaluate.sweep import ensemble_sweep, resolution_sweep
+    from lrfer.predict.classifier import FaceClassifier
+    from lrfer.predict.ensemble import ProbabilityEnsemble
+
+    splits = [s for s in ("PublicTest", "PrivateTest") if s in set(faces.split)]
+    sweeps, member_sweeps = {}, {}
+    if len(members) == 1:
+        clf = FaceClassifier.load(str(members[0]["best_path"]), device="cpu")
+        for split in splits:
+            # Sizes are the faces' own pixels: the faces stay at 48 px here and the sweep resizes them
+            # to the model's input (32 px for fer2013_cpu30) after degrading below it.
+            test = faces.select_split(split).to_grayscale().with_classes(clf.classes)
+            sweeps[split] = resolution_sweep(clf.model, test, SIZES, tta=tta, crop=clf.crop, input_size=clf.image_size, device="cpu")
+    else:
+        ensemble = ProbabilityEnsemble([str(m["best_path"]) for m in members], device="cpu")
+        for split in splits:
+            rows = ensemble_sweep(ensemble, faces.select_split(split).to_grayscale().with_classes(ensemble.classes), SIZES, tta=tta)
+            sweeps[split] = rows.pop("ensemble")
+            member_sweeps[split] = list(rows.values())
+    return sweeps, member_sweeps
+
+
+def main() -> None:
+    args = parse_args()
     import torch
 
     torch.set_num_threads(args.threads)
     from lrfer.data.readers import load_dataset
     from lrfer.errors import LrferError
     from lrfer.evaluate.plots import plot_sweep
-    from lrfer.evaluate.sweep import ensemble_sweep, resolution_sweep
-    from lrfer.predict.classifier import FaceClassifier
-    from lrfer.predict.ensemble import ProbabilityEnsemble
     from lrfer.train.config import load_config
     from lrfer.train.engine import fit
 
@@ -101,21 +126,7 @@ def main() -> None:
                         "best_epoch": res.best_epoch, "best_path": res.best_path, "out_dir": Path(res.out_dir), "history": res.history})  # fmt: skip
     train_seconds = sum(m["train_seconds"] for m in members)
 
-    splits = [s for s in ("PublicTest", "PrivateTest") if s in set(faces.split)]
-    sweeps, member_sweeps = {}, {}
-    if args.members == 1:
-        clf = FaceClassifier.load(str(members[0]["best_path"]), device="cpu")
-        for split in splits:
-            # Sizes are the faces' own pixels: the faces stay at 48 px here and the sweep resizes them
-            # to the model's input (32 px for fer2013_cpu30) after degrading below it.
-            test = faces.select_split(split).to_grayscale().with_classes(clf.classes)
-            sweeps[split] = resolution_sweep(clf.model, test, SIZES, tta=cfg.tta, crop=clf.crop, input_size=clf.image_size, device="cpu")
-    else:
-        ensemble = ProbabilityEnsemble([str(m["best_path"]) for m in members], device="cpu")
-        for split in splits:
-            rows = ensemble_sweep(ensemble, faces.select_split(split).to_grayscale().with_classes(ensemble.classes), SIZES, tta=cfg.tta)
-            sweeps[split] = rows.pop("ensemble")
-            member_sweeps[split] = list(rows.values())
+    sweeps, member_sweeps = sweep_members(members, faces, cfg.tta)
     public = {r["size"]: r["accuracy"] for r in sweeps["PublicTest"]}
     result = {
         "benchmark": "cpu_recipe",
@@ -140,7 +151,7 @@ def main() -> None:
         # "sweep" above is the ensemble's (the mean of the members' probabilities); each member's
         # own run is here, with its sweep on each split.
         result["members"] = [
-            {k: m[k] for k in ("seed", "train_seconds", "epochs", "best_epoch", "history")} | {"sweep": {split: member_sweeps[split][i] for split in splits}}
+            {k: m[k] for k in ("seed", "train_seconds", "epochs", "best_epoch", "history")} | {"sweep": {split: rows[i] for split, rows in member_sweeps.items()}}
             for i, m in enumerate(members)
         ]  # fmt: skip
     out.parent.mkdir(parents=True, exist_ok=True)
