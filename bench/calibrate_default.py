@@ -23,15 +23,14 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from _common import ROOT, add_data_arg, cpu_model
+from _common import provenance as shared_provenance
 from lrfer.data.readers import load_dataset
 from lrfer.data.transforms import predict_logits
 from lrfer.evaluate.calibration import ECE_BINS, apply_temperature, calibration_report, fit_temperature, set_checkpoint_temperature
 from lrfer.evaluate.metrics import expected_calibration_error, nll
 from lrfer.predict.classifier import DEFAULT_CHECKPOINT, FaceClassifier
-from provenance import cpu_model
-from provenance import provenance as shared_provenance
 
-ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "bench" / "results" / "calibration_default.json"
 
 
@@ -42,7 +41,7 @@ def provenance(args_data: str) -> dict:
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--data", default=str(ROOT.parent / "shared" / "data" / "fer2013.npz"))
+    add_data_arg(ap)
     ap.add_argument("--split", default="PublicTest")
     ap.add_argument("--seed", type=int, default=0, help="seed of the random halves for cross-fitting")
     ap.add_argument("--dry-run", action="store_true", help="write the results file only, leave the checkpoint as it is")

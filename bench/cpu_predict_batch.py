@@ -17,22 +17,17 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-from provenance import cpu_model, provenance  # noqa: E402
-
-ROOT = Path(__file__).resolve().parents[1]
+from _common import ROOT, add_threads_arg, cpu_model, provenance
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "data" / "fer2013.npz")
     ap.add_argument("--checkpoint", type=Path, default=None, help="a checkpoint (default: the shipped model)")
-    ap.add_argument("--threads", type=int, default=2)
+    add_threads_arg(ap)
     ap.add_argument("--faces", type=int, default=1024)
     ap.add_argument("--batches", type=int, nargs="+", default=[32, 64, 128, 256, 512])
     ap.add_argument("--reps", type=int, default=2)

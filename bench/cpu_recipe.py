@@ -29,12 +29,8 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import ROOT, add_data_arg, add_set_arg, add_threads_arg, cpu_model, provenance, set_overrides
 
-from provenance import cpu_model, provenance  # noqa: E402
-
-ROOT = Path(__file__).resolve().parents[1]
-DATA = ROOT.parent / "shared" / "data" / "fer2013.npz"
 SIZES = (8, 12, 16, 24, 32, 48)
 GOALS = {"minutes": 30.0, "acc_48": 0.67, "acc_16": 0.58}
 # Settings this script passes to the recipe itself, which --set must not name too.
@@ -42,37 +38,60 @@ OWN_FLAGS = {"epochs": "use --epochs", "seed": "use --seed", "limit_train": "use
              "device": "leave it out: this benchmark trains on the CPU"}
 
 
-def main() -> None:
+def parse_args() -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--recipe", default="fer2013_cpu30")
-    ap.add_argument("--data", default=str(DATA))
-    ap.add_argument("--threads", type=int, default=2)
+    add_data_arg(ap)
+    add_threads_arg(ap)
     ap.add_argument("--epochs", type=int, default=None, help="override the recipe's epochs")
     ap.add_argument("--limit-train", type=int, default=0, help="first N training rows only (smoke runs)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--run-dir", type=Path, default=None)
     ap.add_argument("--resume", action="store_true", help="continue the run in --run-dir (its time adds up)")
-    ap.add_argument("--set", action="append", default=[], metavar="KEY=JSON",
-                    help="override a recipe setting, e.g. --set image_size=40 --set 'augment={\"degrade_max\": 40}' (value parsed as JSON)")
+    add_set_arg(ap, "image_size=40 --set 'augment={\"degrade_max\": 40}'")
     ap.add_argument("--members", type=int, default=1,
                     help="train N models (seeds --seed .. --seed+N-1), each on 1/N of the recipe's clock budget, and score the mean of their probabilities")
     ap.add_argument("--out", type=Path, default=None)
-    args = ap.parse_args()
+    return ap.parse_args()
 
-    import torch
 
-    torch.set_num_threads(args.threads)
-    from lrfer.cli import parse_key_values
-    from lrfer.data.readers import load_dataset
-    from lrfer.errors import LrferError
-    from lrfer.evaluate.plots import plot_sweep
+def sweep_members(members: list[dict], faces, tta: str) -> tuple[dict, dict]:
+    """PublicTest (and PrivateTest when the data has it) against face size: the one model's sweep, or
+    the ensemble's (the mean of its members' probabilities) with each member's own beside it."""
     from lrfer.evaluate.sweep import ensemble_sweep, resolution_sweep
     from lrfer.predict.classifier import FaceClassifier
     from lrfer.predict.ensemble import ProbabilityEnsemble
+
+    splits = [s for s in ("PublicTest", "PrivateTest") if s in set(faces.split)]
+    sweeps, member_sweeps = {}, {}
+    if len(members) == 1:
+        clf = FaceClassifier.load(str(members[0]["best_path"]), device="cpu")
+        for split in splits:
+            # Sizes are the faces' own pixels: the faces stay at 48 px here and the sweep resizes them
+            # to the model's input (32 px for fer2013_cpu30) after degrading below it.
+            test = faces.select_split(split).to_grayscale().with_classes(clf.classes)
+            sweeps[split] = resolution_sweep(clf.model, test, SIZES, tta=tta, crop=clf.crop, input_size=clf.image_size, device="cpu")
+    else:
+        ensemble = ProbabilityEnsemble([str(m["best_path"]) for m in members], device="cpu")
+        for split in splits:
+            rows = ensemble_sweep(ensemble, faces.select_split(split).to_grayscale().with_classes(ensemble.classes), SIZES, tta=tta)
+            sweeps[split] = rows.pop("ensemble")
+            member_sweeps[split] = list(rows.values())
+    return sweeps, member_sweeps
+
+
+def main() -> None:
+    args = parse_args()
+    import torch
+
+    torch.set_num_threads(args.threads)
+    from lrfer.data.readers import load_dataset
+    from lrfer.errors import LrferError
+    from lrfer.evaluate.plots import plot_sweep
     from lrfer.train.config import load_config
     from lrfer.train.engine import fit
 
-    overrides = parse_key_values(args.set, "--set", "image_size=40", own_flags=OWN_FLAGS)
+    overrides = set_overrides(args, "image_size=40", OWN_FLAGS)
     if args.members < 1:
         raise LrferError(f"--members must be at least 1, got {args.members}", "use --members 1 for one model, 2 or more for an ensemble")
     cfg = load_config(args.recipe, epochs=args.epochs, seed=args.seed, device="cpu", limit_train=args.limit_train or None, **overrides).validate()
@@ -107,21 +126,7 @@ def main() -> None:
                         "best_epoch": res.best_epoch, "best_path": res.best_path, "out_dir": Path(res.out_dir), "history": res.history})  # fmt: skip
     train_seconds = sum(m["train_seconds"] for m in members)
 
-    splits = [s for s in ("PublicTest", "PrivateTest") if s in set(faces.split)]
-    sweeps, member_sweeps = {}, {}
-    if args.members == 1:
-        clf = FaceClassifier.load(str(members[0]["best_path"]), device="cpu")
-        for split in splits:
-            # Sizes are the faces' own pixels: the faces stay at 48 px here and the sweep resizes them
-            # to the model's input (32 px for fer2013_cpu30) after degrading below it.
-            test = faces.select_split(split).to_grayscale().with_classes(clf.classes)
-            sweeps[split] = resolution_sweep(clf.model, test, SIZES, tta=cfg.tta, crop=clf.crop, input_size=clf.image_size, device="cpu")
-    else:
-        ensemble = ProbabilityEnsemble([str(m["best_path"]) for m in members], device="cpu")
-        for split in splits:
-            rows = ensemble_sweep(ensemble, faces.select_split(split).to_grayscale().with_classes(ensemble.classes), SIZES, tta=cfg.tta)
-            sweeps[split] = rows.pop("ensemble")
-            member_sweeps[split] = list(rows.values())
+    sweeps, member_sweeps = sweep_members(members, faces, cfg.tta)
     public = {r["size"]: r["accuracy"] for r in sweeps["PublicTest"]}
     result = {
         "benchmark": "cpu_recipe",
@@ -146,7 +151,7 @@ def main() -> None:
         # "sweep" above is the ensemble's (the mean of the members' probabilities); each member's
         # own run is here, with its sweep on each split.
         result["members"] = [
-            {k: m[k] for k in ("seed", "train_seconds", "epochs", "best_epoch", "history")} | {"sweep": {split: member_sweeps[split][i] for split in splits}}
+            {k: m[k] for k in ("seed", "train_seconds", "epochs", "best_epoch", "history")} | {"sweep": {split: rows[i] for split, rows in member_sweeps.items()}}
             for i, m in enumerate(members)
         ]  # fmt: skip
     out.parent.mkdir(parents=True, exist_ok=True)

@@ -18,15 +18,10 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-from provenance import cpu_model, provenance  # noqa: E402
-
-ROOT = Path(__file__).resolve().parents[1]
+from _common import ROOT, add_threads_arg, cpu_model, provenance
 
 
 def forward_macs(model, x) -> int:
@@ -54,7 +49,7 @@ def forward_macs(model, x) -> int:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--recipe", default="fer2013_cpu30")
-    ap.add_argument("--threads", type=int, default=2)
+    add_threads_arg(ap)
     ap.add_argument("--reps", type=int, default=60, help="batches timed per part")
     ap.add_argument("--no-compile", action="store_true", help="skip the torch.compile timing")
     ap.add_argument("--out", type=Path, default=None)

@@ -1,34 +1,27 @@
 """Evaluate the shipped default model on FER2013 PublicTest on this machine and write its model card.
 
     python bench/default_model.py [--data ../shared/data/fer2013.npz] [--split PublicTest]
+    python bench/default_model.py --card-only [--check]     # rewrite (or check) from the results files
 
-Writes bench/results/default_model/{report.json,confusion.png,sweep.json,sweep.png} and
-src/lrfer/assets/default/MODEL_CARD.md. The card's training facts come from the checkpoint itself
-and from TRAINING_RUN (the GPU run that trained it, run RUN); the comparison rows of its sweep table
-come from the runs named in COMPARISONS. Every number in the card is read from those files, none is
-typed by hand.
+Writes bench/results/default_model/{report.json,confusion.png,sweep.json,sweep.png},
+src/lrfer/assets/default/MODEL_CARD.md and the ``default-model`` block of docs/results.md. The card's
+training facts come from the checkpoint itself and from TRAINING_RUN (the GPU run that trained it,
+run RUN); the comparison rows of its sweep table come from the runs named in COMPARISONS. Every
+number in the card is read from those files, none is typed by hand.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import platform
-import subprocess
-import sys
-import time
 from pathlib import Path
 
-import torch
+from _common import DOCS, ROOT, add_data_arg, pct, provenance, write_blocks
+from lrfer.data.readers import load_dataset
+from lrfer.evaluate.report import evaluate_classifier, write_report, write_sweep
+from lrfer.evaluate.sweep import classifier_sweep
+from lrfer.predict.classifier import DEFAULT_CHECKPOINT, FaceClassifier
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from inference_tables import pct  # noqa: E402
-from lrfer.data.readers import load_dataset  # noqa: E402
-from lrfer.evaluate.report import evaluate_classifier, write_report, write_sweep  # noqa: E402
-from lrfer.evaluate.sweep import classifier_sweep  # noqa: E402
-from lrfer.predict.classifier import DEFAULT_CHECKPOINT, FaceClassifier  # noqa: E402
-
-ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "bench" / "results" / "default_model"
 TRAINING_RUN = ROOT / "bench" / "results" / "gpu_fer2013_distill_nz.json"
 RUN = "distill_nz"
@@ -44,32 +37,26 @@ CARD = DEFAULT_CHECKPOINT.parent / "MODEL_CARD.md"
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--data", default=str(ROOT.parent / "shared" / "data" / "fer2013.npz"))
+    add_data_arg(ap)
     ap.add_argument("--split", default="PublicTest")
-    ap.add_argument("--card-only", action="store_true", help="rewrite the card from existing results")
+    ap.add_argument("--card-only", action="store_true", help="rewrite the card and the docs table from existing results")
+    ap.add_argument("--check", action="store_true", help="with --card-only: fail if the card or docs/results.md is out of date; write nothing")
     args = ap.parse_args()
     OUT.mkdir(parents=True, exist_ok=True)
     clf = FaceClassifier.load(device="cpu")
-    if not args.card_only:
+    if not (args.card_only or args.check):
         faces = clf.prepare(load_dataset(args.data).select_split(args.split))
         results = {}
         for tta in ("none", "tencrop"):
             results[tta] = evaluate_classifier(clf, faces, tta=tta, measure_latency=tta == "none")
         rep = results["none"]
         rep["tencrop"] = {k: results["tencrop"][k] for k in ("accuracy", "macro_f1", "ece")}
-        rep["provenance"] = {
-            "script": "bench/default_model.py",
-            "commit": subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=ROOT).stdout.strip(),
-            "machine": f"{platform.node()} {platform.machine()} {torch.get_num_threads()} threads, torch {torch.__version__}",
-            "date": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-            "data": args.data,
-            "split": args.split,
-        }
+        rep["provenance"] = provenance("bench/default_model.py", data=args.data, split=args.split)
         write_report(rep, OUT)
         rows = classifier_sweep(clf, faces, (8, 12, 16, 24, 32, 48))
         write_sweep(rows, OUT, title=f"default model on FER2013 {args.split}")
-    write_card(clf)
-    write_readme_table()
+    write_card(clf, args.check)
+    write_blocks(DOCS / "results.md", {"default-model": results_table()}, args.check)
 
 
 def rel(path: Path) -> str:
@@ -94,15 +81,14 @@ def sweep_rows(sweep: list[dict], comparisons: list[tuple[str, list[dict]]]) -> 
     return rows
 
 
-def write_readme_table() -> None:
-    """The README's results section, between its markers, from the results files."""
+def results_table() -> list[str]:
+    """The shipped model's section of docs/results.md, from the results files."""
     rep = json.loads((OUT / "report.json").read_text())
     sweep = json.loads((OUT / "sweep.json").read_text())
     train = json.loads(TRAINING_RUN.read_text())
     prov = rep["provenance"]
     lat = rep["model"].get("cpu_latency", {})
-    text = "\n".join([
-        "<!-- results:start -->",
+    return ["\n".join([
         f"`resnet18_fer_slim` ({rep['model']['params'] / 1e6:.2f}M parameters, {rep['model']['size_mb']:.1f} MB), trained on FER2013 "
         f"Training with multi-resolution augmentation and distillation from a high-resolution teacher (recipe `fer2013_distill`), "
         f"selected on PublicTest. FER2013 {prov['split']}, faces degraded to each size (area down, bilinear up):",
@@ -113,16 +99,11 @@ def write_readme_table() -> None:
         + ", ".join(f"{v:.2f} ms/face at batch {k.split('batch')[-1]}" for k, v in lat.items() if k.startswith("ms_per_face"))
         + f" ({lat.get('threads', '?')} threads).",
         "",
-        f"Evaluated by `bench/default_model.py` on {prov['machine']} ({prov['date']}, commit `{prov['commit']}`), results in "
+        f"Evaluated by `bench/default_model.py` on {prov['machine']} ({prov['date']}, commit `{prov['commit'][:7]}`), results in "
         "`bench/results/default_model/`; trained by `bench/gpu/train_fer2013.py` on "
         f"{train['machine'].split(' ', 1)[1]} ({train['date']}), results in `{rel(TRAINING_RUN)}` (run `{RUN}`). "
         "Model card: `src/lrfer/assets/default/MODEL_CARD.md`.",
-        "<!-- results:end -->",
-    ])
-    readme = ROOT / "README.md"
-    old = readme.read_text()
-    start, end = old.index("<!-- results:start -->"), old.index("<!-- results:end -->") + len("<!-- results:end -->")
-    readme.write_text(old[:start] + text + old[end:])
+    ])]
 
 
 def calibration_lines() -> list[str]:
@@ -140,7 +121,7 @@ def calibration_lines() -> list[str]:
     ]
 
 
-def write_card(clf: FaceClassifier) -> None:
+def write_card(clf: FaceClassifier, check: bool = False) -> None:
     rep = json.loads((OUT / "report.json").read_text())
     sweep = json.loads((OUT / "sweep.json").read_text())
     train = json.loads(TRAINING_RUN.read_text())
@@ -176,7 +157,7 @@ def write_card(clf: FaceClassifier) -> None:
         f"{train['runs'][RUN]['train_seconds']:.0f} s of training beside three other jobs. Best epoch: {info['epoch']}.",
         "- Data: FER2013 Training (28,709 faces); selected on PublicTest (3,589). PrivateTest was not used.",
         "",
-        f"## Results on FER2013 {prov['split']} (this machine: {prov['machine']}, {prov['date']}, commit `{prov['commit']}`)",
+        f"## Results on FER2013 {prov['split']} (this machine: {prov['machine']}, {prov['date']}, commit `{prov['commit'][:7]}`)",
         "",
         "| | accuracy | macro F1 | ECE |",
         "|---|---:|---:|---:|",
@@ -201,7 +182,11 @@ def write_card(clf: FaceClassifier) -> None:
         *calibration_lines(),
         "",
     ]
-    CARD.write_text("\n".join(lines))
+    text = "\n".join(lines)
+    if check and CARD.read_text() != text:
+        raise SystemExit(f"{rel(CARD)} is out of date: run python bench/default_model.py --card-only")
+    if not check:
+        CARD.write_text(text)
 
 
 if __name__ == "__main__":

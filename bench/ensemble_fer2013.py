@@ -21,20 +21,17 @@ from pathlib import Path
 
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import ROOT, add_data_arg, cpu_model, provenance
 from lrfer.data.readers import load_dataset  # noqa: E402
 from lrfer.evaluate.sweep import ensemble_sweep, sweep_sizes  # noqa: E402
 from lrfer.predict.classifier import DEFAULT_CHECKPOINT  # noqa: E402
 from lrfer.predict.ensemble import ProbabilityEnsemble  # noqa: E402
-from provenance import cpu_model, provenance  # noqa: E402
-
-ROOT = Path(__file__).resolve().parents[1]
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--member", action="append", required=True, help="an lrfer checkpoint (repeatable; 'default' is the shipped model)")
-    ap.add_argument("--data", default=str(ROOT.parent / "shared" / "data" / "fer2013.npz"))
+    add_data_arg(ap)
     ap.add_argument("--split", default="PublicTest")
     ap.add_argument("--tta", default="flip", choices=["none", "flip", "tencrop"])
     ap.add_argument("--sizes", default="48,32,24,16,12,8")

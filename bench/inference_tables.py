@@ -1,14 +1,18 @@
-"""Write the README's inference and peer-comparison results from the benchmark results files
-(no number typed by hand).
+"""Write the inference, peer-comparison and CPU-recipe results into README.md and docs/results.md
+from the benchmark results files (no number typed by hand).
 
-    python bench/inference_tables.py
+    python bench/inference_tables.py [--check]
 
-Reads ``bench/results/{video_fps,onnx_default,photos_vs_fer,calibration_default}.json`` (written by
-``bench/video_fps.py``, ``bench/onnx_int8_accuracy.py``, ``bench/photos_vs_fer.py`` and
-``bench/calibrate_default.py``) and replaces the block between ``<!-- inference:start -->`` and
-``<!-- inference:end -->`` in README.md; the block between ``<!-- suite:start -->`` and
-``<!-- suite:end -->`` gets accuracy against face size for every model of ``bench/suite.py``'s
-``bench/results/suite/*.json``. A missing results file leaves its table out.
+Blocks written (``<!-- name:start -->`` ... ``<!-- name:end -->``):
+
+- README.md ``results``: the shipped model and the installable peers on FER2013 PublicTest against
+  face size, from ``bench/results/suite/fer2013.json`` (``bench/suite.py``);
+- docs/results.md ``suite``: the same for every set of ``bench/results/suite/*.json``;
+- docs/results.md ``inference``: ``bench/results/{video_fps,onnx_default,photos_vs_fer,calibration_default}.json``
+  (``bench/video_fps.py``, ``bench/onnx_int8_accuracy.py``, ``bench/photos_vs_fer.py``, ``bench/calibrate_default.py``);
+- docs/results.md ``cpu-recipe``: every ``bench/results/cpu_recipe_*.json`` (``bench/cpu_recipe.py``).
+
+A missing results file leaves its table out.
 """
 
 from __future__ import annotations
@@ -16,23 +20,11 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-RESULTS = ROOT / "bench" / "results"
-START, END = "<!-- inference:start -->", "<!-- inference:end -->"
-SUITE_START, SUITE_END = "<!-- suite:start -->", "<!-- suite:end -->"
-CPU_START, CPU_END = "<!-- cpu-recipe:start -->", "<!-- cpu-recipe:end -->"
+from _common import DOCS, README, RESULTS, ROOT, check_flag, pct, write_blocks
+from _common import load_result as load
+from _common import source_line as provenance
+
 SUITE_SETS = ("fer2013", "ferplus", "ferplus_majority", "ckplus")
-
-
-def load(name: str):
-    p = RESULTS / name
-    return json.loads(p.read_text()) if p.exists() else None
-
-
-def provenance(r: dict) -> str:
-    p = r["provenance"]
-    dirty = " + uncommitted changes" if p.get("dirty_tree", p.get("worktree_dirty")) else ""
-    return f"`{p['script']}`, {p['machine']}, {p['date'][:10]}, commit `{p['commit'][:7]}`{dirty}"
 
 
 def video_table(r: dict) -> list[str]:
@@ -85,19 +77,23 @@ def calibration_line(r: dict) -> list[str]:
     ]
 
 
+def suite_table(r: dict, name: str) -> list[str]:
+    """One evaluation set of ``bench/suite.py``: a row per model, a column per face size."""
+    sizes = sorted({row["size"] for m in r["results"].values() for row in m["sweep"]}, reverse=True)
+    out = [f"**{r['title']}**: accuracy (%) with faces degraded to each size", ""]
+    out += ["| model | " + " | ".join(f"{s} px" for s in sizes) + " |", "|---|" + "---:|" * len(sizes)]
+    for model, m in r["results"].items():
+        acc = {row["size"]: row["accuracy"] for row in m["sweep"]}
+        out.append(f"| {model} | " + " | ".join(f"{100 * acc[s]:.1f}" if s in acc else "" for s in sizes) + " |")
+    return out + ["", f"Protocol and per-model class coverage: `bench/results/suite/{name}.json`. From {provenance(r)}.", ""]
+
+
 def suite_tables() -> list[str]:
     out = []
     for name in SUITE_SETS:
         r = load(f"suite/{name}.json")
-        if r is None:
-            continue
-        sizes = sorted({row["size"] for m in r["results"].values() for row in m["sweep"]}, reverse=True)
-        out += [f"**{r['title']}**: accuracy (%) with faces degraded to each size", ""]
-        out += ["| model | " + " | ".join(f"{s} px" for s in sizes) + " |", "|---|" + "---:|" * len(sizes)]
-        for model, m in r["results"].items():
-            acc = {row["size"]: row["accuracy"] for row in m["sweep"]}
-            out.append(f"| {model} | " + " | ".join(f"{100 * acc[s]:.1f}" if s in acc else "" for s in sizes) + " |")
-        out += ["", f"Protocol and per-model class coverage: `bench/results/suite/{name}.json`. From {provenance(r)}.", ""]
+        if r is not None:
+            out += suite_table(r, name)
     return out
 
 
@@ -204,30 +200,21 @@ def results_recipe(f: Path, r: dict) -> str | None:
     return name if config_differences(r["config"], recipe_config) == "none" else None
 
 
-def pct(x) -> str:
-    """A fraction as a percentage with one decimal; empty for a missing value."""
-    return "" if x is None else f"{100 * x:.1f}"
-
-
-def replace_block(text: str, start: str, end: str, body: list[str]) -> str:
-    if start not in text:
-        raise SystemExit(f"the document has no {start} ... {end} block")
-    a, b = text.index(start), text.index(end) + len(end)
-    return text[:a] + "\n\n".join([start, *body, end]) + text[b:]
-
-
 def main() -> None:
+    check = check_flag()
     blocks = []
     for name, fn in (("video_fps.json", video_table), ("onnx_default.json", onnx_table), ("photos_vs_fer.json", photos_table), ("calibration_default.json", calibration_line)):
         r = load(name)
         if r is not None:
             blocks.append("\n".join(fn(r)))
-    readme = ROOT / "README.md"
-    text = replace_block(readme.read_text(), START, END, blocks)
-    text = replace_block(text, SUITE_START, SUITE_END, ["\n".join(suite_tables()).strip()])
-    text = replace_block(text, CPU_START, CPU_END, ["\n".join(cpu_recipe_lines()).strip() or "No results file yet."])
-    readme.write_text(text)
-    print(f"updated README.md ({len(blocks)} inference tables, suite tables)")
+    fer2013 = load("suite/fer2013.json")
+    readme = ["\n".join(suite_table(fer2013, "fer2013")).strip()] if fer2013 else ["No results file yet: run `python bench/suite.py`."]
+    write_blocks(README, {"results": readme}, check)
+    write_blocks(DOCS / "results.md", {
+        "suite": ["\n".join(suite_tables()).strip()],
+        "inference": blocks,
+        "cpu-recipe": ["\n".join(cpu_recipe_lines()).strip() or "No results file yet."],
+    }, check)  # fmt: skip
 
 
 if __name__ == "__main__":

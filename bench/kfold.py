@@ -21,10 +21,8 @@ import sys
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from provenance import cpu_model, provenance  # noqa: E402
+from _common import ROOT, add_set_arg, add_threads_arg, cpu_model, provenance, set_overrides
 
-ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared" / "data" / "ckplus48.npz"
 SIZES = (8, 12, 16, 24, 32, 48)
 
@@ -41,10 +39,10 @@ def main() -> None:
     ap.add_argument("--folds", default=None, help="comma list of the folds to run (default: all); a partial run says so in folds_done")
     ap.add_argument("--epochs", type=int, default=None, help="override the recipe's epochs")
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--set", action="append", default=[], metavar="KEY=JSON", help='override a recipe setting, e.g. --set \'freeze=[]\' (value parsed as JSON)')
+    add_set_arg(ap, "'freeze=[]'")
     ap.add_argument("--tag", default="", help="suffix of the result file name (a variant of the recipe)")
     ap.add_argument("--device", default="cpu")
-    ap.add_argument("--threads", type=int, default=2)
+    add_threads_arg(ap)
     ap.add_argument("--run-dir", type=Path, default=None)
     ap.add_argument("--out", type=Path, default=None)
     args = ap.parse_args()
@@ -53,7 +51,6 @@ def main() -> None:
     import torch
 
     torch.set_num_threads(args.threads)
-    from lrfer.cli import parse_key_values
     from lrfer.data.readers import load_dataset
     from lrfer.data.splits import subject_kfold
     from lrfer.evaluate.plots import plot_sweep
@@ -63,7 +60,7 @@ def main() -> None:
     from lrfer.train.kfold import cross_validate
 
     prov = provenance("bench/kfold.py", args.seed, cpu=cpu_model(), threads=args.threads, device=args.device)  # first: the tree may change during the run
-    overrides = parse_key_values(args.set, "--set", "'freeze=[]'", own_flags=OWN_FLAGS)
+    overrides = set_overrides(args, "'freeze=[]'", OWN_FLAGS)
     cfg = load_config(args.recipe, epochs=args.epochs, seed=args.seed, device=args.device, **overrides).validate()
     name = args.recipe + (f"_{args.tag}" if args.tag else "")
     run_dir = args.run_dir or ROOT / "runs" / f"kfold_{name}"

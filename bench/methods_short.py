@@ -25,11 +25,8 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import ROOT, provenance
 
-from provenance import provenance  # noqa: E402
-
-ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench" / "results" / "methods_short"
 DATA = {"fer2013": ROOT.parent / "shared" / "data" / "fer2013.npz", "ckplus": ROOT.parent / "shared" / "data" / "ckplus48.npz"}
 

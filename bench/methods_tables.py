@@ -8,24 +8,16 @@ ablation's GPU log in ``bench/results/gpu_logs/`` (a run cut off before it wrote
 ``bench/results/salimov_depth_kernel*.json`` (``bench/salimov_depth_kernel.py``) and replaces
 the block between ``<!-- methods-results:start -->`` and ``<!-- methods-results:end -->``.
 
-    python bench/methods_tables.py
+    python bench/methods_tables.py [--check]
 """
 
 from __future__ import annotations
 
 import json
 import re
-import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-from inference_tables import pct, replace_block  # noqa: E402
-
-ROOT = Path(__file__).resolve().parents[1]
-RESULTS = ROOT / "bench" / "results"
-DOC = ROOT / "docs" / "methods.md"
-START, END = "<!-- methods-results:start -->", "<!-- methods-results:end -->"
+from _common import DOCS, RESULTS, ROOT, check_flag, pct, write_blocks
 
 
 def _commit(r: dict) -> str:
@@ -63,7 +55,6 @@ def gpu_runs_table() -> list[str]:
     files = sorted(RESULTS.glob("gpu_fer2013_methods*.json"))
     if not files:
         return []
-    sys.path.insert(0, str(ROOT / "src"))
     from lrfer.train.config import read_recipe
 
     best: dict[str, tuple[dict, dict, Path]] = {}  # recipe -> (run, summary, file)
@@ -144,12 +135,12 @@ def benchmark_tables(pattern: str, title) -> list[str]:
 
 
 def main() -> None:
+    check = check_flag()
     qin = benchmark_tables("qin_ablation_*.json", lambda r: f"Qin ablation on {r['dataset']}, {r['settings']['val_rows']} test faces")
     salimov = benchmark_tables("salimov_depth_kernel*.json", lambda r: f"Salimov depth x kernel, accuracy (%) on the first {r['settings']['val_rows']} {r['settings']['val_split']} faces")
     gpu = [*gpu_runs_table(), *kfold_line(), *qin_gpu_log_line()]
     body = "\n".join([*gpu, *([""] if gpu else []), *short_runs_table(), *qin, *salimov]).strip() or "No results files yet."
-    DOC.write_text(replace_block(DOC.read_text(), START, END, [body]))
-    print(f"updated {DOC.relative_to(ROOT)}")
+    write_blocks(DOCS / "methods.md", {"methods-results": [body]}, check)
 
 
 if __name__ == "__main__":

@@ -26,15 +26,14 @@ import numpy as np
 import onnxruntime
 import torch
 
+from _common import ROOT, add_data_arg, cpu_model
+from _common import provenance as shared_provenance
 from lrfer.data.readers import load_dataset
 from lrfer.evaluate.metrics import classification_report
 from lrfer.export import export_onnx, quantize_int8
 from lrfer.infer.backends import OnnxClassifier
 from lrfer.predict.classifier import DEFAULT_CHECKPOINT, FaceClassifier
-from provenance import cpu_model
-from provenance import provenance as shared_provenance
 
-ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "bench" / "results" / "onnx_default.json"
 CALIBRATION_FACES = 512
 SINGLE_FACES = 300
@@ -75,7 +74,7 @@ def run(clf, images: torch.Tensor, labels: torch.Tensor, classes) -> tuple[torch
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--data", default=str(ROOT.parent / "shared" / "data" / "fer2013.npz"))
+    add_data_arg(ap)
     ap.add_argument("--split", default="PublicTest")
     ap.add_argument("--threads", type=int, default=None, help="torch and onnxruntime intra-op threads (default: each library's own)")
     ap.add_argument("--seed", type=int, default=0)

@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 import time
 from pathlib import Path
 
@@ -35,13 +34,11 @@ import numpy as np
 import torch
 from PIL import Image
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "examples"))
-from make_scene import backdrop  # noqa: E402
+from _common import ROOT, add_threads_arg, example_module, provenance
+from lrfer.data.readers import load_dataset
+from lrfer.infer.recognizer import Recognizer
 
-from lrfer.data.readers import load_dataset  # noqa: E402
-from lrfer.infer.recognizer import Recognizer  # noqa: E402
-from provenance import provenance  # noqa: E402
+backdrop = example_module("make_scene").backdrop  # the demo scene's wall
 
 SHARED = ROOT.parent / "shared"
 FER_CLASSES = ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral")
@@ -190,7 +187,7 @@ def main() -> None:
     ap.add_argument("--sizes", default="64,32,24,16")
     ap.add_argument("--datasets", default="fer2013,ckplus")
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--threads", type=int, default=2)
+    add_threads_arg(ap)
     ap.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "photos_vs_fer.json")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)

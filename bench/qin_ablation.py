@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import platform
 import subprocess
 import sys
@@ -29,7 +28,8 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+from _common import ROOT, git_commit
+
 RESULTS = ROOT / "bench" / "results"
 VARIANTS = ("base", "stn", "sr", "stn_sr")
 DATA = {"fer2013": ROOT.parent / "shared" / "data" / "fer2013.npz", "ckplus": ROOT.parent / "shared" / "data" / "ckplus48.npz"}
@@ -46,7 +46,7 @@ def table(rows: list[dict]) -> str:
     return "\n".join(head)
 
 
-def main() -> None:
+def parse_args() -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--dataset", default="fer2013", choices=sorted(DATA))
     ap.add_argument("--data", default=None, help="dataset path (default ../shared/data/<fer2013|ckplus48>.npz)")
@@ -64,7 +64,39 @@ def main() -> None:
     ap.add_argument("--runs", type=Path, default=None, help="keep checkpoints here (default: a temporary folder)")
     ap.add_argument("--tag", default="", help="suffix of the result file name")
     ap.add_argument("--out", type=Path, default=None, help="result JSON (default bench/results/qin_ablation_<dataset>[_TAG].json)")
-    args = ap.parse_args()
+    return ap.parse_args()
+
+
+def sr_model(args: argparse.Namespace, variants: list[str], train, val, runs: Path) -> tuple[str | None, dict]:
+    """The x2 SR model of the SR variants: ``--sr-checkpoint``, or one trained here on the training
+    split's faces (PSNR/SSIM on the validation faces). Returns its path and what to record of it."""
+    from lrfer.train.sr import SRConfig, train_sr
+
+    sr_info: dict = {"checkpoint": args.sr_checkpoint}
+    sr_path = args.sr_checkpoint
+    if sr_path is None and any("sr" in v for v in variants):
+        sr_epochs = args.sr_epochs or args.epochs
+        cfg_sr = SRConfig(config=args.sr_config, scale=2, device=args.device, seed=args.seed, limit_train=args.limit_train, **({"epochs": sr_epochs} if sr_epochs else {}))
+        t0 = time.perf_counter()
+
+        def sr_progress(event):
+            if event.task == "sr_epoch_end":
+                r = event.info
+                print(f"SR epoch {event.done}/{event.total}: val PSNR {r['val_psnr']:.2f} dB (bicubic {r['bicubic_psnr']:.2f})", file=sys.stderr, flush=True)
+
+        res_sr = train_sr(cfg_sr, train, val, runs / "sr_x2", progress=sr_progress)
+        sr_path = str(res_sr.best_path)
+        sr_info = {"checkpoint": "trained here", "config": cfg_sr.to_dict(), "train_seconds": round(time.perf_counter() - t0, 1), "report": res_sr.report["results"]}
+    elif sr_path is not None:
+        from lrfer.models.checkpoint import load_checkpoint
+
+        sr_info["info"] = {k: v for k, v in load_checkpoint(sr_path).info.items() if k in ("metrics", "epoch", "scale", "data")}
+
+    return sr_path, sr_info
+
+
+def main() -> None:
+    args = parse_args()
 
     import numpy as np
     import torch
@@ -73,7 +105,6 @@ def main() -> None:
     from lrfer.data.splits import subject_kfold
     from lrfer.train.config import load_config
     from lrfer.train.engine import fit
-    from lrfer.train.sr import SRConfig, train_sr
 
     variants = [v for v in args.variants.split(",") if v.strip()]
     unknown = [v for v in variants if v not in VARIANTS]
@@ -99,29 +130,10 @@ def main() -> None:
     runs = args.runs or Path(tmp.name)
     t_all = time.perf_counter()
 
-    # ---- the SR model (x2, trained on the training split's faces, PSNR/SSIM on the validation faces)
-    sr_info: dict = {"checkpoint": args.sr_checkpoint}
-    sr_path = args.sr_checkpoint
-    if sr_path is None and any("sr" in v for v in variants):
-        sr_epochs = args.sr_epochs or args.epochs
-        cfg_sr = SRConfig(config=args.sr_config, scale=2, device=args.device, seed=args.seed, limit_train=args.limit_train, **({"epochs": sr_epochs} if sr_epochs else {}))
-        t0 = time.perf_counter()
-
-        def sr_progress(event):
-            if event.task == "sr_epoch_end":
-                r = event.info
-                print(f"SR epoch {event.done}/{event.total}: val PSNR {r['val_psnr']:.2f} dB (bicubic {r['bicubic_psnr']:.2f})", file=sys.stderr, flush=True)
-
-        res_sr = train_sr(cfg_sr, train, val, runs / "sr_x2", progress=sr_progress)
-        sr_path = str(res_sr.best_path)
-        sr_info = {"checkpoint": "trained here", "config": cfg_sr.to_dict(), "train_seconds": round(time.perf_counter() - t0, 1), "report": res_sr.report["results"]}
-    elif sr_path is not None:
-        from lrfer.models.checkpoint import load_checkpoint
-
-        sr_info["info"] = {k: v for k, v in load_checkpoint(sr_path).info.items() if k in ("metrics", "epoch", "scale", "data")}
+    sr_path, sr_info = sr_model(args, variants, train, val, runs)
 
     # provenance now, not at the end: edits to the tree during a long run must not change it
-    commit = os.environ.get("LRFER_COMMIT") or subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=ROOT).stdout.strip()
+    commit = git_commit(short=True)
     dirty = bool(subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], capture_output=True, text=True, cwd=ROOT).stdout.strip())
     device = str(torch.device("cuda" if args.device == "auto" and torch.cuda.is_available() else ("cpu" if args.device == "auto" else args.device)))
     device_name = torch.cuda.get_device_name(0) if device.startswith("cuda") else platform.processor() or platform.machine()

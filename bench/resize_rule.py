@@ -18,23 +18,17 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-from provenance import cpu_model, provenance  # noqa: E402
-
-ROOT = Path(__file__).resolve().parents[1]
-DATA = ROOT.parent / "shared" / "data" / "fer2013.npz"
+from _common import add_data_arg, add_threads_arg, cpu_model, provenance
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("checkpoints", nargs="+", metavar="CHECKPOINT[=RESULTS_JSON]")
-    ap.add_argument("--data", default=str(DATA))
+    add_data_arg(ap)
     ap.add_argument("--split", default="PublicTest", help="PrivateTest where the data has it")
-    ap.add_argument("--threads", type=int, default=2)
+    add_threads_arg(ap)
     ap.add_argument("--out", type=Path, required=True)
     args = ap.parse_args()
 

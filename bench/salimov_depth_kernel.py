@@ -19,15 +19,14 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import platform
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+from _common import ROOT, add_data_arg, git_commit
+
 RESULTS = ROOT / "bench" / "results"
 
 
@@ -48,7 +47,7 @@ def table(cells: dict[tuple[int, int], float], depths: list[int], kernels: list[
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--data", default=str(ROOT.parent / "shared" / "data" / "fer2013.npz"))
+    add_data_arg(ap)
     ap.add_argument("--option", action="append", default=[], metavar="KEY=VALUE", help="reader option, e.g. labels=ferplus")
     ap.add_argument("--recipe", default="salimov_fer2013")
     ap.add_argument("--depths", default="2,3,4,5,6,7")
@@ -101,7 +100,7 @@ def main() -> None:
             })  # fmt: skip
             print(f"depth {d} kernel {k}: {100 * best['val_acc']:.2f}% (epoch {res.best_epoch}/{cfg.epochs}, {params / 1e6:.2f}M params, {seconds:.0f}s)", file=sys.stderr, flush=True)
 
-    commit = os.environ.get("LRFER_COMMIT") or subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=ROOT).stdout.strip()
+    commit = git_commit(short=True)
     device = str(torch.device("cuda" if args.device == "auto" and torch.cuda.is_available() else ("cpu" if args.device == "auto" else args.device)))
     device_name = torch.cuda.get_device_name(0) if device.startswith("cuda") else platform.processor() or platform.machine()
     result = {

@@ -19,14 +19,9 @@ from __future__ import annotations
 import json
 import sys
 import time
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import DATA, ROOT, provenance
 
-from provenance import provenance  # noqa: E402
-
-ROOT = Path(__file__).resolve().parents[1]
-DATA = ROOT.parent / "shared" / "data" / "fer2013.npz"
 OUT = ROOT / "bench" / "results" / "short_schedule_probe.json"
 VARIANTS = [  # (zero_init_residual, input_norm, batch, lr)
     (True, "fixed", 64, 0.05),

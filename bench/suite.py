@@ -35,7 +35,6 @@ import argparse
 import json
 import platform
 import shlex
-import subprocess
 import sys
 import time
 from dataclasses import dataclass, field
@@ -46,6 +45,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from _common import ROOT, cpu_model, provenance
 from lrfer.data.faceset import FaceSet
 from lrfer.data.readers import load_dataset
 from lrfer.data.transforms import predict_proba, size_hw
@@ -53,11 +53,8 @@ from lrfer.errors import LrferError
 from lrfer.evaluate.metrics import classification_report
 from lrfer.evaluate.plots import plot_sweep
 from lrfer.progress import ProgressEvent
+from peers import DEFAULT_PEERS_DIR, PEERS, load_peer, peer_path, sha256
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from peers import DEFAULT_PEERS_DIR, PEERS, load_peer, peer_path, sha256  # noqa: E402
-
-ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_DATA_DIR = ROOT.parent / "shared" / "data"
 DEFAULT_OUT = ROOT / "bench" / "results" / "suite"
 DATASETS = ("fer2013", "ferplus", "ferplus_majority", "ckplus")
@@ -358,32 +355,11 @@ def score(entry: Entry, ev: EvalSet, pool: Pool, probs: dict[int, torch.Tensor])
     return {"classes": list(shared), "n": len(faces), "ignored_outputs": ignored, "dropped_label_classes": dropped, "sweep": results}
 
 
-def provenance(args: argparse.Namespace, argv: list[str]) -> dict[str, Any]:
-    def git(*a: str) -> str:
-        return subprocess.run(["git", *a], capture_output=True, text=True, cwd=ROOT).stdout.strip()
-
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return {
-        "script": "bench/suite.py",
-        "command": "python " + " ".join(shlex.quote(a) for a in ["bench/suite.py", *argv]),
-        "commit": git("rev-parse", "--short", "HEAD"),
-        # untracked files count: a new script or model file that ran is not in the commit either
-        "worktree_dirty": bool(git("status", "--porcelain")),
-        "machine": f"{platform.node()}: {cpu}, {torch.get_num_threads()} torch threads, device {args.device}",
-        "python": platform.python_version(),
-        "torch": torch.__version__,
-        "date": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-        "seed": args.seed,
-        "seed_note": "inference only: no randomness is drawn; the seed is set for completeness",
-        "sizes": sorted(args.sizes_list, reverse=True),
-    }
+def run_provenance(args: argparse.Namespace, argv: list[str]) -> dict[str, Any]:
+    command = "python " + " ".join(shlex.quote(a) for a in ["bench/suite.py", *argv])  # main(argv) may not be sys.argv
+    machine = f"{platform.node()}: {cpu_model()}, {torch.get_num_threads()} torch threads, device {args.device}"
+    return provenance("bench/suite.py", args.seed, machine=machine, command=command, python=platform.python_version(), torch=torch.__version__,
+                      seed_note="inference only: no randomness is drawn; the seed is set for completeness", sizes=sorted(args.sizes_list, reverse=True))  # fmt: skip
 
 
 def run(args: argparse.Namespace, argv: list[str]) -> list[Path]:
@@ -396,7 +372,7 @@ def run(args: argparse.Namespace, argv: list[str]) -> list[Path]:
 
     pools, sets = build_sets(args, note)
     entries = build_models(args, note)
-    prov = provenance(args, argv)
+    prov = run_provenance(args, argv)
     progress = _tqdm_progress()
     results: dict[str, dict[str, Any]] = {ev.key: {} for ev in sets}
     timing: dict[str, float] = {}
@@ -505,7 +481,7 @@ def write_summary(out: Path) -> Path:
             "",
             f"![{doc['title']}]({k}.png)",
             "",
-            f"`{prov['command']}`, commit `{prov['commit']}`{' (uncommitted changes)' if prov.get('worktree_dirty') else ''}, "
+            f"`{prov['command']}`, commit `{prov['commit'][:7]}`{' (uncommitted changes)' if prov.get('dirty_tree', prov.get('worktree_dirty')) else ''}, "
             f"{prov['machine']}, {prov['date']}. Data: `{doc['data']['path']}`.",
             "",
         ]

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import platform
 import resource
 import subprocess
@@ -24,7 +23,8 @@ import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+from _common import ROOT, git_commit
+
 RESULTS = ROOT / "bench" / "results"
 
 
@@ -97,7 +97,7 @@ def main() -> None:
     for r in rows:
         by_model.setdefault(r["model"], {})[r["augment"]] = r["images_per_s"]
     overhead = {m: round(1 - v[True] / v[False], 4) for m, v in by_model.items()}
-    commit = os.environ.get("LRFER_COMMIT") or subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=ROOT).stdout.strip()
+    commit = git_commit(short=True)
     device_name = torch.cuda.get_device_name(0) if args.device.startswith("cuda") else platform.processor() or platform.machine()
     result = {
         "benchmark": "train_throughput",

@@ -1,36 +1,27 @@
-"""Write the README's table of FER2013 training runs on the GPU (issue 5's experiments) from their results files.
+"""Write the tables of the FER2013 training runs on the GPU and of the k-fold runs into docs/results.md
+from their results files.
 
 Reads every ``bench/results/gpu_fer2013_*.json`` (``bench/gpu/train_fer2013.py``) and, when present,
 ``bench/results/ensemble_fer2013.json`` (``bench/ensemble_fer2013.py``), and replaces the block
-between ``<!-- gpu-runs:start -->`` and ``<!-- gpu-runs:end -->`` in README.md; the k-fold runs of
+between ``<!-- gpu-runs:start -->`` and ``<!-- gpu-runs:end -->``; the k-fold runs of
 ``bench/kfold.py`` (``bench/results/kfold_*.json``) go between ``<!-- kfold:start -->`` and
-``<!-- kfold:end -->``. Only the runs of the
-default's family (recipes ``fer2013_*``) are listed; the published methods' runs are in
-docs/methods.md (``bench/methods_tables.py``).
+``<!-- kfold:end -->``. Only the runs of the default's family (recipes ``fer2013_*``) are listed;
+the published methods' runs are in docs/methods.md (``bench/methods_tables.py``).
 
-    python bench/training_tables.py
+    python bench/training_tables.py [--check]
 """
 
 from __future__ import annotations
 
 import json
 import shlex
-import sys
 from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-sys.path.insert(0, str(Path(__file__).resolve().parent / "gpu"))
-from train_fer2013 import recipe_epochs, run_spec  # noqa: E402
+from _common import DOCS, RESULTS, ROOT, check_flag, pct, write_blocks
+from gpu.train_fer2013 import recipe_epochs, run_spec
 
-from inference_tables import pct, replace_block  # noqa: E402
-
-ROOT = Path(__file__).resolve().parents[1]
-RESULTS = ROOT / "bench" / "results"
-README = ROOT / "README.md"
-START, END = "<!-- gpu-runs:start -->", "<!-- gpu-runs:end -->"
-KFOLD_START, KFOLD_END = "<!-- kfold:start -->", "<!-- kfold:end -->"
 SIZES = (48, 24, 16, 12, 8)
 
 
@@ -183,9 +174,11 @@ def kfold_lines() -> list[str]:
 
 
 def main() -> None:
-    block = kfold_lines()
-    if block:
-        README.write_text(replace_block(README.read_text(), KFOLD_START, KFOLD_END, ["\n".join(block)]))
+    check = check_flag()
+    blocks = {}
+    kfold = kfold_lines()
+    if kfold:
+        blocks["kfold"] = ["\n".join(kfold)]
     rows = runs()
     body = [
         "\n".join(run_rows(rows)),
@@ -199,8 +192,8 @@ def main() -> None:
     ens = ensemble_lines()
     if ens:
         body.append("\n".join(ens))
-    README.write_text(replace_block(README.read_text(), START, END, body))
-    print(f"updated {README.relative_to(ROOT)}")
+    blocks["gpu-runs"] = body
+    write_blocks(DOCS / "results.md", blocks, check)
 
 
 if __name__ == "__main__":

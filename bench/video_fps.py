@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -23,15 +22,12 @@ import numpy as np
 import torch
 from PIL import Image
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "examples"))
+from _common import ROOT, example_module, provenance
+from lrfer.infer.crop import crop_faces
+from lrfer.infer.recognizer import Recognizer
+from lrfer.infer.video import VideoWriter, open_video
 
-from make_scene import backdrop  # noqa: E402
-
-from lrfer.infer.crop import crop_faces  # noqa: E402
-from lrfer.infer.recognizer import Recognizer  # noqa: E402
-from lrfer.infer.video import VideoWriter, open_video  # noqa: E402
-from provenance import provenance  # noqa: E402
+backdrop = example_module("make_scene").backdrop  # the demo scene's wall
 
 W, H = 640, 480
 #: (face width px, x, bottom y, mirrored, drift px/frame)

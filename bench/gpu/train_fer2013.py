@@ -52,8 +52,7 @@ def run_spec(text: str) -> tuple[str, str, list[str]]:
 def recipe_epochs(recipe: str, flags: list[str]) -> int:
     if "--epochs" in flags:
         return int(flags[flags.index("--epochs") + 1])
-    sys.path.insert(0, str(ROOT / "src"))
-    from lrfer.train.config import load_config
+    from lrfer.train.config import load_config  # lazily: the driver itself only launches `python -m lrfer`
 
     return load_config(recipe).epochs
 

@@ -1,0 +1,160 @@
+"""What the benchmark scripts share: where a number came from, the arguments they all take, and how a
+generated table is written into a document.
+
+A script run as ``python bench/x.py`` has ``bench/`` first on ``sys.path``, so ``from _common import ...``
+needs no path patching; ``lrfer`` comes from the installed package (or ``PYTHONPATH=src``).
+
+Provenance: every results file under ``bench/results/`` carries a ``provenance`` block (script,
+command, commit, machine, date, seed), so a figure in the README or docs/ can be traced to the code
+and the machine that produced it. Tables: every number in README.md and docs/ sits between
+``<!-- name:start -->`` and ``<!-- name:end -->`` markers and is rewritten from those files by a
+script; ``--check`` makes the script fail instead of writing when a document is out of date.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import json
+import os
+import platform
+import shlex
+import subprocess
+import sys
+import time
+from pathlib import Path
+from types import ModuleType
+from typing import Any, Optional
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "bench" / "results"
+README = ROOT / "README.md"
+DOCS = ROOT / "docs"
+#: the research data sets live beside the checkout, never in it (their licences forbid redistribution)
+DATA = ROOT.parent / "shared" / "data" / "fer2013.npz"
+
+
+# ---------------------------------------------------------------------- provenance
+def _git(*args: str) -> str:
+    return subprocess.run(["git", *args], capture_output=True, text=True, cwd=ROOT).stdout.strip()
+
+
+def git_commit(short: bool = False) -> str:
+    """The commit being run; ``LRFER_COMMIT`` on the lent GPU machine, whose copy of the tree has no git history."""
+    return os.environ.get("LRFER_COMMIT") or _git("rev-parse", *(["--short"] if short else []), "HEAD")
+
+
+def cpu_model() -> str:
+    info = Path("/proc/cpuinfo")
+    if info.exists():
+        return next((ln.split(":", 1)[1].strip() for ln in info.read_text().splitlines() if ln.startswith("model name")), platform.processor())
+    return platform.processor()
+
+
+def provenance(script: str, seed: Optional[int] = None, *, machine: Optional[str] = None, **extra) -> dict:
+    """The provenance block of a results file (``dirty_tree``: tracked files differ from the commit).
+
+    ``machine`` replaces the default description (node, architecture, torch threads and version).
+    Call it before the work starts: the tree may change while a long run goes on.
+    """
+    if machine is None:
+        import torch  # only here: the table writers import this module and need no torch
+
+        machine = f"{platform.node()} {platform.machine()} {torch.get_num_threads()} threads, torch {torch.__version__}"
+    return {
+        "script": script,
+        "command": " ".join(shlex.quote(a) for a in sys.argv),
+        "commit": git_commit(),
+        "dirty_tree": bool(_git("status", "--porcelain", "--untracked-files=no")),
+        "machine": machine,
+        "date": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "seed": seed,
+        **extra,
+    }
+
+
+def source_line(r: dict) -> str:
+    """Where a results file's numbers came from, for the line under its table."""
+    p = r["provenance"]
+    dirty = " + uncommitted changes" if p.get("dirty_tree", p.get("worktree_dirty")) else ""
+    return f"`{p['script']}`, {p['machine']}, {p['date'][:10]}, commit `{p['commit'][:7]}`{dirty}"
+
+
+# ---------------------------------------------------------------------- arguments
+def add_data_arg(ap: argparse.ArgumentParser, default: Path = DATA) -> None:
+    ap.add_argument("--data", default=str(default), help=f"dataset path (default: {default})")
+
+
+def add_threads_arg(ap: argparse.ArgumentParser, default: int = 2) -> None:
+    """``--threads``: CPU figures are only comparable at a fixed thread count (the development VM has 2 cores)."""
+    ap.add_argument("--threads", type=int, default=default, help=f"torch CPU threads (default: {default})")
+
+
+def add_set_arg(ap: argparse.ArgumentParser, example: str) -> None:
+    ap.add_argument("--set", action="append", default=[], metavar="KEY=JSON", help=f"override a recipe setting, e.g. --set {example} (value parsed as JSON)")
+
+
+def set_overrides(args: argparse.Namespace, example: str, own_flags: dict[str, str]) -> dict[str, Any]:
+    """The ``--set`` pairs as recipe overrides, parsed as the CLI parses ``--option``; ``own_flags``
+    (setting -> what to use instead) are the settings the script passes itself, refused here."""
+    from lrfer.cli import parse_key_values  # here, not at the top: the table writers need no CLI
+
+    return parse_key_values(args.set, "--set", example, own_flags=own_flags)
+
+
+def example_module(name: str) -> ModuleType:
+    """``examples/<name>.py`` as a module (the benchmarks build their scenes as the demo's are built),
+    loaded by its path so that ``examples/`` never goes on ``sys.path``."""
+    spec = importlib.util.spec_from_file_location(f"examples_{name}", ROOT / "examples" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+# ---------------------------------------------------------------------- generated tables
+def load_result(name: str) -> Optional[dict]:
+    """``bench/results/<name>`` parsed, or None when that benchmark has not been run."""
+    p = RESULTS / name
+    return json.loads(p.read_text()) if p.exists() else None
+
+
+def pct(x) -> str:
+    """A fraction as a percentage with one decimal; empty for a missing value."""
+    return "" if x is None else f"{100 * x:.1f}"
+
+
+def replace_block(text: str, start: str, end: str, body: list[str]) -> str:
+    if start not in text:
+        raise SystemExit(f"the document has no {start} ... {end} block")
+    a, b = text.index(start), text.index(end) + len(end)
+    return text[:a] + "\n\n".join([start, *body, end]) + text[b:]
+
+
+def write_blocks(path: Path, blocks: dict[str, list[str]], check: bool = False) -> bool:
+    """Replace each ``<!-- name:start -->`` ... ``<!-- name:end -->`` block of ``path`` by its paragraphs.
+
+    With ``check``, write nothing and exit with status 1 when the document differs from what the
+    results files say (a number edited by hand, or a results file added without regenerating).
+    Returns whether the document changed.
+    """
+    old = path.read_text()
+    new = old
+    for name, body in blocks.items():
+        new = replace_block(new, f"<!-- {name}:start -->", f"<!-- {name}:end -->", body)
+    rel = path.relative_to(ROOT) if path.is_relative_to(ROOT) else path
+    if check:
+        if new != old:
+            raise SystemExit(f"{rel} is out of date: run python {Path(sys.argv[0]).as_posix()} to regenerate {', '.join(blocks)}")
+        print(f"{rel}: {', '.join(blocks)} up to date")
+        return False
+    if new != old:
+        path.write_text(new)
+    print(f"{'updated' if new != old else 'unchanged'} {rel} ({', '.join(blocks)})")
+    return new != old
+
+
+def check_flag(ap: Optional[argparse.ArgumentParser] = None) -> bool:
+    """Parse a table writer's one option, ``--check``."""
+    ap = ap or argparse.ArgumentParser()
+    ap.add_argument("--check", action="store_true", help="fail if a document differs from the results files; write nothing")
+    return ap.parse_args().check
