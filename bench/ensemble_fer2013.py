@@ -22,10 +22,10 @@ from pathlib import Path
 import torch
 
 from _common import ROOT, add_data_arg, cpu_model, provenance
-from lrfer.data.readers import load_dataset  # noqa: E402
-from lrfer.evaluate.sweep import ensemble_sweep, sweep_sizes  # noqa: E402
-from lrfer.predict.classifier import DEFAULT_CHECKPOINT  # noqa: E402
-from lrfer.predict.ensemble import ProbabilityEnsemble  # noqa: E402
+from lrfer.data.readers import load_dataset
+from lrfer.evaluate.sweep import ensemble_sweep, sweep_sizes
+from lrfer.predict.classifier import DEFAULT_CHECKPOINT
+from lrfer.predict.ensemble import ProbabilityEnsemble
 
 
 def main() -> None:

@@ -129,7 +129,7 @@ def cpu_recipe_lines() -> list[str]:
     out = []
     runs = {f: json.loads(f.read_text()) for f in sorted(RESULTS.glob("cpu_recipe_*.json"))}
     current = {f: name for f, r in runs.items() if (name := results_recipe(f, r))}
-    met = lambda ok: "met" if ok else "**not met**"  # noqa: E731
+    met = lambda ok: "met" if ok else "**not met**"
     for f, name in current.items():
         r = runs[f]
         g = r["goals"]

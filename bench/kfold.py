@@ -81,7 +81,7 @@ def main() -> None:
     seconds = time.perf_counter() - t0
 
     # each fold's model on its own held-out faces, degraded to each size; pooled over the folds
-    correct = {s: 0 for s in SIZES}
+    correct = dict.fromkeys(SIZES, 0)
     splits = subject_kfold(faces, k=args.k, seed=args.fold_seed)
     for row in summary["folds"]:
         clf = FaceClassifier.load(str(run_dir / f"fold_{row['fold']:02d}" / "last.safetensors"), device=args.device)

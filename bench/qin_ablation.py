@@ -111,7 +111,7 @@ def main() -> None:
     if unknown:
         sys.exit(f"unknown variant {unknown[0]}: choose from {', '.join(VARIANTS)}")
     names = {v: f"qin_{v}_{args.dataset}" for v in variants}
-    overrides = dict(epochs=args.epochs, batch_size=args.batch_size, device=args.device, seed=args.seed, limit_train=args.limit_train or None)
+    overrides = {"epochs": args.epochs, "batch_size": args.batch_size, "device": args.device, "seed": args.seed, "limit_train": args.limit_train or None}
     first = load_config(names[variants[0]], **overrides)
 
     data_path = args.data or str(DATA[args.dataset])

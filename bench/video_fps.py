@@ -45,7 +45,7 @@ def make_video(path: Path, frames: int) -> None:
     with VideoWriter(path, 15.0, W, H) as out:
         for t in range(frames):
             canvas = wall.copy()
-            for (face_px, x, bottom, _, drift), im in zip(COPIES, tiles):
+            for (_, x, bottom, _, drift), im in zip(COPIES, tiles):
                 canvas.paste(im, (round(x + drift * t), bottom - im.height))
             out.write(np.asarray(canvas))
 

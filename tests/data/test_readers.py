@@ -150,7 +150,7 @@ def test_ferplus_joins_votes_by_row_not_by_image_name(ferplus_files):
 
 def test_ferplus_modes(ferplus_files):
     fer, new = ferplus_files
-    name = lambda fs: [fs.classes[i] for i in fs.labels]  # noqa: E731
+    name = lambda fs: [fs.classes[i] for i in fs.labels]
     plurality = ferplus(new, fer2013=fer, mode="plurality")
     assert _values(plurality) == [0, 4, 5] and name(plurality) == ["happy", "contempt", "fear"]
     assert plurality.meta["ferplus"]["excluded"]["tie"] == 1

@@ -7,17 +7,17 @@ import torch
 onnx = pytest.importorskip("onnx")
 ort = pytest.importorskip("onnxruntime")
 
-from lrfer.data.transforms import model_input  # noqa: E402
-from lrfer.errors import LrferError  # noqa: E402
-from lrfer.evaluate.calibration import set_checkpoint_temperature  # noqa: E402
-from lrfer.export import export_onnx, quantize_int8, read_onnx_metadata  # noqa: E402
-from lrfer.export.onnx import UnwritablePathError  # noqa: E402
-from lrfer.infer.backends import OnnxClassifier, load_classifier  # noqa: E402
-from lrfer.models import create_model  # noqa: E402
-from lrfer.models.checkpoint import model_spec, save_checkpoint  # noqa: E402
-from lrfer.predict.classifier import DEFAULT_CHECKPOINT, FaceClassifier  # noqa: E402
+from lrfer.data.transforms import model_input
+from lrfer.errors import LrferError
+from lrfer.evaluate.calibration import set_checkpoint_temperature
+from lrfer.export import export_onnx, quantize_int8, read_onnx_metadata
+from lrfer.export.onnx import UnwritablePathError
+from lrfer.infer.backends import OnnxClassifier, load_classifier
+from lrfer.models import create_model
+from lrfer.models.checkpoint import model_spec, save_checkpoint
+from lrfer.predict.classifier import DEFAULT_CHECKPOINT, FaceClassifier
 
-from ..conftest import FER2013_NPZ  # noqa: E402
+from ..conftest import FER2013_NPZ
 
 PARITY = 1e-4
 CLASSES = ("angry", "happy", "neutral", "sad")

@@ -91,7 +91,7 @@ def test_stream_smoothing_damps_a_flicker(recognizer):
     frames = [Frame(i, i / 15, flipped if i == 3 else frame) for i in range(6)]
     smooth = list(recognizer.stream(frames, batch_frames=4, smoothing="ema", alpha=0.3))
     raw = list(recognizer.stream(frames, batch_frames=4, smoothing="none"))
-    big = lambda r: max(r.faces, key=lambda f: f.size) if r.faces else None  # noqa: E731
+    big = lambda r: max(r.faces, key=lambda f: f.size) if r.faces else None
     assert big(smooth[3]) is None or big(smooth[3]).label == "happy"
     assert all(big(r).label == "happy" for r in smooth if big(r) is not None)
     assert raw[2].faces and raw[2].faces[0].track_id is not None
@@ -162,7 +162,7 @@ def test_stream_reader_thread_stops_and_passes_errors(recognizer):
             yield Frame(i, i / 15, frame)
             i += 1
 
-    for n, result in enumerate(recognizer.stream(endless(), batch_frames=2)):
+    for n, _result in enumerate(recognizer.stream(endless(), batch_frames=2)):
         if n == 4:
             break  # the generator is closed here: its reader thread must end, not block on the queue
     assert not any(t.name == "lrfer-detect" and t.is_alive() for t in threading.enumerate())

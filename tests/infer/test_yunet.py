@@ -13,7 +13,7 @@ from lrfer.errors import LrferError
 
 yuface = pytest.importorskip("yuface")
 
-from lrfer.infer.detect import yunet  # noqa: E402  (the tests below need the wheel's .so)
+from lrfer.infer.detect import yunet
 
 ASTRONAUT = Path(__file__).resolve().parents[2] / "examples" / "astronaut.png"
 # yuface truncates scores (percent) and pixels to integers; ours are floats

@@ -172,7 +172,7 @@ def test_recipe_loads_and_trains_a_few_steps(recipe, tmp_path):
 
     # tiny run on synthetic faces: the recipe's optimiser, losses and augmentation, small sizes
     small = 32 if cfg.model == "vgg16_fer" else 16
-    tiny = dict(epochs=1, limit_train=32, batch_size=16, device="cpu", image_size=small)
+    tiny = {"epochs": 1, "limit_train": 32, "batch_size": 16, "device": "cpu", "image_size": small}
     if cfg.val_split == "none":  # CK+: one split "all", no validation set (bench/ runs the folds)
         faces = make_faceset(32, size=48, splits=("all",))
         res = fit(load_config(recipe, **tiny), faces.select_split(cfg.train_split), None, tmp_path / "run")

@@ -69,7 +69,7 @@ def test_fit_starts_from_the_checkpoint(tmp_path):
     teacher, ema = saved_with_ema(tmp_path / "fer.safetensors")
     spec = load_checkpoint(teacher).spec
     cfg, _ = tiny_config(tmp_path, epochs=1, init_weights=str(teacher), lr=0.0, ema_decay=0.0,
-                         model_kwargs={k: v for k, v in spec["kwargs"].items()})  # fmt: skip
+                         model_kwargs=dict(spec["kwargs"].items()))  # fmt: skip
     faces = make_faceset(48, classes=CK, size=24)
     res = fit(cfg, faces.select_split("Training"), faces.select_split("PublicTest"), tmp_path / "run")
     tuned = load_checkpoint(res.last_path).weights("model")

@@ -97,7 +97,7 @@ class ModelEMA:
     def update(self, model: nn.Module) -> None:
         self.updates += 1
         d = min(self.decay, (1 + self.updates) / (10 + self.updates))
-        ema_p = [p for p in self.module.parameters()]
+        ema_p = list(self.module.parameters())
         src_p = [p.detach() for p in model.parameters()]
         torch._foreach_lerp_(ema_p, src_p, 1 - d)
         for b_ema, b in zip(self.module.buffers(), model.buffers()):

@@ -261,7 +261,7 @@ def sr_report(model: nn.Module, faces: FaceSet, scales=(2, 4), *, batch_size: in
     """PSNR / SSIM of ``model`` against bicubic on ``faces`` (prepared HR faces) at each scale."""
     name = name or getattr(model, "model_name", type(model).__name__)
     rows = []
-    for s in sorted(set(int(s) for s in scales)):
+    for s in sorted({int(s) for s in scales}):
         r = evaluate_sr(model, faces.images, s, batch_size=batch_size, device=device)
         rows.append({"scale": s, "method": _method(model, name, s), **r})
     return {

@@ -129,7 +129,7 @@ class _Elf:
             name, typ, flags, addr, off, size, link, info, align, entsize = struct.unpack_from(
                 "<IIQQQQIIQQ", blob, shoff + i * shentsize
             )
-            self.sections.append(dict(name=name, type=typ, addr=addr, off=off, size=size, link=link, entsize=entsize))
+            self.sections.append({"name": name, "type": typ, "addr": addr, "off": off, "size": size, "link": link, "entsize": entsize})
         strtab = self.sections[shstrndx]
         for s in self.sections:
             s["name"] = self._cstr(strtab["off"] + s["name"])
@@ -338,7 +338,7 @@ def postprocess(heads: Sequence[torch.Tensor], min_score: float) -> list[tuple[n
     for k, stride in enumerate(STRIDES):
         cls, obj, bbox, kps = heads[4 * k : 4 * k + 4]
         n, _, h, w = cls.shape
-        sig = lambda t: torch.sigmoid(t.float().clamp(-88.3762626647949, 88.3762626647949))  # noqa: E731
+        sig = lambda t: torch.sigmoid(t.float().clamp(-88.3762626647949, 88.3762626647949))
         scores_l.append(torch.sqrt(sig(cls) * sig(obj)).reshape(n, h * w))
         box_l.append(bbox.float().permute(0, 2, 3, 1).reshape(n, h * w, 4))
         kps_l.append(kps.float().permute(0, 2, 3, 1).reshape(n, h * w, 5, 2))
@@ -436,7 +436,7 @@ def make_runner(model: YuNet, backend: str = "auto", example: torch.Tensor | Non
                 continue
             try:
                 return make_runner(model, name, example, threads)
-            except Exception:  # noqa: BLE001 - an optional accelerator failing must not stop detection
+            except Exception:
                 continue
     if backend == "onnxruntime":
         if not on_cpu:
