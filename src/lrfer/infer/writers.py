@@ -142,10 +142,6 @@ class RowWriter:
             self.flush()
             self._last_flush = now
 
-    def write_many(self, rows: Iterable[dict]) -> None:
-        for row in rows:
-            self.write(row)
-
     def _start_csv(self, first_keys: list[str]) -> None:
         if self._fields is None:
             self._fields = first_keys
