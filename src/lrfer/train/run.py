@@ -82,7 +82,7 @@ class Run:
         run = cls(Path(out), writes=writes)
         ckpt, run.history = resume_checkpoint(run.last_path, model, resume)
         if ckpt is None and resume:
-            report(progress, "resume", 0, info={"message": f"no checkpoint in {out}; starting from scratch"})
+            report(progress, "resume", 0, message=f"no checkpoint in {out}; starting from scratch")
         if writes:
             run.out.mkdir(parents=True, exist_ok=True)
             (run.out / "config.json").write_text(json.dumps(config, indent=2))
