@@ -1,6 +1,6 @@
 import torch
 
-from lrfer.data.augment import AugmentConfig, augment_batch, center_crop, degrade, random_crop, random_degrade, random_erase
+from lrfer.data.augment import AugmentConfig, augment_batch, degrade, luma, random_crop, random_degrade, random_erase
 
 
 def high_freq_energy(x: torch.Tensor) -> torch.Tensor:
@@ -55,7 +55,6 @@ def test_random_crop_per_sample_offsets():
     for i in range(4):
         top, left = int(corners[i]) // 48, int(corners[i]) % 48
         assert torch.equal(y[i], x[i, :, top : top + 44, left : left + 44])
-    assert center_crop(x, 44).shape == (32, 1, 44, 44)
 
 
 def test_random_erase_only_touches_a_rectangle():
@@ -110,3 +109,15 @@ def test_training_faces_are_resized_as_inference_resizes_them():
         assert (trained_on - inferred_on).abs().max() <= 0.5 / 255 + 1e-6
     area = torch.nn.functional.interpolate(images.float() / 255, size=(32, 32), mode="area")
     assert (faces.resized(32).images.float() / 255 - area).abs().max() > 2 / 255  # not area averaging
+
+
+def test_luma_is_one_rule_for_uint8_and_float_faces():
+    x = torch.randint(0, 256, (4, 3, 8, 8), dtype=torch.uint8)
+    grey = luma(x)
+    assert grey.shape == (4, 1, 8, 8) and grey.dtype == torch.uint8
+    xf = (x.float() / 255).requires_grad_()
+    gf = luma(xf)
+    # the float path is the uint8 path before rounding, and a loss can run through it
+    assert torch.allclose(gf.detach() * 255, grey.float(), atol=0.51)
+    gf.sum().backward()
+    assert torch.allclose(xf.grad[0, :, 0, 0], torch.tensor([0.299, 0.587, 0.114]))

@@ -89,7 +89,7 @@ def test_crop_without_tta_is_a_centre_crop():
     x = _images(n=4)
     expected = model(x[..., 1:7, 1:7].float() / 255).softmax(-1)
     assert torch.allclose(predict_proba(model, x, crop=6), expected, atol=1e-5)
-    # odd margin (8 - 5 = 3): offset floored to 1, as lrfer.data.augment.center_crop does
+    # odd margin (8 - 5 = 3): offset floored to 1, as at validation during training
     small = FlatLinear(5)
     expected = small(x[..., 1:6, 1:6].float() / 255).softmax(-1)
     assert torch.allclose(predict_proba(small, x, crop=5), expected, atol=1e-5)

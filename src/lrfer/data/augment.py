@@ -62,6 +62,19 @@ def degrade(x: torch.Tensor, size, mode: str = "bilinear") -> torch.Tensor:
     return out.clamp_(0, 1)
 
 
+#: ITU-R 601 luma weights of (R, G, B): the one colour-to-grey rule of the library.
+LUMA = (0.299, 0.587, 0.114)
+
+
+def luma(x: torch.Tensor) -> torch.Tensor:
+    """Grey faces ``(B, 1, H, W)`` from colour faces ``(B, 3, H, W)`` by :data:`LUMA`. uint8 in
+    gives rounded uint8 out; float in gives float out, differentiable (a loss may run through it)."""
+    if x.dtype == torch.uint8:
+        gray = (x.float() * x.new_tensor(LUMA, dtype=torch.float32).view(1, 3, 1, 1)).sum(1, keepdim=True)
+        return gray.round().clamp(0, 255).to(torch.uint8)
+    return (x * x.new_tensor(LUMA).view(1, 3, 1, 1)).sum(1, keepdim=True)
+
+
 def resize_faces(x: torch.Tensor, size_hw: tuple[int, int]) -> torch.Tensor:
     """Float faces ``(B, C, H, W)`` to ``size_hw``: bilinear, antialiased when shrinking.
 
@@ -138,11 +151,6 @@ def random_crop(x: torch.Tensor, size: int) -> torch.Tensor:
     return x[batch, chan, rows, cols]
 
 
-def center_crop(x: torch.Tensor, size: int) -> torch.Tensor:
-    h, w = x.shape[-2:]
-    top, left = (h - size) // 2, (w - size) // 2
-    return x[..., top : top + size, left : left + size]
-
 
 def random_erase(x: torch.Tensor, p: float, area: tuple[float, float], views: int = 1) -> torch.Tensor:
     """Random erasing: a rectangle per sample (area fraction and aspect drawn per sample) set to noise.
@@ -173,8 +181,7 @@ def random_grayscale(x: torch.Tensor, p: float) -> torch.Tensor:
     """
     if p <= 0 or x.shape[1] != 3:
         return x
-    w = torch.tensor([0.299, 0.587, 0.114], device=x.device, dtype=x.dtype).view(1, 3, 1, 1)
-    gray = (x * w).sum(1, keepdim=True).expand_as(x)
+    gray = luma(x).expand_as(x)
     mask = torch.rand(x.shape[0], 1, 1, 1, device=x.device) < p
     return torch.where(mask, gray, x)
 

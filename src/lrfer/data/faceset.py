@@ -27,7 +27,7 @@ import numpy as np
 import torch
 
 from ..errors import LrferError, closest
-from .augment import resize_faces
+from .augment import luma, resize_faces
 
 
 @dataclass
@@ -141,9 +141,7 @@ class FaceSet:
         """Luma (ITU-R 601) of colour images; grayscale sets are returned as they are."""
         if self.in_chans == 1:
             return self
-        w = torch.tensor([0.299, 0.587, 0.114]).view(1, 3, 1, 1)
-        gray = (self.images.float() * w).sum(1, keepdim=True).round().clamp(0, 255).to(torch.uint8)
-        return replace(self, images=gray)
+        return replace(self, images=luma(self.images))
 
     def resized(self, size: int) -> "FaceSet":
         """Images resized to ``size`` x ``size`` by :func:`~lrfer.data.augment.resize_faces`, the

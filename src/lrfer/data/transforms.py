@@ -88,8 +88,8 @@ def _crops(x: torch.Tensor, crop: Optional[Size], tta: str) -> list[torch.Tensor
     ch, cw = size_hw(crop)
     if ch > h or cw > w:
         raise LrferError(f"crop {ch}x{cw} is larger than the {h}x{w} input", "use a smaller crop or a larger input_size")
-    # Floor offsets, as lrfer.data.augment.center_crop at validation time: the centre view here
-    # is exactly the pixels the model was validated on during training.
+    # Floor offsets. Training's validation pass runs through here too, so the centre view is
+    # exactly the pixels the model was validated on.
     top, left = (h - ch) // 2, (w - cw) // 2
     centre = x[..., top : top + ch, left : left + cw]
     if tta != "tencrop":

@@ -30,7 +30,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..data.augment import resize_faces
+from ..data.augment import luma, resize_faces
 from ..data.faceset import FaceSet
 from ..data.transforms import as_tensor, inference_setup, make_views, match_channels, size_hw
 from ..errors import LrferError
@@ -69,9 +69,7 @@ def _member_images(member: FaceClassifier, images: Images) -> Images:
     """Colour faces for a grey member become luma (as FaceSet.to_grayscale); the member does the rest."""
     x = as_tensor(images)
     if member.in_chans == 1 and x.shape[1] == 3:
-        w = torch.tensor([0.299, 0.587, 0.114], device=x.device).view(1, 3, 1, 1)
-        gray = (x.float() * w).sum(1, keepdim=True)
-        x = gray.round().clamp(0, 255).to(torch.uint8) if x.dtype == torch.uint8 else gray
+        x = luma(x)
     return x
 
 

@@ -60,6 +60,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..data.augment import luma
 from ..data.faceset import FaceSet
 from ..data.transforms import match_channels
 from ..device import resolve_device
@@ -78,7 +79,6 @@ SRGAN_CONFIGS = {"light": "srresnet_light", "paper": "srresnet"}
 #: Ledig et al.'s rescaling of the VGG feature maps ("to obtain VGG losses of a scale comparable to the MSE loss").
 VGG_FEATURE_SCALE = 1 / 12.75
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
-LUMA = (0.299, 0.587, 0.114)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 FEATURE_NET_HINT = (
     "give an lrfer classifier checkpoint (.safetensors from `lrfer train`), a torchvision VGG-19 ImageNet "
@@ -174,7 +174,7 @@ class ContentFeatures(nn.Module):
         if x.shape[1] == 3 and self.in_chans == 1:
             # colour faces, a grey feature net: ITU-R 601 luma, as FaceSet.to_grayscale, kept
             # differentiable (match_channels refuses this case: inference wants it done on the data)
-            x = (x * x.new_tensor(LUMA).view(1, 3, 1, 1)).sum(1, keepdim=True)
+            x = luma(x)
         x = match_channels(x, self.in_chans)  # grey faces, an RGB feature net: replicated
         if self.kind == "vgg19":
             return self.net((x - self.mean) / self.std)
