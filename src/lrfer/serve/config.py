@@ -1,0 +1,240 @@
+"""The service's configuration: a TOML file validated by pydantic, with one-line errors.
+
+Every key has a default, so an empty file (or none: ``lrfer serve --demo``) is a valid
+configuration. A wrong key or value is reported as one line that names it, e.g.
+``lrfer.toml: cameras[1].fps: Input should be greater than 0 (got -2)``.
+
+Coordinates of masks and zones are fractions of the frame (0..1, x then y), so they survive a
+change of the camera's resolution.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import re
+import sys
+from pathlib import Path
+from typing import Literal, Optional, Union
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from ..errors import LrferError
+from .records import NEGATIVE
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+Point = tuple[float, float]
+Polygon = list[Point]
+
+_ID = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+def _check_polygon(poly: Polygon) -> Polygon:
+    if len(poly) < 3:
+        raise ValueError("a polygon needs at least 3 points")
+    for x, y in poly:
+        if not (0.0 <= x <= 1.0 and 0.0 <= y <= 1.0):
+            raise ValueError(f"point ({x}, {y}) is outside the frame: use fractions of the width and height, 0 to 1")
+    return poly
+
+
+class Zone(_Strict):
+    """A named area of a camera's view (a lounge's sofa corner, a shop's till)."""
+
+    name: str = Field(min_length=1, max_length=64)
+    polygon: Polygon
+
+    _poly = field_validator("polygon")(_check_polygon)
+
+
+class Camera(_Strict):
+    """One camera: where its frames come from and how it is analysed."""
+
+    id: str = Field(description="short id: lower-case letters, digits, - and _")
+    name: str = ""
+    url: str = Field(min_length=1, description="rtsp://, http(s)://, a video file, or webcam:N")
+    site: str = "main"
+    fps: float = Field(2.0, gt=0, le=30, description="frames analysed per second")
+    loop: bool = False  # video files: start again at the end
+    enabled: bool = True
+    min_face: int = Field(0, ge=0, le=4096, description="faces smaller than this (px) are not analysed at all")
+    masks: list[Polygon] = Field(default_factory=list, description="privacy masks: never analysed, blacked out in every output")
+    zones: list[Zone] = Field(default_factory=list)
+
+    @field_validator("id")
+    @classmethod
+    def _id(cls, v: str) -> str:
+        if not _ID.match(v):
+            raise ValueError(f"'{v}' is not a camera id: use 1-63 lower-case letters, digits, - and _")
+        return v
+
+    @field_validator("masks")
+    @classmethod
+    def _masks(cls, v: list[Polygon]) -> list[Polygon]:
+        return [_check_polygon(p) for p in v]
+
+    @model_validator(mode="after")
+    def _unique_zones(self) -> "Camera":
+        names = [z.name for z in self.zones]
+        if len(names) != len(set(names)):
+            raise ValueError(f"zone names repeat: {names}")
+        return self
+
+
+class Rule(_Strict):
+    """An alert rule. ``scope="track"``: one person's face; ``"zone"``: everyone in a zone.
+
+    Evidence is a bucket with at least one certain frame (see :class:`Evidence`). The rule fires when, over the last ``minutes``,
+    at least ``min_observations`` buckets of evidence exist and their mean share of ``expressions``
+    is above ``threshold`` AND above the baseline plus ``margin`` (``baseline="own"``: the
+    track's or zone's own share before the window, since a resting face is often read as sad).
+    """
+
+    name: str = Field("distress", min_length=1, max_length=64)
+    scope: Literal["track", "zone"] = "track"
+    expressions: list[str] = Field(default_factory=lambda: list(NEGATIVE), min_length=1)
+    threshold: float = Field(0.55, ge=0, le=1)
+    minutes: float = Field(2.0, gt=0, le=24 * 60)
+    min_observations: int = Field(12, ge=1)
+    baseline: Literal["own", "none"] = "own"
+    margin: float = Field(0.15, ge=0, le=1)
+    cooldown_minutes: float = Field(15.0, ge=0)
+    cameras: list[str] = Field(default_factory=list, description="empty: every camera")
+    zone: Optional[str] = None  # scope="zone": the zone; None: the whole camera
+    enabled: bool = True
+
+
+class Evidence(_Strict):
+    """When a face counts as evidence. Smaller or less sure faces are recorded as "uncertain":
+    they are counted, and never used for timelines' shares or alerts (abstain rather than guess)."""
+
+    min_face_px: int = Field(16, ge=0, description="shorter side of the face box, in the frame's pixels")
+    min_confidence: float = Field(0.0, ge=0, le=1, description="the top class's probability")
+
+
+class Server(_Strict):
+    host: str = "127.0.0.1"
+    port: int = Field(8000, ge=0, le=65535)
+    db: str = Field("", description="SQLAlchemy URL; empty: SQLite in the data folder")
+    data_dir: str = Field("lrfer-data", description="the database, the worker buffers")
+    bucket_seconds: int = Field(5, ge=1, le=3600)
+    flush_seconds: float = Field(2.0, gt=0, le=60, description="the recorder writes at least this often")
+    session_hours: float = Field(12.0, gt=0)
+    max_upload_mb: float = Field(10.0, gt=0, le=200)
+    allow_remote: bool = Field(False, description="listen on a non-loopback address (needs admin users set up)")
+
+    @property
+    def loopback(self) -> bool:
+        if self.host == "localhost":
+            return True
+        try:
+            return ipaddress.ip_address(self.host).is_loopback
+        except ValueError:
+            return False
+
+
+class Privacy(_Strict):
+    blur_snapshots: bool = True  # faces in the live snapshot are blurred
+    aggregate_only: bool = False  # shops: zone/camera shares only, no per-track view
+    min_people: int = Field(5, ge=1, description="aggregate-only: a bucket is shown only when at least this many tracks contributed")
+
+
+class Retention(_Strict):
+    days: float = Field(30.0, gt=0, description="observations and tracks older than this are deleted")
+    alert_days: float = Field(365.0, gt=0)
+    audit_days: float = Field(365.0, gt=0)
+
+
+class Webhook(_Strict):
+    url: str = Field(pattern=r"^https?://")
+    secret: str = Field("", description="HMAC-SHA256 key; the signature goes in X-Lrfer-Signature")
+    events: list[Literal["alert.opened", "alert.acknowledged", "alert.resolved"]] = Field(
+        default_factory=lambda: ["alert.opened", "alert.acknowledged", "alert.resolved"]
+    )
+
+
+class Mqtt(_Strict):
+    host: str
+    port: int = Field(1883, ge=1, le=65535)
+    username: str = ""
+    password: str = ""
+    topic_prefix: str = "lrfer"
+    discovery: bool = True  # Home Assistant MQTT discovery
+    discovery_prefix: str = "homeassistant"
+
+
+class Model(_Strict):
+    checkpoint: str = ""  # empty: the shipped default
+    detector: str = "yunet"
+    backend: Literal["auto", "onnx", "torch"] = "auto"
+    min_score: float = Field(0.5, ge=0, le=1)
+    upscale: Union[float, Literal["auto"]] = 1.0
+
+
+class ServeConfig(_Strict):
+    server: Server = Field(default_factory=Server)
+    model: Model = Field(default_factory=Model)
+    cameras: list[Camera] = Field(default_factory=list)
+    evidence: Evidence = Field(default_factory=Evidence)
+    rules: list[Rule] = Field(default_factory=lambda: [Rule()])
+    privacy: Privacy = Field(default_factory=Privacy)
+    retention: Retention = Field(default_factory=Retention)
+    webhooks: list[Webhook] = Field(default_factory=list)
+    mqtt: Optional[Mqtt] = None
+
+    @model_validator(mode="after")
+    def _unique_cameras(self) -> "ServeConfig":
+        ids = [c.id for c in self.cameras]
+        dup = sorted({i for i in ids if ids.count(i) > 1})
+        if dup:
+            raise ValueError(f"camera ids repeat: {', '.join(dup)}")
+        return self
+
+
+def _where(loc: tuple) -> str:
+    out = ""
+    for part in loc:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out or "(top level)"
+
+
+def one_line(err: ValidationError, source: str) -> LrferError:
+    """The first problem of a validation error as one line naming the key."""
+    e = err.errors()[0]
+    msg = e["msg"].removeprefix("Value error, ")
+    if e["type"] == "extra_forbidden":
+        msg = "unknown key"
+    got = "" if e["type"] in ("missing", "extra_forbidden") else f" (got {e.get('input')!r})"[:120]
+    more = f" ({len(err.errors()) - 1} more problems)" if len(err.errors()) > 1 else ""
+    return LrferError(f"{source}: {_where(e['loc'])}: {msg}{got}{more}", "fix that key (docs/serve.md lists every key)")
+
+
+def validate(data: dict, source: str = "config") -> ServeConfig:
+    try:
+        return ServeConfig.model_validate(data)
+    except ValidationError as err:
+        raise one_line(err, source) from None
+
+
+def load_config(path: Union[str, os.PathLike, None]) -> ServeConfig:
+    """The configuration in a TOML file (``None``: every default)."""
+    if path is None:
+        return ServeConfig()
+    p = Path(path)
+    if not p.is_file():
+        raise LrferError(f"no such config file: {p}", "give a TOML file (docs/serve.md has an example)")
+    try:
+        data = tomllib.loads(p.read_text(encoding="utf-8"))
+    except UnicodeDecodeError:
+        raise LrferError(f"{p} is not UTF-8 text", "save the config as UTF-8 TOML") from None
+    except tomllib.TOMLDecodeError as err:
+        raise LrferError(f"{p}: not valid TOML ({err})", "fix the syntax at that line") from None
+    return validate(data, str(p))
