@@ -83,6 +83,31 @@ def test_after_the_cooldown_a_new_episode_alerts_again(clock):
     assert events[1].evidence["observed_until"] - events[0].evidence["observed_until"] > 30 * 60
 
 
+def test_a_track_lost_and_found_again_keeps_its_history(clock):
+    # the tracker loses the face for 10 s and gives it a new id: the new track goes on from the old one's baseline
+    calm = steady(0, 10, 0.2)
+    later = [(t + 10 * 60 + 10, s) for t, s in steady(0, 1, 0.2) + steady(1, 3, 0.8)]
+    eng = AlertEngine([Rule()], clock=clock)
+    events = run(eng, clock, {"r1-1": calm, "r1-2": later})
+    assert [e.track_key for e in events] == ["r1-2"]
+    assert events[0].evidence["baseline_kind"] == "own" and events[0].evidence["baseline"] == pytest.approx(0.2)
+    assert eng.tracks == 1  # joined, not two
+    # and an alert already raised is not raised again for the same person under a new id
+    eng = AlertEngine([Rule()], clock=clock)
+    upset = [(t + 13 * 60 + 10, s) for t, s in steady(0, 5, 0.8)]
+    events = run(eng, clock, {"r1-1": calm + steady(10, 3, 0.8), "r1-2": upset})
+    assert [e.track_key for e in events] == ["r1-1"]
+
+
+def test_a_different_face_is_not_joined(clock):
+    # a face half the size appearing after another left is another person: no history, no joined cooldown
+    eng = AlertEngine([Rule()], clock=clock)
+    first = run(eng, clock, {"r1-1": steady(0, 10, 0.2) + steady(10, 3, 0.8)}, face_px=40)
+    second = run(eng, clock, {"r1-2": [(t + 13 * 60 + 10, s) for t, s in steady(0, 3, 0.8)]}, face_px=20)
+    assert len(first) == 1 and [e.track_key for e in second] == ["r1-2"]
+    assert second[0].evidence["baseline_kind"] == "none"
+
+
 def test_too_few_observations_raise_nothing(clock):
     eng = AlertEngine([Rule(min_observations=12)], clock=clock)
     # a face seen for 50 s: 10 buckets of evidence, all very sad
@@ -173,7 +198,7 @@ def test_replayed_buckets_are_not_counted_twice(clock):
 
 
 def test_memory_stays_bounded(clock):
-    eng = AlertEngine([Rule()], clock=clock, baseline_minutes=10, forget_minutes=10)
+    eng = AlertEngine([Rule()], clock=clock, baseline_minutes=10, forget_minutes=10, link_seconds=0)
     for hour in range(6):  # six hours of short tracks, a new one every minute
         for m in range(60):
             key = f"r1-{hour * 60 + m}"

@@ -20,6 +20,7 @@ tracks unseen for ``forget_minutes`` are dropped.
 
 from __future__ import annotations
 
+import itertools
 import logging
 import math
 import statistics
@@ -38,6 +39,11 @@ log = logging.getLogger(__name__)
 PEER_MIN_BUCKETS = 6
 #: and the typical share needs this many peers (a median of one is one person's face)
 PEER_MIN_TRACKS = 2
+#: what ``baseline="own"`` does when a track has neither its own history nor peers to compare with:
+#: judge on the threshold alone, ask for the threshold plus the margin, or wait (no alert)
+WITHOUT_BASELINE = ("threshold", "margin", "abstain")
+#: a track continues another only when their faces' sizes differ by less than this factor
+LINK_SIZE_RATIO = 1.3
 
 
 @dataclass
@@ -58,6 +64,10 @@ class _Track:
     last_end: float = 0.0
     zone: str = ""
     buckets: deque = field(default_factory=deque)
+    joined: int = 1  # tracks of one person joined into this one (see ``AlertEngine._link``)
+
+    def face_px(self) -> float:
+        return statistics.median(b.face_px for b in itertools.islice(reversed(self.buckets), 12))
 
 
 @dataclass
@@ -113,6 +123,9 @@ class AlertEngine:
         baseline_minutes: float = 60.0,
         forget_minutes: float = 60.0,
         max_delay_seconds: float = 300.0,
+        link_seconds: float = 30.0,
+        peer_min_tracks: int = PEER_MIN_TRACKS,
+        without_baseline: str = "threshold",
     ):
         self.bucket_seconds = bucket_seconds
         self.clock = clock
@@ -121,6 +134,11 @@ class AlertEngine:
         self.baseline_seconds = baseline_minutes * 60.0
         self.forget_seconds = forget_minutes * 60.0
         self.max_delay_seconds = max_delay_seconds
+        self.link_seconds = link_seconds
+        self.peer_min_tracks = peer_min_tracks
+        if without_baseline not in WITHOUT_BASELINE:
+            raise ValueError(f"without_baseline must be one of {', '.join(WITHOUT_BASELINE)}, not {without_baseline!r}")
+        self.without_baseline = without_baseline
         self._lock = threading.Lock()
         self._tracks: dict[tuple[str, str], _Track] = {}
         self._zones: dict[tuple[str, Optional[str]], _Zone] = {}
@@ -182,7 +200,8 @@ class AlertEngine:
         track = self._tracks.get(key)
         end = ob.start + ob.seconds
         if track is None:
-            track = self._tracks[key] = _Track(ob.camera_id, ob.track_key, first_start=ob.start)
+            track = self._tracks[key] = _Track(ob.camera_id, ob.track_key, first_start=ob.start, zone=ob.zone)
+            self._link(track, ob)
         elif ob.start < track.last_end - 1e-6:
             # a replayed or out-of-order bucket: a track's buckets come in time order, so this one is already counted
             log.debug("alerts: bucket %s of %s/%s is older than its last one; ignored", ob.start, ob.camera_id, ob.track_key)
@@ -195,6 +214,30 @@ class AlertEngine:
         for zone in (None, ob.zone) if ob.zone else (None,):
             self._add_zone(ob, zone, certain)
         return track
+
+    def _link(self, track: _Track, ob: Observation) -> None:
+        """Join a new track to the one it most likely continues: a tracker loses a face that turns away
+        or is missed for a few frames and starts a new id for it, which would leave the person
+        without their own baseline (and free to alert again). The predecessor ended at most
+        ``link_seconds`` before, in the same camera and zone, with a face of about the same size."""
+        if self.link_seconds <= 0:
+            return
+        best, best_ratio = None, LINK_SIZE_RATIO
+        for other in self._tracks.values():
+            if other is track or other.camera_id != ob.camera_id or other.zone != ob.zone or not other.buckets:
+                continue
+            if not (ob.start - self.link_seconds <= other.last_end <= ob.start + 1e-6):
+                continue
+            ratio = max(other.face_px(), ob.face_px) / max(min(other.face_px(), ob.face_px), 1e-6)
+            if ratio <= best_ratio:
+                best, best_ratio = other, ratio
+        if best is None:
+            return
+        del self._tracks[(best.camera_id, best.track_key)]
+        track.buckets, track.first_start, track.joined = best.buckets, best.first_start, best.joined + 1
+        for (camera_id, subject, rule), t in list(self._fired.items()):
+            if camera_id == best.camera_id and subject == best.track_key:
+                self._fired[(camera_id, track.track_key, rule)] = t
 
     def _add_zone(self, ob: Observation, zone: Optional[str], certain: int) -> None:
         z = self._zones.setdefault((ob.camera_id, zone), _Zone())
@@ -265,6 +308,8 @@ class AlertEngine:
                 kind = "peers" if baseline is not None else "none"
             if baseline is not None and share <= baseline + rule.margin:
                 return None
+            if baseline is None and (self.without_baseline == "abstain" or (self.without_baseline == "margin" and share <= rule.threshold + rule.margin)):
+                return None
         span = track.last_end - max(window_start, track.first_start)
         return _Verdict(share, baseline, kind, len(window), sum(c for _, c in window), span / 60.0, statistics.median(sizes))
 
@@ -284,7 +329,7 @@ class AlertEngine:
             if track.zone and other.zone == track.zone:
                 in_zone.append(share)
         for shares in (in_zone, in_camera):
-            if len(shares) >= PEER_MIN_TRACKS:
+            if len(shares) >= self.peer_min_tracks:
                 return float(statistics.median(shares))
         return None
 
