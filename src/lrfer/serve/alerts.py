@@ -39,9 +39,6 @@ log = logging.getLogger(__name__)
 PEER_MIN_BUCKETS = 6
 #: and the typical share needs this many peers (a median of one is one person's face)
 PEER_MIN_TRACKS = 2
-#: what ``baseline="own"`` does when a track has neither its own history nor peers to compare with:
-#: judge on the threshold alone, ask for the threshold plus the margin, or wait (no alert)
-WITHOUT_BASELINE = ("threshold", "margin", "abstain")
 #: a track continues another only when their faces' sizes differ by less than this factor
 LINK_SIZE_RATIO = 1.3
 
@@ -124,8 +121,6 @@ class AlertEngine:
         forget_minutes: float = 60.0,
         max_delay_seconds: float = 300.0,
         link_seconds: float = 30.0,
-        peer_min_tracks: int = PEER_MIN_TRACKS,
-        without_baseline: str = "threshold",
     ):
         self.bucket_seconds = bucket_seconds
         self.clock = clock
@@ -135,10 +130,6 @@ class AlertEngine:
         self.forget_seconds = forget_minutes * 60.0
         self.max_delay_seconds = max_delay_seconds
         self.link_seconds = link_seconds
-        self.peer_min_tracks = peer_min_tracks
-        if without_baseline not in WITHOUT_BASELINE:
-            raise ValueError(f"without_baseline must be one of {', '.join(WITHOUT_BASELINE)}, not {without_baseline!r}")
-        self.without_baseline = without_baseline
         self._lock = threading.Lock()
         self._tracks: dict[tuple[str, str], _Track] = {}
         self._zones: dict[tuple[str, Optional[str]], _Zone] = {}
@@ -308,8 +299,6 @@ class AlertEngine:
                 kind = "peers" if baseline is not None else "none"
             if baseline is not None and share <= baseline + rule.margin:
                 return None
-            if baseline is None and (self.without_baseline == "abstain" or (self.without_baseline == "margin" and share <= rule.threshold + rule.margin)):
-                return None
         span = track.last_end - max(window_start, track.first_start)
         return _Verdict(share, baseline, kind, len(window), sum(c for _, c in window), span / 60.0, statistics.median(sizes))
 
@@ -329,7 +318,7 @@ class AlertEngine:
             if track.zone and other.zone == track.zone:
                 in_zone.append(share)
         for shares in (in_zone, in_camera):
-            if len(shares) >= self.peer_min_tracks:
+            if len(shares) >= PEER_MIN_TRACKS:
                 return float(statistics.median(shares))
         return None
 
