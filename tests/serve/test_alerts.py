@@ -63,6 +63,14 @@ def test_a_resting_face_read_as_sad_raises_nothing(clock):
     assert len(run(eng, clock, {"r1-1": steady(0, 30, 0.5) + steady(30, 10, 0.62)})) == 1
 
 
+def test_the_shipped_rule_on_a_resting_face_and_on_distress(clock):
+    eng = AlertEngine([Rule()], clock=clock)
+    # a resting face read as rather sad (0.62), then a little more (0.74: over the threshold, not over its own 0.62 + 0.15)
+    assert run(eng, clock, {"r1-1": steady(0, 20, 0.62) + steady(20, 10, 0.74)}) == []
+    events = run(eng, clock, {"r1-2": steady(0, 10, 0.3) + steady(10, 5, 0.85)})
+    assert len(events) == 1 and T0 + 10 * 60 < events[0].evidence["observed_until"] <= T0 + 13 * 60
+
+
 def test_a_rise_from_the_own_baseline_alerts_once(clock):
     eng = AlertEngine([rule()], clock=clock, camera_names={"lounge": "Lounge camera"})
     events = run(eng, clock, {"r1-1": steady(0, 10, 0.2) + steady(10, 3, 0.8)})

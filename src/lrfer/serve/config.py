@@ -95,14 +95,19 @@ class Rule(_Strict):
     Evidence is a bucket with at least one certain frame (see :class:`Evidence`). The rule fires when, over the last ``minutes``,
     at least ``min_observations`` buckets of evidence exist and their mean share of ``expressions``
     is above ``threshold`` AND above the baseline plus ``margin`` (``baseline="own"``: the
-    track's or zone's own share before the window, since a resting face is often read as sad).
+    track's or zone's own share before the window, since a resting face is often read as sad;
+    a track without enough history is compared with the median of the other tracks in its zone
+    or camera, and with nothing when there are none).
+
+    The defaults (0.7 over 3 min, 12 buckets of evidence, margin 0.15) come from
+    ``bench/serve_alerts.py`` on scenes of FER2013 faces at 16-48 px: ``bench/results/serve_alerts.json``.
     """
 
     name: str = Field("distress", min_length=1, max_length=64)
     scope: Literal["track", "zone"] = "track"
     expressions: list[str] = Field(default_factory=lambda: list(NEGATIVE), min_length=1)
-    threshold: float = Field(0.55, ge=0, le=1)
-    minutes: float = Field(2.0, gt=0, le=24 * 60)
+    threshold: float = Field(0.7, ge=0, le=1)
+    minutes: float = Field(3.0, gt=0, le=24 * 60)
     min_observations: int = Field(12, ge=1)
     baseline: Literal["own", "none"] = "own"
     margin: float = Field(0.15, ge=0, le=1)

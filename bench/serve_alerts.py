@@ -1,0 +1,334 @@
+"""Alert quality: scene videos through the recognition pipeline and the AlertEngine, scored against their truth.
+
+    python bench/serve_alerts.py [--scenes DIR] [--calm 4] [--distressed 6] [--minutes 12] [--seed 1] [--sweep]
+
+The Rule defaults in ``lrfer.serve.config`` were chosen with ``--seed 0 --sweep`` (written to
+``bench/results/serve_alerts_tuning.json``); the default ``--seed 1`` makes other scenes, so
+``bench/results/serve_alerts.json`` scores the defaults on scenes they were not tuned on. The run
+takes about 10 minutes on 2 cores (2 camera-hours of 2 fps frames through the models).
+
+The scenes come from ``bench/serve_scenes.py`` (FER2013 PublicTest faces pasted at 16-48 px; made
+at run time in ``--scenes``, a temporary folder unless given, and reused there when present).
+Each video goes through ``Recognizer.stream`` (detect, classify, track, smooth) and the faces are
+cut into 5 s per-track buckets with the service's evidence rule (face size, confidence); the
+buckets feed the AlertEngine with the scene's time as its clock. The per-frame faces are cached
+next to the video (``<name>.faces.npz``), so ``--sweep`` re-scores rule settings without
+re-running the models.
+
+TEMPORARY: ``lrfer.serve.camera`` (CameraWorker) is not on main yet, so :func:`bucket_faces` below
+stands in for its bucket step (serve/aggregate.py). Once it lands, feed the videos through
+``CameraWorker(camera, ..., speed=0)`` instead and drop ``bucket_faces``.
+
+Reported: false alerts per camera-hour on calm scenes (every alert there is false); for the people
+of the distressed scenes who have an episode, the share alerted (an alert on one of their tracks
+between the episode's start and its end + the rule's window), the share alerted within 3 min and
+the time to alert (median, p90); alerts in distressed scenes that match no episode. "seen" people
+had at least 12 evidence buckets (a minute of certain faces) during their episode: a person the
+detector misses (faces under ~24 px) can never be alerted. The issue's goal: <= 0.5 false alerts
+per camera-hour with >= 80 % of distressed tracks alerted within 3 min.
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import math
+import tempfile
+import time
+from collections import Counter, defaultdict
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from _common import DATA, RESULTS, add_data_arg, add_threads_arg, provenance
+from lrfer.infer.recognizer import Recognizer
+from lrfer.serve.alerts import AlertEngine
+from lrfer.serve.config import Evidence, Rule
+from lrfer.serve.records import Observation
+from serve_scenes import SAD_LOOKING, build_scene, face_pools, scene_names
+
+OUT = RESULTS / "serve_alerts.json"
+T0 = 1_750_000_000.0  # scene time 0 as an epoch (each scene gets its own day)
+BUCKET = 5
+SEEN_BUCKETS = 12
+WITHIN = 180.0  # the issue's "alerted within 3 minutes"
+#: the engine's choices tried by --sweep, each on top of --engine
+ENGINE_VARIANTS = [{"link_seconds": 0}]
+EVIDENCE_VARIANTS = [{"min_face_px": 20}, {"min_face_px": 24}, {"min_confidence": 0.4}, {"min_confidence": 0.5}]
+SWEEP = {"threshold": (0.5, 0.55, 0.6, 0.65, 0.7), "margin": (0.1, 0.15, 0.2, 0.25), "minutes": (1.5, 2.0, 3.0), "min_observations": (8, 12, 18)}
+
+
+# ---------------------------------------------------------------------- the pipeline (cached per scene)
+def match_person(box, t: float, truth_boxes: dict[float, list]) -> int | None:
+    """The person whose pasted face contains the detected face's centre at time t."""
+    cx, cy = (box[0] + box[2]) / 2, (box[1] + box[3]) / 2
+    for pid, x1, y1, x2, y2 in truth_boxes.get(round(t, 2), ()):
+        if x1 <= cx <= x2 and y1 <= cy <= y2:
+            return pid
+    return None
+
+
+def run_pipeline(rec: Recognizer, video: Path, truth: dict) -> dict:
+    """Per-frame faces of the video: time, track, size, detector score, smoothed probabilities, the person it shows."""
+    boxes: dict[float, list] = defaultdict(list)
+    for p in truth["people"]:
+        for t, *b in p["boxes"]:
+            boxes[round(t, 2)].append((p["id"], *b))
+    rows, probs = [], []
+    t0 = time.perf_counter()
+    frames = 0
+    for r in rec.stream(video):
+        frames += 1
+        for f in r.faces:
+            person = match_person(f.box, r.time, boxes)
+            rows.append((r.time, f.track_id, f.size, f.score, -1 if person is None else person))
+            probs.append([f.probabilities[c] for c in rec.classes])
+    a = np.array(rows, np.float64).reshape(-1, 5)
+    return {
+        "t": a[:, 0], "track": a[:, 1].astype(np.int64), "size": a[:, 2], "score": a[:, 3], "person": a[:, 4].astype(np.int64),
+        "probs": np.array(probs, np.float32).reshape(-1, len(rec.classes)), "classes": np.array(rec.classes),
+        "frames": np.array(frames), "seconds": np.array(time.perf_counter() - t0),
+    }
+
+
+def scene_faces(rec_factory, scenes: Path, pools, name: str, kind: str, minutes: float, seed: int) -> tuple[dict, dict]:
+    """The scene's truth and per-frame faces, made (video, then models) only when not in ``scenes`` already."""
+    truth_path, faces_path = scenes / f"{name}.json", scenes / f"{name}.faces.npz"
+    truth = json.loads(truth_path.read_text()) if truth_path.exists() else None
+    if truth is None or truth["minutes"] != minutes or truth["seed"] != seed or not (scenes / truth["video"]).exists():
+        t = time.perf_counter()
+        truth = build_scene(pools(), scenes, name, kind, minutes, seed)
+        faces_path.unlink(missing_ok=True)
+        print(f"  made {name} ({time.perf_counter() - t:.0f} s)", flush=True)
+    if not faces_path.exists():
+        np.savez_compressed(faces_path, **run_pipeline(rec_factory(), scenes / truth["video"], truth))
+    with np.load(faces_path) as z:
+        faces = {k: z[k] for k in z.files}
+    return truth, faces
+
+
+# ---------------------------------------------------------------------- buckets (TEMPORARY)
+def bucket_faces(faces: dict, camera_id: str, t0: float, evidence: Evidence, bucket: int = BUCKET) -> list[list[Observation]]:
+    """TEMPORARY stand-in for serve/aggregate.py: per-track 5 s buckets, emitted one batch per bucket time.
+
+    A face is certain when its box's shorter side is >= ``min_face_px`` and its top probability
+    >= ``min_confidence``; ``probs`` are the mean over the certain frames (None without any)."""
+    classes = [str(c) for c in faces["classes"]]
+    starts = np.floor((t0 + faces["t"]) / bucket) * bucket
+    certain = (faces["size"] >= evidence.min_face_px) & (faces["probs"].max(axis=1) >= evidence.min_confidence)
+    groups: dict[tuple[float, int], list[int]] = defaultdict(list)
+    for i, key in enumerate(zip(starts.tolist(), faces["track"].tolist())):
+        groups[key].append(i)
+    batches: dict[float, list[Observation]] = defaultdict(list)
+    for (start, track), idx in sorted(groups.items()):
+        idx = np.array(idx)
+        sure = idx[certain[idx]]
+        probs = {c: float(v) for c, v in zip(classes, faces["probs"][sure].mean(axis=0))} if len(sure) else None
+        batches[start].append(Observation(camera_id, f"run1-{track}", "", start, bucket, len(idx), len(sure), probs,
+                                          float(np.median(faces["size"][idx])), float(faces["score"][idx].mean())))
+    return [batches[s] for s in sorted(batches)]
+
+
+def track_people(faces: dict) -> dict[str, int]:
+    """Each track's person: the one its faces showed most often (-1: none, a false detection)."""
+    votes: dict[int, Counter] = defaultdict(Counter)
+    for track, person in zip(faces["track"].tolist(), faces["person"].tolist()):
+        votes[track][person] += 1
+    return {f"run1-{k}": v.most_common(1)[0][0] for k, v in votes.items()}
+
+
+# ---------------------------------------------------------------------- scoring
+def run_engine(rule: Rule, batches: list[list[Observation]], engine_kw: dict, bucket: int = BUCKET) -> list:
+    """The alerts of one scene, the engine's clock following the scene (a bucket is judged one bucket after its end)."""
+    clock = {"t": 0.0}
+    engine = AlertEngine([rule], bucket_seconds=bucket, clock=lambda: clock["t"], **engine_kw)
+    alerts = []
+    for batch in batches:
+        clock["t"] = batch[0].start + 2 * bucket
+        alerts += engine.observe(batch)
+    return alerts
+
+
+def score_scene(truth: dict, alerts: list, people: dict[str, int], batches: list[list[Observation]], t0: float, rule: Rule) -> dict:
+    """Episodes alerted, their times to alert, and the alerts that match no episode."""
+    evidence = defaultdict(list)  # person -> bucket starts (scene time) with certain faces
+    for batch in batches:
+        for o in batch:
+            if o.certain:
+                evidence[people.get(o.track_key, -1)].append(o.start - t0)
+    episodes, matched = [], set()
+    for p in truth["people"]:
+        for a, b in p["distressed"]:
+            hits = [i for i, e in enumerate(alerts) if people.get(e.track_key, -1) == p["id"] and a <= e.evidence["observed_until"] - t0 <= b + 60 * rule.minutes]
+            matched.update(hits)
+            seen = sum(a <= s < b for s in evidence[p["id"]]) >= SEEN_BUCKETS
+            tta = min(alerts[i].evidence["observed_until"] - t0 for i in hits) - a if hits else None
+            episodes.append({"person": p["id"], "face_px": p["face_px"], "start": a, "seen": seen, "alerts": len(hits), "time_to_alert": tta})
+    false = [i for i in range(len(alerts)) if i not in matched]
+    resting = {p["id"]: p.get("resting", "neutral") for p in truth["people"]}
+    detail = []
+    for i in false:
+        e, person = alerts[i], people.get(alerts[i].track_key, -1)
+        detail.append({"t": round(e.evidence["observed_until"] - t0, 1), "person": person, "resting": resting.get(person),
+                       "share": e.evidence["share"], "baseline": e.evidence["baseline"], "kind": e.evidence["baseline_kind"]})
+    return {"episodes": episodes, "false_alerts": len(false), "alerts": len(alerts), "false_detail": detail}
+
+
+def pctl(xs: list[float], q: float) -> float | None:
+    if not xs:
+        return None
+    xs = sorted(xs)
+    return xs[min(len(xs) - 1, max(0, math.ceil(q * len(xs)) - 1))]
+
+
+def summarise(scored: list[tuple[dict, dict]]) -> dict:
+    calm = [s for t, s in scored if t["kind"] == "calm"]
+    upset = [s for t, s in scored if t["kind"] == "distressed"]
+    calm_hours = sum(t["minutes"] for t, _ in scored if t["kind"] == "calm") / 60
+    upset_hours = sum(t["minutes"] for t, _ in scored if t["kind"] == "distressed") / 60
+    eps = [e for s in upset for e in s["episodes"]]
+    seen = [e for e in eps if e["seen"]]
+    tta = [e["time_to_alert"] for e in eps if e["time_to_alert"] is not None]
+
+    def share(es, within=math.inf):
+        return sum(e["time_to_alert"] is not None and e["time_to_alert"] <= within for e in es) / len(es) if es else None
+
+    false_calm = sum(s["alerts"] for s in calm)
+    return {
+        "calm_hours": round(calm_hours, 3), "false_alerts_calm": false_calm, "false_per_camera_hour": round(false_calm / calm_hours, 3) if calm_hours else None,
+        "distressed_hours": round(upset_hours, 3), "episodes": len(eps), "episodes_seen": len(seen),
+        "alerted": share(eps), "alerted_within_3min": share(eps, WITHIN), "seen_alerted": share(seen), "seen_alerted_within_3min": share(seen, WITHIN),
+        "time_to_alert_median": pctl(tta, 0.5), "time_to_alert_p90": pctl(tta, 0.9),
+        "false_on_sad_looking_resting_faces": sum(d["resting"] == SAD_LOOKING for s in calm + upset for d in s["false_detail"]),
+        "unmatched_alerts_distressed": sum(s["false_alerts"] for s in upset),
+        "repeat_alerts": sum(max(0, e["alerts"] - 1) for e in eps),
+    }
+
+
+def prepare(scenes: list[tuple[dict, dict]], evidence: Evidence) -> list[tuple[dict, float, list, dict]]:
+    """Per scene: its truth, its time 0, its bucket batches under ``evidence``, its tracks' people."""
+    out = []
+    for k, (truth, faces) in enumerate(scenes):
+        t0 = T0 + k * 86400
+        out.append((truth, t0, bucket_faces(faces, truth["name"], t0, evidence), track_people(faces)))
+    return out
+
+
+def evaluate(rule: Rule, evidence: Evidence, prepared: list, engine_kw: dict, detail: bool = False) -> dict:
+    scored = [(truth, score_scene(truth, run_engine(rule, batches, engine_kw), people, batches, t0, rule)) for truth, t0, batches, people in prepared]
+    out = {"rule": rule.model_dump(include=set(SWEEP) | {"baseline"}), "evidence": evidence.model_dump(), "engine": engine_kw, **summarise(scored)}
+    if detail:
+        out["scenes"] = [{"name": t["name"], "kind": t["kind"], "people": len(t["people"]), **s} for t, s in scored]
+    return out
+
+
+def goal_met(r: dict) -> bool:
+    return (r["false_per_camera_hour"] or 0) <= 0.5 and (r["seen_alerted_within_3min"] or 0) >= 0.8
+
+
+def row(name: str, r: dict) -> str:
+    f = (lambda x: "-" if x is None else f"{100 * x:.0f}%")
+    s = (lambda x: "-" if x is None else f"{x:.0f}s")
+    return (f"{name:<44} {r['false_per_camera_hour']:>6.2f} {f(r['alerted']):>6} {f(r['alerted_within_3min']):>6} {f(r['seen_alerted']):>6} "
+            f"{f(r['seen_alerted_within_3min']):>6} {s(r['time_to_alert_median']):>6} {s(r['time_to_alert_p90']):>6} {r['unmatched_alerts_distressed']:>5} {r['repeat_alerts']:>5}")
+
+
+HEADER = f"{'setting':<44} {'FA/h':>6} {'alert':>6} {'<=3m':>6} {'seen':>6} {'s<=3m':>6} {'TTA50':>6} {'TTA90':>6} {'other':>5} {'again':>5}"
+
+
+def label(r: dict) -> str:
+    rule = " ".join(f"{k[:4]}={v}" for k, v in r["rule"].items() if k != "baseline")
+    eng = " ".join(f"{k[:6]}={v}" for k, v in r["engine"].items())
+    ev = " ".join(f"{k[4:8]}={v}" for k, v in r["evidence"].items() if v != Evidence.model_fields[k].default)
+    return f"{rule} {eng} {ev}".strip()
+
+
+def rank(results: list[dict]) -> list[dict]:
+    """Those that meet the goal first (fewest false alerts, then most alerted in time), then the rest."""
+    return sorted(results, key=lambda r: (not goal_met(r), r["false_per_camera_hour"] - (r["seen_alerted_within_3min"] or 0), r["time_to_alert_median"] or 1e9))
+
+
+def sweep(scenes: list, prepared: list, evidence: Evidence, base: Rule, engine_kw: dict) -> dict:
+    """The engine's and the evidence's variants at the given rule, then the rule grid with the given engine and evidence."""
+    variants = [evaluate(base, evidence, prepared, {**engine_kw, **v}) for v in ENGINE_VARIANTS]
+    for v in EVIDENCE_VARIANTS:
+        ev = evidence.model_copy(update=v)
+        variants.append(evaluate(base, ev, prepare(scenes, ev), engine_kw))
+    grid = [evaluate(base.model_copy(update=dict(zip(SWEEP, values))), evidence, prepared, engine_kw) for values in itertools.product(*SWEEP.values())]
+    for title, rs in (("engine and evidence variants", variants), ("rule grid", rank(grid)[:12])):
+        print(f"{title}:")
+        for r in rs:
+            print(row(label(r), r))
+    return {"variants": variants, "grid": SWEEP, "meeting_goal": sum(goal_met(r) for r in grid), "best": rank(grid)[:12], "all": grid}
+
+
+def table(result: dict) -> list[str]:
+    """The results as a Markdown table and its source line (for docs/serve.md, between generated-block markers)."""
+    r, sc = result["result"], result["scenes"]
+    f = (lambda x: "-" if x is None else f"{100 * x:.0f} %")
+    s = (lambda x: "-" if x is None else f"{x:.0f} s")
+    lines = [
+        "| false alerts per camera-hour (calm) | distressed people alerted | within 3 min | seen* alerted within 3 min | time to alert, median / p90 |",
+        "|---:|---:|---:|---:|---:|",
+        f"| {r['false_per_camera_hour']:.2f} ({r['false_alerts_calm']} in {r['calm_hours']:.1f} h) | {f(r['alerted'])} of {r['episodes']} | "
+        f"{f(r['alerted_within_3min'])} | {f(r['seen_alerted_within_3min'])} of {r['episodes_seen']} | {s(r['time_to_alert_median'])} / {s(r['time_to_alert_p90'])} |",
+    ]
+    p = result["provenance"]
+    note = (f"{sc['calm']} calm and {sc['distressed']} distressed scenes of {sc['minutes']:g} min (seed {p['seed']}), the default rule. "
+            f"*seen: at least a minute of certain faces during the episode. From `bench/serve_alerts.py`, {p['machine']}, {p['date'][:10]}, commit `{p['commit'][:7]}`.")
+    return ["\n".join(lines), note]
+
+
+def key_values(pairs: list[str]) -> dict:
+    return {k: json.loads(v) for k, v in (p.split("=", 1) for p in pairs)}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--scenes", help="folder for the scenes and their cached faces (default: a temporary folder, deleted after)")
+    ap.add_argument("--calm", type=int, default=4)
+    ap.add_argument("--distressed", type=int, default=6)
+    ap.add_argument("--minutes", type=float, default=12.0)
+    ap.add_argument("--seed", type=int, default=1, help="scene seed; the Rule defaults were tuned on seed 0, so the default 1 is held out")
+    ap.add_argument("--rule", action="append", default=[], metavar="KEY=JSON", help="a Rule field for the reported run, e.g. --rule threshold=0.6")
+    ap.add_argument("--evidence", action="append", default=[], metavar="KEY=JSON", help="an Evidence field, e.g. --evidence min_face_px=20")
+    ap.add_argument("--engine", action="append", default=[], metavar="KEY=JSON", help="an AlertEngine argument, e.g. --engine link_seconds=0")
+    ap.add_argument("--sweep", action="store_true", help="also score the engine's variants and a grid of rule settings on the same faces")
+    ap.add_argument("--out", default=str(OUT))
+    add_data_arg(ap, DATA)
+    add_threads_arg(ap)
+    args = ap.parse_args()
+    torch.set_num_threads(args.threads)
+    rule, evidence, engine_kw = Rule(**key_values(args.rule)), Evidence(**key_values(args.evidence)), key_values(args.engine)
+    prov = provenance("bench/serve_alerts.py", seed=args.seed, pipeline="TEMPORARY: Recognizer.stream + bench bucket_faces (no CameraWorker on main yet)")
+    tmp = None if args.scenes else tempfile.TemporaryDirectory(prefix="lrfer-scenes-")
+    folder = Path(args.scenes or tmp.name)
+    folder.mkdir(parents=True, exist_ok=True)
+    cache: dict = {}
+    pools = (lambda: cache.setdefault("pools", face_pools(args.data)))
+    rec = (lambda: cache.setdefault("rec", Recognizer()))
+    t = time.perf_counter()
+    scenes = [scene_faces(rec, folder, pools, name, kind, args.minutes, seed) for name, kind, seed in scene_names(args.calm, args.distressed, args.seed)]
+    frames = sum(int(f["frames"]) for _, f in scenes)
+    pipeline_s = sum(float(f["seconds"]) for _, f in scenes)
+    print(f"{len(scenes)} scenes, {frames} frames at 2 fps ({frames / 7200:.2f} camera-hours); models {pipeline_s:.0f} s "
+          f"({1000 * pipeline_s / max(frames, 1):.0f} ms/frame when run); {time.perf_counter() - t:.0f} s here")
+    prepared = prepare(scenes, evidence)
+    result = evaluate(rule, evidence, prepared, engine_kw, detail=True)
+    print(HEADER)
+    print(row("as given" if args.rule or args.evidence or args.engine else "defaults", result))
+    report = {"provenance": prov, "scenes": {"calm": args.calm, "distressed": args.distressed, "minutes": args.minutes, "fps": 2.0, "frames": frames},
+              "pipeline_ms_per_frame": round(1000 * pipeline_s / max(frames, 1), 1), "goal_met": goal_met(result), "result": result}
+    if args.sweep:
+        report["sweep"] = sweep(scenes, prepared, evidence, rule, engine_kw)
+    Path(args.out).write_text(json.dumps(report, indent=1) + "\n")
+    print("\n\n".join(table(report)))
+    print(f"wrote {args.out}")
+    if tmp is not None:
+        tmp.cleanup()
+
+
+if __name__ == "__main__":
+    main()
