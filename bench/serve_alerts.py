@@ -261,7 +261,10 @@ def sweep(scenes: list, prepared: list, evidence: Evidence, base: Rule, engine_k
         print(f"{title}:")
         for r in rs:
             print(row(label(r), r))
-    return {"variants": variants, "grid": SWEEP, "meeting_goal": sum(goal_met(r) for r in grid), "best": rank(grid)[:12], "all": grid}
+    brief = ("false_per_camera_hour", "alerted", "alerted_within_3min", "seen_alerted_within_3min", "time_to_alert_median", "time_to_alert_p90")
+    every = [[*r["rule"].values(), *(r[k] for k in brief)] for r in grid]
+    return {"variants": variants, "grid": SWEEP, "meeting_goal": sum(goal_met(r) for r in grid), "best": rank(grid)[:12],
+            "all_columns": [*grid[0]["rule"], *brief], "all": every}
 
 
 def table(result: dict) -> list[str]:
@@ -323,7 +326,7 @@ def main() -> None:
               "pipeline_ms_per_frame": round(1000 * pipeline_s / max(frames, 1), 1), "goal_met": goal_met(result), "result": result}
     if args.sweep:
         report["sweep"] = sweep(scenes, prepared, evidence, rule, engine_kw)
-    Path(args.out).write_text(json.dumps(report, indent=1) + "\n")
+    Path(args.out).write_text(json.dumps(report, indent=1, separators=(",", ": ")) + "\n")
     print("\n\n".join(table(report)))
     print(f"wrote {args.out}")
     if tmp is not None:
