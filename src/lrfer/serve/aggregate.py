@@ -41,6 +41,11 @@ def new_run_id() -> str:
     return uuid.uuid4().hex[:8]
 
 
+def is_certain(face: Face, evidence: Evidence) -> bool:
+    """Whether a face counts as evidence: big enough and sure enough (else it is "uncertain")."""
+    return face.size >= evidence.min_face_px and face.confidence >= evidence.min_confidence
+
+
 def _median(counts: Counter) -> float:
     """The median of the values counted in a histogram ``{value: count}``."""
     n = sum(counts.values())
@@ -114,7 +119,7 @@ class BucketAggregator:
         acc.score += float(face.score)
         acc.sizes[int(face.size)] += 1
         acc.zones[self.zones.of_box(face.box, *frame_size) if frame_size and self.zones else ""] += 1
-        if face.size >= self.evidence.min_face_px and face.confidence >= self.evidence.min_confidence:
+        if is_certain(face, self.evidence):
             p = np.array([face.probabilities.get(c, 0.0) for c in self.classes], np.float64)
             acc.probs = p if acc.probs is None else acc.probs + p
             acc.certain += 1
