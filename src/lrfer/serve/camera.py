@@ -33,7 +33,7 @@ from ..infer.pipeline import Face
 from ..infer.recognizer import Recognizer
 from ..infer.video import Frame, VideoSource, open_video, open_webcam
 from .aggregate import BucketAggregator, is_certain
-from .config import Camera, Evidence
+from .config import Camera, Evidence, Model
 from .geometry import Masks
 from .records import CameraStatus, Observation
 
@@ -47,6 +47,11 @@ _CREDENTIALS = re.compile(r"(://[^/:@\s]*):[^/@\s]*@")
 def redact(text: str) -> str:
     """``text`` with the passwords of any URLs in it replaced by ``***`` (status and logs are shown to staff)."""
     return _CREDENTIALS.sub(r"\1:***@", text)
+
+
+def make_recognizer(model: Model) -> Recognizer:
+    """A Recognizer as the config's ``[model]`` section describes it (empty checkpoint: the shipped default)."""
+    return Recognizer(model.checkpoint or None, detector=model.detector, backend=model.backend, min_score=model.min_score, upscale=model.upscale)
 
 
 def _reason(err: BaseException) -> str:
