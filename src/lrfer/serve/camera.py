@@ -22,7 +22,7 @@ import re
 import threading
 import time
 from collections import Counter, deque
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from typing import Callable, Optional
 
 import numpy as np
@@ -221,7 +221,8 @@ class CameraWorker:
         self._set_state("live")
         batch = 1 if (source.live or self.speed > 0) else 8  # live: every frame's result at once; files at full speed: throughput
         n = 0
-        with contextlib.closing(rec.stream(self._frames(source), batch_frames=batch, keep_frames=True)) as results:
+        frames = self._replayed(source) if self._is_file and self.camera.loop else source
+        with contextlib.closing(rec.stream(self._frames(source, frames), batch_frames=batch, keep_frames=True)) as results:
             for res in results:
                 if self._stop.is_set():
                     break
@@ -232,13 +233,36 @@ class CameraWorker:
                 n += 1
         return n
 
-    def _frames(self, source: VideoSource) -> Iterator[Frame]:
+    def _replayed(self, source: VideoSource) -> Iterator[Frame]:
+        """A looped file as one endless stream: each pass goes on from the last one's time, so the
+        tracker keeps its tracks across the seam (the demo's video is made to loop seamlessly).
+        Runs in the stream's reader thread, which is the one that decodes, so closing a pass here is safe."""
+        current, offset, index = source, 0.0, 0
+        try:
+            while not self._stop.is_set():
+                last = None
+                for f in current:
+                    last = f
+                    yield Frame(index, offset + f.time, f.image)
+                    index += 1
+                if last is None or current.status != "ok":
+                    source.status = current.status if current.status != "ok" else source.status
+                    return
+                offset += last.time + 1.0 / max(current.fps, 1e-3)
+                if current is not source:
+                    current.close()
+                current = self._open()
+        finally:
+            if current is not source:
+                current.close()
+
+    def _frames(self, source: VideoSource, frames: Iterable[Frame]) -> Iterator[Frame]:
         """The source's frames sampled at the camera's rate by frame time, paced, masked (runs in the stream's reader thread)."""
         period = 1.0 / self.camera.fps
         due = -np.inf
         pace = self.speed > 0 and not source.live
         t0, first = time.monotonic(), None
-        for frame in source:
+        for frame in frames:
             if self._stop.is_set():
                 return
             if frame.time < due - 1e-6:
