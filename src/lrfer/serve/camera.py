@@ -99,6 +99,7 @@ class CameraWorker:
         self._status = CameraStatus(camera.id, state="starting", since=clock())
         self._last: Optional[tuple[np.ndarray, list[tuple[float, ...]]]] = None  # the last analysed frame (masked) and its face boxes
         self._recent: deque[float] = deque(maxlen=20)  # monotonic times of the last analysed frames
+        self._arrived: deque[tuple[int, float]] = deque(maxlen=64)  # (frame index, monotonic time it was handed to the detector)
         self._published = 0.0
 
     # ------------------------------------------------------------------------------ control
@@ -229,7 +230,7 @@ class CameraWorker:
                 t = self.clock()
                 faces = [f for f in res.faces if f.size >= self.camera.min_face]
                 self._emit(agg.add(t, faces, (source.width, source.height)))
-                self._analysed(t, res.image, res.faces, faces)
+                self._analysed(t, res.image, res.faces, faces, self._arrival(res.index))
                 n += 1
         return n
 
@@ -274,10 +275,17 @@ class CameraWorker:
                 if ahead > 0 and self._stop.wait(ahead):
                     return
             self._masks.apply(frame.image)  # before detection: masked pixels are never analysed
+            self._arrived.append((frame.index, time.monotonic()))
             yield frame
 
     # ------------------------------------------------------------------------------ records
-    def _analysed(self, t: float, image: Optional[np.ndarray], every: Sequence[Face], faces: Sequence[Face]) -> None:
+    def _arrival(self, index: int) -> Optional[float]:
+        """When frame ``index`` was handed to the detector (the reader runs ahead of the analysis)."""
+        while self._arrived and self._arrived[0][0] < index:
+            self._arrived.popleft()
+        return self._arrived.popleft()[1] if self._arrived and self._arrived[0][0] == index else None
+
+    def _analysed(self, t: float, image: Optional[np.ndarray], every: Sequence[Face], faces: Sequence[Face], arrived: Optional[float] = None) -> None:
         now = time.monotonic()
         moods = Counter(f.label for f in faces if is_certain(f, self.evidence))
         with self._lock:
@@ -287,6 +295,8 @@ class CameraWorker:
             st = self._status
             st.frames += 1
             st.last_frame_at, st.faces_now, st.moods_now = t, len(faces), dict(moods)
+            if arrived is not None:
+                st.lag = round(now - arrived, 3)
             span = self._recent[-1] - self._recent[0]
             st.fps = round((len(self._recent) - 1) / span, 2) if span > 0 else 0.0
             due = now - self._published >= STATUS_EVERY
