@@ -19,11 +19,11 @@ import threading
 import time
 from collections import OrderedDict, deque
 from dataclasses import dataclass
-from typing import Any, Callable, Optional
+from typing import Annotated, Any, Callable, Optional
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from fastapi import HTTPException, Request, Response
+from fastapi import Depends, HTTPException, Request, Response
 
 log = logging.getLogger(__name__)
 
@@ -232,3 +232,9 @@ def require_admin(request: Request) -> Principal:
 def require_worker(request: Request) -> Principal:
     """A remote camera worker's token (``lrfer worker --token``)."""
     return _require(request, frozenset({"worker"}), "worker tokens")
+
+
+#: Route parameters: ``who: User`` (a reader), ``who: Admin``, ``who: Worker``.
+User = Annotated[Principal, Depends(require_user)]
+Admin = Annotated[Principal, Depends(require_admin)]
+Worker = Annotated[Principal, Depends(require_worker)]
