@@ -70,3 +70,9 @@ def acknowledge(request: Request, who: User, alert_id: int, body: OptionalBody =
 def resolve(request: Request, who: User, alert_id: int, body: OptionalBody = None) -> dict:
     """The matter is closed (an optional ``{"note": "..."}``)."""
     return _change(request, alert_id, body, who, "resolved")
+
+
+@router.get("/api/rules", tags=["alerts"])
+def list_rules(request: Request, _: User) -> list[dict]:
+    """The alert rules in force (from the config file; read-only here)."""
+    return [r.model_dump() for r in service(request).config.rules]

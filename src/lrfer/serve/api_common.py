@@ -80,10 +80,14 @@ def time_range(start: Optional[str], end: Optional[str], now: float, default_sec
 
 
 def pick_bucket(bucket: Optional[int], span: float, base: int) -> int:
-    """The bucket asked for, or one that gives at most ~300 points: a multiple of the stored ``base``."""
+    """The bucket asked for, or one that gives at most ~300 points: a multiple of the stored ``base``,
+    rounded up to whole minutes or hours when that long (the store answers those from its rollups)."""
     if bucket is None:
-        n = max(1, math.ceil(span / 300 / base))
-        return n * base
+        b = max(1, math.ceil(span / 300 / base)) * base
+        for unit in (3600, 60):
+            if b >= unit:
+                return math.ceil(b / unit) * unit
+        return b
     if bucket < 1:
         raise HTTPException(422, "bucket: must be at least 1 second")
     if span / bucket > MAX_POINTS:
