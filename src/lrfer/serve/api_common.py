@@ -16,6 +16,7 @@ from .config import one_line
 #: The most points a timeline answers with (a week of 5 s buckets would be 120 960).
 MAX_POINTS = 5000
 MAX_RANGE_DAYS = 400
+_ROUND_BUCKETS = (60, 120, 300, 600, 900, 1800, 3600, 7200, 10800, 21600, 43200, 86400)
 
 #: A JSON body validated in the route (so a 422 names the key in one line, as the config does).
 JSONBody = Annotated[Any, Body()]
@@ -84,10 +85,9 @@ def pick_bucket(bucket: Optional[int], span: float, base: int) -> int:
     rounded up to whole minutes or hours when that long (the store answers those from its rollups)."""
     if bucket is None:
         b = max(1, math.ceil(span / 300 / base)) * base
-        for unit in (3600, 60):
-            if b >= unit:
-                return math.ceil(b / unit) * unit
-        return b
+        if b < 60:
+            return b
+        return next((n for n in _ROUND_BUCKETS if n >= b), math.ceil(b / 86400) * 86400)
     if bucket < 1:
         raise HTTPException(422, "bucket: must be at least 1 second")
     if span / bucket > MAX_POINTS:
