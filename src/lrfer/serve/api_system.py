@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
+from typing import Optional
 
 from fastapi import APIRouter, Request
 from fastapi.openapi.docs import get_swagger_ui_html
@@ -60,9 +61,10 @@ class Metrics:
         self.server_errors = Counter("lrfer_http_server_errors", "Requests that failed inside the server (answered 500)", registry=self.registry)
         self.registry.register(_ServiceCollector(svc))
 
-    def observe(self, method: str, route: str, status: int, seconds: float) -> None:
+    def observe(self, method: str, route: str, status: int, seconds: Optional[float]) -> None:
         self.requests.labels(method, route, str(status)).inc()
-        self.latency.labels(method, route).observe(seconds)
+        if seconds is not None:
+            self.latency.labels(method, route).observe(seconds)
 
 
 @router.get("/api/health", tags=["system"])

@@ -83,7 +83,9 @@ class _Guard:
                 await JSONResponse({"detail": "internal error (the server's log has the details)"}, status_code=500)(scope, receive, send_wrapped)
         finally:
             route = getattr(scope.get("route"), "path", None) or "unmatched"
-            self.state.metrics.observe(scope.get("method", ""), route, status, time.perf_counter() - t0)
+            # an event stream lasts as long as the dashboard stays open: counted, kept out of the latencies
+            seconds = None if route == "/api/events" else time.perf_counter() - t0
+            self.state.metrics.observe(scope.get("method", ""), route, status, seconds)
             if status == 500:
                 self.state.server_errors += 1
                 self.state.metrics.server_errors.inc()
