@@ -70,7 +70,8 @@ def cmd_worker(args: argparse.Namespace) -> int:
     from ..serve.config import Camera, load_config, one_line
     from ..serve.remote import run_worker
 
-    cameras = list(load_config(args.config).cameras) if args.config else []
+    cfg = load_config(args.config)  # None: every default
+    cameras = list(cfg.cameras)
     for spec in args.camera:
         cid, sep, url = spec.partition("=")
         if not sep or not url:
@@ -82,5 +83,8 @@ def cmd_worker(args: argparse.Namespace) -> int:
     if not cameras:
         raise LrferError("no cameras to run", "give --camera ID=URL or --config with [[cameras]]")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
-    run_worker(args.server, args.token, cameras, spool_dir=args.spool, verify=not args.insecure)
+    run_worker(
+        args.server, args.token, cameras, spool_dir=args.spool, verify=not args.insecure,
+        model=cfg.model, evidence=cfg.evidence, bucket_seconds=cfg.server.bucket_seconds,
+    )
     return 0

@@ -41,7 +41,7 @@ class Recorder:
         self.flush_seconds = flush_seconds
         self.on_alert = on_alert
         self.on_written = on_written
-        self._queue: deque[Observation] = deque()
+        self._queue: deque[tuple[Observation, float]] = deque()  # with the time it was handed over
         self._alerts: deque[AlertEvent] = deque()
         self._rules_lock = threading.Lock()  # the alert engine is fed from the writer and from ingest requests
         self._wake = threading.Event()
@@ -50,20 +50,24 @@ class Recorder:
         self.written = 0
         self.failures = 0
         self.last_error = ""
-        self.delays: deque[float] = deque(maxlen=2000)  # seconds from a bucket's end to its commit
+        self.delays: deque[float] = deque(maxlen=5000)  # ingest-to-database: seconds from submit to commit
+        self.ages: deque[float] = deque(maxlen=5000)  # freshness: seconds from a bucket's end to its commit
 
     # ------------------------------------------------------------------------------ intake
     def submit(self, observations: list[Observation]) -> None:
         """Queue a local worker's observations (returns at once; thread-safe)."""
         if observations:
-            self._queue.extend(observations)
+            now = time.monotonic()
+            self._queue.extend((o, now) for o in observations)
             if len(self._queue) > 5000:
                 self._wake.set()
 
     def write(self, observations: list[Observation], batch_id: str) -> bool:
         """Store a remote batch now (raises when the database is down; False: already stored)."""
+        t = time.monotonic()
         stored = self.store.ingest(observations, batch_id)
         if stored:
+            self.delays.extend([time.monotonic() - t] * len(observations))
             self._after_write(observations)
         return stored
 
@@ -105,11 +109,13 @@ class Recorder:
         batch = [self._queue.popleft() for _ in range(min(len(self._queue), 20000))]
         try:
             if batch:
-                self.store.ingest(batch)
-                self._after_write(batch)
+                self.store.ingest([o for o, _ in batch])
+                done = time.monotonic()
+                self.delays.extend(done - t for _, t in batch)
+                self._after_write([o for o, _ in batch])
             self._write_alerts()
         except sa.exc.SQLAlchemyError as err:
-            self._queue.extendleft(reversed(batch))  # back at the front, in order
+            self._queue.extendleft(reversed(batch))  # back at the front, in order, with their hand-over times
             self.failures += 1
             self.last_error = str(getattr(err, "orig", err)).strip().splitlines()[0][:200] if str(err) else type(err).__name__
             log.warning("database write failed (%d queued, retrying): %s", self.pending, self.last_error)
@@ -121,7 +127,7 @@ class Recorder:
     def _after_write(self, observations: list[Observation]) -> None:
         now = time.time()
         self.written += len(observations)
-        self.delays.extend(now - (o.start + o.seconds) for o in observations)
+        self.ages.extend(now - (o.start + o.seconds) for o in observations)
         with self._rules_lock:
             self._alerts.extend(self.engine.observe(observations))
         if self.on_written is not None:
@@ -135,8 +141,10 @@ class Recorder:
                 self.on_alert(row)
 
     def delay_percentiles(self) -> dict[str, Optional[float]]:
-        """Ingest-to-database delay (p50, p95, seconds) of the recent observations."""
-        d = sorted(self.delays)
-        if not d:
-            return {"p50": None, "p95": None}
-        return {"p50": round(d[len(d) // 2], 3), "p95": round(d[min(len(d) - 1, int(0.95 * len(d)))], 3)}
+        """Recent ingest-to-database delays (submit to commit) and freshness (bucket end to commit), p50 and p95, seconds."""
+        out: dict[str, Optional[float]] = {}
+        for name, values in (("delay", self.delays), ("age", self.ages)):
+            d = sorted(values)
+            out[f"{name}_p50"] = round(d[len(d) // 2], 3) if d else None
+            out[f"{name}_p95"] = round(d[min(len(d) - 1, int(0.95 * len(d)))], 3) if d else None
+        return out

@@ -20,12 +20,12 @@ import numpy as np
 
 from ..infer.recognizer import Face, Recognizer
 from .alerts import AlertEngine
-from .camera import CameraWorker
+from .camera import CameraWorker, make_recognizer
 from .config import Camera, ServeConfig
 from .events import EventHub
 from .notify import Notifier
-from .records import CameraStatus, Observation
 from .recorder import Recorder
+from .records import CameraStatus, Observation
 from .store import Store
 
 log = logging.getLogger(__name__)
@@ -45,7 +45,7 @@ class Service:
     def __init__(self, config: ServeConfig, *, speed: float = 1.0, recognizer: Optional[Callable[[], Recognizer]] = None):
         self.config = config
         self.speed = speed  # video-file cameras: 1 plays in real time (0: as fast as possible; benchmarks)
-        self._make_recognizer = recognizer or self._recognizer
+        self._make_recognizer = recognizer or (lambda: make_recognizer(config.model))
         self.store = Store(database_url(config))
         self.hub = EventHub()
         self.engine = AlertEngine([r for r in config.rules if r.enabled], bucket_seconds=config.server.bucket_seconds)
@@ -84,10 +84,6 @@ class Service:
         if self._maintenance is not None:
             self._maintenance.join(5)
         self.store.close()
-
-    def _recognizer(self) -> Recognizer:
-        m = self.config.model
-        return Recognizer(m.checkpoint or None, detector=m.detector, backend=m.backend, min_score=m.min_score, upscale=m.upscale)
 
     def _start_worker(self, cam: Camera) -> None:
         s = self.config.server
