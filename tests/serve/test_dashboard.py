@@ -79,7 +79,7 @@ def test_dashboard_end_to_end(tmp_path):
             page.get_by_role("button", name="Log in").click()
 
             tile = page.locator('.tile[data-camera="lounge"]')
-            expect(tile.locator(".badge")).to_have_text("live")
+            expect(tile.locator(".camera-state")).to_have_text("live")
             page.wait_for_function("() => +document.querySelector('.tile[data-camera=\"lounge\"] .faces-now')?.textContent > 0")
             expect(page.locator("#live")).to_have_text("live")  # the SSE stream is connected
             shot("overview")
@@ -88,8 +88,12 @@ def test_dashboard_end_to_end(tmp_path):
             page.wait_for_function(
                 "() => document.querySelectorAll('#timeline .scatterlayer .trace').length > 0 && +document.querySelector('#timeline').dataset.points > 0"
             )
-            drawn = page.eval_on_selector_all("#timeline .scatterlayer .trace path", "ps => ps.map(p => (p.getAttribute('d') || '').length)")
-            assert max(drawn) > 20, drawn  # Plotly drew shapes, not empty traces
+            page.get_by_role("button", name="Last 10 min").click()  # the camera started seconds ago: the short range shows it best
+            page.wait_for_function(
+                "() => document.querySelector('#timeline-note').textContent.includes('of 2 s') && +document.querySelector('#timeline').dataset.points >= 3"
+            )
+            drawn = page.eval_on_selector_all("#timeline .scatterlayer .trace path.js-fill", "ps => ps.map(p => (p.getAttribute('d') || '').length)")
+            assert len(drawn) >= 2 and max(drawn) > 40, drawn  # Plotly drew filled areas, not empty traces
             expect(page.locator("#tracks tbody tr").first).to_be_visible()
             page.wait_for_function("() => document.querySelector('#snapshot').naturalWidth > 0")
             shot("camera")

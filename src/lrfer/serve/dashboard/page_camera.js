@@ -3,6 +3,7 @@
 import { ago, api, badge, clear, color, duration, el, moodBar, session, when } from "./ui.js";
 
 const RANGES = [
+  { key: "10min", label: "Last 10 min", seconds: 600, bucket: null },
   { key: "hour", label: "Last hour", seconds: 3600, bucket: null },
   { key: "day", label: "Last day", seconds: 86400, bucket: 300 },
   { key: "week", label: "Last week", seconds: 7 * 86400, bucket: 3600 },
@@ -13,7 +14,7 @@ function drawChart(node, data) {
   if (!window.Plotly) { clear(node, el("p", { class: "error" }, "The chart library did not load.")); return; }
   const x = data.points.map((p) => new Date(p.t * 1000));
   const traces = data.classes.map((c) => ({
-    type: "scatter", mode: "lines", stackgroup: "moods", name: c, x,
+    type: "scatter", mode: data.points.length < 30 ? "lines+markers" : "lines", stackgroup: "moods", name: c, x, // markers: a few buckets stay visible
     y: data.points.map((p) => (p.shares[c] === null || p.shares[c] === undefined ? null : 100 * p.shares[c])),
     line: { width: 0.5, color: color(c) }, fillcolor: color(c),
     hovertemplate: `${c}: %{y:.0f}%<extra></extra>`,
@@ -43,7 +44,7 @@ function tracksTable(tracks) {
 
 export async function cameraPage(main, id) {
   const cam = await api(`/api/cameras/${encodeURIComponent(id)}`);
-  let range = RANGES[0];
+  let range = RANGES[1];
   const chart = el("div", { class: "chart", id: "timeline", role: "img", "aria-label": "Mood timeline: share of each expression over time" });
   const chartNote = el("p", { class: "muted", id: "timeline-note" });
   const statusBox = el("div", { class: "card", id: "camera-status" });
@@ -77,7 +78,7 @@ export async function cameraPage(main, id) {
     drawChart(chart, data);
     chart.dataset.points = String(data.points.length);
     const hidden = data.points.filter((p) => p.hidden).length;
-    chartNote.textContent = `${data.points.length} buckets of ${duration(data.bucket)}` +
+    chartNote.textContent = `${data.points.length} ${data.points.length === 1 ? "bucket" : "buckets"} of ${duration(data.bucket)}` +
       (hidden ? ` · ${hidden} hidden (fewer than ${data.min_people} people)` : "") + " · only faces big and sure enough count";
     if (!session.me.aggregate_only) {
       const tq = new URLSearchParams({ camera: cam.id, start: q.get("start"), end: q.get("end"), limit: "50" });

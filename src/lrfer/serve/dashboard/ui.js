@@ -90,8 +90,8 @@ export function moodBar(counts) {
   return el("div", {}, bar, legend);
 }
 
-export function badge(state) {
-  return el("span", { class: `badge ${state}` }, state);
+export function badge(state, extra = "") {
+  return el("span", { class: `badge ${state} ${extra}`.trim() }, state);
 }
 
 export function toast(text, bad = false) {
