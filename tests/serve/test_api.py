@@ -215,6 +215,7 @@ def test_password_never_returned_or_logged(site, caplog):
     bodies.append(site.admin.post("/api/users", json={"username": "dave", "password": 987654321987}).text)
     with site.client() as c:
         bodies.append(c.post("/api/login", json={"username": "carol", "password": secrets_[2]}).text)
+        c.post("/api/login", json={"username": "typed-a-Password-here", "password": "x"})  # not recorded anywhere
         r = c.post("/api/login", json={"username": "carol", "password": secrets_[0]})
         assert r.status_code == 200
         bodies.append(r.text)
@@ -232,7 +233,20 @@ def test_password_never_returned_or_logged(site, caplog):
         assert s not in text, f"{s} in a response"
         assert s not in caplog.text, f"{s} in the log"
     assert "$argon2" not in text and token not in caplog.text
+    assert "typed-a-Password-here" not in text + caplog.text
     assert site.admin.delete("/api/users/carol").status_code == 200
+
+
+def test_admins_cannot_lock_themselves_out(site):
+    for r in (
+        site.admin.delete("/api/users/alice"),
+        site.admin.put("/api/users/alice", json={"disabled": True}),
+        site.admin.put("/api/users/alice", json={"role": "staff"}),
+    ):
+        assert r.status_code == 409 and r.json()["detail"]
+    assert site.admin.put("/api/users/alice", json={"role": "owner"}).status_code == 422
+    assert site.admin.delete("/api/users/nobody").status_code == 404
+    assert site.admin.get("/api/me").json()["role"] == "admin"
 
 
 def test_bad_input_answers_one_line(site):

@@ -68,7 +68,9 @@ def login(request: Request, response: Response, body: LoginIn) -> dict:
     ok = verify_password(row.get("password_hash") if row else None, body.password)
     if not ok or row.get("disabled"):
         app.state.limiter.failed(ip, body.username)
-        audit(request, "login.failed", body.username[:64], actor=body.username[:64])
+        # an unknown name is not recorded: it may be a password typed into the wrong field
+        who = row["username"] if row else "(unknown user)"
+        audit(request, "login.failed", who, actor=who)
         raise HTTPException(401, "wrong username or password")
     app.state.limiter.succeeded(ip, body.username)
     sid, sid_hash = new_session()
@@ -133,6 +135,8 @@ def update_user(request: Request, who: Admin, username: str, body: JSONBody) -> 
     store = service(request).store
     if store.get_user(username) is None:
         raise HTTPException(404, f"unknown user '{username}'")
+    if patch.disabled and username == who.name:
+        raise HTTPException(409, "you cannot disable yourself")
     if (patch.role == "staff" or patch.disabled) and not _other_admins(request, username) and store.get_user(username)["role"] == "admin":
         raise HTTPException(409, "this is the last admin: make another admin first")
     pw_hash = None
