@@ -28,7 +28,7 @@ function loginPage() {
       await api("/api/login", { method: "POST", body: { username: user.value.trim(), password: pass.value } });
       pass.value = "";
       await start();
-      location.hash = "#/";
+      route(); // the page that was asked for (the overview when none)
     } catch (err) {
       error.textContent = err.message;
     } finally {
