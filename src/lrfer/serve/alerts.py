@@ -1,0 +1,420 @@
+"""The alert rules: per-track and per-zone time buckets in, :class:`AlertEvent` out.
+
+Staff act on these alerts, so the engine prefers silence to a guess:
+
+- only evidence counts: a bucket with no certain frame (faces too small or unsure) is ignored;
+- a rule needs ``min_observations`` evidence buckets over its last ``minutes``, and their mean
+  share (weighted by certain frames) above ``threshold``;
+- with ``baseline="own"`` the share must also exceed a baseline by ``margin``, because a resting
+  face is often read as sad: the track's own share before the window when it has enough history,
+  else the median share of the other tracks recently seen in its zone (or camera), else none. A
+  zone's baseline is its own earlier hour;
+- one alert per (camera, track or zone, rule) per cooldown, and data reported later than
+  ``max_delay_seconds`` raises nothing (logged): an alert is about now.
+
+Time comes from the observations (bucket starts), so remote workers' late and interleaved batches
+are judged on their own clock; ``clock`` only stamps ``opened_at``, measures lateness and ages out
+state. Memory is bounded: a track keeps at most its baseline horizon plus the longest window, and
+tracks unseen for ``forget_minutes`` are dropped.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import math
+import statistics
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Callable, Mapping, Optional
+
+from .config import Rule
+from .records import NEGATIVE, AlertEvent, Observation
+
+log = logging.getLogger(__name__)
+
+#: a peer track needs this many evidence buckets before its share says what is typical here
+PEER_MIN_BUCKETS = 6
+#: and the typical share needs this many peers (a median of one is one person's face)
+PEER_MIN_TRACKS = 2
+#: what ``baseline="own"`` does when a track has neither its own history nor peers to compare with:
+#: judge on the threshold alone, ask for the threshold plus the margin, or wait (no alert)
+WITHOUT_BASELINE = ("threshold", "margin", "abstain")
+#: a track continues another only when their faces' sizes differ by less than this factor
+LINK_SIZE_RATIO = 1.3
+
+
+@dataclass
+class _Bucket:
+    start: float
+    end: float
+    zone: str
+    certain: int
+    probs: Optional[dict[str, float]]
+    face_px: float
+
+
+@dataclass
+class _Track:
+    camera_id: str
+    track_key: str
+    first_start: float
+    last_end: float = 0.0
+    zone: str = ""
+    buckets: deque = field(default_factory=deque)
+    joined: int = 1  # tracks of one person joined into this one (see ``AlertEngine._link``)
+
+    def face_px(self) -> float:
+        return statistics.median(b.face_px for b in itertools.islice(reversed(self.buckets), 12))
+
+
+@dataclass
+class _ZoneBucket:
+    certain: int = 0
+    tracks: int = 0
+    face_px: float = 0.0  # summed over tracks; divided by ``tracks``
+    probs: dict = field(default_factory=dict)  # class -> sum of certain * probability
+
+
+@dataclass
+class _Zone:
+    last_end: float = 0.0
+    buckets: dict = field(default_factory=dict)  # start -> _ZoneBucket
+
+
+@dataclass
+class _Verdict:
+    share: float
+    baseline: Optional[float]
+    baseline_kind: str  # "own", "peers", "zone", "none"
+    observations: int
+    certain: int
+    minutes: float
+    face_px: float
+    tracks: int = 1
+
+
+def _share(probs: Optional[dict[str, float]], expressions: tuple[str, ...]) -> float:
+    return float(sum(probs.get(c, 0.0) for c in expressions)) if probs else 0.0
+
+
+def _weighted(items: list[tuple[float, int]]) -> Optional[float]:
+    """Mean of (share, certain frames) pairs weighted by the frames; None without any."""
+    w = sum(c for _, c in items)
+    return sum(s * c for s, c in items) / w if w else None
+
+
+def _in_rule(rule: Rule, camera_id: str) -> bool:
+    return rule.enabled and (not rule.cameras or camera_id in rule.cameras)
+
+
+class AlertEngine:
+    """Turns observations into alerts, following ``rules`` (thread-safe)."""
+
+    def __init__(
+        self,
+        rules: list[Rule],
+        *,
+        bucket_seconds: int = 5,
+        clock: Callable[[], float] = time.time,
+        camera_names: Optional[Mapping[str, str]] = None,
+        baseline_minutes: float = 60.0,
+        forget_minutes: float = 60.0,
+        max_delay_seconds: float = 300.0,
+        link_seconds: float = 30.0,
+        peer_min_tracks: int = PEER_MIN_TRACKS,
+        without_baseline: str = "threshold",
+    ):
+        self.bucket_seconds = bucket_seconds
+        self.clock = clock
+        #: read at each alert, so the service may pass a dict it keeps up to date
+        self.camera_names = camera_names if camera_names is not None else {}
+        self.baseline_seconds = baseline_minutes * 60.0
+        self.forget_seconds = forget_minutes * 60.0
+        self.max_delay_seconds = max_delay_seconds
+        self.link_seconds = link_seconds
+        self.peer_min_tracks = peer_min_tracks
+        if without_baseline not in WITHOUT_BASELINE:
+            raise ValueError(f"without_baseline must be one of {', '.join(WITHOUT_BASELINE)}, not {without_baseline!r}")
+        self.without_baseline = without_baseline
+        self._lock = threading.Lock()
+        self._tracks: dict[tuple[str, str], _Track] = {}
+        self._zones: dict[tuple[str, Optional[str]], _Zone] = {}
+        self._fired: dict[tuple[str, str, str], float] = {}  # (camera, track or zone, rule) -> data time of the last alert
+        self._swept = -math.inf
+        self.set_rules(rules)
+
+    # ------------------------------------------------------------------ public
+    def set_rules(self, rules: list[Rule]) -> None:
+        """Replace the rules. Cooldowns carry over by rule name, so editing a rule does not re-alert."""
+        with self._lock:
+            self.rules = list(rules)
+            names = {r.name for r in self.rules}
+            self._fired = {k: v for k, v in self._fired.items() if k[2] in names}
+            longest = max((r.minutes for r in self.rules), default=0.0) * 60.0
+            self._horizon = self.baseline_seconds + longest + self.bucket_seconds
+
+    def observe(self, observations: list[Observation]) -> list[AlertEvent]:
+        """Take a batch of buckets (any cameras, any order across tracks); return the new alerts."""
+        with self._lock:
+            touched_tracks: dict[tuple[str, str], _Track] = {}
+            touched_zones: set[tuple[str, Optional[str]]] = set()
+            for ob in observations:
+                track = self._add(ob)
+                if track is None:
+                    continue
+                touched_tracks[(ob.camera_id, ob.track_key)] = track
+                touched_zones.add((ob.camera_id, None))
+                if ob.zone:
+                    touched_zones.add((ob.camera_id, ob.zone))
+            events = []
+            for track in touched_tracks.values():
+                events += self._check_track(track)
+            for key in sorted(touched_zones, key=lambda k: (k[0], k[1] or "")):
+                events += self._check_zone(*key)
+            now = self.clock()
+            if now - self._swept >= 60.0:
+                self._forget(now)
+            return events
+
+    def close_track(self, camera_id: str, track_key: str) -> None:
+        """Drop a track's state (its worker says it ended); its cooldown stays until it runs out."""
+        with self._lock:
+            self._tracks.pop((camera_id, track_key), None)
+
+    def forget(self, now: Optional[float] = None) -> int:
+        """Drop tracks unseen for ``forget_minutes`` and spent cooldowns; returns the tracks dropped."""
+        with self._lock:
+            return self._forget(self.clock() if now is None else now)
+
+    @property
+    def tracks(self) -> int:
+        """How many tracks the engine holds (memory stays bounded: see :meth:`forget`)."""
+        return len(self._tracks)
+
+    # ------------------------------------------------------------------ state
+    def _add(self, ob: Observation) -> Optional[_Track]:
+        key = (ob.camera_id, ob.track_key)
+        track = self._tracks.get(key)
+        end = ob.start + ob.seconds
+        if track is None:
+            track = self._tracks[key] = _Track(ob.camera_id, ob.track_key, first_start=ob.start, zone=ob.zone)
+            self._link(track, ob)
+        elif ob.start < track.last_end - 1e-6:
+            # a replayed or out-of-order bucket: a track's buckets come in time order, so this one is already counted
+            log.debug("alerts: bucket %s of %s/%s is older than its last one; ignored", ob.start, ob.camera_id, ob.track_key)
+            return None
+        certain = ob.certain if ob.probs else 0
+        track.buckets.append(_Bucket(ob.start, end, ob.zone, certain, ob.probs, ob.face_px))
+        track.last_end, track.zone = end, ob.zone
+        while track.buckets and track.buckets[0].start < end - self._horizon:
+            track.buckets.popleft()
+        for zone in (None, ob.zone) if ob.zone else (None,):
+            self._add_zone(ob, zone, certain)
+        return track
+
+    def _link(self, track: _Track, ob: Observation) -> None:
+        """Join a new track to the one it most likely continues: a tracker loses a face that turns away
+        or is missed for a few frames and starts a new id for it, which would leave the person
+        without their own baseline (and free to alert again). The predecessor ended at most
+        ``link_seconds`` before, in the same camera and zone, with a face of about the same size."""
+        if self.link_seconds <= 0:
+            return
+        best, best_ratio = None, LINK_SIZE_RATIO
+        for other in self._tracks.values():
+            if other is track or other.camera_id != ob.camera_id or other.zone != ob.zone or not other.buckets:
+                continue
+            if not (ob.start - self.link_seconds <= other.last_end <= ob.start + 1e-6):
+                continue
+            ratio = max(other.face_px(), ob.face_px) / max(min(other.face_px(), ob.face_px), 1e-6)
+            if ratio <= best_ratio:
+                best, best_ratio = other, ratio
+        if best is None:
+            return
+        del self._tracks[(best.camera_id, best.track_key)]
+        track.buckets, track.first_start, track.joined = best.buckets, best.first_start, best.joined + 1
+        for (camera_id, subject, rule), t in list(self._fired.items()):
+            if camera_id == best.camera_id and subject == best.track_key:
+                self._fired[(camera_id, track.track_key, rule)] = t
+
+    def _add_zone(self, ob: Observation, zone: Optional[str], certain: int) -> None:
+        z = self._zones.setdefault((ob.camera_id, zone), _Zone())
+        b = z.buckets.get(ob.start)
+        if b is None:
+            b = z.buckets[ob.start] = _ZoneBucket()
+        b.tracks += 1
+        b.face_px += ob.face_px
+        if certain:
+            b.certain += certain
+            for c, p in ob.probs.items():
+                b.probs[c] = b.probs.get(c, 0.0) + certain * p
+        z.last_end = max(z.last_end, ob.start + ob.seconds)
+        if len(z.buckets) > 2 * self._horizon / self.bucket_seconds + 16:
+            oldest = z.last_end - self._horizon
+            z.buckets = {s: v for s, v in z.buckets.items() if s >= oldest}
+
+    def _forget(self, now: float) -> int:
+        self._swept = now
+        old = [k for k, t in self._tracks.items() if t.last_end < now - self.forget_seconds]
+        for k in old:
+            del self._tracks[k]
+        for k in [k for k, z in self._zones.items() if z.last_end < now - self._horizon]:
+            del self._zones[k]
+        cooldown = {r.name: r.cooldown_minutes * 60.0 for r in self.rules}
+        self._fired = {k: t for k, t in self._fired.items() if t >= now - cooldown.get(k[2], 0.0)}
+        return len(old)
+
+    # ------------------------------------------------------------------ track rules
+    def _check_track(self, track: _Track) -> list[AlertEvent]:
+        events = []
+        for rule in self.rules:
+            if rule.scope != "track" or not _in_rule(rule, track.camera_id):
+                continue
+            if rule.zone is not None and track.zone != rule.zone:
+                continue
+            verdict = self._judge_track(rule, track)
+            if verdict is not None and self._may_fire(rule, track.camera_id, track.track_key, track.last_end):
+                events.append(self._event(rule, track.camera_id, track.zone, track.track_key, track.last_end, verdict))
+        return events
+
+    def _judge_track(self, rule: Rule, track: _Track) -> Optional[_Verdict]:
+        expr = tuple(rule.expressions)
+        window_start = track.last_end - rule.minutes * 60.0
+        base_start = window_start - self.baseline_seconds
+        window, before, sizes = [], [], []
+        for b in reversed(track.buckets):
+            if b.start < base_start:
+                break
+            if not b.certain or (rule.zone is not None and b.zone != rule.zone):
+                continue
+            if b.start >= window_start:
+                window.append((_share(b.probs, expr), b.certain))
+                sizes.append(b.face_px)
+            else:
+                before.append((_share(b.probs, expr), b.certain))
+        if len(window) < rule.min_observations:
+            return None
+        share = _weighted(window)
+        if share is None or share <= rule.threshold:
+            return None
+        baseline, kind = None, "none"
+        if rule.baseline == "own":
+            if len(before) >= rule.min_observations:
+                baseline, kind = _weighted(before), "own"
+            else:
+                baseline = self._peer_baseline(rule, track)
+                kind = "peers" if baseline is not None else "none"
+            if baseline is not None and share <= baseline + rule.margin:
+                return None
+            if baseline is None and (self.without_baseline == "abstain" or (self.without_baseline == "margin" and share <= rule.threshold + rule.margin)):
+                return None
+        span = track.last_end - max(window_start, track.first_start)
+        return _Verdict(share, baseline, kind, len(window), sum(c for _, c in window), span / 60.0, statistics.median(sizes))
+
+    def _peer_baseline(self, rule: Rule, track: _Track) -> Optional[float]:
+        """The median recent share of the other tracks in the track's zone, else in its camera."""
+        expr = tuple(rule.expressions)
+        since = track.last_end - self.baseline_seconds
+        in_zone, in_camera = [], []
+        for other in self._tracks.values():
+            if other is track or other.camera_id != track.camera_id or other.last_end < since:
+                continue
+            items = [(_share(b.probs, expr), b.certain) for b in other.buckets if b.certain and since <= b.start < track.last_end]
+            if len(items) < PEER_MIN_BUCKETS:
+                continue
+            share = _weighted(items)
+            in_camera.append(share)
+            if track.zone and other.zone == track.zone:
+                in_zone.append(share)
+        for shares in (in_zone, in_camera):
+            if len(shares) >= self.peer_min_tracks:
+                return float(statistics.median(shares))
+        return None
+
+    # ------------------------------------------------------------------ zone rules
+    def _check_zone(self, camera_id: str, zone: Optional[str]) -> list[AlertEvent]:
+        events = []
+        z = self._zones.get((camera_id, zone))
+        if z is None:
+            return events
+        for rule in self.rules:
+            if rule.scope != "zone" or rule.zone != zone or not _in_rule(rule, camera_id):
+                continue
+            verdict = self._judge_zone(rule, z)
+            if verdict is not None and self._may_fire(rule, camera_id, f"zone:{zone or ''}", z.last_end):
+                events.append(self._event(rule, camera_id, zone or "", None, z.last_end, verdict))
+        return events
+
+    def _judge_zone(self, rule: Rule, z: _Zone) -> Optional[_Verdict]:
+        expr = tuple(rule.expressions)
+        window_start = z.last_end - rule.minutes * 60.0
+        base_start = window_start - self.baseline_seconds
+        window, before, sizes, tracks = [], [], [], []
+        for start, b in z.buckets.items():
+            if start < base_start or not b.certain:
+                continue
+            share = _share(b.probs, expr) / b.certain
+            if start >= window_start:
+                window.append((share, b.certain))
+                sizes.append(b.face_px / b.tracks)
+                tracks.append(b.tracks)
+            else:
+                before.append((share, b.certain))
+        if len(window) < rule.min_observations:
+            return None
+        share = _weighted(window)
+        if share is None or share <= rule.threshold:
+            return None
+        baseline, kind = None, "none"
+        if rule.baseline == "own" and len(before) >= rule.min_observations:
+            baseline, kind = _weighted(before), "zone"
+            if share <= baseline + rule.margin:
+                return None
+        first = min(s for s in z.buckets)
+        span = z.last_end - max(window_start, first)
+        return _Verdict(share, baseline, kind, len(window), sum(c for _, c in window), span / 60.0, statistics.median(sizes), max(tracks))
+
+    # ------------------------------------------------------------------ firing
+    def _may_fire(self, rule: Rule, camera_id: str, subject: str, t: float) -> bool:
+        key = (camera_id, subject, rule.name)
+        last = self._fired.get(key)
+        if last is not None and t - last < rule.cooldown_minutes * 60.0:
+            return False
+        late = self.clock() - t
+        if late > self.max_delay_seconds:
+            log.warning("alerts: %s on %s/%s holds for data %.0f s old; not raised (an alert is about now)", rule.name, camera_id, subject, late)
+            return False
+        self._fired[key] = t
+        return True
+
+    def _event(self, rule: Rule, camera_id: str, zone: str, track_key: Optional[str], t: float, v: _Verdict) -> AlertEvent:
+        evidence = {
+            "share": round(v.share, 4),
+            "baseline": None if v.baseline is None else round(v.baseline, 4),
+            "baseline_kind": v.baseline_kind,
+            "observations": v.observations,
+            "certain_frames": v.certain,
+            "minutes": round(v.minutes, 2),
+            "face_px": round(v.face_px, 1),
+            "tracks": v.tracks,
+            "threshold": rule.threshold,
+            "margin": rule.margin,
+            "expressions": list(rule.expressions),
+            "observed_until": t,
+        }
+        return AlertEvent(camera_id, zone, track_key, rule.name, self.clock(), self._message(rule, camera_id, zone, track_key, v), evidence)
+
+    def _message(self, rule: Rule, camera_id: str, zone: str, track_key: Optional[str], v: _Verdict) -> str:
+        """One sentence a nurse can act on, e.g. "Lounge: a person has looked distressed for 2 min (62% negative vs 20% usual)"."""
+        where = self.camera_names.get(camera_id) or f"Camera {camera_id}"
+        if zone:
+            where += f", {zone}"
+        negative = set(rule.expressions) <= set(NEGATIVE)
+        mood = "distressed" if negative else " or ".join(rule.expressions)
+        what = "negative" if negative else "/".join(rule.expressions)
+        who = "a person has" if track_key is not None else "people here have"
+        usual = "typical here" if v.baseline_kind == "peers" else "usual"
+        vs = f" vs {v.baseline:.0%} {usual}" if v.baseline is not None else ""
+        return f"{where}: {who} looked {mood} for {max(1, round(v.minutes))} min ({v.share:.0%} {what}{vs})"
