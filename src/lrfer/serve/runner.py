@@ -14,10 +14,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Optional
 
-import uvicorn
-
 from ..errors import LrferError
-from .app import create_app
+from .app import create_app, make_server
 from .auth import hash_password
 from .config import Camera, Rule, ServeConfig
 from .service import Service
@@ -72,7 +70,9 @@ def serve(config: ServeConfig, *, on_event: Callable[[str, str], None] = lambda 
         check_exposure(config, service.store)
         service.start()
         app = create_app(service)
-        server = uvicorn.Server(uvicorn.Config(app, host=config.server.host, port=config.server.port, log_level="warning", access_log=False))
+        # make_server's exit closes the live event streams first: uvicorn waits for open responses,
+        # and a dashboard's SSE stream never ends by itself.
+        server = make_server(app, host=config.server.host, port=config.server.port, access_log=False)
         on_event("url", f"http://{_host(config.server.host)}:{config.server.port}/")
         server.run()  # handles SIGTERM and SIGINT: returns once the open requests are done
     finally:
