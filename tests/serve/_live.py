@@ -13,7 +13,6 @@ from pathlib import Path
 from typing import Optional
 
 import httpx
-import sqlalchemy as sa
 
 from lrfer.serve.app import create_app, make_server
 from lrfer.serve.auth import hash_password, new_token
@@ -103,19 +102,3 @@ def live_server(config: ServeConfig, **kwargs):
         yield srv
     finally:
         srv.stop()
-
-
-@contextmanager
-def postgres_database(server):
-    """A fresh database of its own on the session's PostgreSQL server (as conftest's ``pg_url``,
-    for fixtures wider than one test)."""
-    name = "t_" + uuid.uuid4().hex[:12]
-    admin = sa.create_engine(server.url, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
-    try:
-        yield server.url.rsplit("/", 1)[0] + "/" + name
-    finally:
-        with admin.connect() as conn:
-            conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()

@@ -12,8 +12,13 @@ import os
 import shutil
 import socket
 import subprocess
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Optional
+
+import sqlalchemy as sa
 
 
 def pg_bin() -> Optional[Path]:
@@ -50,6 +55,20 @@ class PostgresServer:
     @property
     def url(self) -> str:
         return f"postgresql+psycopg://postgres@127.0.0.1:{self.port}/lrfer_test"
+
+    @contextmanager
+    def database(self) -> Iterator[str]:
+        """The URL of a fresh database of its own, dropped afterwards."""
+        name = "t_" + uuid.uuid4().hex[:12]
+        admin = sa.create_engine(self.url, isolation_level="AUTOCOMMIT")
+        with admin.connect() as conn:
+            conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
+        try:
+            yield self.url.rsplit("/", 1)[0] + "/" + name
+        finally:
+            with admin.connect() as conn:
+                conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+            admin.dispose()
 
     def _run(self, tool: str, *args: str) -> None:
         cmd = [str(self.bin / tool), *args]

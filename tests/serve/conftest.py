@@ -4,11 +4,9 @@ session (a fresh database per test that asks for it)."""
 from __future__ import annotations
 
 import tempfile
-import uuid
 from pathlib import Path
 
 import pytest
-import sqlalchemy as sa
 
 from ._postgres import PostgresServer, pg_bin
 
@@ -25,14 +23,8 @@ def postgres():
 @pytest.fixture
 def pg_url(postgres):
     """A URL to an empty database of its own on the session's PostgreSQL server."""
-    name = "t_" + uuid.uuid4().hex[:12]
-    admin = sa.create_engine(postgres.url, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
-    yield postgres.url.rsplit("/", 1)[0] + "/" + name
-    with admin.connect() as conn:
-        conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-    admin.dispose()
+    with postgres.database() as url:
+        yield url
 
 
 @pytest.fixture

@@ -18,7 +18,7 @@ from lrfer.serve.auth import LoginLimiter, require_admin, require_user, require_
 from lrfer.serve.config import Camera, ServeConfig
 from lrfer.serve.records import AlertEvent
 
-from ._live import PASSWORDS, REPO, LiveServer, postgres_database
+from ._live import PASSWORDS, REPO, LiveServer
 
 T0 = 1_700_000_000.0
 # Routes that answer without a login (the dashboard's page and scripts hold no data).
@@ -58,7 +58,7 @@ def site(request, tmp_path_factory):
     if request.param == "sqlite":
         db, cleanup = f"sqlite:///{tmp / 'lrfer.sqlite3'}", None
     else:
-        cleanup = postgres_database(request.getfixturevalue("postgres"))
+        cleanup = request.getfixturevalue("postgres").database()
         db = cleanup.__enter__()
     srv = LiveServer(_config(db, str(tmp))).start()
     try:
