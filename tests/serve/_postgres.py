@@ -60,14 +60,19 @@ class PostgresServer:
     def database(self) -> Iterator[str]:
         """The URL of a fresh database of its own, dropped afterwards."""
         name = "t_" + uuid.uuid4().hex[:12]
-        admin = sa.create_engine(self.url, isolation_level="AUTOCOMMIT")
-        with admin.connect() as conn:
-            conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
+        self._admin(f'CREATE DATABASE "{name}"')
         try:
             yield self.url.rsplit("/", 1)[0] + "/" + name
         finally:
+            self._admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+    def _admin(self, sql: str) -> None:
+        # A new engine each time: a test may have restarted the server since the last statement.
+        admin = sa.create_engine(self.url, isolation_level="AUTOCOMMIT")
+        try:
             with admin.connect() as conn:
-                conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+                conn.execute(sa.text(sql))
+        finally:
             admin.dispose()
 
     def _run(self, tool: str, *args: str) -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import importlib.resources
 import logging
+import signal
 import time
 from pathlib import Path
 from typing import Any
@@ -178,8 +179,13 @@ class Server(uvicorn.Server):
         self.hub = hub
 
     def handle_exit(self, sig, frame) -> None:
+        # Not uvicorn's own: it records the signal and raises it again once the server is down,
+        # which kills the process (SIGTERM's default action) before the runner has stopped the
+        # cameras and written the recorder's queue. Here the runner stops everything and returns.
         self.hub.close()
-        super().handle_exit(sig, frame)
+        if self.should_exit and sig == signal.SIGINT:
+            self.force_exit = True  # a second Ctrl-C: do not wait for open requests
+        self.should_exit = True
 
     def stop(self) -> None:
         self.hub.close()
