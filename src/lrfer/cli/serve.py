@@ -21,7 +21,7 @@ def add_parsers(sub) -> None:
 
     w = sub.add_parser("worker", help="run cameras here and push their observations to a distant `lrfer serve`")
     w.add_argument("--server", required=True, help="the service's URL, e.g. https://lrfer.example.org")
-    w.add_argument("--token", required=True, help="a worker token (Settings > Tokens on the dashboard)")
+    w.add_argument("--token", required=True, help="a worker token (Settings > API tokens on the dashboard)")
     w.add_argument("--camera", action="append", default=[], metavar="ID=URL", help="a camera: id=rtsp://..., id=file.mp4 or id=webcam:0 (repeat)")
     w.add_argument("--config", help="TOML file whose [[cameras]] to run (instead of or beside --camera)")
     w.add_argument("--spool", default="lrfer-spool", help="folder that buffers observations while the server is unreachable")
