@@ -6,8 +6,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
-import os
-import tempfile
 from typing import Literal, Optional
 
 import numpy as np
@@ -106,15 +104,10 @@ async def _upload(request: Request, body: bytes) -> bytes:
 def _analyze(svc, data: bytes) -> dict:
     if not data:
         raise HTTPException(400, "image: empty upload (0 bytes)")
-    # decode_image reads files; the upload lives in a private temporary folder for the decode only
-    with tempfile.TemporaryDirectory(prefix="lrfer-analyze-") as tmp:
-        path = os.path.join(tmp, "upload")
-        with open(path, "wb") as f:
-            f.write(data)
-        try:
-            rgb = np.asarray(decode_image(path, "RGB"))
-        except ImageReadError as err:
-            raise HTTPException(400, f"image: {err}") from None
+    try:
+        rgb = np.asarray(decode_image(data, "RGB"))  # decoded in memory: the upload never touches the disk
+    except ImageReadError as err:
+        raise HTTPException(400, f"image: {err}") from None
     faces = svc.analyze(rgb)
     return {"width": int(rgb.shape[1]), "height": int(rgb.shape[0]), "faces": [dataclasses.asdict(f) for f in faces]}
 
