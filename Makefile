@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN     = $(VENV)/bin
 STAMP   = $(VENV)/.installed
 
-.PHONY: demo test bench clean
+.PHONY: demo serve-demo test bench clean
 
 # torch is pinned to the build this project is developed and tested with; pip takes it from a
 # local wheel cache when there is one, else downloads it.
@@ -20,6 +20,12 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	$(BIN)/lrfer predict examples/far_scene.png --annotate runs/demo
 	$(BIN)/lrfer video examples/far_scene.mp4 --out runs/demo/far_scene.mp4 --csv runs/demo/far_scene.csv
+	@echo
+	@echo "Next, the monitoring service and its dashboard:  make serve-demo   (or: $(BIN)/lrfer serve --demo)"
+
+# The monitoring service on the bundled camera video: prints the admin password and the URL to open.
+serve-demo: $(STAMP)
+	$(BIN)/lrfer serve --demo
 
 # The layers (import-linter), the lint rules (ruff), then the tests; all from pyproject.toml.
 test: $(STAMP)

@@ -4,7 +4,8 @@
 
 Writes ``examples/far_scene.png`` (a 640x480 frame with three copies of the photo, faces about
 48, 28 and 18 px wide, as a camera across a room would see them) and ``examples/far_scene.mp4``
-(3 s at 15 fps of the same copies drifting, for ``lrfer video``). Deterministic: rerunning gives
+(3 s at 15 fps of the same copies drifting, for ``lrfer video``), and the looping camera of
+``lrfer serve --demo`` (``src/lrfer/assets/demo/lounge.mp4``). Deterministic: rerunning gives
 the same pixels.
 """
 
@@ -20,6 +21,7 @@ FACE_WIDTH_IN_PHOTO = 89  # yuface's box on the 512 px photo
 #: (face width px, left x, bottom y, mirrored, drift px per frame)
 COPIES = [(48, 10, 470, False, 1.5), (28, 300, 400, True, -1.0), (18, 470, 330, False, 0.8)]
 W, H = 640, 480
+DEMO = HERE.parent / "src" / "lrfer" / "assets" / "demo" / "lounge.mp4"
 
 
 def backdrop() -> np.ndarray:
@@ -52,7 +54,12 @@ def main() -> None:
     with VideoWriter(HERE / "far_scene.mp4", 15.0, W, H) as out:
         for t in range(45):
             out.write(scene(photo, t))
-    print(f"wrote {HERE / 'far_scene.png'} and {HERE / 'far_scene.mp4'}")
+    # The camera of `lrfer serve --demo`: 20 s at 10 fps, the copies drifting out and back, so the
+    # loop is seamless and each face stays one track across loops.
+    with VideoWriter(DEMO, 10.0, W, H) as out:
+        for t in list(range(100)) + list(range(100, 0, -1)):
+            out.write(scene(photo, t * 0.3))
+    print(f"wrote {HERE / 'far_scene.png'}, {HERE / 'far_scene.mp4'} and {DEMO}")
 
 
 if __name__ == "__main__":

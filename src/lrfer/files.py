@@ -13,6 +13,7 @@ scaled by its range) and is refused by the same rules, with an :class:`ImageRead
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import os
 import tempfile
@@ -103,8 +104,9 @@ class ImageReadError(Exception):
         self.hint = hint
 
 
-def decode_image(path: PathLike, mode: str = "L") -> "Image.Image":
-    """Decode an image file of any mode (L, RGB, RGBA, P, I;16, CMYK) into a PIL image of ``mode``.
+def decode_image(path: Union[PathLike, bytes], mode: str = "L") -> "Image.Image":
+    """Decode an image file (or its bytes, e.g. an upload: never written to disk) of any mode (L,
+    RGB, RGBA, P, I;16, CMYK) into a PIL image of ``mode``.
 
     16/32-bit grayscale is scaled to 8 bits by its actual range rather than clipped at 255, and
     transparency is composited on white, as a viewer shows it. Empty, unreadable, truncated and
@@ -112,13 +114,14 @@ def decode_image(path: PathLike, mode: str = "L") -> "Image.Image":
     """
     from PIL import Image, UnidentifiedImageError  # PIL only for those who decode images
 
-    if Path(path).stat().st_size == 0:
+    in_memory = isinstance(path, (bytes, bytearray))
+    if (len(path) if in_memory else Path(path).stat().st_size) == 0:
         raise ImageReadError("empty file (0 bytes)")
     try:
         with warnings.catch_warnings():
             # Pillow warns (to stderr) above its own limit; MAX_PIXELS below refuses those images anyway
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            im = Image.open(path)
+            im = Image.open(io.BytesIO(path) if in_memory else path)
         with im:
             w, h = im.size
             if w * h > MAX_PIXELS:

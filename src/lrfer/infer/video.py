@@ -228,8 +228,11 @@ def _short(err: BaseException) -> str:
     return msg.splitlines()[0][:200]
 
 
-def open_video(path: Union[str, os.PathLike]) -> VideoSource:
-    """Open a video file (or a URL such as ``rtsp://...``) for frame-by-frame reading."""
+def open_video(path: Union[str, os.PathLike], *, timeout: Optional[float] = None) -> VideoSource:
+    """Open a video file (or a URL such as ``rtsp://...``) for frame-by-frame reading.
+
+    ``timeout``: for URLs, the seconds to wait for the connection and then for each read before
+    the stream counts as broken (default 15; a monitoring service wants to notice sooner)."""
     import av
 
     name = os.fspath(path)
@@ -243,7 +246,8 @@ def open_video(path: Union[str, os.PathLike]) -> VideoSource:
         if p.stat().st_size == 0:
             raise LrferError(f"not a video: {p} is empty (0 bytes)", "give a video file such as .mp4, .avi, .mov or .mkv")
     try:
-        container = av.open(name, "r", timeout=(15.0, 15.0) if is_url else None)
+        wait = 15.0 if timeout is None else float(timeout)
+        container = av.open(name, "r", timeout=(wait, wait) if is_url else None)
     except (av.FFmpegError, OSError, EOFError, ValueError) as err:
         raise LrferError(f"not a readable video: {name} ({_short(err)})", "give a video file such as .mp4, .avi, .mov or .mkv") from None
     if not container.streams.video:

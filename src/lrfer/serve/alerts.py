@@ -406,4 +406,5 @@ class AlertEngine:
         who = "a person has" if track_key is not None else "people here have"
         usual = "typical here" if v.baseline_kind == "peers" else "usual"
         vs = f" vs {v.baseline:.0%} {usual}" if v.baseline is not None else ""
-        return f"{where}: {who} looked {mood} for {max(1, round(v.minutes))} min ({v.share:.0%} {what}{vs})"
+        span = f"{round(v.minutes * 60)} s" if v.minutes < 1 else f"{round(v.minutes)} min"
+        return f"{where}: {who} looked {mood} for {span} ({v.share:.0%} {what}{vs})"

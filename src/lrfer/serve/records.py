@@ -57,6 +57,7 @@ class CameraStatus:
     frames: int = 0  # frames analysed since the worker started
     last_frame_at: Optional[float] = None
     moods_now: dict[str, int] = field(default_factory=dict)  # label -> faces in the last analysed frame (certain ones)
+    lag: float = 0.0  # seconds from the last analysed frame's hand-over to the detector to its result
     width: int = 0
     height: int = 0
 

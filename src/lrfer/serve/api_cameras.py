@@ -1,0 +1,121 @@
+"""Cameras: list, add, edit, remove (admins), their status, and the live snapshot."""
+
+from __future__ import annotations
+
+from typing import Any, Optional
+from urllib.parse import urlsplit, urlunsplit
+
+from fastapi import APIRouter, HTTPException, Request
+from fastapi.responses import Response
+
+from .api_common import JSONBody, audit, known_camera, service, validate_model, with_iso
+from .auth import Admin, Principal, User
+from .config import Camera
+from .records import CameraStatus
+
+router = APIRouter()
+_STATUS_TIMES = ("since", "last_frame_at")
+
+
+def redact_url(url: str) -> str:
+    """A camera URL without its password (``rtsp://user:***@host/...``): what staff see."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return url
+    if not parts.password:
+        return url
+    host = parts.netloc.rsplit("@", 1)[1]
+    return urlunsplit(parts._replace(netloc=f"{parts.username}:***@{host}"))
+
+
+def _status(svc, camera_id: str) -> Optional[dict]:
+    st: Optional[CameraStatus] = svc.statuses().get(camera_id)
+    return with_iso(st.to_json(), _STATUS_TIMES) if st is not None else None
+
+
+def _public(svc, row: dict, who: Principal) -> dict:
+    out = with_iso(row, ("created_at", "updated_at"))
+    if not who.is_admin:
+        out["url"] = redact_url(out.get("url", ""))
+    out["status"] = _status(svc, row["id"])
+    return out
+
+
+def _camera_from(body: Any, camera_id: Optional[str] = None) -> Camera:
+    if isinstance(body, dict):
+        body = {k: v for k, v in body.items() if k not in ("created_at", "updated_at", "created_at_iso", "updated_at_iso", "status")}
+        if camera_id is not None:
+            if body.setdefault("id", camera_id) != camera_id:
+                raise HTTPException(422, f"camera: id: does not match the URL's '{camera_id}' (a camera's id cannot change)")
+    return validate_model(Camera, body, "camera")
+
+
+@router.get("/api/cameras", tags=["cameras"])
+def list_cameras(request: Request, who: User) -> list[dict]:
+    svc = service(request)
+    return [_public(svc, row, who) for row in svc.store.list_cameras()]
+
+
+@router.get("/api/cameras/{camera_id}", tags=["cameras"])
+def get_camera(request: Request, who: User, camera_id: str) -> dict:
+    svc = service(request)
+    row = svc.store.get_camera(camera_id)
+    if row is None:
+        raise HTTPException(404, f"unknown camera '{camera_id}'")
+    return _public(svc, row, who)
+
+
+@router.post("/api/cameras", tags=["cameras"], status_code=201)
+def add_camera(request: Request, who: Admin, body: JSONBody) -> dict:
+    """Add a camera (the same keys as a ``[[cameras]]`` table of the config); its worker starts at once."""
+    camera = _camera_from(body)
+    svc = service(request)
+    if svc.store.get_camera(camera.id) is not None:
+        raise HTTPException(409, f"camera '{camera.id}' exists: edit it with PUT /api/cameras/{camera.id}")
+    row = svc.put_camera(camera)
+    audit(request, "camera.add", camera.id, {"url": redact_url(camera.url)})
+    return _public(svc, row, who)
+
+
+@router.put("/api/cameras/{camera_id}", tags=["cameras"])
+def update_camera(request: Request, who: Admin, camera_id: str, body: JSONBody) -> dict:
+    """Replace a camera's settings (its worker restarts with them)."""
+    svc = service(request)
+    if svc.store.get_camera(camera_id) is None:
+        raise HTTPException(404, f"unknown camera '{camera_id}'")
+    camera = _camera_from(body, camera_id)
+    row = svc.put_camera(camera)
+    audit(request, "camera.update", camera_id, {"url": redact_url(camera.url), "masks": len(camera.masks), "zones": len(camera.zones)})
+    return _public(svc, row, who)
+
+
+@router.delete("/api/cameras/{camera_id}", tags=["cameras"])
+def delete_camera(request: Request, who: Admin, camera_id: str) -> dict:
+    """Stop and remove a camera (its recorded observations stay until deleted or expired)."""
+    if not service(request).delete_camera(camera_id):
+        raise HTTPException(404, f"unknown camera '{camera_id}'")
+    audit(request, "camera.delete", camera_id)
+    return {"deleted": camera_id}
+
+
+@router.get("/api/cameras/{camera_id}/status", tags=["cameras"])
+def camera_status(request: Request, who: User, camera_id: str) -> dict:
+    known_camera(request, camera_id)
+    svc = service(request)
+    return _status(svc, camera_id) or {"camera_id": camera_id, "state": "stopped"}
+
+
+@router.get("/api/cameras/{camera_id}/snapshot.jpg", tags=["cameras"], response_class=Response)
+def snapshot(request: Request, who: User, camera_id: str, blur: int = 1) -> Response:
+    """The last analysed frame as JPEG: masks black, faces blurred (an admin may ask ``?blur=0``
+    when the config's privacy allows it). Live only: never written anywhere."""
+    known_camera(request, camera_id)
+    svc = service(request)
+    privacy = svc.config.privacy
+    sharp = blur == 0 and who.is_admin and not privacy.blur_snapshots and not privacy.aggregate_only
+    worker = svc.worker(camera_id)
+    jpeg = worker.snapshot(blur=not sharp) if worker is not None else None
+    if not jpeg:
+        raise HTTPException(404, f"camera '{camera_id}' has no snapshot yet (not running on this server, or no frame analysed)")
+    return Response(jpeg, media_type="image/jpeg", headers={"Cache-Control": "no-store", "X-Lrfer-Blurred": "0" if sharp else "1"})

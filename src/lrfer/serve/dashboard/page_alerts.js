@@ -1,0 +1,58 @@
+// Alerts: newest first, filtered by state; acknowledge (with a note) and resolve. Live via SSE.
+import { act, ago, api, ask, badge, clear, el, toast, when } from "./ui.js";
+
+const FILTERS = [["open", "Open"], ["acknowledged", "Acknowledged"], ["resolved", "Resolved"], ["", "All"]];
+
+function evidence(ev) {
+  const parts = [];
+  if (typeof ev.share === "number") parts.push(`share ${(100 * ev.share).toFixed(0)}%`);
+  if (typeof ev.baseline === "number") parts.push(`baseline ${(100 * ev.baseline).toFixed(0)}%`);
+  if (ev.observations !== undefined) parts.push(`${ev.observations} observations`);
+  if (ev.minutes !== undefined) parts.push(`over ${ev.minutes} min`);
+  return parts.join(" · ");
+}
+
+function card(a, reload) {
+  const ack = el("button", { type: "button", class: "ack", onclick: async (e) => {
+    const note = await ask(`Acknowledge alert ${a.id}`, { label: "Note (what you did)", placeholder: "e.g. sat with her, she is fine", submit: "Acknowledge" });
+    if (note === null) return;
+    await act(e.target, async () => { await api(`/api/alerts/${a.id}/acknowledge`, { method: "POST", body: { note } }); toast("Acknowledged"); await reload(); });
+  } }, "Acknowledge");
+  const resolve = el("button", { type: "button", class: "secondary resolve", onclick: (e) => act(e.target, async () => {
+    await api(`/api/alerts/${a.id}/resolve`, { method: "POST", body: {} });
+    toast("Resolved");
+    await reload();
+  }) }, "Resolve");
+  const who = [];
+  if (a.acknowledged_by) who.push(`acknowledged by ${a.acknowledged_by} ${ago(a.acknowledged_at)}`);
+  if (a.resolved_by) who.push(`resolved by ${a.resolved_by} ${ago(a.resolved_at)}`);
+  return el("article", { class: "card alert-card", dataset: { alert: String(a.id), state: a.state }, "aria-label": `Alert ${a.id}, ${a.state}` },
+    el("div", {},
+      el("p", {}, badge(a.state), " ", el("strong", {}, a.message || a.rule)),
+      el("p", { class: "muted" }, `${a.camera_id}${a.zone ? ` · zone ${a.zone}` : ""}${a.track_key ? ` · track ${a.track_key}` : ""} · rule ${a.rule} · ${when(a.opened_at)}`),
+      evidence(a.evidence || {}) ? el("p", { class: "muted" }, evidence(a.evidence)) : null,
+      who.length ? el("p", {}, who.join(" · ")) : null,
+      a.note ? el("p", { class: "note" }, `Note: ${a.note}`) : null),
+    el("div", { class: "actions" }, a.state === "open" ? ack : null, a.state !== "resolved" ? resolve : null));
+}
+
+export async function alertsPage(main) {
+  let state = "open";
+  const list = el("div", { class: "list", id: "alerts", "aria-live": "polite" });
+  const buttons = FILTERS.map(([key, label]) => el("button", { type: "button", class: "secondary", "aria-pressed": key === state ? "true" : "false", onclick: (e) => {
+    state = key;
+    for (const b of buttons) b.setAttribute("aria-pressed", b === e.currentTarget ? "true" : "false");
+    reload();
+  } }, label));
+  clear(main, el("h1", {}, "Alerts"), el("div", { class: "row", role: "group", "aria-label": "Show", style: { marginBottom: "1rem" } }, buttons), list);
+
+  async function reload() {
+    const rows = await api(`/api/alerts?limit=200${state ? `&state=${state}` : ""}`);
+    clear(list, rows.length ? rows.map((a) => card(a, reload)) : el("p", { class: "muted" }, state === "open" ? "No open alert." : "No alert."));
+  }
+
+  await reload();
+  const onAlert = () => reload().catch(() => {});
+  window.addEventListener("lrfer:alert", onAlert);
+  return () => window.removeEventListener("lrfer:alert", onAlert);
+}

@@ -1,0 +1,182 @@
+"""The service: the store, the recorder, the alert rules, the notifier, one worker per camera.
+
+``Service(config)`` opens the database (SQLite in the data folder unless ``server.db`` names one),
+puts the config's cameras in it, and ``start()`` starts a worker for every enabled camera of the
+database (the config's and those added through the API). ``stop()`` stops the workers (each
+flushes its open buckets), then the recorder (which writes what is queued), then the notifier.
+The HTTP side (:func:`lrfer.serve.app.create_app`) talks to it through the methods below.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Optional
+
+import numpy as np
+
+from ..infer.recognizer import Face, Recognizer
+from .alerts import AlertEngine
+from .camera import CameraWorker, make_recognizer
+from .config import Camera, ServeConfig
+from .events import EventHub
+from .notify import Notifier
+from .recorder import Recorder
+from .records import CameraStatus, Observation
+from .store import Store
+
+log = logging.getLogger(__name__)
+
+PURGE_EVERY = 3600.0  # seconds between retention purges
+
+
+def database_url(config: ServeConfig) -> str:
+    if config.server.db:
+        return config.server.db
+    data = Path(config.server.data_dir)
+    data.mkdir(parents=True, exist_ok=True)
+    return f"sqlite:///{data.resolve() / 'lrfer.sqlite3'}"
+
+
+class Service:
+    def __init__(self, config: ServeConfig, *, speed: float = 1.0, recognizer: Optional[Callable[[], Recognizer]] = None):
+        self.config = config
+        self.speed = speed  # video-file cameras: 1 plays in real time (0: as fast as possible; benchmarks)
+        self._make_recognizer = recognizer or (lambda: make_recognizer(config.model))
+        self.store = Store(database_url(config))
+        self.hub = EventHub()
+        self.engine = AlertEngine([r for r in config.rules if r.enabled], bucket_seconds=config.server.bucket_seconds)
+        self.notifier = Notifier(config.webhooks, config.mqtt)
+        self.recorder = Recorder(self.store, self.engine, flush_seconds=config.server.flush_seconds, on_alert=self._alert_opened, on_written=self._written)
+        self.workers: dict[str, CameraWorker] = {}
+        self.remote: dict[str, CameraStatus] = {}  # cameras of remote workers, by id: their last status
+        self._lock = threading.RLock()
+        self._analyzer: Optional[Recognizer] = None
+        self._analyze_lock = threading.Lock()
+        self._stopping = threading.Event()
+        self._maintenance: Optional[threading.Thread] = None
+        for cam in config.cameras:
+            self.store.put_camera(cam)
+        self.started_at = time.time()
+
+    # --------------------------------------------------------------------------- lifecycle
+    def start(self) -> None:
+        self.recorder.start()
+        for row in self.store.list_cameras():
+            cam = Camera.model_validate({k: v for k, v in row.items() if k in Camera.model_fields})
+            if cam.enabled:
+                self._start_worker(cam)
+        self._maintenance = threading.Thread(target=self._maintain, name="lrfer-retention", daemon=True)
+        self._maintenance.start()
+
+    def stop(self) -> None:
+        """Stop cleanly (SIGTERM): workers flush their open buckets, the recorder writes its queue."""
+        self._stopping.set()
+        with self._lock:
+            workers, self.workers = list(self.workers.values()), {}
+        for w in workers:
+            w.stop()
+        self.recorder.stop()
+        self.notifier.close()
+        if self._maintenance is not None:
+            self._maintenance.join(5)
+        self.store.close()
+
+    def _start_worker(self, cam: Camera) -> None:
+        s = self.config.server
+        worker = CameraWorker(
+            cam, self._make_recognizer, self.recorder.submit, bucket_seconds=s.bucket_seconds, evidence=self.config.evidence, on_status=self._status, speed=self.speed
+        )
+        with self._lock:
+            old = self.workers.pop(cam.id, None)
+            if old is not None:
+                old.stop()
+            self.workers[cam.id] = worker
+        worker.start()
+
+    def _maintain(self) -> None:
+        """Delete what is past retention: at start, then every hour."""
+        while True:
+            try:
+                out = self.store.purge(time.time(), self.config.retention)
+                if any(out.values()):
+                    log.info("retention: deleted %s", out)
+            except Exception as err:  # the database may be down; the next round tries again
+                log.warning("retention purge failed: %s", err)
+            if self._stopping.wait(PURGE_EVERY):
+                return
+
+    # ------------------------------------------------------------------------------ events
+    def _status(self, status: CameraStatus) -> None:
+        self.hub.publish("status", status.to_json())
+        self.notifier.publish_status(status)
+
+    def _alert_opened(self, alert: dict) -> None:
+        self.hub.publish("alert", {"event": "alert.opened", "alert": alert})
+        self.notifier.send("alert.opened", alert)
+
+    def alert_changed(self, kind: str, alert: dict) -> None:
+        """The API tells: an alert was acknowledged or resolved (``kind``: alert.acknowledged/resolved)."""
+        self.hub.publish("alert", {"event": kind, "alert": alert})
+        self.notifier.send(kind, alert)
+
+    def _written(self, observations: list[Observation]) -> None:
+        cams = sorted({o.camera_id for o in observations})
+        self.hub.publish("bucket", {"cameras": cams, "until": max(o.start + o.seconds for o in observations)})
+
+    # ----------------------------------------------------------------------------- cameras
+    def statuses(self) -> dict[str, CameraStatus]:
+        with self._lock:
+            out = {cid: w.status for cid, w in self.workers.items()}
+        for cid, st in list(self.remote.items()):
+            out.setdefault(cid, st)
+        for row in self.store.list_cameras():
+            out.setdefault(row["id"], CameraStatus(row["id"], state="stopped" if not row["enabled"] else "remote", since=row["updated_at"]))
+        return out
+
+    def worker(self, camera_id: str) -> Optional[CameraWorker]:
+        with self._lock:
+            return self.workers.get(camera_id)
+
+    def put_camera(self, camera: Camera) -> dict:
+        """Add or edit a camera; its worker (re)starts with the new settings."""
+        row = self.store.put_camera(camera)
+        if camera.enabled and not self._stopping.is_set():
+            self._start_worker(camera)
+        else:
+            self._stop_worker(camera.id)
+        return row
+
+    def delete_camera(self, camera_id: str) -> bool:
+        self._stop_worker(camera_id)
+        self.remote.pop(camera_id, None)
+        return self.store.delete_camera(camera_id)
+
+    def _stop_worker(self, camera_id: str) -> None:
+        with self._lock:
+            w = self.workers.pop(camera_id, None)
+        if w is not None:
+            w.stop()
+
+    def set_rules(self, rules) -> None:
+        with self.recorder._rules_lock:
+            self.engine.set_rules([r for r in rules if r.enabled])
+        self.config.rules = list(rules)
+
+    # -------------------------------------------------------------------- remote, analyze
+    def ingest(self, batch_id: str, observations: list[Observation], statuses: list[CameraStatus]) -> bool:
+        """A remote worker's batch: stored before this returns (False: that batch was stored before)."""
+        for st in statuses:
+            self.remote[st.camera_id] = st
+            self._status(st)
+        return self.recorder.write(observations, batch_id)
+
+    def analyze(self, image: np.ndarray) -> list[Face]:
+        """The faces of one photo (``POST /api/analyze``), with one shared Recognizer."""
+        with self._analyze_lock:
+            if self._analyzer is None:
+                self._analyzer = self._make_recognizer()
+            return self._analyzer.predict(image)

@@ -1,0 +1,146 @@
+"""The dashboard end to end in a real Chromium (Playwright): log in, a live camera tile fed by the
+example video, the mood timeline drawn with data, an alert raised by a rule and acknowledged on
+the alerts page, found acknowledged through the API; a privacy mask drawn on the snapshot. The
+screenshots are kept under the test's folder and, when set, ``$LRFER_ARTIFACTS/dashboard``."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import time
+from pathlib import Path
+
+import pytest
+from playwright.sync_api import expect, sync_playwright
+
+from lrfer.serve.config import Camera, Rule, ServeConfig
+
+from ._live import PASSWORDS, REPO, LiveServer
+
+CHROMIUM = shutil.which("chromium")
+pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="Debian's chromium is not installed (CI installs it: apt-get install chromium)")
+ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking"]
+
+
+def _config(tmp_path: Path) -> ServeConfig:
+    cfg = ServeConfig()
+    cfg.server.db, cfg.server.data_dir = f"sqlite:///{tmp_path / 'lrfer.sqlite3'}", str(tmp_path)
+    cfg.server.bucket_seconds, cfg.server.flush_seconds = 1, 0.5  # data on the page within seconds
+    cfg.cameras = [Camera(id="lounge", name="Lounge", url=str(REPO / "examples" / "far_scene.mp4"), loop=True, fps=2)]
+    # the example's faces smile: a rule on smiles raises a real alert through the whole pipeline
+    cfg.rules = [Rule(name="smiles", expressions=["happy"], threshold=0.3, minutes=0.1, min_observations=2, baseline="none", cooldown_minutes=60)]
+    return cfg
+
+
+class Shots:
+    def __init__(self, page, folder: Path):
+        self.page, self.folder, self.n = page, folder, 0
+        folder.mkdir(parents=True, exist_ok=True)
+        extra = os.environ.get("LRFER_ARTIFACTS")
+        self.extra = Path(extra) / "dashboard" if extra else None
+
+    def __call__(self, name: str) -> None:
+        self.n += 1
+        path = self.folder / f"{self.n:02d}-{name}.png"
+        self.page.screenshot(path=str(path), full_page=True)
+        if self.extra is not None:
+            self.extra.mkdir(parents=True, exist_ok=True)
+            shutil.copy(path, self.extra / path.name)
+
+
+def _wait_alert(srv: LiveServer, timeout: float = 60.0) -> dict:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        open_ = srv.service.store.list_alerts(state="open", camera_id="lounge")
+        if open_:
+            return open_[0]
+        time.sleep(0.25)
+    raise AssertionError("the smiles rule raised no alert")
+
+
+def test_dashboard_end_to_end(tmp_path):
+    srv = LiveServer(_config(tmp_path), speed=4.0).start()  # the video plays 4x fast
+    problems: list[str] = []
+    try:
+        srv.add_user("alice", "admin")
+        with sync_playwright() as p:
+            browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
+            page = browser.new_page(viewport={"width": 1024, "height": 768}, has_touch=True)  # a tablet at the nurses' station
+            page.set_default_timeout(30_000)
+            page.on("pageerror", lambda e: problems.append(f"page error: {e}"))
+            # the page's first question (/api/me) is answered 401 before login: the one expected console error
+            page.on("console", lambda m: problems.append(f"console: {m.text}") if m.type == "error" and "401" not in m.text else None)
+            shot = Shots(page, tmp_path / "screenshots")
+
+            page.goto(srv.url + "/")
+            page.get_by_label("Username").fill("alice")
+            page.get_by_label("Password").fill(PASSWORDS["alice"])
+            shot("login")
+            page.get_by_role("button", name="Log in").click()
+
+            tile = page.locator('.tile[data-camera="lounge"]')
+            expect(tile.locator(".camera-state")).to_have_text("live")
+            page.wait_for_function("() => +document.querySelector('.tile[data-camera=\"lounge\"] .faces-now')?.textContent > 0")
+            expect(page.locator("#live")).to_have_text("live")  # the SSE stream is connected
+            shot("overview")
+
+            tile.click()
+            page.wait_for_function(
+                "() => document.querySelectorAll('#timeline .scatterlayer .trace').length > 0 && +document.querySelector('#timeline').dataset.points > 0"
+            )
+            page.get_by_role("button", name="Last 10 min").click()  # the camera started seconds ago: the short range shows it best
+            page.wait_for_function(
+                "() => document.querySelector('#timeline-note').textContent.includes('of 2 s') && +document.querySelector('#timeline').dataset.points >= 3"
+            )
+            drawn = page.eval_on_selector_all("#timeline .scatterlayer .trace path.js-fill", "ps => ps.map(p => (p.getAttribute('d') || '').length)")
+            assert len(drawn) >= 2 and max(drawn) > 40, drawn  # Plotly drew filled areas, not empty traces
+            expect(page.locator("#tracks tbody tr").first).to_be_visible()
+            page.wait_for_function("() => document.querySelector('#snapshot').naturalWidth > 0")
+            shot("camera")
+
+            alert = _wait_alert(srv)
+            page.goto(srv.url + "/#/alerts")
+            card = page.locator(f'[data-alert="{alert["id"]}"]')
+            expect(card).to_be_visible()
+            shot("alerts-open")
+            card.get_by_role("button", name="Acknowledge").click()
+            dialog = page.get_by_role("dialog")
+            dialog.get_by_label("Note (what you did)").fill("checked on the lounge, all smiles")
+            shot("acknowledge-note")
+            dialog.get_by_role("button", name="Acknowledge").click()
+            expect(card).to_have_count(0)  # gone from the open list
+            page.get_by_role("button", name="Acknowledged").click()
+            expect(page.locator(f'[data-alert="{alert["id"]}"][data-state="acknowledged"]')).to_be_visible()
+            shot("alerts-acknowledged")
+
+            api = srv.login("alice")
+            try:
+                row = api.get(f"/api/alerts/{alert['id']}").json()
+                assert row["state"] == "acknowledged" and row["acknowledged_by"] == "alice" and row["note"] == "checked on the lounge, all smiles"
+
+                # settings: a privacy mask drawn by tapping three points on the snapshot, then saved
+                page.goto(srv.url + "/#/settings/cameras")
+                page.get_by_role("row", name="lounge").get_by_role("button", name="Edit").click()
+                canvas = page.locator(".editor canvas")
+                expect(canvas).to_be_visible()
+                box = canvas.bounding_box()
+                for fx, fy in ((0.05, 0.05), (0.3, 0.05), (0.05, 0.3)):
+                    canvas.click(position={"x": box["width"] * fx, "y": box["height"] * fy})
+                page.get_by_role("button", name="Finish polygon").click()
+                shot("mask-drawn")
+                page.get_by_role("button", name="Save").click()
+                expect(page.get_by_role("button", name="Add camera")).to_be_visible()
+                masks = api.get("/api/cameras/lounge").json()["masks"]
+                assert len(masks) == 1 and len(masks[0]) == 3 and masks[0][1][0] == pytest.approx(0.3, abs=0.02)
+            finally:
+                api.close()
+
+            page.set_viewport_size({"width": 390, "height": 844})  # a phone: the layout still works
+            page.goto(srv.url + "/#/")
+            expect(tile).to_be_visible()
+            shot("phone-overview")
+            browser.close()
+        assert not problems, problems
+        assert srv.app.state.server_errors == 0
+    finally:
+        srv.stop()

@@ -1,0 +1,127 @@
+"""The Store on SQLite and on a real PostgreSQL server: what goes in comes out, once."""
+
+from __future__ import annotations
+
+import hashlib
+
+import pytest
+
+from lrfer.serve.config import Camera, Retention
+from lrfer.serve.records import AlertEvent, Observation
+from lrfer.serve.store import Store
+
+T0 = 1_700_000_400.0  # not a multiple of 60 or 3600: the data straddles rollup windows
+
+
+def _obs(track: str, i: int, probs=None, zone: str = "", certain: int = 8, camera: str = "lounge") -> Observation:
+    probs = probs if probs is not None else {"happy": 0.6, "neutral": 0.3, "sad": 0.1}
+    return Observation(camera, track, zone, T0 + 5 * i, 5.0, 10, certain, probs if certain else None, 24.0, 0.9)
+
+
+@pytest.fixture
+def store(db_url):
+    s = Store(db_url)
+    yield s
+    s.close()
+
+
+def test_cameras_round_trip(store):
+    store.put_camera(Camera(id="lounge", name="Lounge", url="rtsp://cam/1", zones=[{"name": "sofa", "polygon": [(0, 0), (0.5, 0), (0.5, 1)]}]))
+    store.put_camera(Camera(id="lounge", name="Lounge 2", url="rtsp://cam/1"))  # an edit, not a second row
+    cams = store.list_cameras()
+    assert [c["id"] for c in cams] == ["lounge"] and cams[0]["name"] == "Lounge 2"
+    assert store.delete_camera("lounge") and store.get_camera("lounge") is None and not store.delete_camera("lounge")
+
+
+def test_ingest_is_idempotent_by_batch(store):
+    batch = [_obs("r-1", i) for i in range(12)]
+    assert store.ingest(batch, "b-1") is True
+    assert store.ingest(batch, "b-1") is False  # a worker's retry
+    rows = list(store.export_observations("lounge", T0, T0 + 3600))
+    assert len(rows) == 12 and rows[0]["p_happy"] == pytest.approx(0.6)
+
+
+def test_rollups_agree_with_observations(store):
+    """A timeline read from minute rollups equals the same range summed from per-track rows."""
+    sad = {"happy": 0.1, "neutral": 0.2, "sad": 0.7}
+    store.ingest([_obs("r-1", i) for i in range(40)] + [_obs("r-2", i, sad, zone="sofa") for i in range(10, 50)] + [_obs("r-3", i, certain=0) for i in range(5)])
+    fine = store.timeline("lounge", T0 - 3600, T0 + 3600, 5)
+    coarse = store.timeline("lounge", T0 - 3600, T0 + 3600, 60)
+    hourly = store.timeline("lounge", T0 - 7200, T0 + 7200, 3600)
+    assert sum(p["frames"] for p in fine["points"]) == sum(p["frames"] for p in coarse["points"]) == sum(p["frames"] for p in hourly["points"]) == 850
+    # the minute windows' shares, recomputed from the 5 s points
+    for p in coarse["points"]:
+        inside = [q for q in fine["points"] if p["t"] <= q["t"] < p["t"] + 60]
+        certain = sum(q["certain"] for q in inside)
+        sad_share = sum((q["shares"]["sad"] or 0) * q["certain"] for q in inside) / certain
+        assert p["shares"]["sad"] == pytest.approx(sad_share, abs=1e-3)
+    assert max(p["tracks"] for p in coarse["points"]) == 3  # r-3 (uncertain only) counts as a person, not as evidence
+    assert store.timeline("lounge", T0, T0 + 3600, 60, zone="sofa")["points"][0]["shares"]["sad"] == pytest.approx(0.7)
+
+
+def test_uncertain_buckets_have_no_shares(store):
+    store.ingest([_obs("r-9", i, certain=0) for i in range(3)])
+    pts = store.timeline("lounge", T0, T0 + 60, 5)["points"]
+    assert pts and all(p["certain"] == 0 and all(v is None for v in p["shares"].values()) for p in pts)
+
+
+def test_tracks_time_in_each_expression(store):
+    store.ingest([_obs("r-1", i) for i in range(6)] + [_obs("r-1", i, {"happy": 0.1, "sad": 0.9}) for i in range(6, 8)])
+    (t,) = store.tracks("lounge", T0 - 10, T0 + 3600)
+    assert t["track_key"] == "r-1" and t["frames"] == 80 and t["seconds"] == {"happy": 30.0, "sad": 10.0}
+    assert t["first_seen"] == T0 and t["last_seen"] == T0 + 40
+
+
+def test_delete_range_rebuilds_rollups(store):
+    store.ingest([_obs("r-1", i) for i in range(24)])  # two minutes
+    n = store.delete_observations("lounge", T0, T0 + 30)
+    assert n == 6
+    total = sum(p["frames"] for p in store.timeline("lounge", T0 - 3600, T0 + 3600, 60)["points"])
+    assert total == 180 == sum(p["frames"] for p in store.timeline("lounge", T0 - 3600, T0 + 3600, 5)["points"])
+    store.delete_observations(None, T0 - 3600, T0 + 3600)
+    assert store.tracks("lounge", T0 - 3600, T0 + 3600) == []
+    assert store.timeline(None, T0 - 7200, T0 + 7200, 3600)["points"] == []
+
+
+def test_purge_keeps_the_retention_window(store):
+    store.ingest([_obs("old", 0), _obs("new", 0)])
+    store.ingest([Observation("lounge", "new", "", T0 + 40 * 86400, 5.0, 10, 8, {"happy": 1.0}, 20.0, 0.9)])
+    out = store.purge(T0 + 40 * 86400 + 10, Retention(days=30))
+    assert out["observations"] == 2
+    assert [r["track_key"] for r in store.export_observations(None, 0, 2e10)] == ["new"]
+
+
+def test_alert_lifecycle(store):
+    a = store.add_alert(AlertEvent("lounge", "", "r-1", "distress", T0, "a person looks distressed", {"share": 0.7}))
+    assert a["state"] == "open" and a["evidence"] == {"share": 0.7}
+    assert store.acknowledge_alert(a["id"], "nurse", "checked on her")["state"] == "acknowledged"
+    assert store.acknowledge_alert(a["id"], "other")["acknowledged_by"] == "nurse"  # the first one stays
+    r = store.resolve_alert(a["id"], "nurse")
+    assert r["state"] == "resolved" and r["note"] == "checked on her"
+    assert store.list_alerts(state="open") == [] and len(store.list_alerts()) == 1
+    assert store.get_alert(999) is None and store.acknowledge_alert(999, "x") is None
+
+
+def test_users_tokens_sessions_keep_hashes_only(store):
+    u = store.add_user("amy", "$argon2id$fake", "admin")
+    assert "password_hash" not in u and store.get_user("amy", with_hash=True)["password_hash"] == "$argon2id$fake"
+    h = hashlib.sha256(b"token").hexdigest()
+    tok = store.add_token("site-b", h, "worker", "amy")
+    assert "token_hash" not in tok and store.find_token(h)["name"] == "site-b"
+    assert store.revoke_token(tok["id"]) and store.find_token(h) is None
+    store.add_session("s1", "amy", expires_at=T0 + 100)
+    assert store.find_session("s1", now=T0)["username"] == "amy"
+    assert store.find_session("s1", now=T0 + 101) is None
+    store.update_user("amy", password_hash="$argon2id$new")  # a new password ends the sessions
+    assert store.find_session("s1", now=T0) is None
+    with pytest.raises(ValueError):
+        store.add_user("bob", "h", "root")
+    store.audit("amy", "camera.create", "lounge", {"url": "rtsp://x"}, "127.0.0.1")
+    assert store.list_audit()[0]["detail"] == {"url": "rtsp://x"}
+
+
+def test_reopening_runs_no_migration_twice(db_url):
+    Store(db_url).close()
+    s = Store(db_url)  # alembic sees head and does nothing
+    assert s.ping()
+    s.close()
