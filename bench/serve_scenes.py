@@ -142,6 +142,8 @@ def plan_person(rng: np.random.Generator, pid: int, x: float, duration: float, u
 
 def plan_scene(rng: np.random.Generator, name: str, kind: str, minutes: float) -> list[Person]:
     duration = 60 * minutes
+    if kind == "distressed" and minutes < 10:
+        raise SystemExit(f"{name}: a distressed scene needs at least 10 minutes (calm, then an episode of 4-6 min, then time to alert)")
     n = int(rng.integers(2, 6))
     slots = np.linspace(70, W - 70, n) + rng.uniform(-20, 20, n)
     upset = np.zeros(n, bool)

@@ -9,6 +9,9 @@ Staff act on these alerts, so the engine prefers silence to a guess:
   face is often read as sad: the track's own share before the window when it has enough history,
   else the median share of the other tracks recently seen in its zone (or camera), else none. A
   zone's baseline is its own earlier hour;
+- a tracker loses a face that turns away and gives it a new id: a new track that starts within
+  ``link_seconds`` of the end of one in the same camera and zone, with a face of about the same
+  size, continues it (its history, its baseline and its cooldowns);
 - one alert per (camera, track or zone, rule) per cooldown, and data reported later than
   ``max_delay_seconds`` raises nothing (logged): an alert is about now.
 
@@ -219,7 +222,8 @@ class AlertEngine:
                 continue
             if not (ob.start - self.link_seconds <= other.last_end <= ob.start + 1e-6):
                 continue
-            ratio = max(other.face_px(), ob.face_px) / max(min(other.face_px(), ob.face_px), 1e-6)
+            px = other.face_px()
+            ratio = max(px, ob.face_px) / max(min(px, ob.face_px), 1e-6)
             if ratio <= best_ratio:
                 best, best_ratio = other, ratio
         if best is None:
