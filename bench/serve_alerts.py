@@ -39,7 +39,7 @@ from pathlib import Path
 
 import torch
 
-from _common import DATA, RESULTS, add_data_arg, add_threads_arg, provenance
+from _common import DATA, DOCS, RESULTS, add_data_arg, add_threads_arg, load_result, provenance, write_blocks
 from lrfer.infer.recognizer import Recognizer
 from lrfer.serve.alerts import AlertEngine
 from lrfer.serve.camera import CameraWorker
@@ -284,9 +284,14 @@ def main() -> None:
     ap.add_argument("--engine", action="append", default=[], metavar="KEY=JSON", help="an AlertEngine argument, e.g. --engine link_seconds=0")
     ap.add_argument("--sweep", action="store_true", help="also score the engine's variants and a grid of rule settings on the same buckets")
     ap.add_argument("--out", default=str(OUT))
+    ap.add_argument("--table-only", action="store_true", help="rewrite the table of docs/serve.md from the results file")
+    ap.add_argument("--check", action="store_true", help="fail if docs/serve.md differs from the results file; write nothing")
     add_data_arg(ap, DATA)
     add_threads_arg(ap)
     args = ap.parse_args()
+    if args.table_only or args.check:
+        write_blocks(DOCS / "serve.md", {"serve-alerts": table(load_result(OUT.name))}, check=args.check)
+        return
     torch.set_num_threads(args.threads)
     rule, evidence, engine_kw = Rule(**key_values(args.rule)), Evidence(**key_values(args.evidence)), key_values(args.engine)
     prov = provenance("bench/serve_alerts.py", seed=args.seed)
@@ -314,8 +319,9 @@ def main() -> None:
     if args.sweep:
         report["sweep"] = sweep(prepared, rule, engine_kw)
     Path(args.out).write_text(json.dumps(report, indent=1, separators=(",", ": ")) + "\n")
-    print("\n\n".join(table(report)))
     print(f"wrote {args.out}")
+    if Path(args.out).resolve() == OUT.resolve():
+        write_blocks(DOCS / "serve.md", {"serve-alerts": table(report)})
     if tmp is not None:
         tmp.cleanup()
 

@@ -48,8 +48,12 @@ class Service:
         self._make_recognizer = recognizer or (lambda: make_recognizer(config.model))
         self.store = Store(database_url(config))
         self.hub = EventHub()
-        self.engine = AlertEngine([r for r in config.rules if r.enabled], bucket_seconds=config.server.bucket_seconds)
-        self.notifier = Notifier(config.webhooks, config.mqtt)
+        for cam in config.cameras:
+            self.store.put_camera(cam)
+        # One dict, shared: alert messages and Home Assistant devices say "Lounge", not "lounge".
+        self.camera_names = {row["id"]: row.get("name") or row["id"] for row in self.store.list_cameras()}
+        self.engine = AlertEngine([r for r in config.rules if r.enabled], bucket_seconds=config.server.bucket_seconds, camera_names=self.camera_names)
+        self.notifier = Notifier(config.webhooks, config.mqtt, camera_names=self.camera_names)
         self.recorder = Recorder(self.store, self.engine, flush_seconds=config.server.flush_seconds, on_alert=self._alert_opened, on_written=self._written)
         self.workers: dict[str, CameraWorker] = {}
         self.remote: dict[str, CameraStatus] = {}  # cameras of remote workers, by id: their last status
@@ -58,8 +62,6 @@ class Service:
         self._analyze_lock = threading.Lock()
         self._stopping = threading.Event()
         self._maintenance: Optional[threading.Thread] = None
-        for cam in config.cameras:
-            self.store.put_camera(cam)
         self.started_at = time.time()
 
     # --------------------------------------------------------------------------- lifecycle
@@ -144,6 +146,7 @@ class Service:
     def put_camera(self, camera: Camera) -> dict:
         """Add or edit a camera; its worker (re)starts with the new settings."""
         row = self.store.put_camera(camera)
+        self.camera_names[camera.id] = camera.name or camera.id
         if camera.enabled and not self._stopping.is_set():
             self._start_worker(camera)
         else:
