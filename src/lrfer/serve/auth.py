@@ -27,8 +27,6 @@ from fastapi import Depends, HTTPException, Request, Response
 
 log = logging.getLogger(__name__)
 
-USER_ROLES = ("admin", "staff")
-TOKEN_ROLES = ("worker", "integration", "admin", "staff")
 #: Roles that may read the service's data and act on alerts (an integration: Home Assistant, Grafana).
 READER_ROLES = frozenset({"admin", "staff", "integration"})
 

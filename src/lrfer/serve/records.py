@@ -13,6 +13,9 @@ from typing import Any, Optional
 
 #: Expressions that count as distress for alerts (the default rule's evidence).
 NEGATIVE = ("sad", "angry", "fear", "disgust")
+#: Who a person may be, and what an API token may act as.
+USER_ROLES = ("admin", "staff")
+TOKEN_ROLES = ("worker", "integration", "admin", "staff")
 
 
 @dataclass

@@ -14,11 +14,8 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 from .config import Retention
-from .records import AlertEvent
+from .records import TOKEN_ROLES, USER_ROLES, AlertEvent
 from .schema import alerts, audit, batches, sessions, tokens, users
-
-ROLES = ("admin", "staff")
-TOKEN_ROLES = ("worker", "integration", "admin", "staff")
 
 
 def loads(text: Optional[str]) -> Any:
@@ -93,8 +90,8 @@ class Accounts:
 
     # ------------------------------------------------------------------------------- users
     def add_user(self, username: str, password_hash: str, role: str) -> dict:
-        if role not in ROLES:
-            raise ValueError(f"role must be one of {ROLES}")
+        if role not in USER_ROLES:
+            raise ValueError(f"role must be one of {USER_ROLES}")
         with self.engine.begin() as conn:
             conn.execute(sa.insert(users).values(username=username, password_hash=password_hash, role=role, disabled=False, created_at=time.time()))
         return self.get_user(username)
@@ -115,8 +112,8 @@ class Accounts:
         if password_hash is not None:
             values["password_hash"] = password_hash
         if role is not None:
-            if role not in ROLES:
-                raise ValueError(f"role must be one of {ROLES}")
+            if role not in USER_ROLES:
+                raise ValueError(f"role must be one of {USER_ROLES}")
             values["role"] = role
         if disabled is not None:
             values["disabled"] = disabled
