@@ -128,3 +128,15 @@ def test_hide_small_buckets():
     out = hide_small_buckets(data, 3)
     assert out["points"][0]["shares"] == {"happy": None, "sad": None} and out["points"][0]["hidden"]
     assert out["points"][1]["shares"]["happy"] == 1.0 and "hidden" not in out["points"][1]
+
+
+def test_ingest_schema_follows_the_records():
+    """A field added to Observation or CameraStatus must be accepted by /api/ingest too (a remote
+    worker sends every field; the schema forbids unknown ones)."""
+    import dataclasses
+
+    from lrfer.serve.api_ingest import ObservationIn, StatusIn
+    from lrfer.serve.records import CameraStatus, Observation
+
+    assert set(ObservationIn.model_fields) == {f.name for f in dataclasses.fields(Observation)}
+    assert set(StatusIn.model_fields) == {f.name for f in dataclasses.fields(CameraStatus)}

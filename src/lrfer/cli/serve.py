@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import argparse
 import logging
+import signal
 import sys
+import threading
 
 from ..errors import LrferError
 
@@ -83,8 +85,10 @@ def cmd_worker(args: argparse.Namespace) -> int:
     if not cameras:
         raise LrferError("no cameras to run", "give --camera ID=URL or --config with [[cameras]]")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())  # systemd's stop: the cameras flush, the spool is pushed once more
     run_worker(
         args.server, args.token, cameras, spool_dir=args.spool, verify=not args.insecure,
-        model=cfg.model, evidence=cfg.evidence, bucket_seconds=cfg.server.bucket_seconds,
+        model=cfg.model, evidence=cfg.evidence, bucket_seconds=cfg.server.bucket_seconds, stop=stop,
     )
     return 0

@@ -60,6 +60,7 @@ class StatusIn(_In):
     frames: int = 0
     last_frame_at: Optional[float] = None
     moods_now: dict[str, int] = Field(default_factory=dict)
+    lag: float = 0.0
     width: int = 0
     height: int = 0
 
@@ -122,7 +123,7 @@ async def analyze(request: Request, _: User) -> dict:
 
 
 @router.post("/api/ingest", tags=["workers"])
-async def ingest(request: Request, _: Worker) -> dict:
+async def ingest(request: Request, who: Worker) -> dict:
     """A remote worker's batch of observations and statuses; a batch id seen before is not stored again."""
     body = await read_body(request, _limit(request))
     try:
@@ -133,7 +134,8 @@ async def ingest(request: Request, _: Worker) -> dict:
     observations = [Observation(**o.model_dump()) for o in batch.observations]
     statuses = [CameraStatus(**s.model_dump()) for s in batch.status]
     svc = service(request)
-    stored = await run_in_threadpool(svc.ingest, batch.batch_id, observations, statuses)
+    site = who.name.removeprefix("token:")  # the token's name says where the worker runs
+    stored = await run_in_threadpool(svc.ingest, batch.batch_id, observations, statuses, site)
     metrics = request.app.state.metrics
     metrics.ingest_batches.labels("stored" if stored else "duplicate").inc()
     if stored:

@@ -60,7 +60,7 @@ class Camera(_Strict):
 
     id: str = Field(description="short id: lower-case letters, digits, - and _")
     name: str = ""
-    url: str = Field(min_length=1, description="rtsp://, http(s)://, a video file, or webcam:N")
+    url: str = Field(min_length=1, description="rtsp://, http(s)://, a video file, webcam:N; remote://SITE: read by lrfer worker there")
     site: str = "main"
     fps: float = Field(2.0, gt=0, le=30, description="frames analysed per second")
     loop: bool = False  # video files: start again at the end

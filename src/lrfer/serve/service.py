@@ -31,6 +31,7 @@ from .store import Store
 log = logging.getLogger(__name__)
 
 PURGE_EVERY = 3600.0  # seconds between retention purges
+REMOTE = "remote://"  # the URL of a camera that a remote worker reads (``lrfer worker``)
 
 
 def database_url(config: ServeConfig) -> str:
@@ -69,7 +70,7 @@ class Service:
         self.recorder.start()
         for row in self.store.list_cameras():
             cam = Camera.model_validate({k: v for k, v in row.items() if k in Camera.model_fields})
-            if cam.enabled:
+            if cam.enabled and not cam.url.startswith(REMOTE):
                 self._start_worker(cam)
         self._maintenance = threading.Thread(target=self._maintain, name="lrfer-retention", daemon=True)
         self._maintenance.start()
@@ -126,6 +127,8 @@ class Service:
         self.notifier.send(kind, alert)
 
     def _written(self, observations: list[Observation]) -> None:
+        if not observations:
+            return
         cams = sorted({o.camera_id for o in observations})
         self.hub.publish("bucket", {"cameras": cams, "until": max(o.start + o.seconds for o in observations)})
 
@@ -147,7 +150,7 @@ class Service:
         """Add or edit a camera; its worker (re)starts with the new settings."""
         row = self.store.put_camera(camera)
         self.camera_names[camera.id] = camera.name or camera.id
-        if camera.enabled and not self._stopping.is_set():
+        if camera.enabled and not camera.url.startswith(REMOTE) and not self._stopping.is_set():
             self._start_worker(camera)
         else:
             self._stop_worker(camera.id)
@@ -170,11 +173,20 @@ class Service:
         self.config.rules = list(rules)
 
     # -------------------------------------------------------------------- remote, analyze
-    def ingest(self, batch_id: str, observations: list[Observation], statuses: list[CameraStatus]) -> bool:
-        """A remote worker's batch: stored before this returns (False: that batch was stored before)."""
+    def ingest(self, batch_id: str, observations: list[Observation], statuses: list[CameraStatus], site: str = "remote") -> bool:
+        """A remote worker's batch: stored before this returns (False: that batch was stored before).
+
+        A camera id the service has not seen is registered as ``remote://<site>``, so a second
+        site's cameras appear on the dashboard beside the local ones (and are never opened here)."""
+        for cid in {o.camera_id for o in observations} | {st.camera_id for st in statuses}:
+            if cid not in self.camera_names:
+                self.store.put_camera(Camera(id=cid, name=cid, url=f"{REMOTE}{site}", site=site[:64] or "remote"))
+                self.camera_names[cid] = cid
         for st in statuses:
             self.remote[st.camera_id] = st
             self._status(st)
+        if not observations:  # a heartbeat: statuses only, nothing to store (nor its batch id: one every 2 s)
+            return True
         return self.recorder.write(observations, batch_id)
 
     def analyze(self, image: np.ndarray) -> list[Face]:

@@ -29,7 +29,16 @@ export async function overviewPage(main) {
       clear(grid, el("p", { class: "muted" }, "No camera yet. An admin adds cameras under Settings."));
       return;
     }
-    clear(grid, cameras.map((c) => tile(c, lastAlerts[c.id])));
+    const sites = [...new Set(cameras.map((c) => c.site || "main"))];
+    if (sites.length < 2) {
+      clear(grid, cameras.map((c) => tile(c, lastAlerts[c.id])));
+      return;
+    }
+    // Several sites (a remote worker's cameras beside the local ones): one heading and row of tiles each.
+    clear(grid, sites.flatMap((site) => [
+      el("h2", { class: "site" }, `Site: ${site}`),
+      ...cameras.filter((c) => (c.site || "main") === site).map((c) => tile(c, lastAlerts[c.id])),
+    ]));
   }
 
   async function load() {
