@@ -139,6 +139,12 @@ def test_dashboard_end_to_end(tmp_path):
             page.goto(srv.url + "/#/")
             expect(tile).to_be_visible()
             shot("phone-overview")
+
+            page.set_viewport_size({"width": 1280, "height": 900})
+            page.goto(srv.url + "/docs")  # the OpenAPI page: Swagger UI served locally, under the same CSP
+            expect(page.locator(".opblock").first).to_be_visible(timeout=20000)
+            expect(page.locator(".opblock-summary-path", has_text="/api/timeline").first).to_be_visible()
+            shot("api-docs")
             browser.close()
         assert not problems, problems
         assert srv.app.state.server_errors == 0

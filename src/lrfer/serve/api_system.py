@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import logging
 import time
+from pathlib import Path
 from typing import Optional
 
 from fastapi import APIRouter, Request
-from fastapi.openapi.docs import get_swagger_ui_html
-from fastapi.responses import JSONResponse, Response, StreamingResponse
+from fastapi.responses import FileResponse, JSONResponse, Response, StreamingResponse
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
@@ -120,6 +120,7 @@ def openapi(request: Request, _: User) -> JSONResponse:
 
 
 @router.get("/docs", include_in_schema=False)
-def docs(request: Request, _: User):
-    """Swagger UI (its script and style come from FastAPI's default CDN: the only page that is not local)."""
-    return get_swagger_ui_html(openapi_url="/openapi.json", title="lrfer serve: API")
+def docs(request: Request, _: User) -> FileResponse:
+    """Swagger UI, served from the installed swagger-ui-bundle (no CDN); its start-up script is a
+    file, not inline, so the strict Content-Security-Policy holds here too."""
+    return FileResponse(Path(__file__).resolve().parent / "dashboard" / "apidocs.html", headers={"Cache-Control": "no-cache"})

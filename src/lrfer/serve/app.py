@@ -9,6 +9,7 @@ counts those 500s (the tests assert it stays 0).
 from __future__ import annotations
 
 import importlib.resources
+import importlib.util
 import logging
 import signal
 import time
@@ -128,6 +129,8 @@ def _plotly_js() -> Path:
 def _add_dashboard(app: FastAPI) -> None:
     index = DASHBOARD / "index.html"
     plotly = _plotly_js()
+    # found, not imported: the package's own code (a doc generator for other frameworks) is not needed
+    swagger = Path(importlib.util.find_spec("swagger_ui").submodule_search_locations[0]) / "static"
 
     @app.get("/", include_in_schema=False)
     def dashboard() -> FileResponse:
@@ -137,6 +140,14 @@ def _add_dashboard(app: FastAPI) -> None:
     @app.get("/static/plotly.min.js", include_in_schema=False)
     def plotly_js() -> FileResponse:
         return FileResponse(plotly, media_type="text/javascript", headers={"Cache-Control": "public, max-age=86400"})
+
+    @app.get("/static/swagger/{name}", include_in_schema=False)
+    def swagger_asset(name: str) -> FileResponse:
+        # /docs's Swagger UI 5 (OpenAPI 3.1), from the installed swagger-ui-py: the two files it needs, nothing else
+        if name not in ("swagger-ui-bundle.js", "swagger-ui.css"):
+            raise StarletteHTTPException(404, f"no such file: {name}")
+        media = "text/javascript" if name.endswith(".js") else "text/css"
+        return FileResponse(swagger / name, media_type=media, headers={"Cache-Control": "public, max-age=86400"})
 
     app.mount("/static", StaticFiles(directory=DASHBOARD), name="static")
 
