@@ -22,7 +22,7 @@ from ._live import PASSWORDS, REPO, LiveServer
 
 T0 = 1_700_000_000.0
 # Routes that answer without a login (the dashboard's page and scripts hold no data).
-PUBLIC = {("GET", "/api/health"), ("POST", "/api/login"), ("GET", "/"), ("GET", "/static/plotly.min.js")}
+PUBLIC = {("GET", "/api/health"), ("POST", "/api/login"), ("GET", "/"), ("GET", "/static/plotly.min.js"), ("GET", "/static/swagger/{name}")}
 ADMIN_ONLY = {
     ("POST", "/api/cameras"),
     ("PUT", "/api/cameras/{camera_id}"),
@@ -37,9 +37,12 @@ ADMIN_ONLY = {
     ("POST", "/api/tokens"),
     ("DELETE", "/api/tokens/{token_id}"),
     ("GET", "/api/audit"),
+    ("POST", "/api/rules"),
+    ("PUT", "/api/rules/{name}"),
+    ("DELETE", "/api/rules/{name}"),
 }
 WORKER_ONLY = {("POST", "/api/ingest")}
-PATH_VALUES = {"camera_id": "lounge", "alert_id": "1", "username": "carol", "token_id": "1"}
+PATH_VALUES = {"camera_id": "lounge", "alert_id": "1", "username": "carol", "token_id": "1", "name": "swagger-ui.css"}
 
 
 def _config(db: str, data_dir: str, **privacy) -> ServeConfig:
@@ -414,3 +417,26 @@ def test_aggregate_only_hides_people(tmp_path):
         assert srv.app.state.server_errors == 0
     finally:
         srv.stop()
+
+
+def test_rules_made_on_the_dashboard(site):
+    """Rules of the config file are read-only here; rules made through the API are stored, used by
+    the alert engine at once, editable and deletable, and every change is audited."""
+    listed = site.admin.get("/api/rules").json()
+    assert listed and all(r["source"] == "config" for r in listed)
+    in_file = listed[0]["name"]
+    assert site.admin.put(f"/api/rules/{in_file}", json={"threshold": 0.5}).status_code == 409
+    assert site.admin.post("/api/rules", json={"name": in_file}).status_code == 409
+    bad = site.admin.post("/api/rules", json={"name": "lounge-calm", "threshold": 2})
+    assert bad.status_code == 422 and "threshold" in bad.json()["detail"]
+    r = site.admin.post("/api/rules", json={"name": "lounge-calm", "scope": "zone", "expressions": ["sad"], "threshold": 0.6, "cameras": ["lounge"]})
+    assert r.status_code == 201 and r.json()["source"] == "dashboard"
+    assert "lounge-calm" in {rule.name for rule in site.service.engine.rules}  # in force at once
+    assert site.admin.put("/api/rules/lounge-calm", json={"scope": "zone", "expressions": ["sad", "fear"], "threshold": 0.65}).json()["threshold"] == 0.65
+    assert {r["name"]: r for r in site.admin.get("/api/rules").json()}["lounge-calm"]["expressions"] == ["sad", "fear"]
+    assert site.admin.put("/api/rules/nope", json={}).status_code == 404
+    assert site.admin.delete("/api/rules/lounge-calm").json() == {"deleted": "lounge-calm"}
+    assert "lounge-calm" not in {rule.name for rule in site.service.engine.rules}
+    assert "lounge-calm" not in {r["name"] for r in site.admin.get("/api/rules").json()}
+    actions = [a["action"] for a in site.admin.get("/api/audit").json()]
+    assert {"rule.add", "rule.edit", "rule.delete"} <= set(actions)

@@ -132,6 +132,18 @@ def test_dashboard_end_to_end(tmp_path):
                 expect(page.get_by_role("button", name="Add camera")).to_be_visible()
                 masks = api.get("/api/cameras/lounge").json()["masks"]
                 assert len(masks) == 1 and len(masks[0]) == 3 and masks[0][1][0] == pytest.approx(0.3, abs=0.02)
+
+                # settings: a rule added on the dashboard, in force at once
+                page.goto(srv.url + "/#/settings/rules")
+                page.get_by_role("button", name="Add rule").click()
+                page.get_by_label("Name").fill("night-fear")
+                page.get_by_label("Share above (%)").fill("60")
+                shot("rule-form")
+                page.get_by_role("button", name="Add rule").click()
+                expect(page.get_by_role("row", name="night-fear")).to_be_visible()
+                rule = {r["name"]: r for r in api.get("/api/rules").json()}["night-fear"]
+                assert rule["source"] == "dashboard" and rule["threshold"] == pytest.approx(0.6)
+                assert "night-fear" in {r.name for r in srv.service.engine.rules}
             finally:
                 api.close()
 

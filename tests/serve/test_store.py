@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 import hashlib
+from pathlib import Path
 
 import pytest
+import sqlalchemy as sa
+from alembic import command
+from alembic.config import Config as AlembicConfig
 
-from lrfer.serve.config import Camera, Retention
+import lrfer.serve.store
+from lrfer.serve.config import Camera, Retention, Rule
 from lrfer.serve.records import AlertEvent, Observation
-from lrfer.serve.store import Store
+from lrfer.serve.store import Store, connect
 
 T0 = 1_700_000_400.0  # not a multiple of 60 or 3600: the data straddles rollup windows
 
@@ -124,4 +129,28 @@ def test_reopening_runs_no_migration_twice(db_url):
     Store(db_url).close()
     s = Store(db_url)  # alembic sees head and does nothing
     assert s.ping()
+    s.close()
+
+
+def test_rules_round_trip(store):
+    store.put_rule(Rule(name="calm-lounge", threshold=0.6, cameras=["lounge"]))
+    store.put_rule(Rule(name="calm-lounge", threshold=0.65))  # an edit
+    assert [(r.name, r.threshold) for r in store.list_rules()] == [("calm-lounge", 0.65)]
+    assert store.delete_rule("calm-lounge") and store.list_rules() == [] and not store.delete_rule("calm-lounge")
+
+
+def test_upgrade_from_the_first_schema_keeps_the_data(db_url):
+    """A database made by the first release (revision 0001) is migrated in place when opened."""
+    engine = connect(db_url)
+    cfg = AlembicConfig()
+    cfg.set_main_option("script_location", str(Path(lrfer.serve.store.__file__).with_name("migrations")))
+    with engine.begin() as conn:
+        cfg.attributes["connection"] = conn
+        command.upgrade(cfg, "0001")
+        conn.execute(sa.text("INSERT INTO cameras (id, site, config, created_at, updated_at) VALUES ('old', 'main', :c, 1, 1)"),
+                     {"c": Camera(id="old", url="rtsp://x").model_dump_json()})
+        assert "rules" not in sa.inspect(conn).get_table_names()
+    engine.dispose()
+    s = Store(db_url)
+    assert s.get_camera("old")["url"] == "rtsp://x" and s.list_rules() == []
     s.close()

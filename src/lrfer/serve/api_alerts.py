@@ -1,4 +1,4 @@
-"""Alerts: the list, and their lifecycle (open -> acknowledged, with a note -> resolved)."""
+"""Alerts: the list, and their lifecycle (open -> acknowledged, with a note -> resolved); the rules that raise them."""
 
 from __future__ import annotations
 
@@ -7,8 +7,9 @@ from typing import Literal, Optional
 from fastapi import APIRouter, HTTPException, Request
 from pydantic import BaseModel, ConfigDict, Field
 
-from .api_common import OptionalBody, audit, known_camera, service, validate_model, with_iso
-from .auth import Principal, User
+from .api_common import JSONBody, OptionalBody, audit, known_camera, service, validate_model, with_iso
+from .auth import Admin, Principal, User
+from .config import Rule
 
 router = APIRouter()
 ALERT_TIMES = ("opened_at", "acknowledged_at", "resolved_at")
@@ -72,7 +73,44 @@ def resolve(request: Request, who: User, alert_id: int, body: OptionalBody = Non
     return _change(request, alert_id, body, who, "resolved")
 
 
-@router.get("/api/rules", tags=["alerts"])
+@router.get("/api/rules", tags=["rules"])
 def list_rules(request: Request, _: User) -> list[dict]:
-    """The alert rules in force (from the config file; read-only here)."""
-    return [r.model_dump() for r in service(request).config.rules]
+    """The alert rules, each with its ``source``: ``config`` (the file: edit it there) or ``dashboard``."""
+    return [{**r.model_dump(), "source": src} for r, src in service(request).rules()]
+
+
+def _editable(request: Request, name: str, *, exists: bool) -> None:
+    sources = {r.name: src for r, src in service(request).rules()}
+    if sources.get(name) == "config":
+        raise HTTPException(409, f"rule '{name}' is defined in the config file: change it there (lrfer.toml, [[rules]]) and restart")
+    if exists and name not in sources:
+        raise HTTPException(404, f"unknown rule '{name}'")
+    if not exists and name in sources:
+        raise HTTPException(409, f"rule '{name}' exists: edit it with PUT /api/rules/{name}")
+
+
+@router.post("/api/rules", tags=["rules"], status_code=201)
+def add_rule(request: Request, who: Admin, body: JSONBody) -> dict:
+    """A new alert rule (the keys of a ``[[rules]]`` table); it applies from the next observation."""
+    rule = validate_model(Rule, body, "rule")
+    _editable(request, rule.name, exists=False)
+    service(request).put_rule(rule)
+    audit(request, "rule.add", rule.name, rule.model_dump())
+    return {**rule.model_dump(), "source": "dashboard"}
+
+
+@router.put("/api/rules/{name}", tags=["rules"])
+def edit_rule(request: Request, who: Admin, name: str, body: JSONBody) -> dict:
+    rule = validate_model(Rule, {**body, "name": name} if isinstance(body, dict) else body, "rule")
+    _editable(request, name, exists=True)
+    service(request).put_rule(rule)
+    audit(request, "rule.edit", name, rule.model_dump())
+    return {**rule.model_dump(), "source": "dashboard"}
+
+
+@router.delete("/api/rules/{name}", tags=["rules"])
+def delete_rule(request: Request, who: Admin, name: str) -> dict:
+    _editable(request, name, exists=True)
+    service(request).delete_rule(name)
+    audit(request, "rule.delete", name)
+    return {"deleted": name}

@@ -125,6 +125,15 @@ tokens = sa.Table(
     sa.Column("last_used", sa.Float, nullable=True),
 )
 
+rules = sa.Table(  # alert rules made on the dashboard (the config file's are not stored: the file holds them)
+    "rules",
+    metadata,
+    sa.Column("name", sa.String(64), primary_key=True),
+    sa.Column("config", sa.Text, nullable=False),  # config.Rule as JSON
+    sa.Column("created_at", sa.Float, nullable=False),
+    sa.Column("updated_at", sa.Float, nullable=False),
+)
+
 sessions = sa.Table(
     "sessions",
     metadata,

@@ -21,7 +21,7 @@ import numpy as np
 from ..infer.recognizer import Face, Recognizer
 from .alerts import AlertEngine
 from .camera import CameraWorker, make_recognizer
-from .config import Camera, ServeConfig
+from .config import Camera, Rule, ServeConfig
 from .events import EventHub
 from .notify import Notifier
 from .recorder import Recorder
@@ -56,6 +56,7 @@ class Service:
         self.engine = AlertEngine([r for r in config.rules if r.enabled], bucket_seconds=config.server.bucket_seconds, camera_names=self.camera_names)
         self.notifier = Notifier(config.webhooks, config.mqtt, camera_names=self.camera_names)
         self.recorder = Recorder(self.store, self.engine, flush_seconds=config.server.flush_seconds, on_alert=self._alert_opened, on_written=self._written)
+        self._apply_rules()  # the file's rules and those made on the dashboard
         self.workers: dict[str, CameraWorker] = {}
         self.remote: dict[str, CameraStatus] = {}  # cameras of remote workers, by id: their last status
         self._lock = threading.RLock()
@@ -167,10 +168,25 @@ class Service:
         if w is not None:
             w.stop()
 
-    def set_rules(self, rules) -> None:
+    # ------------------------------------------------------------------------------- rules
+    def rules(self) -> list[tuple[Rule, str]]:
+        """Every rule with where it lives: ``"config"`` (the file, edited there) or ``"dashboard"``
+        (the database, edited through the API); a file's rule hides a stored one of its name."""
+        in_file = {r.name for r in self.config.rules}
+        return [(r, "config") for r in self.config.rules] + [(r, "dashboard") for r in self.store.list_rules() if r.name not in in_file]
+
+    def put_rule(self, rule: Rule) -> None:
+        self.store.put_rule(rule)
+        self._apply_rules()
+
+    def delete_rule(self, name: str) -> bool:
+        gone = self.store.delete_rule(name)
+        self._apply_rules()
+        return gone
+
+    def _apply_rules(self) -> None:
         with self.recorder._rules_lock:
-            self.engine.set_rules([r for r in rules if r.enabled])
-        self.config.rules = list(rules)
+            self.engine.set_rules([r for r, _ in self.rules() if r.enabled])
 
     # -------------------------------------------------------------------- remote, analyze
     def ingest(self, batch_id: str, observations: list[Observation], statuses: list[CameraStatus], site: str = "remote") -> bool:

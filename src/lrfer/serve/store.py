@@ -25,9 +25,9 @@ from alembic.config import Config as AlembicConfig
 from sqlalchemy.engine import Connection, Engine
 
 from ..errors import LrferError
-from .config import Camera, Retention
+from .config import Camera, Retention, Rule
 from .records import Observation
-from .schema import cameras, observations, rollups, tracks
+from .schema import cameras, observations, rollups, rules, tracks
 from .store_accounts import Accounts, batch_seen, loads
 
 #: Windows of the pre-aggregated rollups, in seconds.
@@ -117,6 +117,22 @@ class Store(Accounts):
     def delete_camera(self, camera_id: str) -> bool:
         with self.engine.begin() as conn:
             return bool(conn.execute(sa.delete(cameras).where(cameras.c.id == camera_id)).rowcount)
+
+    # ------------------------------------------------------------------------------- rules
+    def list_rules(self) -> list[Rule]:
+        """The alert rules made on the dashboard, by name."""
+        with self.engine.connect() as conn:
+            return [Rule.model_validate_json(r) for r in conn.execute(sa.select(rules.c.config).order_by(rules.c.name)).scalars()]
+
+    def put_rule(self, rule: Rule) -> None:
+        now = time.time()
+        with self.engine.begin() as conn:
+            if not conn.execute(sa.update(rules).where(rules.c.name == rule.name).values(config=rule.model_dump_json(), updated_at=now)).rowcount:
+                conn.execute(sa.insert(rules).values(name=rule.name, config=rule.model_dump_json(), created_at=now, updated_at=now))
+
+    def delete_rule(self, name: str) -> bool:
+        with self.engine.begin() as conn:
+            return bool(conn.execute(sa.delete(rules).where(rules.c.name == name)).rowcount)
 
     # ------------------------------------------------------------------------ observations
     def ingest(self, items: list[Observation], batch_id: Optional[str] = None) -> bool:

@@ -1,21 +1,11 @@
-// Settings (admins): cameras (with masks and zones), the alert rules (read-only: they live in the
-// config file), users, API tokens and the audit log.
+// Settings (admins): cameras (with masks and zones), the alert rules, users, API tokens and the audit log.
 import { act, api, ask, clear, el, field, session, show, toast, when } from "./ui.js";
 import { camerasTab } from "./settings_cameras.js";
+import { rulesTab } from "./settings_rules.js";
 
 function table(headers, rows) {
   return el("div", { class: "table-wrap" }, el("table", {},
     el("thead", {}, el("tr", {}, headers.map((h) => el("th", { scope: "col" }, h)))), el("tbody", {}, rows)));
-}
-
-async function rulesTab(box) {
-  const rules = await api("/api/rules");
-  clear(box, el("p", { class: "muted" }, "Rules come from the config file (lrfer.toml, [[rules]]); edit it and restart to change them."),
-    table(["Name", "Scope", "Expressions", "Fires when", "Cooldown", "Cameras", "On"], rules.map((r) => el("tr", {},
-      el("td", {}, r.name), el("td", {}, r.scope + (r.zone ? ` (${r.zone})` : "")), el("td", {}, r.expressions.join(", ")),
-      el("td", {}, `share > ${Math.round(100 * r.threshold)}%` + (r.baseline === "own" ? ` and > own baseline + ${Math.round(100 * r.margin)}%` : "") +
-        ` over ${r.minutes} min, from ≥ ${r.min_observations} observations`),
-      el("td", {}, `${r.cooldown_minutes} min`), el("td", {}, r.cameras.length ? r.cameras.join(", ") : "all"), el("td", {}, r.enabled ? "yes" : "no")))));
 }
 
 async function usersTab(box) {
