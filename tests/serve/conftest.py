@@ -8,6 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from lrfer.infer.recognizer import Recognizer
+
 from ._postgres import PostgresServer, pg_bin
 
 
@@ -38,3 +40,9 @@ def db_url(request, tmp_path):
     if request.param == "sqlite":
         return f"sqlite:///{tmp_path / 'lrfer.sqlite3'}"
     return request.getfixturevalue("pg_url")
+
+
+@pytest.fixture(scope="session")
+def recognizer():
+    """One Recognizer (the shipped model, YuNet, CPU) for the camera tests: loading it takes seconds."""
+    return Recognizer(device="cpu")

@@ -23,11 +23,6 @@ SCENE_VIDEO = str(ROOT_DIR / "examples" / "far_scene.mp4")  # 640x480, 45 frames
 LEFT_HALF = [(0.0, 0.0), (0.5, 0.0), (0.5, 1.0), (0.0, 1.0)]
 
 
-@pytest.fixture(scope="module")
-def recognizer() -> Recognizer:
-    return Recognizer(device="cpu")
-
-
 def lrfer_threads() -> list[str]:
     return [t.name for t in threading.enumerate() if t.name.startswith("lrfer-")]
 
