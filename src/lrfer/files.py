@@ -40,8 +40,16 @@ MAX_PIXELS = 64_000_000
 _BAD_IMAGE_HINT = "the file is truncated or not an image: re-extract the dataset or delete the file"
 
 
+# The process's umask, read once at import (reading it means setting it, which is not thread-safe later).
+_UMASK = os.umask(0o022)
+os.umask(_UMASK)
+
+
 def atomic_write(path: PathLike, write: Callable[[str], None]) -> Path:
-    """Call ``write(tmp_path)`` to produce the file, then move it into place atomically."""
+    """Call ``write(tmp_path)`` to produce the file, then move it into place atomically.
+
+    The file gets the permissions of a file opened for writing (0666 less the umask): mkstemp's
+    private 0600 would leave an exported model or a results file unreadable to the rest of a team."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
@@ -50,6 +58,7 @@ def atomic_write(path: PathLike, write: Callable[[str], None]) -> Path:
         write(tmp)
         with open(tmp, "rb+") as f:
             os.fsync(f.fileno())
+        os.chmod(tmp, 0o666 & ~_UMASK)
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):

@@ -1,4 +1,5 @@
 import hashlib
+import os
 
 import numpy as np
 import pytest
@@ -241,3 +242,14 @@ def test_an_unwritable_cache_exports_to_a_temporary_folder(rgb_checkpoint, tmp_p
     faces = random_faces(3, 3)
     diff = (clf.predict_proba(faces) - load_classifier(rgb_checkpoint, backend="torch").predict_proba(faces)).abs().max()
     assert float(diff) < PARITY
+
+
+def test_export_without_a_checkpoint_exports_the_shipped_model(tmp_path):
+    """`lrfer export --onnx m.onnx` with no --checkpoint: the shipped model (it said "cannot export a
+    NoneType"), written readable like any other file (not mkstemp's private 0600)."""
+    out = export_onnx(None, tmp_path / "default.onnx")
+    meta = read_onnx_metadata(out)
+    assert list(meta["classes"]) == list(FaceClassifier.load(DEFAULT_CHECKPOINT).classes)
+    umask = os.umask(0o022)
+    os.umask(umask)
+    assert out.stat().st_mode & 0o777 == 0o666 & ~umask

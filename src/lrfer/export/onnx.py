@@ -90,7 +90,9 @@ def _exporter_log_silenced():
         torch._C._jit_onnx_log = log
 
 
-def _as_classifier(source: Union["FaceClassifier", PathLike]) -> "FaceClassifier":
+def _as_classifier(source: Union["FaceClassifier", PathLike, None]) -> "FaceClassifier":
+    if source is None:  # the shipped default model (`lrfer export --onnx m.onnx` with no --checkpoint)
+        return FaceClassifier.load(None, "cpu")
     if isinstance(source, FaceClassifier):
         return source
     if isinstance(source, (str, os.PathLike)):
@@ -130,13 +132,14 @@ def _set_metadata(model_proto, meta: dict[str, str]) -> None:
 
 
 def export_onnx(
-    source: Union["FaceClassifier", PathLike],
+    source: Union["FaceClassifier", PathLike, None],
     out_path: PathLike,
     *,
     opset: int = 17,
     dynamic_batch: bool = True,
 ) -> Path:
-    """Write ``source`` (a classifier checkpoint path or a :class:`FaceClassifier`) as an ONNX
+    """Write ``source`` (a classifier checkpoint path, a :class:`FaceClassifier`, or ``None`` for
+    the shipped default model) as an ONNX
     graph from preprocessed faces to probabilities (see the module docstring); returns the path.
 
     ``dynamic_batch=False`` fixes the batch to 1 (for runtimes that need static shapes).
