@@ -111,6 +111,15 @@ def example_module(name: str) -> ModuleType:
     return module
 
 
+def rss_mb() -> float:
+    """This process's resident memory in MB (Linux; NaN elsewhere)."""
+    status = Path("/proc/self/status")
+    for line in status.read_text().splitlines() if status.exists() else []:
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
 # ---------------------------------------------------------------------- generated tables
 def load_result(name: str) -> Optional[dict]:
     """``bench/results/<name>`` parsed, or None when that benchmark has not been run."""

@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from _common import DOCS, RESULTS, ROOT, example_module, load_result, provenance, write_blocks
+from _common import DOCS, RESULTS, ROOT, example_module, load_result, provenance, rss_mb, write_blocks
 from lrfer.infer.video import VideoWriter
 from lrfer.serve.config import Camera, ServeConfig
 from lrfer.serve.service import Service
@@ -45,13 +45,6 @@ def make_scene(path: Path, seconds: int = 60, fps: int = 15) -> None:
     with VideoWriter(path, float(fps), scene.W, scene.H) as out:
         for t in list(range(half)) + list(range(half, 0, -1)):  # out and back: a seamless loop
             out.write(scene.scene(photo, t * 0.5))
-
-
-def rss_mb() -> float:
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    return float("nan")
 
 
 def run(n: int, video: Path, seconds: float, warmup: float, tmp: Path) -> dict:

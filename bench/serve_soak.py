@@ -22,19 +22,12 @@ from pathlib import Path
 
 import numpy as np
 
-from _common import DOCS, RESULTS, load_result, provenance, write_blocks
+from _common import DOCS, RESULTS, load_result, provenance, rss_mb, write_blocks
 from lrfer.serve.config import Camera, ServeConfig
 from lrfer.serve.runner import DEMO_VIDEO
 from lrfer.serve.service import Service
 
 OUT = RESULTS / "serve_soak.json"
-
-
-def rss_mb() -> float:
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    return float("nan")
 
 
 def soak(video_hours: float, every: float, tmp: Path) -> dict:

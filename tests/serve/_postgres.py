@@ -10,7 +10,6 @@ from __future__ import annotations
 import glob
 import os
 import shutil
-import socket
 import subprocess
 import uuid
 from collections.abc import Iterator
@@ -19,6 +18,8 @@ from pathlib import Path
 from typing import Optional
 
 import sqlalchemy as sa
+
+from ._util import free_port
 
 
 def pg_bin() -> Optional[Path]:
@@ -30,10 +31,6 @@ def pg_bin() -> Optional[Path]:
     return Path(found).parent if found else None
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class PostgresServer:

@@ -4,7 +4,6 @@ zones, snapshot, stop, and sources that fail."""
 from __future__ import annotations
 
 import io
-import socket
 import threading
 import time
 from pathlib import Path
@@ -19,27 +18,16 @@ from lrfer.serve.camera import CameraWorker, _grow, redact
 from lrfer.serve.config import Camera, Evidence, Zone
 from tests.conftest import ROOT_DIR
 
+from ._util import free_port, lrfer_threads, wait_for
+
 SCENE_VIDEO = str(ROOT_DIR / "examples" / "far_scene.mp4")  # 640x480, 45 frames at 15 fps; face centres at x ~ 0.25, 0.58, 0.83
 LEFT_HALF = [(0.0, 0.0), (0.5, 0.0), (0.5, 1.0), (0.0, 1.0)]
 
 
-def lrfer_threads() -> list[str]:
-    return [t.name for t in threading.enumerate() if t.name.startswith("lrfer-")]
 
 
-def wait_for(cond, timeout: float = 20.0) -> bool:
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        if cond():
-            return True
-        time.sleep(0.02)
-    return False
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def run_to_end(recognizer, camera: Camera, **kw):

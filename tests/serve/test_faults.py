@@ -21,7 +21,7 @@ from lrfer.serve.remote import RemoteSink
 from lrfer.serve.service import Service
 
 from ._live import LiveServer
-from ._postgres import free_port
+from ._util import free_port
 
 DEMO = Path(lrfer.__file__).parent / "assets" / "demo" / "lounge.mp4"
 

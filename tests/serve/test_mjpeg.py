@@ -14,7 +14,7 @@ from lrfer.serve.camera import CameraWorker
 from lrfer.serve.config import Camera
 from tests.conftest import ROOT_DIR
 
-from .test_camera import lrfer_threads, wait_for
+from ._util import lrfer_threads, wait_for
 
 
 def _mjpeg_server(stop: threading.Event) -> ThreadingHTTPServer:

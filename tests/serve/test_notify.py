@@ -19,17 +19,12 @@ from lrfer.serve.config import Mqtt, Webhook
 from lrfer.serve.notify import Notifier, discovery_configs, signature
 from lrfer.serve.records import CameraStatus
 
+from ._util import free_port, wait_for
+
 SECRET = "s3cret"
 ALERT = {"id": 7, "camera_id": "lounge", "zone": "", "rule": "distress", "message": "Lounge: a person has looked distressed for 2 min (62% negative)"}
 
 
-def wait_for(cond, timeout: float = 5.0) -> bool:
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        if cond():
-            return True
-        time.sleep(0.02)
-    return cond()
 
 
 class Receiver:
@@ -74,10 +69,6 @@ def receiver(request):
     r.close()
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.mark.parametrize("receiver", [((500, 503, 200),)], indirect=True)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import logging
-import socket
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -17,6 +16,8 @@ from lrfer.serve.config import Camera
 from lrfer.serve.records import CameraStatus, Observation
 from lrfer.serve.remote import RemoteSink, ingest_url, run_worker
 from tests.conftest import ROOT_DIR
+
+from ._util import free_port, wait_for
 
 SCENE_VIDEO = str(ROOT_DIR / "examples" / "far_scene.mp4")
 
@@ -70,9 +71,7 @@ class Ingest:
 
 @pytest.fixture
 def port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    return free_port()
 
 
 @pytest.fixture
@@ -87,13 +86,6 @@ def obs(i: int, camera: str = "cam1") -> Observation:
     return Observation(camera, f"run-{i}", "", 100.0 + 5 * i, 5.0, 10, 8, {"happy": 0.9, "sad": 0.1}, 24.0, 0.9)
 
 
-def wait_for(cond, timeout: float = 10.0) -> bool:
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        if cond():
-            return True
-        time.sleep(0.02)
-    return False
 
 
 def test_outage_spools_then_replays_oldest_first(tmp_path, port, servers):

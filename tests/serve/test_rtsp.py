@@ -14,7 +14,6 @@ import shutil
 import socket
 import subprocess
 import threading
-import time
 
 import pytest
 
@@ -22,6 +21,8 @@ from lrfer.infer.recognizer import Recognizer
 from lrfer.serve.camera import CameraWorker
 from lrfer.serve.config import Camera
 from tests.conftest import ROOT_DIR
+
+from ._util import wait_for
 
 FFMPEG = shutil.which("ffmpeg")
 SCENE_VIDEO = ROOT_DIR / "examples" / "far_scene.mp4"
@@ -156,13 +157,6 @@ def publish(url: str) -> subprocess.Popen:
     return subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
 
 
-def wait_for(cond, timeout: float) -> bool:
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        if cond():
-            return True
-        time.sleep(0.05)
-    return False
 
 
 @pytest.fixture

@@ -100,6 +100,14 @@ def _share(probs: Optional[dict[str, float]], expressions: tuple[str, ...]) -> f
     return float(sum(probs.get(c, 0.0) for c in expressions)) if probs else 0.0
 
 
+def _window_share(rule: Rule, window: list[tuple[float, int]]) -> Optional[float]:
+    """The window's weighted share when it has enough evidence and is above the threshold, else None."""
+    if len(window) < rule.min_observations:
+        return None
+    share = _weighted(window)
+    return share if share is not None and share > rule.threshold else None
+
+
 def _weighted(items: list[tuple[float, int]]) -> Optional[float]:
     """Mean of (share, certain frames) pairs weighted by the frames; None without any."""
     w = sum(c for _, c in items)
@@ -289,10 +297,8 @@ class AlertEngine:
                 sizes.append(b.face_px)
             else:
                 before.append((_share(b.probs, expr), b.certain))
-        if len(window) < rule.min_observations:
-            return None
-        share = _weighted(window)
-        if share is None or share <= rule.threshold:
+        share = _window_share(rule, window)
+        if share is None:
             return None
         baseline, kind = None, "none"
         if rule.baseline == "own":
@@ -355,10 +361,8 @@ class AlertEngine:
                 tracks.append(b.tracks)
             else:
                 before.append((share, b.certain))
-        if len(window) < rule.min_observations:
-            return None
-        share = _weighted(window)
-        if share is None or share <= rule.threshold:
+        share = _window_share(rule, window)
+        if share is None:
             return None
         baseline, kind = None, "none"
         if rule.baseline == "own" and len(before) >= rule.min_observations:

@@ -71,6 +71,11 @@ class Recorder:
             self._after_write(observations)
         return stored
 
+    def set_rules(self, rules) -> None:
+        """Change the alert rules in force (the engine is fed from the writer and from ingest requests)."""
+        with self._rules_lock:
+            self.engine.set_rules(rules)
+
     @property
     def pending(self) -> int:
         return len(self._queue) + len(self._alerts)

@@ -185,8 +185,7 @@ class Service:
         return gone
 
     def _apply_rules(self) -> None:
-        with self.recorder._rules_lock:
-            self.engine.set_rules([r for r, _ in self.rules() if r.enabled])
+        self.recorder.set_rules([r for r, _ in self.rules() if r.enabled])
 
     # -------------------------------------------------------------------- remote, analyze
     def ingest(self, batch_id: str, observations: list[Observation], statuses: list[CameraStatus], site: str = "remote") -> bool:

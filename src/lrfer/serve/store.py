@@ -329,18 +329,24 @@ def _observation_row(ob: Observation) -> dict[str, Any]:
     }
 
 
+def _accumulate(deltas: dict, camera_id: str, zone: str, res: int, start: float, frames: int, certain: int, probs: Optional[dict]) -> dict:
+    """Add one observation's frames and probability sums to its rollup window's delta; the delta."""
+    key = (camera_id, zone, res, float(math.floor(start / res) * res))
+    d = deltas.setdefault(key, {"frames": 0, "certain": 0, "tracks": 0, "sums": {}, "seen": set()})
+    d["frames"] += frames
+    d["certain"] += certain
+    for c, v in (probs or {}).items():
+        d["sums"][c] = d["sums"].get(c, 0.0) + v * certain
+    return d
+
+
 def _add_delta(deltas: dict, conn: Connection, ob: Observation, track_id: int, res: int) -> None:
     """What one observation adds to its rollup window: frames, sums, and one track if it is new there."""
-    w = math.floor(ob.start / res) * res
-    key = (ob.camera_id, ob.zone, res, float(w))
-    d = deltas.setdefault(key, {"frames": 0, "certain": 0, "tracks": 0, "sums": {}, "seen": set()})
-    d["frames"] += ob.frames
-    d["certain"] += ob.certain
-    for c, v in (ob.probs or {}).items():
-        d["sums"][c] = d["sums"].get(c, 0.0) + v * ob.certain
+    d = _accumulate(deltas, ob.camera_id, ob.zone, res, ob.start, ob.frames, ob.certain, ob.probs)
     if track_id in d["seen"]:
         return
     d["seen"].add(track_id)
+    w = math.floor(ob.start / res) * res
     earlier = conn.execute(
         sa.select(observations.c.id)
         .where(observations.c.track_id == track_id, observations.c.zone == ob.zone, observations.c.start >= w, observations.c.start < w + res)
@@ -379,12 +385,7 @@ def _rebuild_rollups(conn: Connection, camera_id: Optional[str], start: float, e
     deltas: dict[tuple, dict] = {}
     q = sa.select(observations).where(*owhere).order_by(observations.c.start)
     for r in conn.execute(q).mappings().all():
-        w = float(math.floor(r["start"] / res) * res)
-        d = deltas.setdefault((r["camera_id"], r["zone"], res, w), {"frames": 0, "certain": 0, "tracks": 0, "sums": {}, "seen": set()})
-        d["frames"] += r["frames"]
-        d["certain"] += r["certain"]
-        for c, v in (loads(r["probs"]) or {}).items():
-            d["sums"][c] = d["sums"].get(c, 0.0) + v * r["certain"]
+        d = _accumulate(deltas, r["camera_id"], r["zone"], res, r["start"], r["frames"], r["certain"], loads(r["probs"]))
         if r["track_id"] not in d["seen"]:
             d["seen"].add(r["track_id"])
             d["tracks"] += 1
