@@ -42,7 +42,7 @@ def test_crops_from_decoded_frames_find_the_eyes(moving_faces_video):
     with open_video(clip.path) as video:
         frame = next(f for f in video if f.index == 12)
     crops = crop_faces(frame.image, clip.boxes[12], size=48, margin=0.0)
-    for crop, (x1, y1, x2, y2) in zip(crops[:, 0].numpy(), clip.boxes[12]):
+    for crop, (x1, y1, x2, y2) in zip(crops[:, 0], clip.boxes[12]):
         dark = crop < 80
         ys, xs = np.nonzero(dark)
         # Eyes 0.22 w either side of the centre and 0.12 h above it (conftest.draw_face), in a

@@ -30,29 +30,15 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..errors import LrferError, closest
+from ..errors import LrferError
 from ..progress import Progress, report
+from ..runtime.faces import CPU_BATCH, Size, check_tta, crop_offsets, size_hw
 from .augment import degrade, resize_faces
 
 TTA = Literal["none", "flip", "tencrop"]
-TTA_MODES: tuple[str, ...] = ("none", "flip", "tencrop")
-Size = Union[int, tuple[int, int]]
 
-# Faces per forward pass when the caller names none. On a CPU large batches fall out of cache: the
-# shipped model scored 112 faces/s in batches of 512 and 143 in batches of 128 (186 and 216 in
-# NHWC at 128 and 32; bench/results/cpu_predict_batch.json, 2 threads). Smaller batches were
-# faster still for it; 128 is what the CPU recipes' runs used, and smaller ones are untested on
-# the tiny networks, whose per-batch overhead weighs more. A GPU wants large batches.
+#: Faces per forward pass on a GPU when the caller names none (on a CPU: :data:`CPU_BATCH`).
 GPU_BATCH = 512
-CPU_BATCH = 128
-
-
-def size_hw(size: Size) -> tuple[int, int]:
-    """``(H, W)`` of a size given as ``48``, ``(48, 48)`` or timm-style ``(C, 48, 48)``."""
-    if isinstance(size, int):
-        return size, size
-    h, w = size[-2:]
-    return int(h), int(w)
 
 
 def resolve_batch_size(batch_size: Optional[int], device: Union[str, torch.device, None]) -> int:
@@ -66,41 +52,16 @@ def resolve_batch_size(batch_size: Optional[int], device: Union[str, torch.devic
 
 def tta_views(tta: str, crop: Optional[Size] = None) -> int:
     """How many forward passes per face a TTA setting costs (for latency bookkeeping)."""
-    _check_tta(tta, crop)
+    check_tta(tta, crop)
     return {"none": 1, "flip": 2, "tencrop": 10}[tta]
-
-
-def _check_tta(tta: str, crop: Optional[Size]) -> None:
-    if tta not in TTA_MODES:
-        raise LrferError(f"unknown test-time augmentation '{tta}'", closest(tta, TTA_MODES))
-    if tta == "tencrop" and crop is None:
-        raise LrferError(
-            "tta='tencrop' needs the crop size",
-            "pass crop=<the crop size the model was trained on>, e.g. crop=44 for 48 px faces",
-        )
 
 
 def _crops(x: torch.Tensor, crop: Optional[Size], tta: str) -> list[torch.Tensor]:
     """Centre crop (or the four corners + centre for ten-crop); the whole image if no crop."""
     if crop is None:
         return [x]
-    h, w = x.shape[-2:]
     ch, cw = size_hw(crop)
-    if ch > h or cw > w:
-        raise LrferError(f"crop {ch}x{cw} is larger than the {h}x{w} input", "use a smaller crop or a larger input_size")
-    # Floor offsets. Training's validation pass runs through here too, so the centre view is
-    # exactly the pixels the model was validated on.
-    top, left = (h - ch) // 2, (w - cw) // 2
-    centre = x[..., top : top + ch, left : left + cw]
-    if tta != "tencrop":
-        return [centre]
-    return [
-        x[..., :ch, :cw],
-        x[..., :ch, w - cw :],
-        x[..., h - ch :, :cw],
-        x[..., h - ch :, w - cw :],
-        centre,
-    ]
+    return [x[..., t : t + ch, l : l + cw] for t, l in crop_offsets(x.shape[-2], x.shape[-1], crop, tta)]
 
 
 def make_views(x: torch.Tensor, tta: str, crop: Optional[Size]) -> list[torch.Tensor]:
@@ -226,7 +187,7 @@ def predict_views(
     per-view outputs ``(V * B, num_classes)``: probabilities or logits, which are averaged as they
     are. The other arguments are those of :func:`predict_proba`.
     """
-    _check_tta(tta, crop)
+    check_tta(tta, crop)
     x_all = as_tensor(images)
     device = torch.device(device)
     batch_size = resolve_batch_size(batch_size, device)
@@ -262,7 +223,7 @@ def _predict(
     temperature: float = 1.0,
     channels_last: Optional[bool] = None,
 ) -> torch.Tensor:
-    _check_tta(tta, crop)
+    check_tta(tta, crop)
     if not temperature > 0:
         raise ValueError(f"temperature must be > 0, got {temperature}")
     if device is None:

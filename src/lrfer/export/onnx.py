@@ -5,13 +5,11 @@ in [0, 1], ``S`` the model's input side (its crop when it was trained on crops).
 that is inside the graph: the model's own input normalisation, the network, the checkpoint's
 temperature and the softmax, so its output ``probabilities`` ``(N, K)`` equals
 ``FaceClassifier.predict_proba`` for the same faces. Resizing, cropping and TTA stay outside
-(in :func:`lrfer.data.transforms.predict_views`), so that :class:`lrfer.infer.backends.OnnxClassifier`
-prepares faces with exactly the torch code path.
+(in :func:`lrfer.data.transforms.predict_views`, and in numpy :mod:`lrfer.runtime.faces`), so that :class:`lrfer.runtime.onnx.OnnxClassifier`
+prepares faces as the torch code path does.
 
-What a runtime needs to feed the graph is stored in the model's ``metadata_props`` (all strings):
-``lrfer_format``, ``name``, ``classes`` (JSON list), ``in_chans``, ``image_size``, ``crop``
-(0 = none), ``input_size``, ``temperature``, ``source`` (checkpoint file name) and
-``source_sha256``; a quantized model adds ``quantization``.
+What a runtime needs to feed the graph is stored in the model's ``metadata_props`` (listed in
+:mod:`lrfer.runtime.onnx`, which reads them and runs the graph without PyTorch).
 
 onnx and onnxruntime are imported only when a function here needs them.
 """
@@ -38,21 +36,9 @@ from ..errors import LrferError
 from ..files import atomic_write_bytes, sha256_file
 from ..models.checkpoint import load_checkpoint
 from ..predict.classifier import FaceClassifier
-
-ONNX_FORMAT = "lrfer-onnx/1"
-INPUT_NAME = "images"
-OUTPUT_NAME = "probabilities"
-_INSTALL_HINT = "install the ONNX extras: pip install onnx onnxruntime"
+from ..runtime.onnx import INPUT_NAME, ONNX_FORMAT, OUTPUT_NAME, parse_onnx_metadata, require
 
 PathLike = Union[str, os.PathLike]
-
-
-def require(module: str):
-    """The optional package ``module`` (onnx, onnxruntime), or a one-line LrferError saying how to install it."""
-    try:
-        return __import__(module)
-    except ImportError:
-        raise LrferError(f"the '{module}' package is not installed", _INSTALL_HINT) from None
 
 
 class _Probabilities(nn.Module):
@@ -188,36 +174,6 @@ def export_onnx(
     proto.doc_string = f"lrfer {clf.name}: float32 (N, {clf.in_chans}, {side}, {side}) in [0, 1] -> probabilities over {', '.join(clf.classes)}"
     onnx.checker.check_model(proto)
     return _atomic_write(Path(out_path), proto.SerializeToString())
-
-
-def parse_onnx_metadata(raw: dict[str, str], path: Any) -> dict[str, Any]:
-    """Typed lrfer metadata from an ONNX model's ``metadata_props`` (as a dict); LrferError if absent/foreign.
-
-    ``path`` only names the model in errors. :func:`read_onnx_metadata` reads the props with onnx; an
-    onnxruntime session gives them as ``get_modelmeta().custom_metadata_map``."""
-    hint = "export the model with `lrfer export` (lrfer.export.export_onnx)"
-    fmt = raw.get("lrfer_format")
-    if fmt is None:
-        raise LrferError(f"{path} is an ONNX model without lrfer metadata (classes, input size)", hint)
-    if fmt != ONNX_FORMAT:
-        raise LrferError(f"{path} has format {fmt!r}, this lrfer reads {ONNX_FORMAT!r}", hint)
-    try:
-        meta = {
-            "name": raw["name"],
-            "classes": tuple(json.loads(raw["classes"])),
-            "in_chans": int(raw["in_chans"]),
-            "image_size": int(raw["image_size"]),
-            "crop": int(raw["crop"]) or None,
-            "input_size": int(raw["input_size"]),
-            "temperature": float(raw["temperature"]),
-            "source": raw.get("source", ""),
-            "source_sha256": raw.get("source_sha256", ""),
-        }
-    except (KeyError, ValueError, TypeError) as err:
-        raise LrferError(f"{path} has incomplete lrfer metadata ({type(err).__name__}: {err})", hint) from None
-    if "quantization" in raw:
-        meta["quantization"] = raw["quantization"]
-    return meta
 
 
 def read_onnx_metadata(path: PathLike) -> dict[str, Any]:

@@ -4,8 +4,10 @@ Crops always come from the ORIGINAL frame (never from the copy a detector looked
 keeps every pixel it has: a 200 px face shrunk to 48 px is area-averaged, not aliased, and a
 12 px face is upsampled from its 12 px rather than from something smaller.
 
-All faces of a frame are sampled by ``grid_sample`` on one batched grid per size group (faces
-are grouped by a power-of-two oversampling level, so a frame needs at most a handful of calls):
+All faces of a frame are sampled bilinearly on one batched grid per size group (faces are grouped
+by a power-of-two oversampling level, so a frame needs at most a handful of passes), in numpy, so
+the runtime needs no PyTorch; the arithmetic is ``torch.nn.functional.grid_sample``'s
+(align_corners=False, border padding), which this module used until 2026-12:
 each face is sampled at ``size * k`` with ``k >= side / size`` (at most one source pixel between
 samples, so bilinear sampling sees every pixel), then ``k x k`` average-pooled to ``size``: an
 area (box-filter) downsample, and plain bilinear when the face is smaller than ``size``
@@ -18,8 +20,6 @@ from __future__ import annotations
 import math
 
 import numpy as np
-import torch
-import torch.nn.functional as F
 
 #: ITU-R 601 luma, the weights of PIL's ``convert("L")``.
 LUMA = (0.299, 0.587, 0.114)
@@ -46,7 +46,7 @@ def crop_faces(
     margin: float = DEFAULT_MARGIN,
     align: bool = False,
     channels: int = 1,
-) -> torch.Tensor:
+) -> np.ndarray:
     """Square face crops as uint8 ``(N, channels, size, size)``.
 
     ``frame`` is ``HxWx3`` RGB (``HxWx4`` loses its alpha) or ``HxW`` gray, uint8. Each crop is
@@ -61,7 +61,7 @@ def crop_faces(
     b = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
     n = len(b)
     if n == 0:
-        return torch.zeros((0, channels, size, size), dtype=torch.uint8)
+        return np.zeros((0, channels, size, size), dtype=np.uint8)
     a = _frame_array(frame)
     h, w = a.shape[:2]
 
@@ -82,7 +82,7 @@ def crop_faces(
     # Boxes far larger than the frame: pooling windows no bigger than the frame itself.
     level = np.minimum(level, 2 + int(math.log2(max(1, min(h, w)))))
 
-    out = torch.empty((n, channels, size, size), dtype=torch.uint8)
+    out = np.empty((n, channels, size, size), dtype=np.uint8)
     for lv in np.unique(level).tolist():
         idx = np.flatnonzero(level == lv)
         # Large faces: box-average the frame by q first (an exact area filter, and cheap), then
@@ -97,19 +97,15 @@ def crop_faces(
         y0 = _clip((math.floor(float(np.min(cy[idx] - reach[idx]))) - pad) // q * q, 0, (h - 1) // q * q)
         x1 = _clip(-(-(math.ceil(float(np.max(cx[idx] + reach[idx]))) + pad) // q) * q, x0 + 1, w)
         y1 = _clip(-(-(math.ceil(float(np.max(cy[idx] + reach[idx]))) + pad) // q) * q, y0 + 1, h)
-        src = _region_tensor(a[y0:y1, x0:x1], channels)  # (1, C, y1-y0, x1-x0) float32
+        src = _region(a[y0:y1, x0:x1], channels)  # (C, y1-y0, x1-x0) float32
         if q > 1:
-            src = F.avg_pool2d(src, q, ceil_mode=True)
+            src = _pool(src, q)
         res = size * k
         grid = _grid((cx[idx] - x0) / q, (cy[idx] - y0) / q, side[idx] / q, angle[idx], res, src.shape[-1], src.shape[-2])
-        # One call for the whole group: the grids are stacked along the output height, which
-        # avoids expanding the region to a batch of m copies.
-        g = grid.reshape(1, len(idx) * res, res, 2)
-        s = F.grid_sample(src, g, mode="bilinear", padding_mode="border", align_corners=False)
-        s = s.reshape(src.shape[1], len(idx), res, res).transpose(0, 1)
+        s = _sample(src, grid)  # (m, C, res, res)
         if k > 1:
-            s = F.avg_pool2d(s, k)
-        out[torch.from_numpy(idx)] = s.round_().clamp_(0, 255).to(torch.uint8)
+            s = s.reshape(len(idx), src.shape[0], size, k, size, k).mean(axis=(3, 5), dtype=np.float32)
+        out[idx] = np.clip(np.rint(s), 0, 255).astype(np.uint8)
     return out
 
 
@@ -128,21 +124,47 @@ def _frame_array(frame: np.ndarray) -> np.ndarray:
     return a
 
 
-def _region_tensor(a: np.ndarray, channels: int) -> torch.Tensor:
-    # A float copy made by numpy: frames are often read-only views (PIL, PyAV), which torch warns about.
-    t = torch.from_numpy(np.asarray(a, dtype=np.float32))
-    if t.ndim == 2:
-        t = t[None] if channels == 1 else t[None].expand(3, -1, -1)
-    elif channels == 1:
-        # Luma is linear, so taking it before sampling equals taking it after, at a third of the cost.
-        t = (t @ torch.tensor(LUMA, dtype=torch.float32))[None]
-    else:
-        t = t.permute(2, 0, 1)
-    return t[None].contiguous()
+def _region(a: np.ndarray, channels: int) -> np.ndarray:
+    """A frame region as float32 ``(C, H, W)``: luma for one channel (linear, so taking it before
+    sampling equals taking it after, at a third of the cost), grey repeated for three."""
+    f = np.asarray(a, dtype=np.float32)
+    if f.ndim == 2:
+        return f[None] if channels == 1 else np.repeat(f[None], 3, axis=0)
+    if channels == 1:
+        return (f @ np.asarray(LUMA, np.float32))[None]
+    return np.ascontiguousarray(f.transpose(2, 0, 1))
 
 
-def _grid(cx, cy, side, angle, res: int, w: int, h: int) -> torch.Tensor:
-    """``grid_sample`` coordinates (align_corners=False) of a ``res x res`` grid over each face."""
+def _pool(src: np.ndarray, q: int) -> np.ndarray:
+    """``q x q`` box average; windows cut by the bottom/right edge average the pixels they hold
+    (``avg_pool2d(ceil_mode=True)``)."""
+    c, h, w = src.shape
+    hp, wp = -(-h // q) * q, -(-w // q) * q
+    padded = np.zeros((c, hp, wp), np.float32)
+    padded[:, :h, :w] = src
+    sums = padded.reshape(c, hp // q, q, wp // q, q).sum(axis=(2, 4))
+    rows = np.minimum(np.arange(1, hp // q + 1) * q, h) - np.arange(hp // q) * q
+    cols = np.minimum(np.arange(1, wp // q + 1) * q, w) - np.arange(wp // q) * q
+    return (sums / (rows[:, None] * cols[None, :]).astype(np.float32)).astype(np.float32)
+
+
+def _sample(src: np.ndarray, grid: np.ndarray) -> np.ndarray:
+    """Bilinear samples of ``src`` (C, H, W) at ``grid`` (m, res, res, 2) in [-1, 1] coordinates,
+    as ``grid_sample(align_corners=False, padding_mode="border")``: ``(m, C, res, res)`` float32."""
+    c, h, w = src.shape
+    ix = np.clip(((grid[..., 0] + 1) * w - 1) / 2, 0, w - 1)
+    iy = np.clip(((grid[..., 1] + 1) * h - 1) / 2, 0, h - 1)
+    x0, y0 = np.floor(ix).astype(np.int64), np.floor(iy).astype(np.int64)
+    fx, fy = (ix - x0).astype(np.float32), (iy - y0).astype(np.float32)
+    x1, y1 = np.minimum(x0 + 1, w - 1), np.minimum(y0 + 1, h - 1)
+    flat = src.reshape(c, h * w)
+    top = flat[:, y0 * w + x0] * (1 - fx) + flat[:, y0 * w + x1] * fx
+    bottom = flat[:, y1 * w + x0] * (1 - fx) + flat[:, y1 * w + x1] * fx
+    return (top * (1 - fy) + bottom * fy).transpose(1, 0, 2, 3)
+
+
+def _grid(cx, cy, side, angle, res: int, w: int, h: int) -> np.ndarray:
+    """Sampling coordinates in [-1, 1] (align_corners=False) of a ``res x res`` grid over each face."""
     # Sample centres as fractions of the side, in [-0.5, 0.5]; pixel i covers [i, i+1) of the frame.
     u = (np.arange(res, dtype=np.float64) + 0.5) / res - 0.5
     uu, vv = np.meshgrid(u, u, indexing="xy")  # (res, res): uu varies along x, vv along y
@@ -151,5 +173,4 @@ def _grid(cx, cy, side, angle, res: int, w: int, h: int) -> torch.Tensor:
     # The crop's x axis runs along the eye line: rotate the offsets by the eye angle.
     x = cx[:, None, None] + sd * (c * uu - s * vv)
     y = cy[:, None, None] + sd * (s * uu + c * vv)
-    g = np.stack([2.0 * x / w - 1.0, 2.0 * y / h - 1.0], axis=-1)
-    return torch.from_numpy(g.astype(np.float32))
+    return np.stack([2.0 * x / w - 1.0, 2.0 * y / h - 1.0], axis=-1).astype(np.float32)

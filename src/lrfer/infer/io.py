@@ -13,7 +13,6 @@ from pathlib import Path
 from typing import Iterable, Iterator, Union
 
 import numpy as np
-import torch
 from PIL import Image
 
 from ..errors import LrferError
@@ -21,12 +20,11 @@ from ..files import ImageReadError, decode_image, is_image_file
 from .annotate import draw_faces
 
 
-def read_image(path: Union[str, os.PathLike], channels: int = 1) -> torch.Tensor:
-    """Decode an image file into uint8 ``(channels, H, W)`` (:func:`lrfer.files.decode_image`: any mode,
-    the one pixel limit); raises :class:`~lrfer.files.ImageReadError`, whose message is the file's status."""
-    a = np.asarray(decode_image(path, "L" if channels == 1 else "RGB"), dtype=np.uint8)
-    t = torch.from_numpy(a.copy())
-    return t[None] if t.ndim == 2 else t.permute(2, 0, 1).contiguous()
+def read_image(path: Union[str, os.PathLike], channels: int = 3) -> np.ndarray:
+    """Decode an image file into uint8 ``(H, W, 3)`` RGB, or ``(H, W)`` grey with ``channels=1``
+    (:func:`lrfer.files.decode_image`: any mode, the one pixel limit); raises
+    :class:`~lrfer.files.ImageReadError`, whose message is the file's status."""
+    return np.array(decode_image(path, "L" if channels == 1 else "RGB"), dtype=np.uint8)
 
 
 def expand_paths(paths: Iterable[Union[str, os.PathLike]]) -> list[Path]:
@@ -68,7 +66,7 @@ def predict_files(
         bad: dict[Path, str] = {}
         for f in chunk:
             try:
-                readable.append((f, read_image(f, 3).permute(1, 2, 0).numpy()))
+                readable.append((f, read_image(f)))
             except ImageReadError as err:
                 bad[f] = str(err)
         results = dict(zip((f for f, _ in readable), recognizer.predict_batch([im for _, im in readable]))) if readable else {}

@@ -14,12 +14,10 @@ from dataclasses import asdict, dataclass
 from typing import Any, Optional, Union
 
 import numpy as np
-import torch
 
 from ..errors import LrferError
 from ..files import ImageReadError
-from ..predict.classifier import Classifier
-from .backends import SizedClassifier
+from ..runtime.classifier import Classifier, SizedClassifier
 from .crop import crop_faces, face_sizes
 from .detect import Detections, FaceDetector, as_rgb
 from .io import read_image
@@ -61,7 +59,7 @@ def read_rgb(image: ImageLike) -> np.ndarray:
     """An image file, or an array ``(H, W)``/``(H, W, 3|4)`` uint8, as ``(H, W, 3)`` uint8 RGB."""
     if isinstance(image, (str, os.PathLike)):
         try:
-            return read_image(image, channels=3).permute(1, 2, 0).numpy()
+            return read_image(image, channels=3)
         except ImageReadError as err:
             raise LrferError(f"{image}: {err}", "give a readable image file") from None
     return as_rgb(image)
@@ -116,7 +114,7 @@ class FacePipeline:
         clf, margin = self.classifier, self.margin if self.detector else 0.0
         crops = [crop_faces(f, d.boxes, d.landmarks, size=clf.image_size, margin=margin, align=self.align, channels=clf.in_chans) for f, d in zip(frames, dets)]
         sizes = np.concatenate([face_sizes(d.boxes) for d in dets])
-        probs = self.classify(torch.cat(crops), sizes)
+        probs = self.classify(np.concatenate(crops), sizes)
         out, start = [], 0
         for d in dets:
             out.append([self._face(d, i, int(sizes[start + i]), probs[start + i]) for i in range(len(d))])
@@ -131,24 +129,24 @@ class FacePipeline:
         face.read(self.classes, probs)
         return face
 
-    def classify(self, crops: torch.Tensor, sizes: Optional[np.ndarray] = None) -> np.ndarray:
+    def classify(self, crops: np.ndarray, sizes: Optional[np.ndarray] = None) -> np.ndarray:
         """Probabilities ``(N, K)`` for uint8 face crops, each sent to the model its size routes to."""
         probs = np.empty((len(crops), len(self.classes)), np.float32)
         todo = np.ones(len(crops), bool)
         for below, clf in self.routes:
             idx = np.flatnonzero(todo & (sizes < below)) if sizes is not None else np.array([], int)
             if len(idx):
-                probs[idx] = _predict(clf, crops[torch.from_numpy(idx)], self.tta)
+                probs[idx] = _predict(clf, crops[idx], self.tta)
                 todo[idx] = False
         idx = np.flatnonzero(todo)
         if len(idx):
-            probs[idx] = _predict(self.classifier, crops[torch.from_numpy(idx)], self.tta)
+            probs[idx] = _predict(self.classifier, crops[idx], self.tta)
         return probs
 
 
-def _predict(clf: Classifier, crops: torch.Tensor, tta: str) -> np.ndarray:
+def _predict(clf: Classifier, crops: np.ndarray, tta: str) -> np.ndarray:
     p = clf.predict_proba(crops, tta=tta)
-    return p.cpu().numpy() if isinstance(p, torch.Tensor) else np.asarray(p)
+    return p.cpu().numpy() if hasattr(p, "cpu") else np.asarray(p)  # the torch backend answers with a tensor
 
 
 def _whole_frame(frame: np.ndarray) -> Detections:

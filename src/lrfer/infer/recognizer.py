@@ -17,8 +17,6 @@ import os
 from collections.abc import Iterable, Iterator, Sequence
 from typing import Any, Union
 
-import torch
-
 from ..errors import LrferError
 from .backends import SizedClassifier, load_classifier
 from .crop import DEFAULT_MARGIN
@@ -48,7 +46,7 @@ class Recognizer(FacePipeline):
         self,
         model: Any = None,
         detector: Union[str, FaceDetector, None] = DEFAULT_DETECTOR,
-        device: Union[str, torch.device, None] = None,
+        device: Any = None,
         *,
         backend: str = "auto",
         min_score: float = 0.5,

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Optional, Protocol, Union
+from typing import Optional, Union
 
 import numpy as np
 import torch
@@ -21,27 +21,10 @@ from ..device import resolve_device
 from ..errors import LrferError
 from ..models.checkpoint import Checkpoint, load_checkpoint
 from ..progress import Progress
+from ..runtime.onnx import prepare_faces
 
 #: The model shipped inside the package (see its model card beside it).
 DEFAULT_CHECKPOINT = Path(__file__).resolve().parent.parent / "assets" / "default" / "model.safetensors"
-
-
-class Classifier(Protocol):
-    """What code that uses a classifier may rely on: :class:`FaceClassifier`, the ONNX Runtime
-    classifier (:class:`lrfer.infer.backends.OnnxClassifier`) and
-    :class:`lrfer.predict.ensemble.ProbabilityEnsemble` all offer it."""
-
-    classes: tuple[str, ...]
-
-    def prepare(self, faces: FaceSet) -> FaceSet:
-        """Faces as the classifier wants them, labels re-indexed onto :attr:`classes`."""
-        ...
-
-    def predict_proba(
-        self, images: Union[torch.Tensor, np.ndarray], *, tta: str = "none", degrade_to: Optional[int] = None, batch_size: Optional[int] = None
-    ) -> torch.Tensor:
-        """Probabilities ``(N, K)``, columns in :attr:`classes` order, for uint8 faces ``(N, C, H, W)`` of any size."""
-        ...
 
 
 class FaceClassifier:
@@ -70,9 +53,7 @@ class FaceClassifier:
 
     def prepare(self, faces: FaceSet) -> FaceSet:
         """Faces in the model's channels and size, labels re-indexed onto the model's classes."""
-        if self.in_chans == 1:
-            faces = faces.to_grayscale()
-        return faces.resized(self.image_size).with_classes(self.classes)
+        return prepare_faces(faces, in_chans=self.in_chans, image_size=self.image_size, classes=self.classes)
 
     def predict_proba(
         self,

@@ -1,0 +1,194 @@
+"""An exported classifier run by ONNX Runtime: the runtime's classifier, with no PyTorch.
+
+The graph (written by :func:`lrfer.export.export_onnx`) takes float32 ``(N, C, S, S)`` in [0, 1]
+and returns probabilities: the model's normalisation, the temperature and the softmax are inside
+it. What a runtime needs to feed it is in the model's ``metadata_props`` (all strings):
+``lrfer_format``, ``name``, ``classes`` (JSON list), ``in_chans``, ``image_size``, ``crop``
+(0 = none), ``input_size``, ``temperature``, ``source`` (checkpoint file name) and
+``source_sha256``; a quantized model adds ``quantization``. Faces are prepared by
+:mod:`lrfer.runtime.faces`, which computes what the torch path computes.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any, Optional
+
+import numpy as np
+
+from ..errors import LrferError
+from ..progress import Progress
+from .faces import predict_views
+
+ONNX_FORMAT = "lrfer-onnx/1"
+INPUT_NAME = "images"
+OUTPUT_NAME = "probabilities"
+PathLike = os.PathLike | str
+
+#: The shipped default model as an ONNX graph (float32), made from ``model.safetensors`` beside it
+#: by ``tools/export_default.py``; its int8 twin ``model.int8.onnx`` is beside it too.
+DEFAULT_ONNX = Path(__file__).resolve().parent.parent / "assets" / "default" / "model.onnx"
+
+_INSTALL_HINT = "install the ONNX packages: pip install onnx onnxruntime"
+
+
+def require(module: str):
+    """The optional package ``module`` (onnx, onnxruntime), or a one-line LrferError saying how to install it."""
+    try:
+        return __import__(module)
+    except ImportError:
+        raise LrferError(f"the '{module}' package is not installed", _INSTALL_HINT) from None
+
+
+def parse_onnx_metadata(raw: dict[str, str], path: Any) -> dict[str, Any]:
+    """Typed lrfer metadata from an ONNX model's ``metadata_props`` (as a dict); LrferError if absent/foreign.
+
+    ``path`` only names the model in errors. An onnxruntime session gives the props as
+    ``get_modelmeta().custom_metadata_map``; :func:`lrfer.export.read_onnx_metadata` reads them with onnx."""
+    hint = "export the model with `lrfer export` (lrfer.export.export_onnx)"
+    fmt = raw.get("lrfer_format")
+    if fmt is None:
+        raise LrferError(f"{path} is an ONNX model without lrfer metadata (classes, input size)", hint)
+    if fmt != ONNX_FORMAT:
+        raise LrferError(f"{path} has format {fmt!r}, this lrfer reads {ONNX_FORMAT!r}", hint)
+    try:
+        meta = {
+            "name": raw["name"],
+            "classes": tuple(json.loads(raw["classes"])),
+            "in_chans": int(raw["in_chans"]),
+            "image_size": int(raw["image_size"]),
+            "crop": int(raw["crop"]) or None,
+            "input_size": int(raw["input_size"]),
+            "temperature": float(raw["temperature"]),
+            "source": raw.get("source", ""),
+            "source_sha256": raw.get("source_sha256", ""),
+        }
+    except (KeyError, ValueError, TypeError) as err:
+        raise LrferError(f"{path} has incomplete lrfer metadata ({type(err).__name__}: {err})", hint) from None
+    if "quantization" in raw:
+        meta["quantization"] = raw["quantization"]
+    return meta
+
+
+def providers(ort: Any, device: Any) -> list[str]:
+    """ONNX Runtime's execution providers for ``device`` (``None``, ``"cpu"``, ``"cuda[:N]"``,
+    ``"auto"`` or a torch.device): CUDA first when asked for and this onnxruntime build has it
+    (``onnxruntime-gpu``), the CPU always."""
+    kind = None if device is None else str(getattr(device, "type", device)).split(":")[0]
+    if kind not in (None, "cpu", "cuda", "auto", "mps"):
+        raise LrferError(f"unknown device '{device}'", "use 'cpu', 'cuda' or 'auto'")
+    if kind in ("cuda", "auto") and "CUDAExecutionProvider" in ort.get_available_providers():
+        return ["CUDAExecutionProvider", "CPUExecutionProvider"]
+    return ["CPUExecutionProvider"]
+
+
+def open_session(path: Path, threads: Optional[int] = None, device: Any = None) -> Any:
+    """An onnxruntime session on ``path``; a file that is missing or not ONNX is a one-line error."""
+    ort = require("onnxruntime")
+    if not path.is_file():
+        raise LrferError(f"no such ONNX model: {path}", "give the path of a .onnx file written by `lrfer export`")
+    if threads is not None and threads < 1:
+        raise LrferError(f"threads={threads}", "use 1 or more, or leave it unset")
+    opts = ort.SessionOptions()
+    if threads is not None:
+        opts.intra_op_num_threads = int(threads)
+        opts.inter_op_num_threads = 1
+    chosen = providers(ort, device)
+    try:
+        return ort.InferenceSession(str(path), sess_options=opts, providers=chosen)
+    except Exception as err:  # onnxruntime raises its own Fail / InvalidProtobuf / ... types
+        first = str(err).splitlines()[0][:200]
+        raise LrferError(f"{path} is not a loadable ONNX model ({first})", "export it again with `lrfer export`") from None
+
+
+def prepare_faces(faces: Any, *, in_chans: int, image_size: int, classes: tuple[str, ...]) -> Any:
+    """A :class:`lrfer.data.faceset.FaceSet` in a model's channels and size, labels re-indexed onto
+    its classes: what every classifier's ``prepare`` does (duck-typed, so this module needs no torch)."""
+    if in_chans == 1:
+        faces = faces.to_grayscale()
+    return faces.resized(image_size).with_classes(classes)
+
+
+class OnnxClassifier:
+    """An exported classifier on ONNX Runtime (the CPU, or CUDA where that build is installed).
+
+    Attributes as :class:`lrfer.predict.classifier.FaceClassifier`: ``classes``, ``in_chans``,
+    ``image_size``, ``crop``, ``name``, ``temperature`` (already inside the graph), ``device``;
+    plus ``path`` and ``metadata``. :meth:`predict_proba` returns a numpy array.
+    """
+
+    device = "cpu"  # where inputs are prepared; the session copies them itself
+
+    def __init__(self, session: Any, metadata: dict[str, Any], path: Path):
+        self.session, self.metadata, self.path = session, metadata, path
+        self.classes: tuple[str, ...] = tuple(metadata["classes"])
+        self.in_chans: int = metadata["in_chans"]
+        self.image_size: int = metadata["image_size"]
+        self.crop: Optional[int] = metadata["crop"]
+        self.temperature: float = metadata["temperature"]
+        graph_input = session.get_inputs()[0]
+        self._input = graph_input.name
+        batch = graph_input.shape[0]
+        self._fixed_batch: int = batch if isinstance(batch, int) else 0
+        side = metadata["input_size"]
+        if list(graph_input.shape[1:]) != [self.in_chans, side, side]:
+            raise LrferError(
+                f"{path} takes input {graph_input.shape}, its metadata says ({self.in_chans}, {side}, {side})",
+                "export the model again with `lrfer export`",
+            )
+
+    @classmethod
+    def load(cls, path: Optional[PathLike] = None, threads: Optional[int] = None, device: Any = None) -> "OnnxClassifier":
+        """Open an ``.onnx`` file written by :func:`lrfer.export.export_onnx` (or quantized);
+        ``None``: the shipped default model.
+
+        ``threads``: intra-op threads (``None``: onnxruntime's default, one per physical core).
+        ``device``: ``"cuda"`` or ``"auto"`` use the CUDA provider when this onnxruntime build has
+        it (``onnxruntime-gpu``), the CPU otherwise.
+        """
+        path = Path(path) if path is not None else DEFAULT_ONNX
+        session = open_session(path, threads, device)
+        meta = parse_onnx_metadata(dict(session.get_modelmeta().custom_metadata_map), path)
+        return cls(session, meta, path)
+
+    @property
+    def name(self) -> str:
+        return self.metadata["name"]
+
+    def prepare(self, faces: Any) -> Any:
+        """Faces in the model's channels and size, labels re-indexed onto the model's classes."""
+        return prepare_faces(faces, in_chans=self.in_chans, image_size=self.image_size, classes=self.classes)
+
+    def _forward(self, x: np.ndarray) -> np.ndarray:
+        if not self._fixed_batch:
+            return self.session.run(None, {self._input: x})[0]
+        # A static-batch export: run in chunks of its batch, the last one padded with zeros.
+        b, out = self._fixed_batch, []
+        for i in range(0, len(x), b):
+            chunk = x[i : i + b]
+            if len(chunk) < b:
+                chunk = np.concatenate([chunk, np.zeros((b - len(chunk), *chunk.shape[1:]), np.float32)])
+            out.append(self.session.run(None, {self._input: chunk})[0])
+        return np.concatenate(out)[: len(x)]
+
+    def predict_proba(
+        self,
+        images: Any,
+        *,
+        tta: str = "none",
+        degrade_to: Optional[int] = None,
+        batch_size: Optional[int] = None,
+        progress: Optional[Progress] = None,
+    ) -> np.ndarray:
+        """Probabilities ``(N, K)`` float32 for uint8 face crops ``(N, C, H, W)`` of any size.
+
+        ``degrade_to`` (the resolution sweep's simulated face size) is a feature of the torch
+        classifier, which evaluation uses; here it is refused rather than ignored."""
+        if degrade_to is not None:
+            raise LrferError("degrade_to is not supported by the ONNX runtime classifier", "evaluate with the torch classifier (lrfer.predict.classifier.FaceClassifier)")
+        return predict_views(
+            self._forward, images, num_classes=len(self.classes), in_chans=self.in_chans, batch_size=batch_size,
+            tta=tta, crop=self.crop, input_size=self.image_size, progress=progress,
+        )  # fmt: skip
