@@ -4,14 +4,14 @@ VENV   ?= .venv
 BIN     = $(VENV)/bin
 STAMP   = $(VENV)/.installed
 
-.PHONY: demo serve-demo test bench clean
+.PHONY: demo serve-demo test test-runtime bench clean
 
 # torch is pinned to the build this project is developed and tested with; pip takes it from a
 # local wheel cache when there is one, else downloads it.
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q torch==2.14.1 torchvision==0.29.1
-	$(BIN)/pip install -q -e '.[test,detectors,serve]'
+	$(BIN)/pip install -q -e '.[train,test,detectors,serve]'
 	# MTCNN's package pins an old torch: installed without its dependencies (it needs none here).
 	$(BIN)/pip install -q --no-deps facenet-pytorch==2.6.0
 	touch $(STAMP)
@@ -27,14 +27,24 @@ demo: $(STAMP)
 serve-demo: $(STAMP)
 	$(BIN)/lrfer serve --demo
 
-# The layers (import-linter), the lint rules (ruff), then the tests; all from pyproject.toml.
+# The layers (import-linter), the lint rules (ruff), the tests; then the runtime's tests again in
+# an environment with `pip install .` alone, where PyTorch cannot be imported.
 test: $(STAMP)
 	$(BIN)/lint-imports
-	$(BIN)/ruff check src tests bench
+	$(BIN)/ruff check src tests bench tools
 	$(BIN)/python -m pytest
+	$(MAKE) test-runtime
+
+# The runtime as a user installs it: no extras, no torch (tests/runtime/conftest.py checks that).
+RUNTIME_VENV ?= .venv-runtime
+test-runtime:
+	rm -rf $(RUNTIME_VENV)
+	$(PYTHON) -m venv $(RUNTIME_VENV)
+	$(RUNTIME_VENV)/bin/pip install -q . pytest
+	LRFER_RUNTIME_ONLY=1 $(RUNTIME_VENV)/bin/python -m pytest tests/runtime --confcutdir=tests/runtime -p no:cacheprovider
 
 bench: $(STAMP)
 	$(BIN)/python bench/train_throughput.py
 
 clean:
-	rm -rf $(VENV) runs
+	rm -rf $(VENV) $(RUNTIME_VENV) runs

@@ -22,15 +22,9 @@ def add_parsers(sub) -> None:
 
 
 def cmd_models(args) -> int:
-    from ..models import create_model, list_models
-    from ..models._registry import describe
+    from ..runtime.catalog import read_catalog
 
-    rows = []
-    for name in list_models():
-        m = create_model(name)
-        kind = "classifier" if name in list_models("classifier") else "super-resolution"
-        rows.append({"model": name, "kind": kind, "params": f"{sum(p.numel() for p in m.parameters()) / 1e6:.2f}M", "about": describe(name)})
-    print_table(rows, ["model", "kind", "params", "about"])
+    print_table(read_catalog(), ["model", "kind", "params", "about"])
     return 0
 
 

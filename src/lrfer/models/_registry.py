@@ -54,3 +54,16 @@ def create_model(name: str, num_classes: int = 7, in_chans: int = 1, **kwargs) -
     model.model_name = name
     model.model_kwargs = dict(kwargs)
     return model
+
+
+def catalog() -> list[dict[str, str]]:
+    """One row per registered model: ``model``, ``kind``, ``params`` (millions, as text), ``about``.
+    ``tools/write_model_catalog.py`` stores it for ``lrfer models`` (:mod:`lrfer.runtime.catalog`),
+    which must answer without importing torch."""
+    rows = []
+    classifiers = set(list_models("classifier"))
+    for name in list_models():
+        m = create_model(name)
+        params = sum(p.numel() for p in m.parameters()) / 1e6
+        rows.append({"model": name, "kind": "classifier" if name in classifiers else "super-resolution", "params": f"{params:.2f}M", "about": describe(name)})
+    return rows
