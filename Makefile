@@ -30,7 +30,7 @@ serve-demo: $(STAMP)
 # The layers (import-linter), the lint rules (ruff), then the tests; all from pyproject.toml.
 test: $(STAMP)
 	$(BIN)/lint-imports
-	$(BIN)/ruff check src tests bench
+	$(BIN)/ruff check src tests bench tools
 	$(BIN)/python -m pytest
 
 bench: $(STAMP)
