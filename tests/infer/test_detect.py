@@ -11,7 +11,7 @@ import pytest
 from PIL import Image
 
 from lrfer.errors import LrferError
-from lrfer.infer.detect import DEFAULT_DETECTOR, Detections, FaceDetector, create_detector, list_detectors, nms
+from lrfer.infer.detect import DEFAULT_DETECTOR, Detections, FaceDetector, as_rgb, create_detector, list_detectors, nms
 from lrfer.infer.detect import mtcnn as mtcnn_mod
 from tests.conftest import ROOT_DIR
 
@@ -207,6 +207,12 @@ def test_bad_frames_raise_lrfer_error(yuface):
         yuface.detect(np.zeros((48, 48, 2), np.uint8))
 
 
+def test_a_torch_tensor_frame_is_refused_by_name():
+    torch = pytest.importorskip("torch")
+    with pytest.raises(LrferError, match="not a torch tensor"):
+        as_rgb(torch.zeros(48, 48, 3, dtype=torch.uint8))
+
+
 # -- the shared post-processing, on fixed raw outputs -----------------------------------------
 
 
@@ -363,7 +369,7 @@ def test_nms_keeps_no_overlapping_pair_and_drops_only_overlapped_boxes():
 
 
 def test_yunet_default_finds_a_24px_face_like_yuface(astronaut, yuface):
-    """The default detector (YuNet in torch/onnxruntime) agrees with the yuface wheel it reads its weights from."""
+    """The default detector (the shipped YuNet graph on onnxruntime) agrees with the yuface wheel its weights came from."""
     det = create_detector()
     frames, boxes = zip(*(scene(astronaut, 24, offset=(100 + 90 * i, 120 + 40 * i), seed=i) for i in range(3)))
     batch = det.detect_batch(list(frames))

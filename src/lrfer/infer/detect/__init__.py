@@ -2,8 +2,8 @@
 
 ``create_detector(name)`` builds one; optional packages are imported only then.
 
-- ``yunet`` (default): libfacedetection's YuNet re-implemented in torch, weights read from the
-  ``yuface`` wheel, run by onnxruntime (or TorchScript, or eager torch on a GPU). The one to use.
+- ``yunet`` (default): libfacedetection's YuNet from the ONNX graph shipped in the package, run by
+  onnxruntime without torch (or its torch re-implementation: TorchScript, or eager on a GPU). The one to use.
 - ``yuface``: the same YuNet through the ``yuface`` wheel's C code: the reference ``yunet`` is
   checked against, several times slower.
 - ``mtcnn``: facenet-pytorch's MTCNN, for a second opinion that shares nothing with YuNet.

@@ -21,7 +21,6 @@ from dataclasses import dataclass
 from typing import Optional, Sequence, Union
 
 import numpy as np
-import torch
 from PIL import Image
 
 from ...errors import LrferError
@@ -59,7 +58,7 @@ class Detections:
 
 def as_rgb(frame: np.ndarray) -> np.ndarray:
     """``frame`` as an ``HxWx3`` uint8 RGB array (gray stacked to 3 channels, alpha dropped)."""
-    if isinstance(frame, torch.Tensor):
+    if type(frame).__module__.startswith("torch"):  # by name: checking needs no torch import
         raise LrferError("a frame must be a numpy array HxWx3 (RGB) or HxW (gray), not a torch tensor", "pass tensor.numpy() in HWC order")
     a = np.asarray(frame)
     if a.dtype != np.uint8:

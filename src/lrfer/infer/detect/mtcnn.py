@@ -11,12 +11,15 @@ import importlib.util
 import sys
 import types
 from pathlib import Path
-from typing import Any, Optional, Sequence, Union
+from typing import TYPE_CHECKING, Optional, Sequence, Union
 
 import numpy as np
 
 from ...errors import LrferError
 from .base import Detections, FaceDetector, as_rgb, missing_package
+
+if TYPE_CHECKING:
+    import torch
 
 _MTCNN_MODULE: Optional[types.ModuleType] = None
 _FNP_ALIAS = "_lrfer_facenet_pytorch"
@@ -74,7 +77,7 @@ class MTCNNDetector(FaceDetector):
         min_face_size: int = 12,
         thresholds: Sequence[float] = (0.6, 0.7, 0.7),
         factor: float = 0.709,
-        device: Any = None,
+        device: Union[str, torch.device, None] = None,
         batch_size: int = 8,
     ):
         super().__init__(min_score=min_score, upscale=upscale)
@@ -86,12 +89,8 @@ class MTCNNDetector(FaceDetector):
         if not 0.0 < float(factor) < 1.0:
             raise LrferError(f"factor must be between 0 and 1, got {factor}", "the default pyramid step is 0.709")
         mod = _load_mtcnn_module()
-        # torch is MTCNN's own runtime: imported when one is built, so listing detectors costs nothing.
-        import torch
+        from ...device import resolve_device  # torch, imported when an MTCNN is built, not with the registry
 
-        from ...device import resolve_device
-
-        self._torch = torch
         self.device = resolve_device(device)
         self.min_face_size = int(min_face_size)
         self.thresholds = list(thresholds)
@@ -101,7 +100,8 @@ class MTCNNDetector(FaceDetector):
         self._nets = [net().to(self.device).eval() for net in (mod.PNet, mod.RNet, mod.ONet)]
 
     def _run(self, rgbs: list[np.ndarray]) -> list[Detections]:
-        torch = self._torch
+        import torch
+
         imgs = torch.from_numpy(np.stack(rgbs)).to(self.device)
         with torch.inference_mode():
             boxes, points = self._detect_face(imgs, self.min_face_size, *self._nets, self.thresholds, self.factor, self.device)

@@ -1,8 +1,8 @@
 """The detectors by name: :func:`create_detector` builds one, :func:`list_detectors` names them all.
 
-Every back end is imported here at module top: each imports only :mod:`.base` (and :mod:`.yunet`,
-from :mod:`.yuface`, the install hint), and imports its optional package (yuface, facenet-pytorch, OpenCV,
-mediapipe) only when a detector is built, so naming them all costs nothing.
+Every back end is imported here at module top: each imports only :mod:`.base`, and imports its
+optional package (onnxruntime, torch, yuface, facenet-pytorch, OpenCV, mediapipe) only when a detector
+is built, so naming them all costs nothing (and imports no torch).
 """
 
 from __future__ import annotations

@@ -12,7 +12,7 @@ import numpy as np
 
 from .base import Detections, FaceDetector, missing_package
 
-#: The wheel carries both this detector and the weights the ``yunet`` detector reads.
+#: The wheel carries both this detector and the weights the ``yunet`` detector's graph was made from.
 INSTALL = "pip install yuface"
 
 
