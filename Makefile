@@ -35,12 +35,12 @@ test: $(STAMP)
 	$(BIN)/python -m pytest
 	$(MAKE) test-runtime
 
-# The runtime as a user installs it: no extras, no torch (tests/runtime/conftest.py checks that).
+# The runtime as a small box installs it, with the service: no torch (tests/runtime checks that).
 RUNTIME_VENV ?= .venv-runtime
 test-runtime:
 	rm -rf $(RUNTIME_VENV)
 	$(PYTHON) -m venv $(RUNTIME_VENV)
-	$(RUNTIME_VENV)/bin/pip install -q . pytest
+	$(RUNTIME_VENV)/bin/pip install -q ".[serve]" pytest
 	LRFER_RUNTIME_ONLY=1 $(RUNTIME_VENV)/bin/python -m pytest tests/runtime --confcutdir=tests/runtime -p no:cacheprovider
 
 bench: $(STAMP)
