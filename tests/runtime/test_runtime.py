@@ -133,3 +133,12 @@ def test_a_video_that_is_not_one(tmp_path):
 def test_torch_only_options_say_what_to_install(extra):
     r = lrfer("predict", SCENE, *extra)
     assert r.returncode == 2 and "lrfer[train]" in r.stderr and "Traceback" not in r.stderr, r.stderr
+
+
+def test_an_exported_model_runs_by_path(tmp_path):
+    from lrfer.runtime.onnx import DEFAULT_ONNX
+
+    r = lrfer("predict", SCENE, "--checkpoint", DEFAULT_ONNX, "--json", tmp_path / "a.json")
+    assert r.returncode == 0, r.stderr
+    s = lrfer("predict", SCENE, "--json", tmp_path / "b.json")
+    assert json.loads((tmp_path / "a.json").read_text()) == json.loads((tmp_path / "b.json").read_text())
