@@ -58,9 +58,12 @@ def provenance(script: str, seed: Optional[int] = None, *, machine: Optional[str
     Call it before the work starts: the tree may change while a long run goes on.
     """
     if machine is None:
-        import torch  # only here: the table writers import this module and need no torch
-
-        machine = f"{platform.node()} {platform.machine()} {torch.get_num_threads()} threads, torch {torch.__version__}"
+        try:
+            import torch  # only here: the table writers import this module and need no torch
+        except ImportError:  # the inference runtime alone (`pip install lrfer`)
+            machine = f"{platform.node()} {platform.machine()} {os.cpu_count()} CPUs, no torch"
+        else:
+            machine = f"{platform.node()} {platform.machine()} {torch.get_num_threads()} threads, torch {torch.__version__}"
     return {
         "script": script,
         "command": " ".join(shlex.quote(a) for a in sys.argv),

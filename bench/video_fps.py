@@ -19,13 +19,17 @@ import time
 from pathlib import Path
 
 import numpy as np
-import torch
 from PIL import Image
 
 from _common import ROOT, example_module, provenance
 from lrfer.infer.crop import crop_faces
 from lrfer.infer.recognizer import Recognizer
 from lrfer.infer.video import VideoWriter, open_video
+
+try:
+    import torch
+except ImportError:  # the inference runtime alone (`pip install lrfer`, bench/runtime.py) has no torch
+    torch = None
 
 backdrop = example_module("make_scene").backdrop  # the demo scene's wall
 
@@ -77,7 +81,7 @@ def stage_times(rec: Recognizer, video: Path, batch_frames: int) -> dict:
     t0 = time.perf_counter()
     crops = [crop_faces(f, d.boxes, d.landmarks, size=rec.classifier.image_size, margin=rec.margin, channels=rec.classifier.in_chans) for f, d in zip(frames, dets)]
     crop = (time.perf_counter() - t0) / len(frames)
-    batch = torch.cat(crops)
+    batch = np.concatenate(crops) if isinstance(crops[0], np.ndarray) else torch.cat(crops)
     t0 = time.perf_counter()
     for i in range(0, len(batch), 64):
         rec.classify(batch[i : i + 64])
@@ -90,14 +94,16 @@ def main() -> None:
     ap.add_argument("--frames", type=int, default=300)
     ap.add_argument("--threads", type=int, default=2, help="torch and onnxruntime threads")
     ap.add_argument("--repeats", type=int, default=3, help="passes per configuration; the median is reported")
+    ap.add_argument("--only-default", action="store_true", help="only the default configuration (bench/runtime.py)")
     ap.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "video_fps.json")
     args = ap.parse_args()
-    torch.set_num_threads(args.threads)
+    if torch is not None:
+        torch.set_num_threads(args.threads)
     configs = [
         ("default: yunet + classifier on onnxruntime, 8-frame batches", {}, 8),
         ("yunet, 1-frame batches (lowest latency)", {}, 1),
         ("yuface wheel detector (reference C build)", {"detector": "yuface"}, 8),
-    ]
+    ][: 1 if args.only_default else None]
     results = []
     with tempfile.TemporaryDirectory() as tmp:
         video = Path(tmp) / "bench.mp4"
