@@ -142,3 +142,11 @@ def test_an_exported_model_runs_by_path(tmp_path):
     assert r.returncode == 0, r.stderr
     s = lrfer("predict", SCENE, "--json", tmp_path / "b.json")
     assert json.loads((tmp_path / "a.json").read_text()) == json.loads((tmp_path / "b.json").read_text())
+
+
+@pytest.mark.skipif(HAS_TORCH, reason="checks the message given where PyTorch is missing")
+@pytest.mark.parametrize("argv", [["export", "--onnx", "m.onnx"], ["evaluate", "--data", "faces.npz"], ["train", "--data", "faces.npz"]])
+def test_training_commands_say_which_extra_to_install(argv, tmp_path):
+    r = lrfer(*argv)
+    assert r.returncode == 2 and "pip install 'lrfer[train]'" in r.stderr and "Traceback" not in r.stderr, r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1

@@ -24,6 +24,13 @@ from ._common import parse_key_values
 
 __all__ = ["build_parser", "main", "parse_key_values"]
 
+#: Packages of the extras (pyproject.toml) that a command may import when it runs: a command whose
+#: package is missing says which extra brings it, instead of a traceback.
+_EXTRA_OF = {
+    **dict.fromkeys(("torch", "torchvision", "safetensors", "matplotlib", "onnx"), "train"),
+    **dict.fromkeys(("fastapi", "uvicorn", "sqlalchemy", "alembic", "pydantic", "psycopg", "argon2", "httpx", "prometheus_client", "paho"), "serve"),
+}
+
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="lrfer", description="Facial expression recognition for low-resolution faces.")
@@ -43,6 +50,12 @@ def main(argv: Optional[list[str]] = None) -> int:
         if args.debug:
             raise
         print(f"lrfer: error: {err}", file=sys.stderr)
+        return 2
+    except ModuleNotFoundError as err:
+        extra = _EXTRA_OF.get((err.name or "").split(".")[0])
+        if extra is None or args.debug:
+            raise
+        print(f"lrfer: error: `lrfer {args.command}` needs {err.name}, which is not installed; install it with: pip install 'lrfer[{extra}]'", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("lrfer: interrupted", file=sys.stderr)
