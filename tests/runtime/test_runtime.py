@@ -141,6 +141,7 @@ def test_an_exported_model_runs_by_path(tmp_path):
     r = lrfer("predict", SCENE, "--checkpoint", DEFAULT_ONNX, "--json", tmp_path / "a.json")
     assert r.returncode == 0, r.stderr
     s = lrfer("predict", SCENE, "--json", tmp_path / "b.json")
+    assert s.returncode == 0, s.stderr
     assert json.loads((tmp_path / "a.json").read_text()) == json.loads((tmp_path / "b.json").read_text())
 
 
