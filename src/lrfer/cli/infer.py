@@ -83,11 +83,16 @@ def _recognizer(args):
         if not px.isdigit() or not path:
             raise LrferError(f"--route {item!r}", "write --route PIXELS=CHECKPOINT, e.g. --route 16=tiny.safetensors")
         routes.append((int(px), path))
-    return Recognizer(
+    rec = Recognizer(
         args.checkpoint, None if args.no_detect else args.detector, args.device,
         backend=args.backend, min_score=args.min_score, upscale=args.upscale, margin=args.margin,
         align=args.align, min_face=args.min_face, tta=args.tta, routes=routes,
     )  # fmt: skip
+    if "torch" in sys.modules:  # --backend torch, a GPU, or a .safetensors model
+        # Detection and classification each have a thread (and a core) of their own; torch's
+        # OpenMP pool on top of them made every small op wait for a descheduled thread.
+        sys.modules["torch"].set_num_threads(1)
+    return rec
 
 
 def _row_writer(args, classes, fields):

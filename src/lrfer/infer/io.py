@@ -1,13 +1,13 @@
 """Image files in, rows of faces out: the ``lrfer predict`` path.
 
-:func:`read_image` decodes any image mode safely through :func:`lrfer.files.decode_image` (16-bit,
-alpha, palette; a pixel-count cap against decompression bombs); :func:`predict_files` runs a
-Recognizer over files and folders. Every file gets at least one row with a ``status``: ``ok`` (one row per face), ``no face found``, or what went
+:func:`predict_files` runs a Recognizer over files and folders; images are decoded by
+:func:`lrfer.infer.pipeline.read_image` (any mode, a pixel-count cap against decompression bombs). Every file gets at least one row with a ``status``: ``ok`` (one row per face), ``no face found``, or what went
 wrong (unreadable, empty, too large), so one bad file never stops a run and is never dropped silently.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 from pathlib import Path
 from typing import Iterable, Iterator, Union
@@ -16,15 +16,13 @@ import numpy as np
 from PIL import Image
 
 from ..errors import LrferError
-from ..files import ImageReadError, decode_image, is_image_file
+from ..files import ImageReadError, is_image_file
 from .annotate import draw_faces
+from .detect import Detections
+from .pipeline import read_image
+from .stream import batches, in_background
 
-
-def read_image(path: Union[str, os.PathLike], channels: int = 3) -> np.ndarray:
-    """Decode an image file into uint8 ``(H, W, 3)`` RGB, or ``(H, W)`` grey with ``channels=1``
-    (:func:`lrfer.files.decode_image`: any mode, the one pixel limit); raises
-    :class:`~lrfer.files.ImageReadError`, whose message is the file's status."""
-    return np.array(decode_image(path, "L" if channels == 1 else "RGB"), dtype=np.uint8)
+__all__ = ["expand_paths", "predict_files", "read_image"]
 
 
 def expand_paths(paths: Iterable[Union[str, os.PathLike]]) -> list[Path]:
@@ -60,29 +58,40 @@ def predict_files(
     """
     files = expand_paths(paths)
     names = _output_names(files)
-    for start in range(0, len(files), batch_images):
-        chunk = files[start : start + batch_images]
-        readable: list[tuple[Path, np.ndarray]] = []
-        bad: dict[Path, str] = {}
+
+    def read_and_detect(chunk: list[Path]) -> tuple[list[tuple[Path, np.ndarray]], dict[Path, str], list[Detections]]:
+        readable, bad = [], {}
         for f in chunk:
             try:
                 readable.append((f, read_image(f)))
             except ImageReadError as err:
                 bad[f] = str(err)
-        results = dict(zip((f for f, _ in readable), recognizer.predict_batch([im for _, im in readable]))) if readable else {}
-        images = dict(readable)
-        for f in chunk:
-            if f in bad:
-                yield {"file": str(f), "status": bad[f]}
-                continue
-            faces = results[f]
-            h, w = images[f].shape[:2]
-            if annotate_dir is not None:
-                _save_annotated(images[f], faces, Path(annotate_dir) / names[f])
-            if not faces:
-                yield {"file": str(f), "status": "no face found", "width": w, "height": h}
-            for i, face in enumerate(faces):
-                yield {"file": str(f), "status": "ok", "width": w, "height": h, "face": i, **face.to_row()}
+        return readable, bad, recognizer.detect([im for _, im in readable]) if readable else []
+
+    # The next chunk is read and detected in a thread while this one is cropped and classified:
+    # the two halves run on two cores, as a video's do (Recognizer.stream).
+    with contextlib.closing(in_background(batches(files, batch_images), read_and_detect, name="lrfer-photos")) as work:
+        for chunk, (readable, bad, dets) in work:
+            yield from _chunk_rows(recognizer, chunk, readable, bad, dets, names, annotate_dir)
+
+
+def _chunk_rows(recognizer, chunk, readable, bad, dets, names, annotate_dir) -> Iterator[dict]:
+    """The rows of one chunk of files, in the order given: a status row for each file that could
+    not be read or shows no face, one row per face otherwise."""
+    faces_of = dict(zip((f for f, _ in readable), recognizer.recognize([im for _, im in readable], dets))) if readable else {}
+    images = dict(readable)
+    for f in chunk:
+        if f in bad:
+            yield {"file": str(f), "status": bad[f]}
+            continue
+        faces = faces_of[f]
+        h, w = images[f].shape[:2]
+        if annotate_dir is not None:
+            _save_annotated(images[f], faces, Path(annotate_dir) / names[f])
+        if not faces:
+            yield {"file": str(f), "status": "no face found", "width": w, "height": h}
+        for i, face in enumerate(faces):
+            yield {"file": str(f), "status": "ok", "width": w, "height": h, "face": i, **face.to_row()}
 
 
 def _output_names(files: list[Path]) -> dict[Path, str]:

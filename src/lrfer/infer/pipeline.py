@@ -16,11 +16,10 @@ from typing import Any, Optional, Union
 import numpy as np
 
 from ..errors import LrferError
-from ..files import ImageReadError
+from ..files import ImageReadError, decode_image
 from ..runtime.classifier import Classifier, SizedClassifier
 from .crop import crop_faces, face_sizes
 from .detect import Detections, FaceDetector, as_rgb
-from .io import read_image
 
 ImageLike = Union[np.ndarray, str, os.PathLike]
 
@@ -53,6 +52,13 @@ class Face:
         k = int(np.argmax(probs))
         self.probabilities = {c: round(float(v), 4) for c, v in zip(classes, probs)}
         self.label, self.confidence = classes[k], round(float(probs[k]), 4)
+
+
+def read_image(path: Union[str, os.PathLike], channels: int = 3) -> np.ndarray:
+    """Decode an image file into uint8 ``(H, W, 3)`` RGB, or ``(H, W)`` grey with ``channels=1``
+    (:func:`lrfer.files.decode_image`: any mode, the one pixel limit); raises
+    :class:`~lrfer.files.ImageReadError`, whose message is the file's status."""
+    return np.array(decode_image(path, "L" if channels == 1 else "RGB"), dtype=np.uint8)
 
 
 def read_rgb(image: ImageLike) -> np.ndarray:

@@ -119,5 +119,8 @@ class Recognizer(FacePipeline):
 def _load(model: Any, backend: str, device) -> SizedClassifier:
     """A classifier: loaded from a path (``None``: the shipped default), or the one given."""
     if model is None or isinstance(model, (str, os.PathLike)):
-        return load_classifier(model, backend=backend, device=device)
+        # One onnxruntime thread: detection runs in a thread of its own beside the classifier (photos
+        # and video alike), and the default pool would pin a spinning worker to the core it uses
+        # (less CPU per photo with one thread, profiled by hand on the 2-core VM, 2026-12-05).
+        return load_classifier(model, backend=backend, device=device, threads=1)
     return model
