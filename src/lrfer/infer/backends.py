@@ -19,6 +19,7 @@ from typing import Any, Optional, Union
 from ..errors import LrferError, closest
 from ..files import sha256_file
 from ..runtime.classifier import SizedClassifier
+from ..runtime.gpu import surely_no_gpu
 from ..runtime.onnx import OnnxClassifier
 
 BACKENDS: tuple[str, ...] = ("auto", "torch", "onnx")
@@ -71,12 +72,13 @@ def load_classifier(
 
 
 def _wants_gpu(device: Any) -> bool:
-    """Whether ``device`` names a GPU; ``"auto"`` without PyTorch installed is the CPU."""
+    """Whether ``device`` names a GPU; ``"auto"`` is the CPU without PyTorch or where there is
+    certainly no GPU (known without importing torch)."""
     if device is None or str(device).startswith("cpu"):
         return False
+    if str(device) == "auto" and (surely_no_gpu() or not has_torch()):
+        return False
     if not has_torch():
-        if str(device) == "auto":
-            return False
         raise LrferError(f"device '{device}' needs PyTorch", TRAIN_HINT)
     from ..device import is_gpu  # torch, only when a device other than the CPU is named
 

@@ -57,10 +57,15 @@ class Recognizer(FacePipeline):
         tta: str = "none",
         routes: Sequence[tuple[int, Any]] = (),
     ):
-        classifier = _load(model, backend, device)
+        # With a detector, detection runs in a thread of its own beside the classifier (photos and
+        # video alike): one onnxruntime thread each, or the default pool pins a spinning worker to
+        # the core the other uses (less CPU per photo, profiled by hand on the 2-core VM,
+        # 2026-12-05). Without one, the classifier has every core.
+        threads = 1 if detector is not None else None
+        classifier = _load(model, backend, device, threads)
         if isinstance(detector, str):
             detector = create_detector(detector, min_score=min_score, upscale=upscale)
-        routes = [(px, _load(m, backend, device)) for px, m in routes]
+        routes = [(px, _load(m, backend, device, threads)) for px, m in routes]
         super().__init__(classifier, detector, margin=margin, align=align, min_face=min_face, tta=tta, routes=routes)
 
     # ------------------------------------------------------------------------------ photos
@@ -116,11 +121,8 @@ class Recognizer(FacePipeline):
                 tracks.forget_lost()
 
 
-def _load(model: Any, backend: str, device) -> SizedClassifier:
+def _load(model: Any, backend: str, device, threads) -> SizedClassifier:
     """A classifier: loaded from a path (``None``: the shipped default), or the one given."""
     if model is None or isinstance(model, (str, os.PathLike)):
-        # One onnxruntime thread: detection runs in a thread of its own beside the classifier (photos
-        # and video alike), and the default pool would pin a spinning worker to the core it uses
-        # (less CPU per photo with one thread, profiled by hand on the 2-core VM, 2026-12-05).
-        return load_classifier(model, backend=backend, device=device, threads=1)
+        return load_classifier(model, backend=backend, device=device, threads=threads)
     return model

@@ -21,6 +21,7 @@ from typing import Callable, Optional, Sequence, Union
 import numpy as np
 
 from ...errors import LrferError, closest
+from ...runtime.gpu import surely_no_gpu
 from .base import Detections, FaceDetector, as_rgb, nms
 
 __all__ = [
@@ -199,6 +200,8 @@ def _on_cpu(device: Optional[str]) -> bool:
         return True
     if device != "auto":
         return False
+    if surely_no_gpu():
+        return True
     try:
         import torch
     except ImportError:
