@@ -73,8 +73,8 @@ def _upscale(text: str):
         raise argparse.ArgumentTypeError(f"'{text}' is not a number or 'auto'") from None
 
 
-def _recognizer(args):
-    """The Recognizer the options of :func:`_add_recognizer_options` describe."""
+def _recognizer(args, threads=None):
+    """The Recognizer the options of :func:`_add_recognizer_options` describe (``threads``: its classifier's)."""
     from ..infer.recognizer import Recognizer
 
     routes = []
@@ -86,12 +86,12 @@ def _recognizer(args):
     rec = Recognizer(
         args.checkpoint, None if args.no_detect else args.detector, args.device,
         backend=args.backend, min_score=args.min_score, upscale=args.upscale, margin=args.margin,
-        align=args.align, min_face=args.min_face, tta=args.tta, routes=routes,
+        align=args.align, min_face=args.min_face, tta=args.tta, routes=routes, threads=threads,
     )  # fmt: skip
-    if "torch" in sys.modules:  # --backend torch, a GPU, or a .safetensors model
-        # Detection and classification each have a thread (and a core) of their own; torch's
-        # OpenMP pool on top of them made every small op wait for a descheduled thread.
-        sys.modules["torch"].set_num_threads(1)
+    if threads is not None and "torch" in sys.modules:  # --backend torch, a GPU, or a .safetensors model
+        # The same split for the torch classifier: its OpenMP pool on every core, beside the
+        # detection thread, made each small op wait for a descheduled thread.
+        sys.modules["torch"].set_num_threads(threads)
     return rec
 
 
@@ -109,9 +109,9 @@ def _row_writer(args, classes, fields):
 # ---------------------------------------------------------------------------- photos
 def cmd_predict(args) -> int:
     from ..infer.io import predict_files
-    from ..infer.recognizer import PHOTO_FIELDS
+    from ..infer.recognizer import PHOTO_FIELDS, photo_threads
 
-    rec = _recognizer(args)
+    rec = _recognizer(args, threads=photo_threads())
     writer = _row_writer(args, rec.classes, PHOTO_FIELDS)
     processed, table, n_rows = set(), [], 0
     try:

@@ -15,7 +15,7 @@ from __future__ import annotations
 import contextlib
 import os
 from collections.abc import Iterable, Iterator, Sequence
-from typing import Any, Union
+from typing import Any, Optional, Union
 
 from ..errors import LrferError
 from .backends import SizedClassifier, load_classifier
@@ -40,6 +40,11 @@ class Recognizer(FacePipeline):
     CPU, PyTorch on a GPU), ``torch`` or ``onnx`` (see :func:`lrfer.infer.backends.load_classifier`). ``detector``: a registered detector
     name, a :class:`~lrfer.infer.detect.FaceDetector`, or ``None`` when the inputs are already face
     crops. ``routes``: ``[(below_px, model), ...]``: faces smaller than ``below_px`` go to that model.
+    ``threads``: the ONNX Runtime classifier's threads (``None``: one per core). Detection runs in a
+    thread of its own beside it (:meth:`stream`, and photos through
+    :func:`lrfer.infer.io.predict_files`): where detection is the larger half, as on photos
+    searched at ``upscale="auto"``, leaving it a core (:func:`photo_threads`) is faster; on video,
+    where classification is, every core is.
     """
 
     def __init__(
@@ -56,12 +61,8 @@ class Recognizer(FacePipeline):
         min_face: int = 0,
         tta: str = "none",
         routes: Sequence[tuple[int, Any]] = (),
+        threads: Optional[int] = None,
     ):
-        # With a detector, detection runs in a thread of its own beside the classifier (photos and
-        # video alike): one onnxruntime thread each, or the default pool pins a spinning worker to
-        # the core the other uses (less CPU per photo, profiled by hand on the 2-core VM,
-        # 2026-12-05). Without one, the classifier has every core.
-        threads = 1 if detector is not None else None
         classifier = _load(model, backend, device, threads)
         if isinstance(detector, str):
             detector = create_detector(detector, min_score=min_score, upscale=upscale)
@@ -119,6 +120,13 @@ class Recognizer(FacePipeline):
                     tracks.update(det.boxes, faces)
                     yield FrameResult(frame.index, frame.time, faces, frame.image if keep else None)
                 tracks.forget_lost()
+
+
+def photo_threads() -> int:
+    """The classifier's threads for photos: every core but the one detection runs on. On the 2-core
+    VM, 200 photos at upscale auto ran about 15% faster with 1 than with 2, and a 300-frame video
+    about 15% slower (profiled by hand, 2026-12-05; bench/runtime.py measures the defaults)."""
+    return max(1, (os.cpu_count() or 2) - 1)
 
 
 def _load(model: Any, backend: str, device, threads) -> SizedClassifier:

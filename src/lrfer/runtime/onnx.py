@@ -95,6 +95,10 @@ def open_session(path: Path, threads: Optional[int] = None, device: Any = None) 
     if threads is not None:
         opts.intra_op_num_threads = int(threads)
         opts.inter_op_num_threads = 1
+    # No busy-waiting between runs: the classifier shares the CPU with a detection thread (video,
+    # photos, cameras), which a spinning worker would slow (a video went from about 45 to 47 frames/s
+    # on the 2-core VM, profiled by hand, 2026-12-05).
+    opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
     chosen = providers(ort, device)
     try:
         return ort.InferenceSession(str(path), sess_options=opts, providers=chosen)
