@@ -6,7 +6,8 @@ FER2013 PublicTest at 48 px, and faces/s at batch 1 and 256 on this CPU.
 The default model is exported to a temporary folder, then quantized (static QDQ, per-channel)
 with 512 random Training faces as calibration data. All three backends get the same uint8 48 px
 faces through their ``predict_proba`` (the shared preprocessing included), so speeds are
-end-to-end per face, without TTA. Batch-256 speed is timed over the whole split (the accuracy
+end-to-end per face, without TTA. The float and int8 exports are also scored on the faces shrunk to
+32, 24, 16, 12 and 8 px (the README's sizes), to see whether int8 holds on small faces. Batch-256 speed is timed over the whole split (the accuracy
 pass, after one warm-up batch); batch-1 speed over 300 single faces after 20 warm-up calls.
 
 Writes bench/results/onnx_default.json.
@@ -28,6 +29,7 @@ import torch
 
 from _common import ROOT, add_data_arg, cpu_model
 from _common import provenance as shared_provenance
+from lrfer.data.augment import degrade
 from lrfer.data.readers import load_dataset
 from lrfer.evaluate.metrics import classification_report
 from lrfer.export import export_onnx, quantize_int8
@@ -72,6 +74,24 @@ def run(clf, images: torch.Tensor, labels: torch.Tensor, classes) -> tuple[torch
     }
 
 
+#: Face sizes of the README's table: the test faces area-shrunk to each and bilinear back up
+#: (lrfer.data.augment.degrade, the suite's protocol), then fed to each ONNX model as float.
+SIZES = (48, 32, 24, 16, 12, 8)
+
+
+def accuracy_by_size(backends: dict, test) -> dict:
+    """Accuracy of the float and int8 exports at each of :data:`SIZES`: whether int8 holds on small faces."""
+    out: dict = {}
+    for size in SIZES:
+        x = test.images.float() / 255
+        x = (degrade(x, size) if size < x.shape[-1] else x).numpy()
+        for name in ("onnx_float", "onnx_int8"):
+            pred = torch.as_tensor(backends[name].predict_proba(x, batch_size=256)).argmax(-1)
+            out.setdefault(name, {})[str(size)] = float((pred == test.labels).float().mean())
+        print(f"{size:2d} px: float {out['onnx_float'][str(size)]:.4f}  int8 {out['onnx_int8'][str(size)]:.4f}", flush=True)
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     add_data_arg(ap)
@@ -104,6 +124,7 @@ def main() -> None:
             "onnx_int8": OnnxClassifier.load(i8, threads=args.threads),
         }
         sizes = {"torch": DEFAULT_CHECKPOINT.stat().st_size, "onnx_float": f32.stat().st_size, "onnx_int8": i8.stat().st_size}
+        by_size = accuracy_by_size(backends, test)
         probs = {}
         for name, clf in backends.items():
             probs[name], results[name] = run(clf, test.images, test.labels, test.classes)
@@ -124,6 +145,7 @@ def main() -> None:
         "export_s": export_s,
         "quantize_s": quantize_s,
         "backends": results,
+        "accuracy_by_size": by_size,
         "agreement": {
             "onnx_float_vs_torch_max_abs_prob_diff": float((probs["onnx_float"] - probs["torch"]).abs().max()),
             "onnx_float_vs_torch_top1": float((top["onnx_float"] == top["torch"]).float().mean()),

@@ -54,6 +54,22 @@ def make_recognizer(model: Model) -> Recognizer:
     return Recognizer(model.checkpoint or None, detector=model.detector, backend=model.backend, min_score=model.min_score, upscale=model.upscale)
 
 
+def shared_recognizer(model: Model) -> Callable[[], Recognizer]:
+    """A factory that builds :func:`make_recognizer`'s Recognizer once, on first call, and gives every
+    camera that one: a Recognizer keeps no state between streams (tracks live in each ``stream``)
+    and ONNX Runtime sessions run from several threads at once, so cameras share one model in
+    memory instead of loading one each."""
+    lock, made = threading.Lock(), []
+
+    def get() -> Recognizer:
+        with lock:
+            if not made:
+                made.append(make_recognizer(model))
+            return made[0]
+
+    return get
+
+
 def _reason(err: BaseException) -> str:
     what = err.what if isinstance(err, LrferError) else (str(err) or type(err).__name__)
     return redact(what.splitlines()[0] if what else type(err).__name__)[:300]

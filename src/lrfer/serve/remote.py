@@ -30,7 +30,7 @@ import httpx
 from ..errors import LrferError
 from ..files import atomic_write_text
 from ..infer.recognizer import Recognizer
-from .camera import CameraWorker, make_recognizer
+from .camera import CameraWorker, shared_recognizer
 from .config import Camera, Evidence, Model
 from .records import CameraStatus, Observation
 
@@ -253,12 +253,12 @@ def run_worker(
     stop: Optional[threading.Event] = None,
 ) -> None:
     """Run a CameraWorker per enabled camera, pushing to ``server``, until ``stop`` is set (or every
-    camera has finished, for video files). ``recognizer``: a factory (default: one Recognizer per
-    camera from ``model``). Ctrl-C stops the workers cleanly, then propagates."""
+    camera has finished, for video files). ``recognizer``: a factory (default: one Recognizer from
+    ``model``, shared by the cameras). Ctrl-C stops the workers cleanly, then propagates."""
     cameras = [c for c in cameras if c.enabled]
     if not cameras:
         raise LrferError("no cameras to run", "give --camera URL, or cameras in the config file")
-    make = recognizer or (lambda: make_recognizer(model or Model()))
+    make = recognizer or shared_recognizer(model or Model())
     sink = RemoteSink(server, token, spool_dir, flush_seconds=flush_seconds, verify=verify)
     workers = [CameraWorker(c, make, sink, bucket_seconds=bucket_seconds, evidence=evidence, on_status=sink.status, speed=speed) for c in cameras]
     stop = stop or threading.Event()

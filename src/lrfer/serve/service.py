@@ -20,7 +20,7 @@ import numpy as np
 
 from ..infer.recognizer import Face, Recognizer
 from .alerts import AlertEngine
-from .camera import CameraWorker, make_recognizer
+from .camera import CameraWorker, shared_recognizer
 from .config import Camera, Rule, ServeConfig
 from .events import EventHub
 from .notify import Notifier
@@ -46,7 +46,7 @@ class Service:
     def __init__(self, config: ServeConfig, *, speed: float = 1.0, recognizer: Optional[Callable[[], Recognizer]] = None):
         self.config = config
         self.speed = speed  # video-file cameras: 1 plays in real time (0: as fast as possible; benchmarks)
-        self._make_recognizer = recognizer or (lambda: make_recognizer(config.model))
+        self._make_recognizer = recognizer or shared_recognizer(config.model)
         self.store = Store(database_url(config))
         self.hub = EventHub()
         for cam in config.cameras:
