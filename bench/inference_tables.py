@@ -48,6 +48,12 @@ def onnx_table(r: dict) -> list[str]:
     ]
     a = r["agreement"]
     lines += ["", f"ONNX fp32 against PyTorch: largest probability difference {a['onnx_float_vs_torch_max_abs_prob_diff']:.1e}; int8 agrees with fp32 on {100 * a['onnx_int8_vs_onnx_float_top1']:.1f}% of top-1 labels."]
+    by_size = r.get("accuracy_by_size")
+    if by_size:
+        sizes = list(by_size["onnx_float"])
+        lines += ["", "Accuracy (%) with the test faces shrunk to each size (area down, bilinear back up):", ""]
+        lines += ["| runtime | " + " | ".join(f"{px} px" for px in sizes) + " |", "|---|" + "---:|" * len(sizes)]
+        lines += [f"| {names[k]} | " + " | ".join(f"{100 * v[px]:.1f}" for px in sizes) + " |" for k, v in by_size.items()]
     return lines + ["", f"From {provenance(r)}."]
 
 
