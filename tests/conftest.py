@@ -9,20 +9,12 @@ import pytest
 import torch
 
 from lrfer.data.faceset import FaceSet
+from tests.runtime.conftest import _private_onnx_cache  # noqa: F401  (autouse: exports go to a throwaway cache, not ~/.cache)
 
 ROOT_DIR = Path(__file__).resolve().parents[1]
 SHARED_DATA = ROOT_DIR.parent / "shared" / "data"
 FER2013_NPZ = SHARED_DATA / "fer2013.npz"
 CKPLUS_NPZ = SHARED_DATA / "ckplus48.npz"
-
-
-@pytest.fixture(scope="session", autouse=True)
-def _private_onnx_cache(tmp_path_factory):
-    """Exports made by the onnx/auto backends go to a throwaway cache, not the user's ~/.cache."""
-    mp = pytest.MonkeyPatch()
-    mp.setenv("LRFER_CACHE", str(tmp_path_factory.mktemp("lrfer-cache")))
-    yield
-    mp.undo()
 
 
 @pytest.fixture(scope="session")

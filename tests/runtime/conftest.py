@@ -26,7 +26,8 @@ def lrfer(*args, env: dict | None = None) -> subprocess.CompletedProcess:
 
 @pytest.fixture(scope="session", autouse=True)
 def _private_onnx_cache(tmp_path_factory):
-    """Nothing is written to the user's ~/.cache."""
+    """Exports made by the onnx/auto backends go to a throwaway cache, not the user's ~/.cache
+    (the root conftest, which the runtime environment cannot load, imports this one)."""
     mp = pytest.MonkeyPatch()
     mp.setenv("LRFER_CACHE", str(tmp_path_factory.mktemp("lrfer-cache")))
     yield

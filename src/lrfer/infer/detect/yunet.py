@@ -22,6 +22,7 @@ import numpy as np
 
 from ...errors import LrferError, closest
 from ...runtime.gpu import surely_no_gpu
+from ._yunet_layout import HEAD_NAMES, STRIDES
 from .base import Detections, FaceDetector, as_rgb, nms
 
 __all__ = [
@@ -42,10 +43,7 @@ NMS_IOU = 0.45
 CANDIDATE_SCORE = 0.2
 TOP_K = 1000
 KEEP_TOP_K = 512
-STRIDES = (8, 16, 32)
 PAD_DIVISOR = 32
-#: The graph's 12 outputs: per stride 8, 16, 32, the cls, obj, bbox and kps head maps.
-HEAD_NAMES = tuple(f"{name}{s}" for s in STRIDES for name in ("cls", "obj", "bbox", "kps"))
 #: ``auto`` and ``onnxruntime`` run the shipped graph on the CPU; ``jit`` and ``eager`` run torch.
 BACKENDS = ("auto", "onnxruntime", "jit", "eager")
 _TRAIN_EXTRA = "pip install 'lrfer[train]'"

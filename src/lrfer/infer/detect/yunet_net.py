@@ -49,7 +49,7 @@ from torch import nn
 
 from ...device import resolve_device
 from ...errors import LrferError
-from .yunet import HEAD_NAMES, STRIDES
+from ._yunet_layout import HEAD_NAMES, STRIDES
 
 __all__ = [
     "ConvParam",
