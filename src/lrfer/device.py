@@ -41,4 +41,7 @@ def is_gpu(device: DeviceLike) -> bool:
     """Whether ``device`` resolves to a GPU (without raising for a GPU that is missing)."""
     if device in (None, "auto"):
         return torch.cuda.is_available()
-    return torch.device(device).type == "cuda"
+    try:
+        return torch.device(device).type == "cuda"
+    except (RuntimeError, ValueError):
+        raise LrferError(f"unknown device '{device}'", "use auto, cpu, cuda or cuda:N") from None

@@ -99,9 +99,13 @@ def sha256_file(path: PathLike) -> str:
     return h.hexdigest()
 
 
-def is_image_file(path: Path) -> bool:
-    """An image by its name (hidden files such as macOS ``._x.jpg`` are not) that is a regular file."""
-    return path.suffix.lower() in IMAGE_EXTENSIONS and not path.name.startswith(".") and path.is_file()
+def is_image_file(path: Path, *, broken_links: bool = False) -> bool:
+    """An image by its name (hidden files such as macOS ``._x.jpg`` are not) that is a regular file;
+    with ``broken_links``, also a symbolic link that leads nowhere (a loop, a deleted target), so
+    that a batch can report it instead of dropping it."""
+    if path.suffix.lower() not in IMAGE_EXTENSIONS or path.name.startswith("."):
+        return False
+    return path.is_file() or (broken_links and path.is_symlink() and not path.exists())
 
 
 class ImageReadError(Exception):
@@ -118,10 +122,10 @@ def decode_image(path: Union[PathLike, bytes], mode: str = "L") -> "Image.Image"
     RGB, RGBA, P, I;16, CMYK) into a PIL image of ``mode``.
 
     16/32-bit grayscale is scaled to 8 bits by its actual range rather than clipped at 255, and
-    transparency is composited on white, as a viewer shows it. Empty, unreadable, truncated and
+    transparency is composited on white and EXIF orientation applied, as a viewer shows it. Empty, unreadable, truncated and
     oversized files raise :class:`ImageReadError`; a missing file raises ``FileNotFoundError``.
     """
-    from PIL import Image, UnidentifiedImageError  # PIL only for those who decode images
+    from PIL import Image, ImageOps, UnidentifiedImageError  # PIL only for those who decode images
 
     in_memory = isinstance(path, (bytes, bytearray))
     if (len(path) if in_memory else Path(path).stat().st_size) == 0:
@@ -139,7 +143,9 @@ def decode_image(path: Union[PathLike, bytes], mode: str = "L") -> "Image.Image"
                     "face images are small: shrink or remove the file",
                 )
             im.load()  # the full decode, so truncation shows up here
-            return _to_mode(im, mode)
+            # A phone photo stores its pixels sideways and says so in EXIF: turned upright, as a
+            # viewer shows it (else its faces are found lying down, or not at all).
+            return _to_mode(ImageOps.exif_transpose(im), mode)
     except (UnidentifiedImageError, Image.DecompressionBombError) as err:
         raise ImageReadError(f"not a readable image ({err.__class__.__name__})") from None
     except (OSError, SyntaxError, ValueError, EOFError) as err:

@@ -81,7 +81,7 @@ def test_cli_predict_exit_codes(capsys, tmp_path):
     out = capsys.readouterr().out
     assert out.count("happy") >= 3  # table rows for the 100, 48 and 24 px crops at least
     (tmp_path / "junk.jpg").write_bytes(b"junk")
-    assert main(["predict", str(tmp_path / "junk.jpg")]) == 1  # nothing could be processed
+    assert main(["predict", str(tmp_path / "junk.jpg")]) == 2  # nothing could be processed: bad input
     assert "not a readable image" in capsys.readouterr().err
 
 

@@ -20,7 +20,7 @@ from typing import Optional
 
 from ..errors import LrferError
 from . import evaluate, export, infer, info, serve, train
-from ._common import parse_key_values
+from ._common import OneLineParser, parse_key_values
 
 __all__ = ["build_parser", "main", "parse_key_values"]
 
@@ -33,7 +33,7 @@ _EXTRA_OF = {
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="lrfer", description="Facial expression recognition for low-resolution faces.")
+    p = OneLineParser(prog="lrfer", description="Facial expression recognition for low-resolution faces.")
     p.add_argument("--debug", action="store_true", help="show tracebacks")
     sub = p.add_subparsers(dest="command", required=True)
     for group in (train, evaluate, infer, export, serve, info):  # the order of `lrfer --help`
@@ -43,20 +43,30 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Optional[list[str]] = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as done:  # --help (0), or a bad argument, already said in one line (2)
+        return int(done.code or 0)
     try:
         return args.func(args)
-    except LrferError as err:
-        if args.debug:
-            raise
-        print(f"lrfer: error: {err}", file=sys.stderr)
-        return 2
-    except ModuleNotFoundError as err:
-        extra = _EXTRA_OF.get((err.name or "").split(".")[0])
-        if extra is None or args.debug:
-            raise
-        print(f"lrfer: error: `lrfer {args.command}` needs {err.name}, which is not installed; install it with: pip install 'lrfer[{extra}]'", file=sys.stderr)
-        return 2
     except KeyboardInterrupt:
         print("lrfer: interrupted", file=sys.stderr)
         return 130
+    except Exception as err:
+        if args.debug:
+            raise
+        line, code = _one_line(args.command, err)
+        print(line, file=sys.stderr)
+        return code
+
+
+def _one_line(command: str, err: Exception) -> tuple[str, int]:
+    """The one line and exit code for an error: bad input (LrferError) or a missing extra exit 2;
+    anything else is a bug, said in one line too (``--debug`` shows its traceback)."""
+    if isinstance(err, LrferError):
+        return f"lrfer: error: {err}", 2
+    extra = _EXTRA_OF.get((getattr(err, "name", None) or "").split(".")[0]) if isinstance(err, ModuleNotFoundError) else None
+    if extra is not None:
+        return f"lrfer: error: `lrfer {command}` needs {err.name}, which is not installed; install it with: pip install 'lrfer[{extra}]'", 2
+    first = (str(err).splitlines() or [""])[0][:300]
+    return f"lrfer: internal error: {type(err).__name__}: {first} (a bug: please report it with the output of the same command and --debug)", 1

@@ -3,13 +3,55 @@ options, loading the data and a classifier, and printing a table."""
 
 from __future__ import annotations
 
+import argparse
 import json
+import math
 import sys
 from typing import Any, Optional
 
 from ..errors import LrferError
 
 SPLIT_HELP = "the dataset's own split name (FER2013: Training, PublicTest, PrivateTest)"
+
+
+# ---------------------------------------------------------------------------- arguments
+class OneLineParser(argparse.ArgumentParser):
+    """argparse whose errors are one line on stderr (what is wrong, where the help is) and exit 2,
+    like every other bad input; its subcommand parsers are of this class too."""
+
+    def error(self, message: str):
+        print(f"lrfer: error: {message} (see `{self.prog} --help`)", file=sys.stderr)
+        raise SystemExit(2)
+
+
+def _number(kind, text: str, ok, need: str):
+    try:
+        value = kind(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"'{text}' is not {'an integer' if kind is int else 'a number'}") from None
+    if (isinstance(value, float) and not math.isfinite(value)) or not ok(value):
+        raise argparse.ArgumentTypeError(f"{text} is out of range: use {need}")
+    return value
+
+
+def positive_int(text: str) -> int:
+    return _number(int, text, lambda v: v >= 1, "1 or more")
+
+
+def non_negative_int(text: str) -> int:
+    return _number(int, text, lambda v: v >= 0, "0 or more")
+
+
+def positive_float(text: str) -> float:
+    return _number(float, text, lambda v: v > 0, "a number above 0")
+
+
+def non_negative_float(text: str) -> float:
+    return _number(float, text, lambda v: v >= 0, "0 or more")
+
+
+def probability(text: str) -> float:
+    return _number(float, text, lambda v: 0 <= v <= 1, "a number from 0 to 1")
 
 
 # ---------------------------------------------------------------------------- progress bars

@@ -12,7 +12,7 @@ from pathlib import Path
 from ..errors import LrferError
 from ..infer.crop import DEFAULT_MARGIN
 from ..infer.detect import DEFAULT_DETECTOR
-from ._common import add_model_options, print_table
+from ._common import add_model_options, non_negative_float, non_negative_int, positive_int, print_table, probability
 
 
 def add_parsers(sub) -> None:
@@ -39,10 +39,10 @@ def _add_recognizer_options(sp, upscale) -> None:
     sp.add_argument("--backend", default="auto", choices=["auto", "torch", "onnx"], help="classifier runtime: auto = onnxruntime on the CPU (exported once, cached), torch on a GPU")
     sp.add_argument("--detector", default=DEFAULT_DETECTOR, help=f"face detector: {DEFAULT_DETECTOR} (default), yuface, mtcnn, haar, mediapipe")
     sp.add_argument("--no-detect", action="store_true", help="the inputs are already face crops")
-    sp.add_argument("--min-score", type=float, default=0.5, help="detector confidence threshold")
+    sp.add_argument("--min-score", type=probability, default=0.5, help="detector confidence threshold")
     sp.add_argument("--upscale", type=_upscale, default=upscale, help=f"enlarge frames before detection to find faces under ~16 px: a factor, or auto (longer side to 1280 px, at most 2x); default {upscale}")
-    sp.add_argument("--min-face", type=int, default=0, help="ignore faces smaller than this many pixels")
-    sp.add_argument("--margin", type=float, default=DEFAULT_MARGIN, help=f"crop margin around the detected box, as a fraction of its size (default {DEFAULT_MARGIN})")
+    sp.add_argument("--min-face", type=non_negative_int, default=0, help="ignore faces smaller than this many pixels")
+    sp.add_argument("--margin", type=non_negative_float, default=DEFAULT_MARGIN, help=f"crop margin around the detected box, as a fraction of its size (default {DEFAULT_MARGIN})")
     sp.add_argument("--align", action="store_true", help="rotate each face so the eyes are level")
     sp.add_argument("--route", action="append", default=[], metavar="PX=CKPT", help="faces under PX pixels go to model CKPT")
     g = sp.add_mutually_exclusive_group()
@@ -56,10 +56,10 @@ def _add_video_options(sp) -> None:
     sp.add_argument("--out", metavar="VIDEO", help="write the video with boxes and labels drawn (.mp4)")
     sp.add_argument("--summary", metavar="FILE", help="write the per-track summary as JSON")
     sp.add_argument("--smoothing", default="ema", choices=["ema", "window", "none"], help="per-track smoothing of probabilities")
-    sp.add_argument("--alpha", type=float, default=0.6, help="EMA weight of the newest frame")
-    sp.add_argument("--window", type=int, default=5, help="frames averaged by --smoothing window")
-    sp.add_argument("--batch-frames", type=int, default=8, help="frames detected and classified together")
-    sp.add_argument("--max-frames", type=int, help="stop after this many frames")
+    sp.add_argument("--alpha", type=probability, default=0.6, help="EMA weight of the newest frame")
+    sp.add_argument("--window", type=positive_int, default=5, help="frames averaged by --smoothing window")
+    sp.add_argument("--batch-frames", type=positive_int, default=8, help="frames detected and classified together")
+    sp.add_argument("--max-frames", type=positive_int, help="stop after this many frames")
     sp.add_argument("--no-progress", action="store_true")
 
 
@@ -120,7 +120,7 @@ def cmd_predict(args) -> int:
             if row["status"] in ("ok", "no face found"):
                 processed.add(row["file"])
             if row["status"] != "ok":
-                print(f"{row['file']}: {row['status']}", file=sys.stderr)
+                print(f"lrfer: {row['file']}: {row['status']}", file=sys.stderr)
             if writer is not None:
                 writer.write(row)
             else:
@@ -133,7 +133,7 @@ def cmd_predict(args) -> int:
     else:
         box = [] if args.no_detect else ["face", "x1", "y1", "x2", "y2"]
         print_table(table, ["file", "status", *box, "size", "label", "confidence", *rec.classes])
-    return 0 if processed else 1  # non-zero only when no file could be processed at all
+    return 0 if processed else 2  # non-zero only when no file could be processed at all: bad input
 
 
 # ---------------------------------------------------------------------------- video and webcam

@@ -8,7 +8,7 @@ import time
 from pathlib import Path
 
 from ..errors import LrferError
-from ._common import Bars, add_data_options, load_data, print_table
+from ._common import Bars, add_data_options, load_data, positive_float, positive_int, print_table, probability
 
 
 def add_parsers(sub) -> None:
@@ -21,16 +21,16 @@ def _add_train_parser(sub) -> None:
     sp.add_argument("--model", help="registered model name (`lrfer models`)")
     sp.add_argument("--recipe", help="shipped recipe name (`lrfer recipes`) or a .toml file")
     add_data_options(sp)
-    sp.add_argument("--epochs", type=int)
-    sp.add_argument("--time-budget", type=float, metavar="MIN", help="stop after MIN minutes, the schedule paced by the clock so it ends at the budget (--epochs is then the most it may run)")
-    sp.add_argument("--batch-size", type=int)
-    sp.add_argument("--lr", type=float)
+    sp.add_argument("--epochs", type=positive_int)
+    sp.add_argument("--time-budget", type=positive_float, metavar="MIN", help="stop after MIN minutes, the schedule paced by the clock so it ends at the budget (--epochs is then the most it may run)")
+    sp.add_argument("--batch-size", type=positive_int)
+    sp.add_argument("--lr", type=positive_float)
     sp.add_argument("--seed", type=int)
     sp.add_argument("--device", help="auto, cpu, cuda")
     sp.add_argument("--train-split")
     sp.add_argument("--val-split", help="split to select on; 'none' to skip validation")
-    sp.add_argument("--degrade-p", type=float, help="probability of multi-resolution degradation per sample")
-    sp.add_argument("--limit-train", type=int, help="use only the first N training rows (quick runs)")
+    sp.add_argument("--degrade-p", type=probability, help="probability of multi-resolution degradation per sample")
+    sp.add_argument("--limit-train", type=positive_int, help="use only the first N training rows (quick runs)")
     sp.add_argument("--compile", action="store_true", help="torch.compile the model")
     sp.add_argument("--init-weights", metavar="FILE", help="weights to start from: a .pth state dict, a .safetensors file, an lrfer checkpoint, or \"default\" (the shipped model: fine-tuning)")
     sp.add_argument("--teacher", metavar="CKPT", help="distil from this high-resolution teacher checkpoint (e.g. --recipe fer2013_distill; weights: distill_* in the recipe)")
@@ -40,7 +40,7 @@ def _add_train_parser(sub) -> None:
     sp.add_argument("--out", help="output folder (default runs/<recipe or model>)")
     sp.add_argument("--resume", action="store_true", help="continue from OUT/last.safetensors")
     sp.add_argument("--overwrite", action="store_true", help="start afresh in OUT even if it holds a run (its checkpoints are replaced)")
-    sp.add_argument("--folds", type=int, metavar="K", help="subject-independent K-fold cross-validation (CK+: 10); finished folds are skipped on rerun")
+    sp.add_argument("--folds", type=positive_int, metavar="K", help="subject-independent K-fold cross-validation (CK+: 10); finished folds are skipped on rerun")
     sp.add_argument("--fold", type=int, action="append", metavar="N", help="run only fold N (repeatable); default all")
     sp.add_argument("--fold-seed", type=int, default=0, help="seed of the subject-to-fold assignment")
     sp.set_defaults(func=cmd_train)
@@ -54,13 +54,13 @@ def _add_train_sr_parser(sub) -> None:
     sp.add_argument("--gan", action="store_true", help="train an SRGAN (SRResNet generator + discriminator, content + 1e-3 adversarial loss) instead of an EDSR")
     sp.add_argument("--feature-net", metavar="CKPT_OR_VGG", help="--gan: content-loss features from an lrfer classifier checkpoint (default: the shipped model) or a torchvision VGG-19 state dict")
     sp.add_argument("--pretrain-epochs", type=int, help="--gan: pixel-MSE epochs (SRResNet warm start) before the adversarial ones (default 0)")
-    sp.add_argument("--epochs", type=int, help="training epochs (with --gan: adversarial epochs, default 20)")
-    sp.add_argument("--batch-size", type=int)
-    sp.add_argument("--lr", type=float)
+    sp.add_argument("--epochs", type=positive_int, help="training epochs (with --gan: adversarial epochs, default 20)")
+    sp.add_argument("--batch-size", type=positive_int)
+    sp.add_argument("--lr", type=positive_float)
     sp.add_argument("--init-from", metavar="CKPT", help="start an x4 EDSR from an x2 checkpoint; with --gan, the generator from an SR checkpoint of the same config and scale")
     sp.add_argument("--train-split", help="default: the data's training split, else all rows")
     sp.add_argument("--val-split", help="held-out split for PSNR/SSIM; 'none' holds out the last 10%% of subjects or rows")
-    sp.add_argument("--limit-train", type=int, help="use only the first N training faces (quick runs)")
+    sp.add_argument("--limit-train", type=positive_int, help="use only the first N training faces (quick runs)")
     sp.add_argument("--seed", type=int)
     sp.add_argument("--device", help="auto, cpu, cuda")
     sp.add_argument("--out", help="output folder (default runs/<model>_x<scale>; runs/srgan_<model>_x<scale> with --gan)")

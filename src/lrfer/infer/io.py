@@ -10,7 +10,7 @@ from __future__ import annotations
 import contextlib
 import os
 from pathlib import Path
-from typing import Iterable, Iterator, Union
+from typing import Iterable, Iterator, Optional, Union
 
 import numpy as np
 from PIL import Image
@@ -25,20 +25,36 @@ from .stream import batches, in_background
 __all__ = ["expand_paths", "predict_files", "read_image"]
 
 
-def expand_paths(paths: Iterable[Union[str, os.PathLike]]) -> list[Path]:
-    """Files as given, folders expanded to their image files (recursively, sorted)."""
+def expand_paths(paths: Iterable[Union[str, os.PathLike]], problems: Optional[dict[Path, str]] = None) -> list[Path]:
+    """Files as given, folders expanded to their image files (recursively, sorted).
+
+    A path that is missing, unreadable, or a folder without images raises a one-line LrferError;
+    with ``problems`` it is recorded there (path -> what is wrong) and the others go on."""
     out: list[Path] = []
     for p in map(Path, paths):
+        try:
+            out += _expand(p)
+        except LrferError as err:
+            if problems is None:
+                raise
+            problems[p] = err.what
+    return out
+
+
+def _expand(p: Path) -> list[Path]:
+    try:
         if p.is_dir():
-            found = sorted(f for f in p.rglob("*") if is_image_file(f))
+            if not os.access(p, os.R_OK | os.X_OK):
+                raise LrferError(f"cannot read folder {p} (permission denied)", "check its permissions")
+            found = sorted(f for f in p.rglob("*") if is_image_file(f, broken_links=True))
             if not found:
                 raise LrferError(f"no image files in folder {p}", "give image files or a folder of .png/.jpg face crops")
-            out += found
-        elif p.exists():
-            out.append(p)
-        else:
-            raise LrferError(f"no such file or folder: {p}", "check the path")
-    return out
+            return found
+        if p.exists():
+            return [p]
+    except OSError as err:  # a symlink loop, a path too long
+        raise LrferError(f"cannot read {p} ({err.strerror or err})", "check the path") from None
+    raise LrferError(f"no such file or folder: {p}", "check the path")
 
 
 def predict_files(
@@ -56,8 +72,11 @@ def predict_files(
     of each image with boxes and labels drawn is saved there as ``<stem>.png`` (``<stem>_2.png``...
     when names repeat).
     """
-    files = expand_paths(paths)
+    problems: dict[Path, str] = {}
+    files = expand_paths(paths, problems)
     names = _output_names(files)
+    for p, what in problems.items():  # a bad path is reported, and the others are processed
+        yield {"file": str(p), "status": what}
 
     def read_and_detect(chunk: list[Path]) -> tuple[list[tuple[Path, np.ndarray]], dict[Path, str], list[Detections]]:
         readable, bad = [], {}
@@ -66,6 +85,8 @@ def predict_files(
                 readable.append((f, read_image(f)))
             except ImageReadError as err:
                 bad[f] = str(err)
+            except OSError as err:  # gone or unreadable since it was listed
+                bad[f] = f"cannot read ({err.strerror or err})"
         return readable, bad, recognizer.detect([im for _, im in readable]) if readable else []
 
     # The next chunk is read and detected in a thread while this one is cropped and classified:
