@@ -128,7 +128,12 @@ def read_safetensors(path: Path, meta_key: str, fmt: str, what: str, hint: str, 
         raise LrferError(f"{path} is not a readable {what} ({err})", hint) from None
     if raw is None:
         raise LrferError(f"{path} is a safetensors file but not {article} {what} (no description inside)", hint)
-    meta = json.loads(raw)
+    try:
+        meta = json.loads(raw)
+    except (ValueError, RecursionError):
+        raise LrferError(f"{path}: its description is not valid JSON", hint) from None
+    if not isinstance(meta, dict):
+        raise LrferError(f"{path}: its description is a JSON {type(meta).__name__}, not an object", hint)
     if meta.get("format") != fmt:
         raise LrferError(f"{path} has format {meta.get('format')!r}, this lrfer reads {fmt!r}", hint)
     return tensors, meta

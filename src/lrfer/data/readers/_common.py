@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import os
 import re
+import zipfile
 from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
@@ -83,14 +84,17 @@ def csv_lines(path: Path):
     ~290 MB file; any line with a quote falls back to the csv module.
     """
     with open(path, encoding="utf-8-sig", newline="") as f:
-        for number, line in enumerate(f, start=1):
-            line = line.rstrip("\r\n")
-            if not line.strip():
-                continue
-            if '"' in line:
-                yield number, next(csv.reader([line]))
-            else:
-                yield number, line.split(",")
+        try:
+            for number, line in enumerate(f, start=1):
+                line = line.rstrip("\r\n")
+                if not line.strip():
+                    continue
+                if '"' in line:
+                    yield number, next(csv.reader([line]))
+                else:
+                    yield number, line.split(",")
+        except UnicodeDecodeError:
+            raise LrferError(f"{path} is not UTF-8 text", "save the file as UTF-8 (a CSV of numbers and names)") from None
 
 
 def header_index(path: Path, header: list[str], required: Sequence[str], optional: Sequence[str] = ()) -> dict:
@@ -114,17 +118,35 @@ class open_npz:
     def __enter__(self):
         try:
             self.z = np.load(self.path, allow_pickle=False)
-        except (OSError, ValueError, EOFError) as err:
+        except (OSError, ValueError, EOFError, zipfile.BadZipFile) as err:
             raise LrferError(f"cannot read {self.path} as a numpy .npz archive: {err}",
                              "check that the file is complete (re-copy it)") from None
         if not hasattr(self.z, "files"):
             raise LrferError(f"{self.path} holds a single array, not an .npz archive",
                              "save with np.savez(path, images=..., labels=..., class_names=...)")
-        return self.z
+        return _CheckedNpz(self.z, self.path)
 
     def __exit__(self, *exc):
         self.z.close()
         return False
+
+
+class _CheckedNpz:
+    """An open .npz whose arrays, read one by one when asked for, fail as LrferError: a member
+    cut short, or an object array (which would need pickle, never allowed)."""
+
+    def __init__(self, z, path: Path):
+        self.z, self.path, self.files = z, path, z.files
+
+    def __contains__(self, key: str) -> bool:
+        return key in self.z
+
+    def __getitem__(self, key: str) -> np.ndarray:
+        try:
+            return self.z[key]
+        except (ValueError, OSError, EOFError, zipfile.BadZipFile) as err:
+            raise LrferError(f"{self.path}: array '{key}' cannot be read ({str(err).splitlines()[0][:120]})",
+                             "save plain numeric or string arrays with np.savez (no Python objects)") from None
 
 
 def require_keys(path: Path, z, keys: Sequence[str]) -> None:
