@@ -23,6 +23,8 @@ from typing import TYPE_CHECKING, Callable, Union
 
 import numpy as np
 
+from .errors import LrferError
+
 if TYPE_CHECKING:
     from PIL import Image
 
@@ -64,6 +66,25 @@ def atomic_write(path: PathLike, write: Callable[[str], None]) -> Path:
         if os.path.exists(tmp):
             os.unlink(tmp)
     return path
+
+
+def check_writable(path: PathLike, what: str, *, folder: bool = False) -> Path:
+    """``path`` as ``Path`` if it can be written as a file (or, with ``folder``, made or used as a
+    folder); else a one-line LrferError naming ``what`` (e.g. ``--out``). Checked before any work,
+    so a long run never ends in an output it cannot write."""
+    p = Path(path)
+    if folder and p.exists() and not p.is_dir():
+        raise LrferError(f"{what} {p} is a file, not a folder", "give a folder path (it is made if missing)")
+    if not folder and p.is_dir():
+        raise LrferError(f"{what} {p} is a folder", "give a file path")
+    base = p if folder else p.parent
+    while not base.exists() and base != base.parent:
+        base = base.parent
+    if not base.is_dir():
+        raise LrferError(f"{what} {p}: {base} is a file, so nothing can be written under it", "choose another path")
+    if not os.access(base, os.W_OK | os.X_OK):
+        raise LrferError(f"{what} {p}: cannot write in {base} (permission denied)", "choose a writable path")
+    return p
 
 
 def atomic_write_text(path: PathLike, text: str) -> Path:

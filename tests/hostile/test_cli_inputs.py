@@ -112,3 +112,28 @@ def test_the_entry_point_never_shows_a_traceback(tmp_path):
     r = subprocess.run([sys.executable, "-m", "lrfer", "data", "info", str(bad), "--no-progress"], capture_output=True, text=True, timeout=120)
     lines = [ln for ln in r.stderr.splitlines() if ln.strip()]
     assert r.returncode in (1, 2) and len(lines) == 1 and "Traceback" not in r.stderr, r.stderr
+
+
+@pytest.mark.parametrize(
+    "argv, flag",
+    [
+        (["video", VIDEO, "--out", "{tmp}/clip.txt"], "--out"),
+        (["video", VIDEO, "--out", "{file}/clip.mp4"], "--out"),
+        (["video", VIDEO, "--summary", "{file}/s.json"], "--summary"),
+        (["video", VIDEO, "--csv", "{tmp}"], "--csv"),
+        (["predict", SCENE, "--annotate", "{file}"], "--annotate"),
+        (["predict", SCENE, "--json", "{file}/rows.json"], "--json"),
+        (["evaluate", "--data", "faces.npz", "--out", "{file}"], "--out"),
+        (["sweep", "--data", "faces.npz", "--out", "{file}"], "--out"),
+        (["train", "--data", "faces.npz", "--out", "{file}"], "--out"),
+    ],
+)
+def test_outputs_that_cannot_be_written_are_refused_before_any_work(tmp_path, capsys, argv, flag):
+    """An output under a file, a folder given for a file or the reverse, a video name without a
+    video type: one line before anything runs, and the file in the way is left as it was."""
+    blocker = tmp_path / "a-file"
+    blocker.write_text("keep me")
+    argv = [str(a).format(tmp=tmp_path, file=blocker) for a in argv]
+    code, line = one_line(capsys, *argv)
+    assert code == 2 and flag in line, line
+    assert blocker.read_text() == "keep me"

@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..errors import LrferError
+from ..files import check_writable
 from ._common import SPLIT_HELP, Bars, add_data_options, add_model_options, load_classifier, load_test_faces, print_table
 
 
@@ -32,12 +33,13 @@ def add_parsers(sub) -> None:
 def cmd_evaluate(args) -> int:
     from ..evaluate.report import evaluate_classifier, write_report
 
+    out = check_writable(args.out or "runs/evaluate", "--out", folder=True)
     bars = Bars(not args.no_progress)
     clf = load_classifier(args)
     faces, split = load_test_faces(args, clf, bars)
     rep = evaluate_classifier(clf, faces, tta=args.tta, measure_latency=not args.no_latency, progress=bars)
     rep.update({"checkpoint": str(clf.checkpoint.path), "data": str(args.data), "split": split})
-    paths = write_report(rep, Path(args.out or "runs/evaluate")).values()
+    paths = write_report(rep, out).values()
     bars.close()
     print(f"{faces.name} {split}: n={len(faces)}  accuracy {rep['accuracy']:.4f}  macro F1 {rep['macro_f1']:.4f}")
     print_table([{"class": c, **v} for c, v in rep["per_class"].items()], ["class", "precision", "recall", "f1", "support"])
@@ -51,7 +53,7 @@ def cmd_sweep(args) -> int:
 
     bars = Bars(not args.no_progress)
     sizes = _parse_sizes(args.sizes)
-    out = Path(args.out or "runs/sweep")
+    out = check_writable(args.out or "runs/sweep", "--out", folder=True)
     if args.member:
         rows, faces, split, name = _ensemble_sweep(args, sizes, bars)
     else:

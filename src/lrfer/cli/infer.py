@@ -10,6 +10,7 @@ from contextlib import closing
 from pathlib import Path
 
 from ..errors import LrferError
+from ..files import atomic_write_text, check_writable
 from ..infer.crop import DEFAULT_MARGIN
 from ..infer.detect import DEFAULT_DETECTOR
 from ._common import add_model_options, non_negative_float, non_negative_int, positive_int, print_table, probability
@@ -95,6 +96,24 @@ def _recognizer(args, threads=None):
     return rec
 
 
+def _check_outputs(args, *, annotate: bool = False, video: bool = False) -> None:
+    """Every output path can be written, checked before any work (a long run must not end in an
+    output it cannot write)."""
+    from ..infer.video import VIDEO_SUFFIXES
+
+    for flag, path in (("--csv", args.csv), ("--json", args.json)):
+        if path:
+            check_writable(path, flag)
+    if annotate and args.annotate:
+        check_writable(args.annotate, "--annotate", folder=True)
+    if video:
+        for flag, path in (("--out", args.out), ("--summary", args.summary)):
+            if path:
+                check_writable(path, flag)
+        if args.out and Path(args.out).suffix.lower() not in VIDEO_SUFFIXES:
+            raise LrferError(f"--out {args.out}: not a video file name", f"end it with {', '.join(VIDEO_SUFFIXES)}")
+
+
 def _row_writer(args, classes, fields):
     """A streaming CSV/JSON writer for --csv/--json FILE, or None."""
     from ..infer.writers import RowWriter
@@ -111,6 +130,7 @@ def cmd_predict(args) -> int:
     from ..infer.io import predict_files
     from ..infer.recognizer import PHOTO_FIELDS, photo_threads
 
+    _check_outputs(args, annotate=True)
     rec = _recognizer(args, threads=photo_threads())
     writer = _row_writer(args, rec.classes, PHOTO_FIELDS)
     processed, table, n_rows = set(), [], 0
@@ -142,6 +162,7 @@ def cmd_video(args, webcam: bool = False) -> int:
     from ..infer.video import open_video, open_webcam
     from ..infer.writers import TrackSummary
 
+    _check_outputs(args, video=True)
     rec = _recognizer(args)
     source = open_webcam(int(args.camera) if args.camera.isdigit() else args.camera) if webcam else open_video(args.input)
     summary = TrackSummary(rec.classes)
@@ -153,7 +174,7 @@ def cmd_video(args, webcam: bool = False) -> int:
         raise LrferError("no frames could be read", "check the video file or camera")
     rows = summary.rows()
     if args.summary:
-        Path(args.summary).write_text(json.dumps(rows, indent=2) + "\n")
+        atomic_write_text(args.summary, json.dumps(rows, indent=2) + "\n")
     if rows and not webcam:
         print_table(
             [{**r, **{c: f"{r[f'share_{c}']:.0%}" for c in rec.classes}} for r in rows],

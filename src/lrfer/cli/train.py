@@ -8,6 +8,7 @@ import time
 from pathlib import Path
 
 from ..errors import LrferError
+from ..files import check_writable
 from ._common import Bars, add_data_options, load_data, positive_float, positive_int, print_table, probability
 
 
@@ -75,7 +76,7 @@ def cmd_train(args) -> int:
 
     bars = Bars(not args.no_progress)
     cfg = _train_config(args)
-    out = Path(args.out or Path("runs") / (cfg.recipe or cfg.model))
+    out = check_writable(args.out or Path("runs") / (cfg.recipe or cfg.model), "--out", folder=True)
     if not args.folds:
         _check_run_dir(out, args)
     faces = load_data(args, bars)
@@ -136,7 +137,7 @@ def _check_run_dir(out: Path, args) -> None:
 def _train_folds(args, cfg, faces, bars) -> int:
     from ..train.kfold import cross_validate
 
-    out = Path(args.out or Path("runs") / f"{cfg.recipe or cfg.model}_{args.folds}fold")
+    out = check_writable(args.out or Path("runs") / f"{cfg.recipe or cfg.model}_{args.folds}fold", "--out", folder=True)
     s = cross_validate(cfg, faces, out, k=args.folds, fold_seed=args.fold_seed, folds=args.fold, progress=bars, info=_run_info(args))
     bars.close()
     print_table(s["folds"], ["fold", "n_train", "n_test", "accuracy", "best_epoch_accuracy"])
@@ -154,7 +155,7 @@ def cmd_train_sr(args) -> int:
 
     bars = Bars(not args.no_progress)
     cfg, train = _sr_config(args)
-    out = Path(args.out or Path("runs") / f"{'srgan_' if args.gan else ''}{cfg.model}_x{cfg.scale}")
+    out = check_writable(args.out or Path("runs") / f"{'srgan_' if args.gan else ''}{cfg.model}_x{cfg.scale}", "--out", folder=True)
     _check_run_dir(out, args)
     faces = load_data(args, bars)
     splits = faces.splits

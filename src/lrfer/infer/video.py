@@ -317,6 +317,10 @@ def _encoder_available(name: str) -> bool:
     return True
 
 
+#: The containers :class:`VideoWriter` is used with (FFmpeg picks one from the file name).
+VIDEO_SUFFIXES = (".mp4", ".mkv", ".avi", ".mov")
+
+
 class VideoWriter:
     """Write RGB uint8 frames (``HxWx3``, or ``HxW`` gray) of the given size to a video file.
 
