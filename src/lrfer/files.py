@@ -96,10 +96,21 @@ def atomic_write_bytes(path: PathLike, data: bytes) -> Path:
 
 
 def read_jsonl(path: Path) -> list[dict]:
-    """The rows of a JSON-lines log; a missing file has none."""
+    """The rows of a JSON-lines log; a missing file has none. A last line cut short (a kill while
+    appending: no newline after it) is left out; a damaged line elsewhere is a one-line LrferError."""
     if not path.exists():
         return []
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    text = path.read_text(errors="replace")
+    lines = [(i, line) for i, line in enumerate(text.splitlines(), start=1) if line.strip()]
+    rows = []
+    for k, (i, line) in enumerate(lines):
+        try:
+            rows.append(json.loads(line))
+        except ValueError:
+            if k == len(lines) - 1 and not text.endswith("\n"):
+                break
+            raise LrferError(f"{path}: line {i} is not JSON", "the log is damaged; remove that line (a run resumes from its checkpoint)") from None
+    return rows
 
 
 def write_jsonl(path: Path, rows: list[dict]) -> None:

@@ -44,3 +44,36 @@ def test_checkpoints_with_a_bad_description(tmp_path, capsys, description):
     save_file({"w": np.zeros(3, np.float32)}, str(path), metadata={"lrfer": description})
     code, line = one_line(capsys, "predict", SCENE, "--checkpoint", path)
     assert code == 2 and str(path) in line and line.startswith("lrfer: error: "), line
+
+
+def _edited_checkpoint(tmp_path, edit) -> Path:
+    """A real (tiny) checkpoint whose model description ``edit`` changes in place."""
+    from safetensors import safe_open
+    from safetensors.numpy import load_file
+
+    from tests.cli.test_cli import tiny_checkpoint
+
+    path = tiny_checkpoint(tmp_path / "ok.safetensors", width=4, blocks=[1])
+    with safe_open(str(path), "np") as f:
+        meta = json.loads(f.metadata()["lrfer"])
+    edit(meta)
+    out = tmp_path / "edited.safetensors"
+    save_file(load_file(str(path)), str(out), metadata={"lrfer": json.dumps(meta)})
+    return out
+
+
+@pytest.mark.parametrize(
+    "edit",
+    [
+        lambda m: m["model"].pop("name"),
+        lambda m: m["model"]["kwargs"].update(bogus=1),
+        lambda m: m["model"].update(classes=["a", "b"]),
+        lambda m: m.update(model=[1]),
+        lambda m: m["model"].update(num_classes="seven"),
+    ],
+    ids=["no-model-name", "unknown-keyword", "classes-do-not-match-the-weights", "description-is-a-list", "num-classes-not-a-number"],
+)
+def test_checkpoints_with_an_edited_model_description(tmp_path, capsys, edit):
+    path = _edited_checkpoint(tmp_path, edit)
+    code, line = one_line(capsys, "predict", SCENE, "--checkpoint", path)
+    assert code == 2 and str(path) in line and line.startswith("lrfer: error: "), line

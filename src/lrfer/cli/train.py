@@ -39,8 +39,9 @@ def _add_train_parser(sub) -> None:
     sp.add_argument("--front-sr", metavar="SR_CKPT", help="put a trained super-resolution model (`lrfer train-sr`) in front")
     sp.add_argument("--sr-trainable", action="store_true", help="fine-tune the --front-sr model with the classifier (default frozen)")
     sp.add_argument("--out", help="output folder (default runs/<recipe or model>)")
-    sp.add_argument("--resume", action="store_true", help="continue from OUT/last.safetensors")
-    sp.add_argument("--overwrite", action="store_true", help="start afresh in OUT even if it holds a run (its checkpoints are replaced)")
+    g = sp.add_mutually_exclusive_group()
+    g.add_argument("--resume", action="store_true", help="continue from OUT/last.safetensors")
+    g.add_argument("--overwrite", action="store_true", help="start afresh in OUT even if it holds a run (its checkpoints are replaced)")
     sp.add_argument("--folds", type=positive_int, metavar="K", help="subject-independent K-fold cross-validation (CK+: 10); finished folds are skipped on rerun")
     sp.add_argument("--fold", type=int, action="append", metavar="N", help="run only fold N (repeatable); default all")
     sp.add_argument("--fold-seed", type=int, default=0, help="seed of the subject-to-fold assignment")
@@ -65,8 +66,9 @@ def _add_train_sr_parser(sub) -> None:
     sp.add_argument("--seed", type=int)
     sp.add_argument("--device", help="auto, cpu, cuda")
     sp.add_argument("--out", help="output folder (default runs/<model>_x<scale>; runs/srgan_<model>_x<scale> with --gan)")
-    sp.add_argument("--resume", action="store_true", help="continue from OUT/last.safetensors (both SRGAN phases)")
-    sp.add_argument("--overwrite", action="store_true", help="start afresh in OUT even if it holds a run (its checkpoints are replaced)")
+    g = sp.add_mutually_exclusive_group()
+    g.add_argument("--resume", action="store_true", help="continue from OUT/last.safetensors (both SRGAN phases)")
+    g.add_argument("--overwrite", action="store_true", help="start afresh in OUT even if it holds a run (its checkpoints are replaced)")
     sp.set_defaults(func=cmd_train_sr)
 
 

@@ -172,7 +172,10 @@ class Checkpoint:
     def build_model(self, prefer_ema: bool = True) -> nn.Module:
         """Rebuild the network from the spec and load its weights (EMA weights when present)."""
         spec = self.spec
-        model = create_model(spec["name"], num_classes=spec["num_classes"], in_chans=spec["in_chans"], **spec["kwargs"])
+        try:
+            model = create_model(spec["name"], num_classes=spec["num_classes"], in_chans=spec["in_chans"], **spec.get("kwargs", {}))
+        except TypeError as err:  # a keyword the model does not take: a foreign or edited description
+            raise LrferError(f"{self.path}: its model cannot be built from its description ({err})", "use a file written by `lrfer train` (or retrain)") from None
         load_weights(model, self, "ema" if prefer_ema and self.has_ema else "model")
         return model.eval()
 
@@ -183,7 +186,23 @@ def load_checkpoint(path: str | os.PathLike) -> Checkpoint:
     if not path.exists():
         raise LrferError(f"no such checkpoint: {path}", "give the path of a .safetensors file written by `lrfer train`")
     tensors, meta = read_safetensors(path, _META_KEY, FORMAT, "lrfer checkpoint", "use a file written by `lrfer train` (or retrain)", article="an")
+    _check_spec(path, meta.get("model"))
     return Checkpoint(path, meta, tensors)
+
+
+def _check_spec(path: Path, spec) -> None:
+    """The model description's fields are there and of their types, and its class names are as
+    many as its outputs: an edited or foreign description fails here, in one line naming the file."""
+    types = {"name": str, "num_classes": int, "in_chans": int, "kwargs": dict, "input_size": list}
+    problem = "is not an object" if not isinstance(spec, dict) else next(
+        (f"has no valid '{k}'" for k, t in types.items() if not isinstance(spec.get(k, {} if k == "kwargs" else None), t)), None
+    )
+    classes = spec.get("classes") if isinstance(spec, dict) else None
+    if problem is None and classes is not None:
+        if not (isinstance(classes, list) and all(isinstance(c, str) for c in classes)) or len(classes) != spec["num_classes"]:
+            problem = f"names {len(classes) if isinstance(classes, list) else 'no list of'} classes for {spec['num_classes']} outputs"
+    if problem is not None:
+        raise LrferError(f"{path}: its model description {problem}", "use a file written by `lrfer train` (or retrain)")
 
 
 def load_weights(model: nn.Module, ckpt: Checkpoint, which: str = "model") -> None:
