@@ -116,8 +116,8 @@ def test_cli_predict_photos_csv_annotate_and_statuses(tmp_path, capsys):
     assert {"p_happy", "x1", "size", "label"} <= set(rows[0])
     annotated = np.asarray(Image.open(tmp_path / "ann" / "far_scene.png"))
     assert annotated.shape == (480, 640, 3) and not np.array_equal(annotated, np.asarray(Image.open(SCENE).convert("RGB")))
-    # nothing readable at all: exit 1
-    assert main(["predict", str(tmp_path / "empty.jpg")]) == 1
+    # nothing readable at all: bad input, exit 2
+    assert main(["predict", str(tmp_path / "empty.jpg")]) == 2  # nothing could be processed: bad input
 
 
 def test_cli_video_writes_rows_summary_and_annotated_video(tmp_path, capsys):
