@@ -10,7 +10,6 @@ seconds and 650 MB, and a ``pip install lrfer`` without the ``train`` extra has 
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import tempfile
 from pathlib import Path
@@ -19,19 +18,13 @@ from typing import Any, Optional, Union
 from ..errors import LrferError, closest
 from ..files import sha256_file
 from ..runtime.classifier import SizedClassifier
-from ..runtime.gpu import surely_no_gpu
+from ..runtime.gpu import TRAIN_HINT, has_torch, wants_gpu
 from ..runtime.onnx import OnnxClassifier
 
 BACKENDS: tuple[str, ...] = ("auto", "torch", "onnx")
 PathLike = Union[str, os.PathLike]
-TRAIN_HINT = "install PyTorch with `pip install 'lrfer[train]'`"
 
-__all__ = ["BACKENDS", "OnnxClassifier", "SizedClassifier", "has_torch", "load_classifier", "onnx_cache_path"]
-
-
-def has_torch() -> bool:
-    """Whether PyTorch is installed (without importing it)."""
-    return importlib.util.find_spec("torch") is not None
+__all__ = ["BACKENDS", "OnnxClassifier", "SizedClassifier", "load_classifier", "onnx_cache_path"]
 
 
 def load_classifier(
@@ -58,7 +51,7 @@ def load_classifier(
         raise LrferError(f"unknown backend '{backend}'", closest(backend, BACKENDS))
     if path is not None and str(path).lower().endswith(".onnx"):
         return OnnxClassifier.load(path, threads=threads, device=device)
-    if backend == "torch" or (backend == "auto" and _wants_gpu(device)):
+    if backend == "torch" or (backend == "auto" and wants_gpu(device)):
         return _torch_classifier(path, device)
     if path is None:
         return OnnxClassifier.load(None, threads=threads, device=device)
@@ -69,20 +62,6 @@ def load_classifier(
         if backend == "onnx":
             raise
         return clf  # the exporter cannot handle this model: PyTorch gives the same answers, slower
-
-
-def _wants_gpu(device: Any) -> bool:
-    """Whether ``device`` names a GPU; ``"auto"`` is the CPU without PyTorch or where there is
-    certainly no GPU (known without importing torch)."""
-    if device is None or str(device).startswith("cpu"):
-        return False
-    if str(device) == "auto" and (surely_no_gpu() or not has_torch()):
-        return False
-    if not has_torch():
-        raise LrferError(f"device '{device}' needs PyTorch", TRAIN_HINT)
-    from ..device import is_gpu  # torch, only when a device other than the CPU is named
-
-    return is_gpu(device)
 
 
 def _torch_classifier(path: Optional[PathLike], device: Any):

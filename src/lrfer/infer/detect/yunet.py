@@ -21,7 +21,7 @@ from typing import Callable, Optional, Sequence, Union
 import numpy as np
 
 from ...errors import LrferError, closest
-from ...runtime.gpu import surely_no_gpu
+from ...runtime.gpu import TRAIN_HINT, has_torch, wants_gpu
 from ._yunet_layout import HEAD_NAMES, STRIDES
 from .base import Detections, FaceDetector, as_rgb, nms
 
@@ -46,7 +46,6 @@ KEEP_TOP_K = 512
 PAD_DIVISOR = 32
 #: ``auto`` and ``onnxruntime`` run the shipped graph on the CPU; ``jit`` and ``eager`` run torch.
 BACKENDS = ("auto", "onnxruntime", "jit", "eager")
-_TRAIN_EXTRA = "pip install 'lrfer[train]'"
 
 #: ``float32 (N, 3, H, W)`` RGB 0..255 in, the 12 head maps out (numpy).
 Runner = Callable[[np.ndarray], Sequence[np.ndarray]]
@@ -182,29 +181,18 @@ def detect_yunet(
 
 def _torch_runner(backend: str, device: Optional[str]) -> Runner:
     """The torch re-implementation (``lrfer[train]``: torch for the network, yuface for its weights)."""
-    try:
-        import torch  # noqa: F401
-    except ImportError:
+    if not has_torch():
         where = f"backend '{backend}'" if backend in ("jit", "eager") else f"device '{device}'"
-        raise LrferError(f"the yunet detector's {where} needs torch", f"{_TRAIN_EXTRA}, or use the default backend on the CPU") from None
+        raise LrferError(f"the yunet detector's {where} needs torch", f"{TRAIN_HINT}, or use the default backend on the CPU")
     from .yunet_net import torch_runner
 
     return torch_runner(backend, device)
 
 
 def _on_cpu(device: Optional[str]) -> bool:
-    """Whether ``device`` is the CPU; ``auto`` is the GPU only where torch is installed and sees one."""
-    if device in (None, "cpu"):
-        return True
-    if device != "auto":
-        return False
-    if surely_no_gpu():
-        return True
-    try:
-        import torch
-    except ImportError:
-        return True
-    return not torch.cuda.is_available()
+    """Whether ``device`` is the CPU: unset, ``cpu``, or ``auto`` where there is no GPU; any other
+    name runs the torch network."""
+    return device in (None, "cpu") or (device == "auto" and not wants_gpu(device))
 
 
 class YuNetDetector(FaceDetector):
