@@ -210,7 +210,9 @@ def test_run_worker_pushes_a_camera_until_it_finishes(tmp_path, port, servers):
     last = [CameraStatus.from_json(s) for b in server.requests for s in b["status"]][-1]
     assert (last.camera_id, last.state, last.frames) == ("lobby", "finished", 15)
     assert list((tmp_path / "spool").glob("*.json")) == []
-    assert set(threading.enumerate()) <= before
+    # the stand-in server's own request threads may still be closing their sockets; only the worker's must be gone
+    left = [t for t in set(threading.enumerate()) - before if "process_request" not in t.name]
+    assert left == []
     with pytest.raises(LrferError, match="no cameras"):
         run_worker(f"http://127.0.0.1:{port}", "tok", cams[1:], spool_dir=tmp_path)
 
