@@ -11,7 +11,7 @@ STAMP   = $(VENV)/.installed
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q torch==2.14.1 torchvision==0.29.1
-	$(BIN)/pip install -q -e '.[train,test,detectors,serve]'
+	$(BIN)/pip install -q -e '.[train,test,detectors,serve,batch]'
 	# MTCNN's package pins an old torch: installed without its dependencies (it needs none here).
 	$(BIN)/pip install -q --no-deps facenet-pytorch==2.6.0
 	touch $(STAMP)

@@ -6,7 +6,7 @@ exit code 2 (``--debug`` shows the traceback instead), and Ctrl-C into exit code
 
 One module per command group, each with its ``cmd_*`` functions and an ``add_parsers`` that
 declares the group's commands and options: :mod:`.train`, :mod:`.evaluate`, :mod:`.infer`,
-:mod:`.export`, :mod:`.serve` and :mod:`.info`; :mod:`._common` holds what they share. The ``cmd_*`` functions
+:mod:`.batch`, :mod:`.export`, :mod:`.serve` and :mod:`.info`; :mod:`._common` holds what they share. The ``cmd_*`` functions
 import the library modules they call inside themselves, on purpose: the command line is the top
 layer, so nothing imports it back, and PyTorch, which takes seconds to import, is then only
 imported by the commands that need it.
@@ -19,7 +19,7 @@ import sys
 from typing import Optional
 
 from ..errors import LrferError
-from . import evaluate, export, infer, info, serve, train
+from . import batch, evaluate, export, infer, info, serve, train
 from ._common import OneLineParser, parse_key_values
 
 __all__ = ["build_parser", "main", "parse_key_values"]
@@ -28,6 +28,7 @@ __all__ = ["build_parser", "main", "parse_key_values"]
 #: package is missing says which extra brings it, instead of a traceback.
 _EXTRA_OF = {
     **dict.fromkeys(("torch", "torchvision", "safetensors", "matplotlib", "onnx"), "train"),
+    **dict.fromkeys(("ray", "pyarrow"), "batch"),
     **dict.fromkeys(("fastapi", "uvicorn", "sqlalchemy", "alembic", "pydantic", "psycopg", "argon2", "httpx", "prometheus_client", "paho"), "serve"),
 }
 
@@ -36,7 +37,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = OneLineParser(prog="lrfer", description="Facial expression recognition for low-resolution faces.")
     p.add_argument("--debug", action="store_true", help="show tracebacks")
     sub = p.add_subparsers(dest="command", required=True)
-    for group in (train, evaluate, infer, export, serve, info):  # the order of `lrfer --help`
+    for group in (train, evaluate, infer, batch, export, serve, info):  # the order of `lrfer --help`
         group.add_parsers(sub)
     return p
 

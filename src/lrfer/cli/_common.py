@@ -84,6 +84,8 @@ class Bars:
             # disable=None: bars only on a terminal, so logs and pipes get clean lines
             bar = self.bars[event.task] = tqdm(total=event.total, desc=event.task, leave=False, file=sys.stderr, dynamic_ncols=True, disable=None)
         bar.update(event.done - bar.n)
+        if event.info:
+            bar.set_postfix(event.info, refresh=False)
         if event.done >= event.total:
             bar.close()
             del self.bars[event.task]

@@ -19,7 +19,7 @@ from ._common import add_model_options, non_negative_float, non_negative_int, po
 def add_parsers(sub) -> None:
     sp = sub.add_parser("predict", help="faces and expressions in photos (files or folders)")
     sp.add_argument("paths", nargs="+")
-    _add_recognizer_options(sp, upscale="auto")  # photos: finding the small faces first
+    add_recognizer_options(sp, upscale="auto")  # photos: finding the small faces first
     sp.add_argument("--annotate", metavar="DIR", help="save copies of the images with boxes and labels drawn")
     sp.set_defaults(func=cmd_predict)
 
@@ -34,18 +34,21 @@ def add_parsers(sub) -> None:
     sp.set_defaults(func=cmd_webcam)
 
 
-def _add_recognizer_options(sp, upscale) -> None:
-    """The options of :func:`_recognizer` and :func:`_row_writer`."""
+def add_recognizer_options(sp, upscale, *, routes: bool = True, rows: bool = True) -> None:
+    """The options of :func:`_recognizer` (``routes``: with ``--route``) and, with ``rows``, of :func:`_row_writer`."""
     add_model_options(sp)
     sp.add_argument("--backend", default="auto", choices=["auto", "torch", "onnx"], help="classifier runtime: auto = onnxruntime on the CPU (exported once, cached), torch on a GPU")
     sp.add_argument("--detector", default=DEFAULT_DETECTOR, help=f"face detector: {DEFAULT_DETECTOR} (default), yuface, mtcnn, haar, mediapipe")
     sp.add_argument("--no-detect", action="store_true", help="the inputs are already face crops")
     sp.add_argument("--min-score", type=probability, default=0.5, help="detector confidence threshold")
-    sp.add_argument("--upscale", type=_upscale, default=upscale, help=f"enlarge frames before detection to find faces under ~16 px: a factor, or auto (longer side to 1280 px, at most 2x); default {upscale}")
+    sp.add_argument("--upscale", type=upscale_factor, default=upscale, help=f"enlarge frames before detection to find faces under ~16 px: a factor, or auto (longer side to 1280 px, at most 2x); default {upscale}")
     sp.add_argument("--min-face", type=non_negative_int, default=0, help="ignore faces smaller than this many pixels")
     sp.add_argument("--margin", type=non_negative_float, default=DEFAULT_MARGIN, help=f"crop margin around the detected box, as a fraction of its size (default {DEFAULT_MARGIN})")
     sp.add_argument("--align", action="store_true", help="rotate each face so the eyes are level")
-    sp.add_argument("--route", action="append", default=[], metavar="PX=CKPT", help="faces under PX pixels go to model CKPT")
+    if routes:
+        sp.add_argument("--route", action="append", default=[], metavar="PX=CKPT", help="faces under PX pixels go to model CKPT")
+    if not rows:
+        return
     g = sp.add_mutually_exclusive_group()
     g.add_argument("--csv", metavar="FILE", help="write one row per face as CSV")
     g.add_argument("--json", metavar="FILE", help="write one record per face as JSON (.jsonl: JSON lines)")
@@ -53,7 +56,7 @@ def _add_recognizer_options(sp, upscale) -> None:
 
 def _add_video_options(sp) -> None:
     """The options of ``video`` and ``webcam``: the recognizer's, and how frames are read, tracked and written."""
-    _add_recognizer_options(sp, upscale=1.0)  # every frame: speed first
+    add_recognizer_options(sp, upscale=1.0)  # every frame: speed first
     sp.add_argument("--out", metavar="VIDEO", help="write the video with boxes and labels drawn (.mp4)")
     sp.add_argument("--summary", metavar="FILE", help="write the per-track summary as JSON")
     sp.add_argument("--smoothing", default="ema", choices=["ema", "window", "none"], help="per-track smoothing of probabilities")
@@ -64,7 +67,7 @@ def _add_video_options(sp) -> None:
     sp.add_argument("--no-progress", action="store_true")
 
 
-def _upscale(text: str):
+def upscale_factor(text: str):
     """``--upscale``: a positive factor or ``auto``."""
     if text == "auto":
         return text
@@ -75,7 +78,7 @@ def _upscale(text: str):
 
 
 def _recognizer(args, threads=None):
-    """The Recognizer the options of :func:`_add_recognizer_options` describe (``threads``: its classifier's)."""
+    """The Recognizer the options of :func:`add_recognizer_options` describe (``threads``: its classifier's)."""
     from ..infer.recognizer import Recognizer
 
     routes = []

@@ -10,7 +10,7 @@ from __future__ import annotations
 import contextlib
 import os
 from pathlib import Path
-from typing import Iterable, Iterator, Optional, Union
+from typing import Callable, Iterable, Iterator, Optional, Union
 
 import numpy as np
 from PIL import Image
@@ -25,15 +25,22 @@ from .stream import batches, in_background
 __all__ = ["expand_paths", "predict_files", "read_image"]
 
 
-def expand_paths(paths: Iterable[Union[str, os.PathLike]], problems: Optional[dict[Path, str]] = None) -> list[Path]:
-    """Files as given, folders expanded to their image files (recursively, sorted).
+def expand_paths(
+    paths: Iterable[Union[str, os.PathLike]],
+    problems: Optional[dict[Path, str]] = None,
+    *,
+    wanted: Callable[[Path], bool] = lambda f: is_image_file(f, broken_links=True),
+    what: str = "image files",
+) -> list[Path]:
+    """Files as given, folders expanded to the files in them that are ``wanted`` (by default image
+    files; recursively, sorted).
 
-    A path that is missing, unreadable, or a folder without images raises a one-line LrferError;
+    A path that is missing, unreadable, or a folder without such files raises a one-line LrferError;
     with ``problems`` it is recorded there (path -> what is wrong) and the others go on."""
     out: list[Path] = []
     for p in map(Path, paths):
         try:
-            out += _expand(p)
+            out += _expand(p, wanted, what)
         except LrferError as err:
             if problems is None:
                 raise
@@ -41,14 +48,14 @@ def expand_paths(paths: Iterable[Union[str, os.PathLike]], problems: Optional[di
     return out
 
 
-def _expand(p: Path) -> list[Path]:
+def _expand(p: Path, wanted: Callable[[Path], bool], what: str) -> list[Path]:
     try:
         if p.is_dir():
             if not os.access(p, os.R_OK | os.X_OK):
                 raise LrferError(f"cannot read folder {p} (permission denied)", "check its permissions")
-            found = sorted(f for f in p.rglob("*") if is_image_file(f, broken_links=True))
+            found = sorted(f for f in p.rglob("*") if wanted(f))
             if not found:
-                raise LrferError(f"no image files in folder {p}", "give image files or a folder of .png/.jpg face crops")
+                raise LrferError(f"no {what} in folder {p}", f"give {what} or a folder that holds them")
             return found
         if p.exists():
             return [p]

@@ -307,6 +307,34 @@ def open_webcam(device: Union[int, str] = 0) -> VideoSource:
     return src
 
 
+class FrameSampler:
+    """Keeps about ``fps`` frames per second of video time, whatever the source's own rate.
+
+    A frame is kept when its time has reached the next due time; the due time then moves one
+    period on, or restarts from the frame after a gap (a stalled stream), so a late frame is never
+    followed by a burst of catch-up frames. Used by ``lrfer batch --sample-fps`` and the service's
+    cameras, so an archive and a live camera sample the same frames of the same footage."""
+
+    def __init__(self, fps: float):
+        if not fps > 0:
+            raise LrferError(f"sampling rate {fps} fps", "give a positive number of frames per second")
+        self.period = 1.0 / float(fps)
+        self._due = -np.inf
+
+    def take(self, t: float) -> bool:
+        """Whether the frame at ``t`` seconds is kept."""
+        if t < self._due - 1e-6:
+            return False
+        self._due = self._due + self.period if t < self._due + self.period else t + self.period
+        return True
+
+
+def sample_frames(frames: Iterator[Frame], fps: float) -> Iterator[Frame]:
+    """The frames :class:`FrameSampler` keeps at ``fps``."""
+    sampler = FrameSampler(fps)
+    return (f for f in frames if sampler.take(f.time))
+
+
 def _encoder_available(name: str) -> bool:
     import av
 

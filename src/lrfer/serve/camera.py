@@ -31,7 +31,7 @@ from PIL import Image, ImageDraw, ImageFilter
 from ..errors import LrferError
 from ..infer.pipeline import Face
 from ..infer.recognizer import Recognizer
-from ..infer.video import Frame, VideoSource, open_video, open_webcam
+from ..infer.video import Frame, FrameSampler, VideoSource, open_video, open_webcam
 from .aggregate import BucketAggregator, is_certain
 from .config import Camera, Evidence, Model
 from .geometry import Masks
@@ -275,16 +275,14 @@ class CameraWorker:
 
     def _frames(self, source: VideoSource, frames: Iterable[Frame]) -> Iterator[Frame]:
         """The source's frames sampled at the camera's rate by frame time, paced, masked (runs in the stream's reader thread)."""
-        period = 1.0 / self.camera.fps
-        due = -np.inf
+        sampler = FrameSampler(self.camera.fps)
         pace = self.speed > 0 and not source.live
         t0, first = time.monotonic(), None
         for frame in frames:
             if self._stop.is_set():
                 return
-            if frame.time < due - 1e-6:
+            if not sampler.take(frame.time):
                 continue
-            due = due + period if frame.time < due + period else frame.time + period
             if pace:
                 first = frame.time if first is None else first
                 ahead = t0 + (frame.time - first) / self.speed - time.monotonic()

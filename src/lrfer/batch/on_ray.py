@@ -1,0 +1,76 @@
+"""The batch on a Ray cluster: Ray Data hands the files to actors that each hold one model.
+
+The list of files becomes a Ray dataset; ``map_batches`` runs :class:`_Actor` (a
+:class:`~lrfer.batch.analyze.FileAnalyzer`: the onnxruntime runtime, or torch on a GPU when asked)
+on ``files_per_task`` files at a time, and the tables stream back to the driver as they are done,
+where :mod:`lrfer.batch.run` writes them. Ray Data restarts an actor whose node died and runs its
+unfinished tasks again, so a lost node costs time, not files; the driver keeps each file once.
+
+Every node must see the files at the same absolute paths (a shared or identically mounted folder)
+and have lrfer installed; only the driver writes the output folder.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Iterator, Sequence
+
+import pyarrow as pa
+import ray
+
+from ..errors import LrferError
+from .analyze import BatchOptions, FileAnalyzer
+from .sources import Source
+from .table import to_table
+
+#: Our own progress bar and log lines replace Ray's.
+_QUIET = {"log_to_driver": False, "logging_level": logging.WARNING}
+
+
+class _Actor:
+    """One model per actor, loaded once; each call analyses a batch of files."""
+
+    def __init__(self, options: BatchOptions):
+        self.analyzer = FileAnalyzer(options)
+
+    def __call__(self, batch: pa.Table) -> pa.Table:
+        sources = [Source(p, k) for p, k in zip(batch["path"].to_pylist(), batch["kind"].to_pylist())]
+        return to_table(self.analyzer.rows(sources), self.analyzer.classes)
+
+
+def connect(address: str) -> None:
+    """Join the cluster at ``address`` (``auto``: the one ``ray start`` runs here, or RAY_ADDRESS),
+    or start one in this process (``local``)."""
+    try:
+        if address == "local":
+            ray.init(include_dashboard=False, **_QUIET)
+        else:
+            ray.init(address=address, **_QUIET)
+    except (ConnectionError, RuntimeError, ValueError) as err:
+        first = (str(err).splitlines() or [""])[0]
+        raise LrferError(f"cannot reach the Ray cluster at {address}: {first}", "start it with `ray start --head`, or give --ray local to start one here") from None
+
+
+def analyse(todo: Sequence[Source], options: BatchOptions, *, address: str, workers: int, files_per_task: int) -> Iterator[pa.Table]:
+    """The tables of ``todo``'s files, from ``workers`` actors on the cluster, as they finish."""
+    gpu = (options.device or "").startswith("cuda")
+    # each actor's classifier runs on the CPUs Ray gives it, not on every core of the node
+    options = BatchOptions(**{**options.__dict__, "threads": options.threads or 1})
+    connect(address)
+    try:
+        ctx = ray.data.DataContext.get_current()
+        ctx.enable_progress_bars = ctx.print_on_execution_start = False  # our bar and summary say what runs
+        # Ray Data's default scheduling, SPREAD, puts the actors on as many nodes as it can, so a
+        # lost node takes the fewest actors with it
+        items = [{"path": s.path, "kind": s.kind} for s in todo]
+        per_task = max(1, min(files_per_task, math.ceil(len(items) / workers)))  # every actor gets work
+        ds = ray.data.from_items(items, override_num_blocks=math.ceil(len(items) / per_task))
+        ds = ds.map_batches(
+            _Actor, fn_constructor_kwargs={"options": options}, batch_size=per_task, batch_format="pyarrow",
+            compute=ray.data.ActorPoolStrategy(size=workers), num_cpus=options.threads, num_gpus=1 if gpu else 0,
+        )  # fmt: skip
+        yield from ds.iter_batches(batch_size=None, batch_format="pyarrow", prefetch_batches=0)
+    finally:
+        ray.shutdown()
+
