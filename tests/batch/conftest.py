@@ -9,6 +9,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from lrfer.batch.run import run_batch
+from lrfer.batch.table import read_results
 from lrfer.infer.video import VideoWriter, open_video
 from tests.conftest import ROOT_DIR
 
@@ -61,3 +63,11 @@ def make_archive(root: Path, photos: int = 6, video_frames: int = 30) -> Archive
 @pytest.fixture(scope="session")
 def archive(tmp_path_factory) -> Archive:
     return make_archive(tmp_path_factory.mktemp("archive"))
+
+
+@pytest.fixture(scope="session")
+def one_run(archive, tmp_path_factory):
+    """The archive through ``run_batch`` in this process: (summary, rows, output folder)."""
+    out = tmp_path_factory.mktemp("batch") / "out"
+    summary = run_batch([archive.root], out, shard_files=3)
+    return summary, read_results(out), out

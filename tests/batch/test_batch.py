@@ -19,13 +19,6 @@ from lrfer.infer.recognizer import Recognizer
 from lrfer.infer.video import Frame, FrameSampler, open_video, sample_frames
 
 
-@pytest.fixture(scope="module")
-def one_run(archive, tmp_path_factory):
-    out = tmp_path_factory.mktemp("batch") / "out"
-    summary = run_batch([archive.root], out, shard_files=3)
-    return summary, read_results(out), out
-
-
 def test_every_file_has_its_rows_and_bad_files_their_status(archive, one_run):
     summary, table, out = one_run
     rows = table.to_pylist()
