@@ -10,7 +10,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from lrfer.batch.analyze import BatchOptions
-from lrfer.batch.run import run_batch
+from lrfer.batch.run import InProcess, run_batch
 from lrfer.batch.table import read_results, schema
 from lrfer.cli import main
 from lrfer.errors import LrferError
@@ -82,7 +82,7 @@ def test_an_interrupted_run_resumes_to_the_rows_of_one_run(archive, one_run, tmp
             raise KeyboardInterrupt
 
     with pytest.raises(KeyboardInterrupt):
-        run_batch([archive.root], out, shard_files=1, files_per_task=2, progress=stop_after_four)
+        run_batch([archive.root], out, engine=InProcess(2), shard_files=1, progress=stop_after_four)
     kept = set(pq.read_table(out, columns=["file"])["file"].to_pylist())
     assert len(kept) >= 4  # what was collected when it stopped was written
     (out / "part-x.parquet.abc.tmp").write_bytes(b"half a shard")  # as a kill while writing leaves it

@@ -3,7 +3,7 @@
 The list of files becomes a Ray dataset; ``map_batches`` runs :class:`_Actor` (a
 :class:`~lrfer.batch.analyze.FileAnalyzer`: the onnxruntime runtime, or torch on a GPU when asked)
 on ``files_per_task`` files at a time, and the tables stream back to the driver as they are done,
-where :mod:`lrfer.batch.run` writes them. Ray Data restarts an actor whose node died and runs its
+where :func:`lrfer.batch.run.run_batch` writes them. Ray Data restarts an actor whose node died and runs its
 unfinished tasks again, so a lost node costs time, not files; the driver keeps each file once.
 
 Every node must see the files at the same absolute paths (a shared or identically mounted folder)
@@ -12,9 +12,11 @@ and have lrfer installed; only the driver writes the output folder.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import math
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 
 import pyarrow as pa
 import ray
@@ -52,25 +54,42 @@ def connect(address: str) -> None:
         raise LrferError(f"cannot reach the Ray cluster at {address}: {first}", "start it with `ray start --head`, or give --ray local to start one here") from None
 
 
-def analyse(todo: Sequence[Source], options: BatchOptions, *, address: str, workers: int, files_per_task: int) -> Iterator[pa.Table]:
-    """The tables of ``todo``'s files, from ``workers`` actors on the cluster, as they finish."""
-    gpu = (options.device or "").startswith("cuda")
-    # each actor's classifier runs on the CPUs Ray gives it, not on every core of the node
-    options = BatchOptions(**{**options.__dict__, "threads": options.threads or 1})
-    connect(address)
-    try:
-        ctx = ray.data.DataContext.get_current()
-        ctx.enable_progress_bars = ctx.print_on_execution_start = False  # our bar and summary say what runs
-        # Ray Data's default scheduling, SPREAD, puts the actors on as many nodes as it can, so a
-        # lost node takes the fewest actors with it
-        items = [{"path": s.path, "kind": s.kind} for s in todo]
-        per_task = max(1, min(files_per_task, math.ceil(len(items) / workers)))  # every actor gets work
-        ds = ray.data.from_items(items, override_num_blocks=math.ceil(len(items) / per_task))
-        ds = ds.map_batches(
-            _Actor, fn_constructor_kwargs={"options": options}, batch_size=per_task, batch_format="pyarrow",
-            compute=ray.data.ActorPoolStrategy(size=workers), num_cpus=options.threads, num_gpus=1 if gpu else 0,
-        )  # fmt: skip
-        yield from ds.iter_batches(batch_size=None, batch_format="pyarrow", prefetch_batches=0)
-    finally:
-        ray.shutdown()
+@dataclass(frozen=True)
+class OnRay:
+    """The files analysed by ``workers`` actors on the Ray cluster at ``address`` (``local``: one
+    started in this process; ``auto``: the one ``ray start`` runs here, or RAY_ADDRESS), each
+    taking ``files_per_task`` files at a time. An engine of :func:`lrfer.batch.run.run_batch`."""
 
+    address: str = "local"
+    workers: int = 1
+    files_per_task: int = 8
+
+    def __post_init__(self):
+        if self.workers < 1 or self.files_per_task < 1:
+            raise LrferError(f"workers={self.workers}, files_per_task={self.files_per_task}", "use 1 or more of each")
+
+    @property
+    def name(self) -> str:
+        return f"ray {self.address}"
+
+    def __call__(self, todo: Sequence[Source], options: BatchOptions) -> Iterator[pa.Table]:
+        """The tables of ``todo``'s files, as the actors finish them."""
+        gpu = (options.device or "").startswith("cuda")
+        # each actor's classifier runs on the CPUs Ray gives it, not on every core of the node
+        options = dataclasses.replace(options, threads=options.threads or 1)
+        connect(self.address)
+        try:
+            ctx = ray.data.DataContext.get_current()
+            ctx.enable_progress_bars = ctx.print_on_execution_start = False  # our bar and summary say what runs
+            # Ray Data's default scheduling, SPREAD, puts the actors on as many nodes as it can, so a
+            # lost node takes the fewest actors with it
+            items = [{"path": s.path, "kind": s.kind} for s in todo]
+            per_task = max(1, min(self.files_per_task, math.ceil(len(items) / self.workers)))  # every actor gets work
+            ds = ray.data.from_items(items, override_num_blocks=math.ceil(len(items) / per_task))
+            ds = ds.map_batches(
+                _Actor, fn_constructor_kwargs={"options": options}, batch_size=per_task, batch_format="pyarrow",
+                compute=ray.data.ActorPoolStrategy(size=self.workers), num_cpus=options.threads, num_gpus=1 if gpu else 0,
+            )  # fmt: skip
+            yield from ds.iter_batches(batch_size=None, batch_format="pyarrow", prefetch_batches=0)
+        finally:
+            ray.shutdown()

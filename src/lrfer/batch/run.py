@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import os
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass
 from typing import Optional, Union
 
@@ -48,26 +48,43 @@ class BatchSummary:
         return self.analysed / self.seconds if self.seconds > 0 else 0.0
 
 
+#: How the files are analysed: given the files to do and the options, tables of whole files as they
+#: are done. :class:`InProcess` here; :class:`lrfer.batch.on_ray.OnRay` on a Ray cluster.
+Engine = Callable[[Sequence[Source], BatchOptions], Iterable[pa.Table]]
+
+
+@dataclass(frozen=True)
+class InProcess:
+    """The files analysed in this process, ``files_per_task`` at a time (photos read and detected
+    in a background thread while the last chunk is classified)."""
+
+    files_per_task: int = 8
+    name: str = "in-process"
+    workers: int = 1
+
+    def __call__(self, todo: Sequence[Source], options: BatchOptions) -> Iterator[pa.Table]:
+        analyzer = FileAnalyzer(options)
+        for chunk in batches(todo, self.files_per_task):
+            yield to_table(analyzer.rows(chunk), analyzer.classes)
+
+
 def run_batch(
     paths: Iterable[Union[str, os.PathLike]],
     out: Union[str, os.PathLike],
     options: Optional[BatchOptions] = None,
     *,
-    ray: Optional[str] = None,
-    workers: int = 1,
-    files_per_task: int = 8,
+    engine: Optional[Engine] = None,
     shard_files: int = 256,
     shard_seconds: float = 60.0,
     progress: Optional[Progress] = None,
 ) -> BatchSummary:
     """Analyse the photos and videos ``paths`` name into Parquet shards in ``out``; skip the files
-    ``out`` already holds. ``ray``: ``None`` runs in this process; ``"local"`` starts a Ray
-    instance on this machine, ``"auto"`` joins the running cluster, else a cluster address; each
-    of the ``workers`` actors holds one model and takes ``files_per_task`` files at a time.
-    Progress events: task ``"batch"``, files done of the files to do, with faces and problems."""
-    if workers < 1 or files_per_task < 1 or shard_files < 1:
-        raise LrferError(f"workers={workers}, files_per_task={files_per_task}, shard_files={shard_files}", "use 1 or more of each")
-    options = options or BatchOptions()
+    ``out`` already holds. ``engine``: :class:`InProcess` (the default) or
+    :class:`~lrfer.batch.on_ray.OnRay`. Progress events: task ``"batch"``, files done of the files
+    to do, with faces and problems."""
+    if shard_files < 1:
+        raise LrferError(f"shard_files={shard_files}", "use 1 or more")
+    options, engine = options or BatchOptions(), engine or InProcess()
     started = time.monotonic()
     store = ShardStore(out)
     sources, problems = list_sources(paths)
@@ -78,29 +95,15 @@ def run_batch(
         raise LrferError(f"nothing to analyse: {'; '.join(f'{p}: {w}' for p, w in problems.items())}", "give photos, videos or folders that hold them")
     store.prepare()
     collector = _Collector(store, problems, len(todo), shard_files, shard_seconds, progress)
-    engine = "in-process"
     if todo:
-        if ray is None:
-            tables = _in_process(todo, options, files_per_task)
-        else:
-            from . import on_ray  # Ray loads only for --ray: it takes seconds and is an extra
-
-            engine = f"ray {ray}"
-            tables = on_ray.analyse(todo, options, address=ray, workers=workers, files_per_task=files_per_task)
-        collector.take_all(tables)
+        collector.take_all(engine(todo, options))
     summary = BatchSummary(
-        out=str(out), engine=engine, workers=workers if ray is not None else 1, files=len(sources), skipped=len(sources) - len(todo),
-        analysed=collector.files, read=collector.read, problems=collector.problems, faces=collector.faces, shards=store.shards_written,
-        seconds=round(time.monotonic() - started, 3),
+        out=str(out), engine=getattr(engine, "name", type(engine).__name__), workers=getattr(engine, "workers", 1), files=len(sources),
+        skipped=len(sources) - len(todo), analysed=collector.files, read=collector.read, problems=collector.problems, faces=collector.faces,
+        shards=store.shards_written, seconds=round(time.monotonic() - started, 3),
     )  # fmt: skip
     atomic_write_text(store.folder / "_summary.json", json.dumps(asdict(summary), indent=2) + "\n")
     return summary
-
-
-def _in_process(todo: Sequence[Source], options: BatchOptions, files_per_task: int) -> Iterator[pa.Table]:
-    analyzer = FileAnalyzer(options)
-    for chunk in batches(todo, files_per_task):
-        yield to_table(analyzer.rows(chunk), analyzer.classes)
 
 
 class _Collector:

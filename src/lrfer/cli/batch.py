@@ -36,7 +36,7 @@ def add_parsers(sub) -> None:
 
 def cmd_batch(args) -> int:
     from ..batch.analyze import BatchOptions
-    from ..batch.run import run_batch
+    from ..batch.run import InProcess, run_batch
 
     if args.ray is not None and not _ADDRESS.match(args.ray):
         hint = "it names a file or folder: put --ray after the sources, or write --ray=ADDRESS" if Path(args.ray).exists() else "give local, auto, HOST:PORT or ray://HOST:PORT"
@@ -47,9 +47,15 @@ def cmd_batch(args) -> int:
         min_score=args.min_score, upscale=args.upscale, video_upscale=args.video_upscale, min_face=args.min_face, margin=args.margin,
         align=args.align, tta=args.tta, sample_fps=args.sample_fps, batch_frames=args.batch_frames,
     )  # fmt: skip
+    if args.ray is None:
+        engine = InProcess(args.files_per_task)
+    else:
+        from ..batch.on_ray import OnRay  # Ray takes seconds to import, and only --ray needs it
+
+        engine = OnRay(args.ray, args.workers, args.files_per_task)
     bars = Bars(enabled=not args.no_progress)
     try:
-        s = run_batch(args.sources, args.out, options, ray=args.ray, workers=args.workers, files_per_task=args.files_per_task, shard_files=args.shard_files, progress=bars)
+        s = run_batch(args.sources, args.out, options, engine=engine, shard_files=args.shard_files, progress=bars)
     finally:
         bars.close()
     skipped = f" ({s.skipped} already in {s.out})" if s.skipped else ""

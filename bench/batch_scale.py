@@ -1,0 +1,148 @@
+"""``lrfer batch`` at scale: photos/s and faces/s in this process and on Ray with 1 and 2 workers,
+Ray's cost per file, and what a real archive would take.
+
+Each engine runs the same photos twice, ``--photos`` and twice as many (views of the bundled far
+scene, 640x480, searched at ``upscale=auto``), each into a fresh output folder; the difference of
+the two times is the cost of ``--photos`` more files, so start-up (loading the model, starting Ray
+and its actors) falls out: ``per_file_s`` is that slope, ``fixed_s`` what remains. Ray's overhead
+per file is its slope less the in-process slope at one worker. Then the same three engines run
+``--videos`` videos of ``--video-seconds`` s (the camera benchmark's five-face 15 fps scene)
+sampled at 2 fps, which gives the cost of one sampled video frame, decoding included.
+
+The projection in docs/scale.md takes the best video throughput measured here, per core, to an
+archive of ``STORES`` stores x ``HOURS`` h x ``DAYS`` days at 2 fps, and says how many nodes of
+``NODE_CORES`` cores finish it in a ``NIGHT_HOURS``-hour night, assuming throughput grows with
+cores as it did from 1 to 2 Ray workers here (the scaling the table shows).
+
+Writes ``bench/results/batch_scale.json`` and the tables in docs/scale.md (``--table-only``, ``--check``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import platform
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from _common import DOCS, RESULTS, ROOT, load_result, provenance, write_blocks
+from lrfer.batch.analyze import BatchOptions
+from lrfer.batch.on_ray import OnRay
+from lrfer.batch.run import InProcess, run_batch
+from serve_cameras import make_scene
+
+OUT = RESULTS / "batch_scale.json"
+STORES, HOURS, DAYS, FPS, NIGHT_HOURS, NODE_CORES = 50, 12, 30, 2.0, 10, 16
+ENGINES = [("in-process", InProcess(4)), ("Ray, 1 worker", OnRay("local", 1, 4)), ("Ray, 2 workers", OnRay("local", 2, 4))]
+
+
+def make_photos(folder: Path, n: int) -> list[Path]:
+    """``n`` distinct 640x480 views of the far scene: mirrored and shifted, so no two files are alike."""
+    scene = np.array(Image.open(ROOT / "examples" / "far_scene.png").convert("RGB"))
+    folder.mkdir(parents=True, exist_ok=True)
+    out = []
+    for i in range(n):
+        view = np.roll(scene[:, ::-1] if i % 2 else scene, shift=(i // 2) * 7, axis=1)
+        out.append(folder / f"p{i:04d}.jpg")
+        Image.fromarray(np.ascontiguousarray(view)).save(out[-1], quality=92)
+    return out
+
+
+def timed(paths, out: Path, engine) -> dict:
+    t0 = time.perf_counter()
+    s = run_batch(paths, out, BatchOptions(sample_fps=FPS), engine=engine)
+    seconds = time.perf_counter() - t0
+    assert s.read == s.analysed, f"{s.analysed - s.read} files could not be read"
+    return {"files": s.analysed, "faces": s.faces, "seconds": round(seconds, 3)}
+
+
+def engine_rows(tmp: Path, photos: list[Path], videos: list[Path], sampled: int) -> list[dict]:
+    rows, half = [], photos[: len(photos) // 2]
+    for name, engine in ENGINES:
+        small = timed(half, tmp / f"{name}-small", engine)
+        big = timed(photos, tmp / f"{name}-big", engine)
+        per_file = (big["seconds"] - small["seconds"]) / (big["files"] - small["files"])
+        vid = timed(videos, tmp / f"{name}-videos", engine)
+        rows.append({
+            "engine": name, "workers": engine.workers, "photos_small": small, "photos_big": big,
+            "per_file_s": round(per_file, 4), "fixed_s": round(big["seconds"] - per_file * big["files"], 2),
+            "photos_per_s": round(1 / per_file, 2), "faces_per_s": round((big["faces"] - small["faces"]) / (big["seconds"] - small["seconds"]), 1),
+            "videos": vid, "sampled_frames": sampled, "video_frames_per_s": round(sampled / vid["seconds"], 2),
+        })  # fmt: skip
+        print(json.dumps(rows[-1]), flush=True)
+    return rows
+
+
+def projection(r: dict) -> dict:
+    frames = STORES * HOURS * 3600 * DAYS * FPS
+    best = max(r["rows"], key=lambda row: row["video_frames_per_s"])
+    per_core = best["video_frames_per_s"] / r["cores"]
+    core_hours = frames / per_core / 3600
+    nodes = math.ceil(core_hours / (NODE_CORES * NIGHT_HOURS))
+    return {"frames": frames, "per_core_fps": round(per_core, 2), "core_hours": round(core_hours), "nodes": nodes, "engine": best["engine"]}
+
+
+def tables(r: dict) -> dict[str, list[str]]:
+    rows = {row["engine"]: row for row in r["rows"]}
+    lines = ["| engine | photos/s | faces/s | ms per photo | start-up, s | sampled video frames/s |", "|---|---:|---:|---:|---:|---:|"]
+    for row in r["rows"]:
+        lines.append(f"| {row['engine']} | {row['photos_per_s']:.1f} | {row['faces_per_s']:.0f} | {1000 * row['per_file_s']:.0f} | {row['fixed_s']:.1f} | {row['video_frames_per_s']:.1f} |")
+    overhead = 1000 * (rows["Ray, 1 worker"]["per_file_s"] - rows["in-process"]["per_file_s"])
+    p = r["provenance"]
+    note = (
+        f"{r['photos']} and {2 * r['photos']} photos of 640x480 with about {r['faces_per_photo']:.1f} faces each (upscale auto); "
+        f"{r['videos']} videos of {r['video_seconds']:g} s at 15 fps, sampled at 2 fps ({r['rows'][0]['sampled_frames']} frames). "
+        f"Photos/s and faces/s are the slope between the two sizes, so start-up (model, Ray, actors) is counted once, in its own column. "
+        f"Ray's cost per file (1 worker, less in-process): {overhead:+.0f} ms. "
+        f"From `bench/batch_scale.py`, {p['machine']}, {p['date'][:10]}, commit `{p['commit'][:7]}`; results in `bench/results/batch_scale.json`."
+    )
+    pj = projection(r)
+    proj = [
+        "| archive | sampled frames | frames/s per core (measured) | core-hours | nodes of 16 cores for a 10-hour night |",
+        "|---|---:|---:|---:|---:|",
+        f"| {STORES} stores x {HOURS} h x {DAYS} days at {FPS:g} fps | {pj['frames'] / 1e6:.1f} M | {pj['per_core_fps']:.1f} | {pj['core_hours']:,} | {pj['nodes']} |",
+    ]
+    proj_note = (
+        f"From the best video throughput above ({pj['engine']}), per core of this {r['cores']}-core machine; "
+        "a 16-core node is counted as 8 such machines, which assumes throughput grows with cores as it did from 1 to 2 Ray workers here."
+    )
+    return {"batch-scale": ["\n".join(lines), note], "batch-projection": ["\n".join(proj), proj_note]}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--photos", type=int, default=32, help="photos in the smaller run (the larger has twice as many)")
+    ap.add_argument("--videos", type=int, default=3)
+    ap.add_argument("--video-seconds", type=float, default=20.0)
+    ap.add_argument("--table-only", action="store_true")
+    ap.add_argument("--check", action="store_true")
+    args = ap.parse_args()
+    if not (args.table_only or args.check):
+        cores = len(os.sched_getaffinity(0))
+        prov = provenance("bench/batch_scale.py", machine=f"{platform.node()} {platform.machine()}, {cores} cores")
+        with tempfile.TemporaryDirectory() as tmp:
+            tmp = Path(tmp)
+            photos = make_photos(tmp / "photos", 2 * args.photos)
+            videos = []
+            for i in range(args.videos):
+                videos.append(tmp / "videos" / f"v{i}.mp4")
+                videos[-1].parent.mkdir(exist_ok=True)
+                make_scene(videos[-1], seconds=int(args.video_seconds))
+            sampled = args.videos * int(args.video_seconds * FPS)
+            rows = engine_rows(tmp, photos, videos, sampled)
+        faces_per_photo = rows[0]["photos_big"]["faces"] / rows[0]["photos_big"]["files"]
+        result = {"provenance": prov, "cores": cores, "photos": args.photos, "faces_per_photo": round(faces_per_photo, 2),
+                  "videos": args.videos, "video_seconds": args.video_seconds, "rows": rows}  # fmt: skip
+        OUT.write_text(json.dumps(result, indent=2) + "\n")
+        print(f"wrote {OUT}")
+    write_blocks(DOCS / "scale.md", tables(load_result("batch_scale.json")), check=args.check)
+
+
+if __name__ == "__main__":
+    main()
