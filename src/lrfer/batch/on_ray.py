@@ -15,6 +15,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import math
+import warnings
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
@@ -78,6 +79,8 @@ class OnRay:
         # each actor's classifier runs on the CPUs Ray gives it, not on every core of the node
         options = dataclasses.replace(options, threads=options.threads or 1)
         connect(self.address)
+        # a pool larger than the tasks of a short list is harmless: Ray Data's warning about it is noise here
+        warnings.filterwarnings("ignore", message="The minimum number of concurrent actors", category=UserWarning)
         try:
             ctx = ray.data.DataContext.get_current()
             ctx.enable_progress_bars = ctx.print_on_execution_start = False  # our bar and summary say what runs
