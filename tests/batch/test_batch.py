@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
 
@@ -150,3 +152,20 @@ def test_cli_batch_bad_arguments_are_one_line(archive, tmp_path, capsys, argv, s
 def test_empty_table_keeps_the_columns():
     t = schema(["a", "b"]).empty_table()
     assert t.column_names[-2:] == ["p_a", "p_b"] and isinstance(t, pa.Table)
+
+
+def test_a_table_delivered_twice_is_kept_once(one_run, tmp_path):
+    """Ray may hand the driver a retried task's output as well as the first: each file is written once."""
+    _, table, _ = one_run
+    files = sorted(set(table["file"].to_pylist()))
+    first = table.filter(pc.is_in(table["file"], pa.array(files[:3])))
+    second = table.filter(pc.is_in(table["file"], pa.array(files[1:5])))  # two files again, two new
+
+    def engine(todo, options):
+        yield first
+        yield second
+
+    s = run_batch([p for p in files if Path(p).exists()], tmp_path / "out", engine=engine)
+    got = read_results(tmp_path / "out")
+    assert sorted(set(got["file"].to_pylist())) == files[:5] and s.analysed == 5
+    assert got.num_rows == table.filter(pc.is_in(table["file"], pa.array(files[:5]))).num_rows

@@ -134,8 +134,11 @@ class _Collector:
             self.seen |= {r["file"] for r in self.problem_rows}
             self.problems += len(self.problem_rows)
             self.problem_rows = []
-        table = table.filter(pc.invert(pc.is_in(table["file"], pa.array(sorted(self.seen), pa.string()))))  # a task Ray ran twice
         files = set(table["file"].to_pylist())
+        again = files & self.seen  # a task Ray ran twice (rare: only what is repeated is looked up)
+        if again:
+            table = table.filter(pc.invert(pc.is_in(table["file"], pa.array(sorted(again), pa.string()))))
+            files -= again
         self.seen |= files
         self.files += len(files)
         self.faces += pc.sum(pc.equal(table["status"], "ok")).as_py() or 0
