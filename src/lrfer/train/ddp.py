@@ -13,6 +13,8 @@ from typing import Iterator
 import torch
 import torch.distributed as dist
 
+from ..files import atomic_write_text
+
 
 @contextlib.contextmanager
 def process_group(device: torch.device) -> Iterator[tuple[int, int]]:
@@ -51,6 +53,6 @@ def check_ranks_in_sync(params: list[torch.Tensor], out: Path, is_main: bool) ->
     store.set(f"{key}{dist.get_rank()}", json.dumps(mine))  # json keeps a float's every bit
     rows = [json.loads(store.get(f"{key}{r}")) for r in range(dist.get_world_size())]
     if is_main:
-        (out / "ddp_check.json").write_text(json.dumps({"world_size": len(rows), "fingerprints": rows}, indent=2))
+        atomic_write_text(out / "ddp_check.json", json.dumps({"world_size": len(rows), "fingerprints": rows}, indent=2))
     if any(r != rows[0] for r in rows):
         raise RuntimeError(f"DDP ranks ended with different weights: {rows}")
