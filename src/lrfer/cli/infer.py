@@ -156,8 +156,9 @@ def cmd_predict(args) -> int:
         if writer is not None:
             # a run that fails, or reads no file at all, leaves the user's earlier file as it was
             writer.close(keep=finished and bool(processed))
-    if writer is not None and processed:
-        print(f"wrote {n_rows} rows to {args.csv or args.json}")
+    if writer is not None:
+        if processed:
+            print(f"wrote {n_rows} rows to {args.csv or args.json}")
     else:
         box = [] if args.no_detect else ["face", "x1", "y1", "x2", "y2"]
         print_table(table, ["file", "status", *box, "size", "label", "confidence", *rec.classes])
