@@ -92,7 +92,7 @@ def read_state_dict(path: Union[str, os.PathLike]) -> dict[str, torch.Tensor]:
                 obj = torch.load(p, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError:
         # torch's message advises weights_only=False, i.e. running the file's code: never passed on
-        raise LrferError(f"{p} is not a weights file lrfer can read safely (not a tensor archive, or one holding Python objects, whose code lrfer never runs)", _WEIGHTS_HINT) from None
+        raise LrferError(f"{p} is not a readable weights file (not a tensor archive, or one holding Python objects, whose code lrfer never runs)", _WEIGHTS_HINT) from None
     except Exception as err:  # truncated files, foreign formats: all the user's file
         detail = (str(err).splitlines() or [""])[0][:200]
         raise LrferError(f"{p} is not a readable weights file ({type(err).__name__}: {detail})", _WEIGHTS_HINT) from None
