@@ -171,3 +171,21 @@ def test_a_finished_video_replaces_the_outputs_whole(tmp_path, capsys):
     assert main(["video", str(VIDEO), "--csv", str(csv), "--out", str(clip), "--max-frames", "3", "--no-progress"]) == 0
     assert csv.read_text().startswith("frame,time,track_id") and clip.stat().st_size > 1000
     assert sorted(p.name for p in tmp_path.iterdir()) == ["clip.mp4", "rows.csv"]
+
+
+def test_max_frames_is_the_number_of_frames(tmp_path, capsys):
+    """`--max-frames 10` reported 11 frames once: the count, the rows and the summary agree."""
+    csv = tmp_path / "rows.csv"
+    assert main(["video", str(VIDEO), "--max-frames", "10", "--csv", str(csv), "--no-progress"]) == 0
+    assert capsys.readouterr().out.splitlines()[-1].startswith("10 frames")
+    frames = {int(line.split(",")[0]) for line in csv.read_text().splitlines()[1:]}
+    assert frames and max(frames) == 9
+
+
+def test_a_gpu_asked_for_where_there_is_none(capsys):
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has a GPU")
+    code, line = one_line(capsys, "predict", SCENE, "--device", "cuda")
+    assert code == 2 and "cuda" in line and "--device cpu" in line, line

@@ -111,3 +111,12 @@ def test_finished_runs_replace_their_outputs_whole(tmp_path, capsys, files):
 def test_numbers_out_of_range(capsys, argv, name):
     code, line = one_line(capsys, *argv)
     assert code == 2 and name in line, line
+
+
+def test_export_without_a_checkpoint_exports_the_shipped_model(tmp_path, capsys):
+    """It failed with "cannot export a NoneType" though the help says it exports the shipped model."""
+    out = tmp_path / "m.onnx"
+    out.write_bytes(b"the user's earlier model")
+    assert main(["export", "--onnx", str(out)]) == 0
+    assert out.stat().st_size > 100_000 and [p.name for p in tmp_path.iterdir()] == ["m.onnx"]
+    assert "Traceback" not in capsys.readouterr().err
