@@ -7,8 +7,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from lrfer import Recognizer
 from lrfer.errors import LrferError
-from lrfer.infer.recognizer import Recognizer
 from tests.hostile.test_cli_inputs import VIDEO
 
 

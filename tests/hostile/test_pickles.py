@@ -12,8 +12,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from lrfer import Recognizer
 from lrfer.errors import LrferError
-from lrfer.infer.recognizer import Recognizer
 from tests.cli.test_cli import tiny_checkpoint
 from tests.conftest import make_faceset
 from tests.hostile.test_cli_inputs import SCENE, VIDEO, one_line
