@@ -251,3 +251,25 @@ def test_draw_faces_scales_with_the_frame_and_takes_gray():
     assert large > 2.5 * small > 0
     unlabeled = draw_faces(np.zeros((100, 100, 3), np.uint8), [FakeFace((10, 10, 50, 50), None, None)])
     assert unlabeled[10, 30].any() and not unlabeled[20:40, 20:40].any()  # just the box
+
+
+def test_a_video_replaces_the_file_only_when_finished(tmp_path):
+    """Frames go to a temporary file beside the target (its suffix kept, for the container):
+    close() puts it in place, close(keep=False) or an error inside removes it and the old file stays."""
+    path = tmp_path / "clip.mp4"
+    path.write_bytes(b"the user's clip")
+    frame = np.zeros((24, 32, 3), np.uint8)
+    writer = VideoWriter(path, 5, 32, 24)
+    writer.write(frame)
+    assert [p.suffix for p in tmp_path.iterdir() if p != path] == [".mp4"]
+    writer.close(keep=False)
+    assert path.read_bytes() == b"the user's clip" and [p.name for p in tmp_path.iterdir()] == ["clip.mp4"]
+    with pytest.raises(RuntimeError), VideoWriter(path, 5, 32, 24) as writer:
+        writer.write(frame)
+        raise RuntimeError
+    assert path.read_bytes() == b"the user's clip" and [p.name for p in tmp_path.iterdir()] == ["clip.mp4"]
+    with VideoWriter(path, 5, 32, 24) as writer:
+        writer.write(frame)
+    with open_video(path) as src:
+        assert sum(1 for _ in src) == 1
+    assert [p.name for p in tmp_path.iterdir()] == ["clip.mp4"]

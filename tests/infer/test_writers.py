@@ -145,3 +145,23 @@ def test_track_summary_from_rows_matches_incremental():
     for r in out:
         counts = [sum(1 for x in rows[:-1] if x["track_id"] == r["track_id"] and x["label"] == c) for c in CLASSES]
         assert [r[f"share_{c}"] for c in CLASSES] == pytest.approx([k / r["frames"] for k in counts])
+
+
+def test_an_atomic_writer_replaces_the_file_only_when_kept(tmp_path):
+    """atomic: rows stream into a temporary file beside the target; close() moves it over the
+    target, close(keep=False) removes it and the target keeps its bytes; no temporary file stays."""
+    path = tmp_path / "rows.csv"
+    path.write_text("the user's rows\n")
+    w = RowWriter(path, classes=("a",), fields=["file", "label"], atomic=True)
+    w.write({"file": "x.png", "label": "a"})
+    w.flush()
+    assert path.read_text() == "the user's rows\n" and len(list(tmp_path.iterdir())) == 2
+    w.close(keep=False)
+    assert path.read_text() == "the user's rows\n" and [p.name for p in tmp_path.iterdir()] == ["rows.csv"]
+    with RowWriter(path, classes=("a",), fields=["file", "label"], atomic=True) as w:
+        w.write({"file": "y.png", "label": "a"})
+    assert path.read_text().splitlines() == ["file,label", "y.png,a"] and [p.name for p in tmp_path.iterdir()] == ["rows.csv"]
+    with pytest.raises(RuntimeError), RowWriter(path, "csv", atomic=True) as w:  # an error inside: the file stays
+        w.write({"file": "z.png"})
+        raise RuntimeError
+    assert path.read_text().splitlines()[-1] == "y.png,a" and [p.name for p in tmp_path.iterdir()] == ["rows.csv"]

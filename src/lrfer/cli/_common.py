@@ -184,7 +184,7 @@ def _prepared(model, faces, bars):
 # ---------------------------------------------------------------------------- output
 def print_table(rows: list[dict], columns: list[str]) -> None:
     """``rows`` as aligned columns on stdout; floats with three decimals, None as blank."""
-    widths = [max(len(c), *(len(_fmt(r.get(c))) for r in rows)) for c in columns]
+    widths = [max([len(c), *(len(_fmt(r.get(c))) for r in rows)]) for c in columns]  # a list: no rows is no error
     print("  ".join(c.ljust(w) for c, w in zip(columns, widths)))
     for r in rows:
         print("  ".join(_fmt(r.get(c)).ljust(w) for c, w in zip(columns, widths)))

@@ -7,7 +7,10 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..errors import LrferError
+from ..files import check_writable
 from ._common import SPLIT_HELP, Bars, add_data_options, add_model_options, load_classifier, load_data, load_test_faces
+
+_INT8_DATA_HINT = "add --data PATH (e.g. fer2013.csv); 512 training faces are used"
 
 
 def add_parsers(sub) -> None:
@@ -30,6 +33,13 @@ def add_parsers(sub) -> None:
 def cmd_export(args) -> int:
     from ..export.onnx import export_onnx, quantize_int8
 
+    # every output writable and every input named before the export: a failed --int8 must not
+    # follow a written --onnx that replaced the user's file
+    for flag, out in (("--onnx", args.onnx), ("--int8", args.int8)):
+        if out:
+            check_writable(out, flag)
+    if args.int8 and not args.data:
+        raise LrferError("--int8 needs calibration faces", _INT8_DATA_HINT)
     path = export_onnx(args.checkpoint, args.onnx)
     print(f"wrote {path}")
     if args.int8:
@@ -46,8 +56,6 @@ def _calibration_faces(args):
 
     from ..predict.classifier import FaceClassifier
 
-    if not args.data:
-        raise LrferError("--int8 needs calibration faces", "add --data PATH (e.g. fer2013.csv); 512 training faces are used")
     clf = FaceClassifier.load(args.checkpoint, device="cpu")
     faces = load_data(args, Bars(not args.no_progress))
     split = args.split or ("Training" if "Training" in set(faces.split) else None)
@@ -64,6 +72,7 @@ def cmd_calibrate(args) -> int:
     if args.out is None and target.resolve() == DEFAULT_CHECKPOINT.resolve():
         # by path too: `--checkpoint .../assets/default/model.safetensors` is the same file
         raise LrferError("calibrating the shipped model in place would change the installed package", "give --out FILE (and --checkpoint for your own model)")
+    check_writable(args.out or target, "--out" if args.out else "--checkpoint")  # before the faces are scored
     bars = Bars(not args.no_progress)
     clf = load_classifier(args)
     faces, split = load_test_faces(args, clf, bars)

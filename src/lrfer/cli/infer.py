@@ -117,15 +117,20 @@ def _check_outputs(args, *, annotate: bool = False, video: bool = False) -> None
             raise LrferError(f"--out {args.out}: not a video file name", f"end it with {', '.join(VIDEO_SUFFIXES)}")
 
 
-def _row_writer(args, classes, fields):
-    """A streaming CSV/JSON writer for --csv/--json FILE, or None."""
+def _row_writer(args, classes, fields, atomic: bool = True):
+    """A streaming CSV/JSON writer for --csv/--json FILE, or None. ``atomic``: the file replaces
+    the user's only when the run ends well (RowWriter.close(keep=...))."""
     from ..infer.writers import RowWriter
 
     if args.csv:
-        return RowWriter(args.csv, "csv", classes, fields=fields)
+        return RowWriter(args.csv, "csv", classes, fields=fields, atomic=atomic)
     if args.json:
-        return RowWriter(args.json, "jsonl" if args.json.endswith(".jsonl") else "json", classes, fields=fields)
+        return RowWriter(args.json, "jsonl" if args.json.endswith(".jsonl") else "json", classes, fields=fields, atomic=atomic)
     return None
+
+
+#: What to do about a photo in which no face was found (its status line on stderr).
+NO_FACE_HINT = "faces under ~16 px may need --upscale 2, a blurred one a lower --min-score"
 
 
 # ---------------------------------------------------------------------------- photos
@@ -136,23 +141,27 @@ def cmd_predict(args) -> int:
     _check_outputs(args, annotate=True)
     rec = _recognizer(args, threads=photo_threads())
     writer = _row_writer(args, rec.classes, PHOTO_FIELDS)
-    processed, table, n_rows = set(), [], 0
+    processed, table, n_rows, finished = set(), [], 0, False
     try:
         for row in predict_files(rec, args.paths, annotate_dir=args.annotate):
             n_rows += 1
+            hint = row.pop("hint", None) or (NO_FACE_HINT if row["status"] == "no face found" else None)
             if row["status"] in ("ok", "no face found"):
                 processed.add(row["file"])
             if row["status"] != "ok":
-                print(f"lrfer: {row['file']}: {row['status']}", file=sys.stderr)
+                print(f"lrfer: {row['file']}: {row['status']}" + (f" ({hint})" if hint else ""), file=sys.stderr)
             if writer is not None:
                 writer.write(row)
             else:
                 table.append({**row, **row.get("probabilities", {})})
+        finished = True
     finally:
         if writer is not None:
-            writer.close()
+            # a run that fails, or reads no file at all, leaves the user's earlier file as it was
+            writer.close(keep=finished and bool(processed))
     if writer is not None:
-        print(f"wrote {n_rows} rows to {args.csv or args.json}")
+        if processed:
+            print(f"wrote {n_rows} rows to {args.csv or args.json}")
     else:
         box = [] if args.no_detect else ["face", "x1", "y1", "x2", "y2"]
         print_table(table, ["file", "status", *box, "size", "label", "confidence", *rec.classes])
@@ -169,7 +178,9 @@ def cmd_video(args, webcam: bool = False) -> int:
     rec = _recognizer(args)
     source = open_webcam(int(args.camera) if args.camera.isdigit() else args.camera) if webcam else open_video(args.input)
     summary = TrackSummary(rec.classes)
-    n = _run_frames(args, rec, source, _row_writer(args, rec.classes, VIDEO_FIELDS), summary, webcam)
+    # a camera's rows go straight to the file, for whoever reads it while it grows (a camera run
+    # has no end to wait for); a video's replace the user's file when the video is done
+    n = _run_frames(args, rec, source, _row_writer(args, rec.classes, VIDEO_FIELDS, atomic=not webcam), summary, webcam)
     status = getattr(source, "status", "ok")
     if status != "ok":
         print(f"{args.input if not webcam else 'camera'}: {status} (kept the {n} frames before it)", file=sys.stderr)
@@ -208,7 +219,7 @@ def _run_frames(args, rec, source, writer, summary, webcam: bool) -> int:
         source, batch_frames=args.batch_frames, smoothing=args.smoothing, alpha=args.alpha, window=args.window,
         keep_frames=args.out is not None,
     )  # fmt: skip
-    n = 0
+    n, ended = 0, False
     try:
         # the stream closes before the source: its reader thread must stop decoding before the
         # container it reads from is closed (PyAV crashed now and then after --max-frames)
@@ -230,8 +241,14 @@ def _run_frames(args, rec, source, writer, summary, webcam: bool) -> int:
                     bar.update(1)
                 if args.max_frames and n >= args.max_frames:
                     break
+        ended = True
+    except KeyboardInterrupt:
+        ended = webcam  # Ctrl-C is how a camera run ends; it stops a video half done
+        raise
     finally:
-        for output in (bar, writer, out_video):
+        if bar is not None:
+            bar.close()
+        for output in (writer, out_video):  # kept when the run ended well and read frames, else the user's files stay
             if output is not None:
-                output.close()
+                output.close(keep=ended and n > 0)
     return n

@@ -20,6 +20,8 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.ticker import NullLocator, PercentFormatter
 
+from ..files import atomic_write
+
 DPI = 120
 SweepRows = Sequence[Mapping[str, Any]]
 PathLike = Union[str, Path]
@@ -33,8 +35,8 @@ def _new_figure(width: float, height: float) -> Figure:
 
 def _save(fig: Figure, path: PathLike) -> Path:
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=DPI, format="png")
+    # atomically: a run killed while drawing (curves.png, each epoch) leaves the earlier figure
+    atomic_write(path, lambda tmp: fig.savefig(tmp, dpi=DPI, format="png"))
     fig.clear()  # free the artists now rather than at garbage collection
     return path
 

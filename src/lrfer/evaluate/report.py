@@ -22,6 +22,7 @@ from torch import nn
 from ..data.faceset import FaceSet
 from ..data.transforms import TTA, Size, model_device, predict_proba, resolve_batch_size, size_hw, tta_views
 from ..errors import LrferError
+from ..files import atomic_write_text
 from ..predict.classifier import FaceClassifier
 from ..progress import Progress, report
 from .metrics import classification_report, expected_calibration_error, nll
@@ -188,8 +189,8 @@ def _json_default(o: Any) -> Any:
 
 
 def _write_json(obj: Any, path: Path) -> Path:
-    path.write_text(json.dumps(obj, indent=2, default=_json_default) + "\n", encoding="utf-8")
-    return path
+    # atomically: a failed run leaves the earlier report, not a torn one
+    return atomic_write_text(path, json.dumps(obj, indent=2, default=_json_default) + "\n")
 
 
 def write_report(result: Mapping[str, Any], out_dir: Union[str, Path]) -> dict[str, Path]:

@@ -16,7 +16,7 @@ import numpy as np
 from PIL import Image
 
 from ..errors import LrferError
-from ..files import ImageReadError, is_image_file
+from ..files import ImageReadError, atomic_write, is_image_file
 from .annotate import draw_faces
 from .detect import Detections
 from .pipeline import read_image
@@ -28,6 +28,7 @@ __all__ = ["expand_paths", "predict_files", "read_image"]
 def expand_paths(
     paths: Iterable[Union[str, os.PathLike]],
     problems: Optional[dict[Path, str]] = None,
+    hints: Optional[dict[Path, str]] = None,
     *,
     wanted: Callable[[Path], bool] = lambda f: is_image_file(f, broken_links=True),
     what: str = "image files",
@@ -36,7 +37,8 @@ def expand_paths(
     files; recursively, sorted).
 
     A path that is missing, unreadable, or a folder without such files raises a one-line LrferError;
-    with ``problems`` it is recorded there (path -> what is wrong) and the others go on."""
+    with ``problems`` it is recorded there (path -> what is wrong; ``hints``: path -> what to do)
+    and the others go on."""
     out: list[Path] = []
     for p in map(Path, paths):
         try:
@@ -45,6 +47,8 @@ def expand_paths(
             if problems is None:
                 raise
             problems[p] = err.what
+            if hints is not None and err.hint:
+                hints[p] = err.hint
     return out
 
 
@@ -74,26 +78,27 @@ def predict_files(
     """Rows for image files, one per face found (``recognizer`` is a :class:`~lrfer.infer.recognizer.Recognizer`).
 
     A file that cannot be read, or in which no face is found, still gets one row whose ``status``
-    says so; the other files go on. Images are read and classified ``batch_images`` at a time, so
+    says so (and, for a file that cannot be read, whose ``hint`` says what to do); the other files go on. Images are read and classified ``batch_images`` at a time, so
     a folder of thousands of photos never sits in memory at once. With ``annotate_dir``, a copy
     of each image with boxes and labels drawn is saved there as ``<stem>.png`` (``<stem>_2.png``...
     when names repeat).
     """
     problems: dict[Path, str] = {}
-    files = expand_paths(paths, problems)
+    hints: dict[Path, str] = {}
+    files = expand_paths(paths, problems, hints)
     names = _output_names(files)
     for p, what in problems.items():  # a bad path is reported, and the others are processed
-        yield {"file": str(p), "status": what}
+        yield {"file": str(p), "status": what, "hint": hints.get(p, "check the path")}
 
-    def read_and_detect(chunk: list[Path]) -> tuple[list[tuple[Path, np.ndarray]], dict[Path, str], list[Detections]]:
+    def read_and_detect(chunk: list[Path]) -> tuple[list[tuple[Path, np.ndarray]], dict[Path, tuple[str, str]], list[Detections]]:
         readable, bad = [], {}
         for f in chunk:
             try:
                 readable.append((f, read_image(f)))
             except ImageReadError as err:
-                bad[f] = str(err)
+                bad[f] = (str(err), err.hint)
             except OSError as err:  # gone or unreadable since it was listed
-                bad[f] = f"cannot read ({err.strerror or err})"
+                bad[f] = (f"cannot read ({err.strerror or err})", "check that the file is there and readable")
         return readable, bad, recognizer.detect([im for _, im in readable]) if readable else []
 
     # The next chunk is read and detected in a thread while this one is cropped and classified:
@@ -110,7 +115,7 @@ def _chunk_rows(recognizer, chunk, readable, bad, dets, names, annotate_dir) -> 
     images = dict(readable)
     for f in chunk:
         if f in bad:
-            yield {"file": str(f), "status": bad[f]}
+            yield {"file": str(f), "status": bad[f][0], "hint": bad[f][1]}
             continue
         faces = faces_of[f]
         h, w = images[f].shape[:2]
@@ -137,5 +142,5 @@ def _output_names(files: list[Path]) -> dict[Path, str]:
 
 
 def _save_annotated(image: np.ndarray, faces: list, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    Image.fromarray(draw_faces(image, faces)).save(path)
+    # atomically: a run stopped mid-save leaves the earlier picture of that name, not half a PNG
+    atomic_write(path, lambda tmp: Image.fromarray(draw_faces(image, faces)).save(tmp, format="PNG"))

@@ -13,11 +13,13 @@ offers the entry points.
 from __future__ import annotations
 
 import contextlib
+import math
+import numbers
 import os
 from collections.abc import Iterable, Iterator, Sequence
 from typing import Any, Optional, Union
 
-from ..errors import LrferError
+from ..errors import LrferError, closest
 from .backends import SizedClassifier, load_classifier
 from .crop import DEFAULT_MARGIN
 from .detect import DEFAULT_DETECTOR, FaceDetector, create_detector
@@ -30,6 +32,8 @@ __all__ = ["Face", "FrameResult", "PHOTO_FIELDS", "Recognizer", "VIDEO_FIELDS"]
 #: Columns of ``lrfer predict`` and ``lrfer video`` output (a face's columns: :data:`~lrfer.infer.pipeline.FACE_FIELDS`).
 PHOTO_FIELDS = ("file", "status", "width", "height", "face", *FACE_FIELDS)
 VIDEO_FIELDS = ("frame", "time", "track_id", *FACE_FIELDS)
+#: Test-time augmentations a classifier takes (:data:`lrfer.data.transforms.TTA`, which needs torch).
+TTA_MODES = ("none", "flip", "tencrop")
 
 
 class Recognizer(FacePipeline):
@@ -63,6 +67,7 @@ class Recognizer(FacePipeline):
         routes: Sequence[tuple[int, Any]] = (),
         threads: Optional[int] = None,
     ):
+        routes = _check_settings(margin, min_face, tta, routes)  # before any model is loaded
         classifier = _load(model, backend, device, threads)
         if isinstance(detector, str):
             detector = create_detector(detector, min_score=min_score, upscale=upscale)
@@ -129,8 +134,29 @@ def photo_threads() -> int:
     return max(1, (os.cpu_count() or 2) - 1)
 
 
+def _check_settings(margin: Any, min_face: Any, tta: Any, routes: Any) -> list[tuple[int, Any]]:
+    """The Recognizer's numbers and names checked where the API takes them: a negative margin or
+    a NaN would change every crop, and so the labels, without a word. The routes as a list."""
+    if isinstance(margin, bool) or not isinstance(margin, numbers.Real) or not math.isfinite(margin) or margin < 0:
+        raise LrferError(f"margin={margin!r}", f"give the crop margin as a fraction of the face box, 0 or more (default {DEFAULT_MARGIN})")
+    if isinstance(min_face, bool) or not isinstance(min_face, numbers.Integral) or min_face < 0:
+        raise LrferError(f"min_face={min_face!r}", "give the smallest face to keep in pixels, 0 or more")
+    if tta not in TTA_MODES:
+        raise LrferError(f"unknown tta {tta!r}", closest(str(tta), TTA_MODES))
+    try:
+        checked = [(px, m) for px, m in routes]
+    except (TypeError, ValueError):
+        raise LrferError(f"routes={routes!r}", "give routes as [(pixels, model), ...], e.g. [(16, 'tiny.safetensors')]") from None
+    for px, _ in checked:
+        if isinstance(px, bool) or not isinstance(px, numbers.Integral) or px < 1:
+            raise LrferError(f"route below {px!r} px", "give each route's face size as a whole number of pixels, 1 or more")
+    return checked
+
+
 def _load(model: Any, backend: str, device, threads) -> SizedClassifier:
     """A classifier: loaded from a path (``None``: the shipped default), or the one given."""
     if model is None or isinstance(model, (str, os.PathLike)):
         return load_classifier(model, backend=backend, device=device, threads=threads)
+    if not (hasattr(model, "predict_proba") and hasattr(model, "classes")):
+        raise LrferError(f"model={type(model).__name__}", "give a checkpoint path (.safetensors or .onnx), a loaded classifier, or None for the shipped model")
     return model

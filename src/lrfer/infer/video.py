@@ -25,6 +25,7 @@ from typing import Optional, Union
 import numpy as np
 
 from ..errors import LrferError
+from .partial import PartialFile
 
 VIDEO_EXTENSIONS = {".mp4", ".m4v", ".mov", ".avi", ".mkv", ".webm", ".mpg", ".mpeg", ".ts", ".mts", ".m2ts", ".wmv", ".flv", ".3gp", ".ogv", ".gif"}
 
@@ -366,11 +367,19 @@ class VideoWriter:
         if not fps or fps <= 0:
             raise ValueError(f"fps must be positive, not {fps}")
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        # frames go to a temporary file that replaces the user's on close: a failed or killed run
+        # leaves the earlier video, not half of a new one (the suffix kept: FFmpeg reads the container from it)
         try:
-            self._container = av.open(str(self.path), "w")
+            self._partial = PartialFile(self.path, keep_suffix=True)
+        except OSError as err:
+            raise LrferError(f"cannot write {self.path} ({err.strerror or err})", "check that the folder exists and is writable") from None
+        try:
+            self._container = av.open(str(self._partial.tmp), "w")
         except ValueError:
+            self._partial.discard()
             raise LrferError(f"cannot write a video named {self.path}: unknown file type '{self.path.suffix}'", "use a .mp4, .mkv or .avi file name") from None
         except (av.FFmpegError, OSError) as err:
+            self._partial.discard()
             raise LrferError(f"cannot write {self.path} ({_short(err)})", "check that the folder exists and is writable") from None
         if codec is None:
             codec = "libx264" if _encoder_available("libx264") else "mpeg4"
@@ -406,18 +415,26 @@ class VideoWriter:
             self._container.mux(packet)
         self.frames_written += 1
 
-    def close(self) -> None:
+    def close(self, keep: bool = True) -> None:
+        """Finish the video and put it in place of ``path`` (``keep``); ``keep=False`` (the run
+        failed) removes it and leaves ``path`` as it was."""
         if self._closed:
             return
         self._closed = True
         try:
-            for packet in self._stream.encode(None):
-                self._container.mux(packet)
-        finally:
-            self._container.close()
+            try:
+                if keep:
+                    for packet in self._stream.encode(None):
+                        self._container.mux(packet)
+            finally:
+                self._container.close()  # always: PyAV must not be left to a destructor at exit
+        except BaseException:
+            self._partial.discard()
+            raise
+        self._partial.commit() if keep else self._partial.discard()
 
     def __enter__(self) -> "VideoWriter":
         return self
 
     def __exit__(self, *exc) -> None:
-        self.close()
+        self.close(keep=exc[0] is None)

@@ -25,6 +25,7 @@ from typing import Any, Optional, TextIO, Union
 import numpy as np
 
 from ..errors import LrferError, closest
+from .partial import PartialFile
 
 FORMATS = ("csv", "json", "jsonl")
 _SUFFIX_FORMAT = {".csv": "csv", ".json": "json", ".jsonl": "jsonl", ".ndjson": "jsonl"}
@@ -60,12 +61,18 @@ def _plain(v: Any) -> Any:
 class RowWriter:
     """Write dict rows to ``path`` (a file name, ``"-"`` for stdout, or an open text file).
 
+    With ``atomic``, the rows stream into a temporary file beside ``path`` that replaces it on
+    :meth:`close` (:class:`~lrfer.infer.partial.PartialFile`): the user's earlier file stays
+    until the run has finished. Without it the rows land in ``path`` as they come, for a file
+    that is read while it grows (a camera's log).
+
     ``fmt`` is ``"csv"``, ``"json"`` or ``"jsonl"`` (``None``: from the file name). ``classes`` orders
     the ``p_<class>`` columns of CSV output. Keys that a later CSV row has beyond the header are
     left out of the file and listed in ``extra_fields``.
     """
 
-    def __init__(self, path: Union[str, os.PathLike, TextIO], fmt: Optional[str] = None, classes: Sequence[str] = (), *, fields: Optional[Sequence[str]] = None):
+    def __init__(self, path: Union[str, os.PathLike, TextIO], fmt: Optional[str] = None, classes: Sequence[str] = (), *,
+                 fields: Optional[Sequence[str]] = None, atomic: bool = False):  # fmt: skip
         if fmt is None:
             if not isinstance(path, (str, os.PathLike)) or os.fspath(path) == "-":
                 raise ValueError("give fmt when writing to a stream")
@@ -79,6 +86,7 @@ class RowWriter:
         self._fields: Optional[list[str]] = self._expand(list(fields)) if fields is not None else None
         self._csv: Optional[csv.DictWriter] = None
         self._owns = False
+        self._partial: Optional[PartialFile] = None
         if isinstance(path, (str, os.PathLike)) and os.fspath(path) == "-":
             self._fh: TextIO = sys.stdout
             self.path: Optional[Path] = None
@@ -86,8 +94,12 @@ class RowWriter:
             self.path = Path(path)
             try:
                 self.path.parent.mkdir(parents=True, exist_ok=True)
-                self._fh = open(self.path, "w", encoding="utf-8", newline="" if fmt == "csv" else None)
+                if atomic:
+                    self._partial = PartialFile(self.path)
+                self._fh = open(self._partial.tmp if self._partial else self.path, "w", encoding="utf-8", newline="" if fmt == "csv" else None)
             except OSError as err:
+                if self._partial is not None:
+                    self._partial.discard()
                 raise LrferError(f"cannot write {self.path} ({err.strerror or err})", "choose a file path in a writable folder") from None
             self._owns = True
         else:
@@ -151,7 +163,9 @@ class RowWriter:
     def flush(self) -> None:
         self._fh.flush()
 
-    def close(self) -> None:
+    def close(self, keep: bool = True) -> None:
+        """Finish the file. With ``atomic``, it then replaces ``path`` (``keep``), or is removed
+        and ``path`` keeps what it held (``keep=False``: the run failed)."""
         if self._closed:
             return
         self._closed = True
@@ -164,12 +178,14 @@ class RowWriter:
         finally:
             if self._owns:
                 self._fh.close()
+            if self._partial is not None:
+                self._partial.commit() if keep else self._partial.discard()
 
     def __enter__(self) -> "RowWriter":
         return self
 
     def __exit__(self, *exc) -> None:
-        self.close()
+        self.close(keep=exc[0] is None)
 
 
 class TrackSummary:

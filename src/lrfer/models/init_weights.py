@@ -37,7 +37,9 @@ from __future__ import annotations
 
 import json
 import os
+import pickle
 import re
+import warnings
 from pathlib import Path
 from typing import Any, Optional, Sequence, Union
 
@@ -71,6 +73,9 @@ _PREFIX_ALIASES = (
 )
 
 
+_WEIGHTS_HINT = "save the weights as a plain state dict (torch.save(model.state_dict(), path)) or as .safetensors"
+
+
 def read_state_dict(path: Union[str, os.PathLike]) -> dict[str, torch.Tensor]:
     """The tensors of a ``.pth``/``.pt``/``.bin``/``.safetensors`` weights file, unwrapped."""
     p = Path(path)
@@ -82,12 +87,15 @@ def read_state_dict(path: Union[str, os.PathLike]) -> dict[str, torch.Tensor]:
 
             obj: Any = load_file(str(p))
         else:
-            obj = torch.load(p, map_location="cpu", weights_only=True)
-    except Exception as err:  # pickle errors, truncated files, foreign formats: all the user's file
-        raise LrferError(
-            f"{p} is not a readable weights file ({type(err).__name__}: {err})",
-            "save the weights as a plain state dict (torch.save(model.state_dict(), path)) or as .safetensors",
-        ) from None
+            with warnings.catch_warnings():  # torch warns about the pickle protocol on stderr: a second line
+                warnings.simplefilter("ignore")
+                obj = torch.load(p, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError:
+        # torch's message advises weights_only=False, i.e. running the file's code: never passed on
+        raise LrferError(f"{p} is not a readable weights file (not a tensor archive, or one holding Python objects, whose code lrfer never runs)", _WEIGHTS_HINT) from None
+    except Exception as err:  # truncated files, foreign formats: all the user's file
+        detail = (str(err).splitlines() or [""])[0][:200]
+        raise LrferError(f"{p} is not a readable weights file ({type(err).__name__}: {detail})", _WEIGHTS_HINT) from None
     for _ in range(3):  # {"state_dict": {...}}, {"model": {...}}, ...
         if isinstance(obj, dict) and not any(isinstance(v, torch.Tensor) for v in obj.values()):
             inner = next((obj[k] for k in _NESTED if isinstance(obj.get(k), dict)), None)

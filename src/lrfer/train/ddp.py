@@ -14,6 +14,7 @@ import torch
 import torch.distributed as dist
 
 from ..errors import LrferError
+from ..files import atomic_write_text
 
 
 @contextlib.contextmanager
@@ -69,6 +70,6 @@ def check_ranks_in_sync(params: list[torch.Tensor], out: Path, is_main: bool) ->
     pos = torch.arange(len(v), dtype=torch.float64, device=v.device)
     rows = exchange("ddp_check", torch.stack([v.sum(), (v * v).sum(), (v * pos).sum()]).tolist())
     if is_main:
-        (out / "ddp_check.json").write_text(json.dumps({"world_size": len(rows), "fingerprints": rows}, indent=2))
+        atomic_write_text(out / "ddp_check.json", json.dumps({"world_size": len(rows), "fingerprints": rows}, indent=2))
     if any(r != rows[0] for r in rows):
         raise RuntimeError(f"DDP ranks ended with different weights: {rows}")

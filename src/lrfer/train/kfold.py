@@ -27,6 +27,7 @@ from ..files import atomic_write_text
 from ..progress import Progress, report
 from .config import TrainConfig
 from .engine import fit
+from .run import remove_stale_temps
 
 
 def cross_validate(
@@ -47,6 +48,7 @@ def cross_validate(
     if bad:
         raise LrferError(f"fold(s) {bad} out of range for k={k}", f"use fold numbers 0..{k - 1}")
     out = Path(out_dir)
+    remove_stale_temps(out)  # of a kfold.json write a kill cut short; each fold's Run cleans its own folder
     # The fold split is the whole protocol: the training split of the recipe does not apply.
     fold_cfg = dataclasses.replace(cfg, train_split="all", val_split="fold")
     results = []

@@ -14,6 +14,7 @@ checkpoint of epoch ``k`` replays epochs ``k+1...`` as the uninterrupted run wou
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional
@@ -22,7 +23,7 @@ import torch
 from torch import nn
 
 from ..errors import LrferError
-from ..files import append_jsonl, read_jsonl, write_jsonl
+from ..files import append_jsonl, atomic_write_text, read_jsonl
 from ..models.checkpoint import Checkpoint, load_checkpoint, load_weights, save_checkpoint
 from ..progress import Progress, report
 
@@ -48,8 +49,38 @@ def resume_checkpoint(last_path: Path, model: nn.Module, resume: bool) -> tuple[
     state = ckpt.state
     if state is None:
         raise LrferError(f"{last_path} holds weights but no training state to resume from (written by an older lrfer)", "train into a new --out, or start from its weights (init_weights / --init-from)")
-    # one row per epoch, in order (the trainers' state counts epochs across phases too)
-    return ckpt, read_jsonl(last_path.parent / "metrics.jsonl")[: state["epoch"]]
+    return ckpt, _history(ckpt, state, last_path.parent / "metrics.jsonl")
+
+
+def _history(ckpt: Checkpoint, state: dict, log: Path) -> list[dict]:
+    """The rows of every epoch ``ckpt`` holds, each once. The checkpoint carries them itself
+    (:meth:`Run.save_epoch`), so a kill between writing it and appending the epoch's row to the
+    log loses nothing, and a log cut, doubled or deleted is rebuilt. A checkpoint from before
+    that: the log's first rows (one per epoch, in order: the trainers' state counts epochs across
+    phases too), the last completed from the checkpoint's own ``metrics`` row if the log lacks it."""
+    rows = state.get("history")
+    if isinstance(rows, list) and len(rows) == state["epoch"] and all(isinstance(r, dict) for r in rows):
+        return rows
+    rows = read_jsonl(log)[: state["epoch"]]
+    own = ckpt.info.get("metrics")
+    if len(rows) == state["epoch"] - 1 and isinstance(own, dict):
+        rows.append(own)
+    return rows
+
+
+#: What an atomic write leaves when the process is killed before its rename: ``<name>.<8 chars>.tmp``
+#: (``tempfile.mkstemp`` in :func:`lrfer.files.atomic_write`), with the target's suffix after it
+#: for a file whose writer reads the type from the name.
+_STALE_TEMP = re.compile(r".+\.[a-z0-9_]{8}\.tmp(\.[A-Za-z0-9]+)?")
+
+
+def remove_stale_temps(folder: Path) -> list[Path]:
+    """Remove the temporary files that killed atomic writes left in ``folder`` (a killed
+    checkpoint write leaves one of the checkpoint's full size); the removed paths."""
+    stale = [f for f in folder.iterdir() if _STALE_TEMP.fullmatch(f.name) and f.is_file()] if folder.is_dir() else []
+    for f in stale:
+        f.unlink(missing_ok=True)
+    return stale
 
 
 @dataclass
@@ -85,19 +116,22 @@ class Run:
             report(progress, "resume", 0, message=f"no checkpoint in {out}; starting from scratch")
         if writes:
             run.out.mkdir(parents=True, exist_ok=True)
-            (run.out / "config.json").write_text(json.dumps(config, indent=2))
-            write_jsonl(run.metrics_path, run.history)
+            remove_stale_temps(run.out)
+            atomic_write_text(run.out / "config.json", json.dumps(config, indent=2))
+            # the log as the checkpoint has it: a row the kill cut, lost or doubled is put right
+            atomic_write_text(run.metrics_path, "".join(json.dumps(r) + "\n" for r in run.history))
         return run, ckpt
 
     def save_epoch(self, row: dict, model: nn.Module, spec: dict, *, state: dict, info: dict,
                    best: Optional[nn.Module] = None, ema: Optional[nn.Module] = None) -> None:  # fmt: skip
         """Log the epoch's ``row``; write ``best`` (the epoch's best model, when it improved) and
         the resumable ``last.safetensors`` atomically, then the row: a row in ``metrics.jsonl``
-        always has its checkpoint on disk."""
+        always has its checkpoint on disk. ``last.safetensors`` holds every row so far too, so
+        that resume rebuilds the log from it (:func:`_history`) wherever a kill struck."""
         self.history.append(row)
         if not self.writes:
             return
         if best is not None:
             save_checkpoint(self.best_path, best, spec, info=info)
-        save_checkpoint(self.last_path, model, spec, ema=ema, state=state, info=info)
+        save_checkpoint(self.last_path, model, spec, ema=ema, state={**state, "history": self.history}, info=info)
         append_jsonl(self.metrics_path, row)

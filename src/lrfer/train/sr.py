@@ -47,6 +47,7 @@ from ..data.faceset import FaceSet
 from ..device import resolve_device
 from ..errors import LrferError, closest
 from ..evaluate.metrics import psnr, ssim
+from ..files import atomic_write_text
 from ..models import create_model
 from ..models.checkpoint import load_checkpoint, model_spec
 from ..models.init_weights import init_from
@@ -354,7 +355,7 @@ def train_sr(
 
     rep = checkpoint_report(run.best_path, val_set, cfg, device, name=cfg.model)
     rep.update({"best_epoch": best_epoch, "epochs": cfg.epochs, "n_train": len(images), "config": cfg.to_dict(), **(info or {})})
-    (run.out / "sr_report.json").write_text(json.dumps(rep, indent=2))
+    atomic_write_text(run.out / "sr_report.json", json.dumps(rep, indent=2))
     return SRResult(run.out, run.best_path, run.last_path, best_psnr, best_epoch, rep, run.history)
 
 

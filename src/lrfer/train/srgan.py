@@ -65,6 +65,7 @@ from ..data.faceset import FaceSet
 from ..data.transforms import match_channels
 from ..device import resolve_device
 from ..errors import LrferError
+from ..files import atomic_write_text
 from ..models import create_model, list_models
 from ..models.checkpoint import load_checkpoint, load_weights, model_spec, save_checkpoint
 from ..models.init_weights import read_state_dict
@@ -462,7 +463,7 @@ def _report(run: Run, val_set: FaceSet, cfg: SRGANConfig, device: torch.device, 
     if cfg.pretrain_epochs:
         rep["srresnet_mse"] = checkpoint_report(run.out / "pretrain.safetensors", val_set, cfg, device, name=f"srresnet-mse {cfg.model}")
     rep.update(facts)
-    (run.out / "sr_report.json").write_text(json.dumps(rep, indent=2))
+    atomic_write_text(run.out / "sr_report.json", json.dumps(rep, indent=2))
     return rep
 
 
