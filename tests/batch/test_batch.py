@@ -30,7 +30,7 @@ def test_every_file_has_its_rows_and_bad_files_their_status(archive, one_run):
         assert by_file[str(f)] and all(r["status"] == "ok" for r in by_file[str(f)]), f
     for f, word in archive.bad.items():
         (row,) = by_file[str(f)]
-        assert word in row["status"] and row["label"] is None
+        assert word in row["status"] and row["hint"] and row["label"] is None  # what went wrong, and what to do
     assert (summary.files, summary.analysed, summary.read, summary.problems, summary.skipped) == (11, 11, 8, 3, 0)
     assert summary.faces == sum(r["status"] == "ok" for r in rows)
     assert summary.shards == len(list(out.glob("part-*.parquet"))) >= 2  # shard_files=3: several shards

@@ -24,6 +24,7 @@ from .sources import PHOTO, VIDEO, Source
 
 #: The statuses of a file that was read (the others say what went wrong).
 READ_STATUSES = ("ok", "no face found")
+_BROKEN_HINT = "the rows of the frames before the break are kept; re-encode the video (ffmpeg -i in.mp4 out.mp4) to read the rest"
 
 
 @dataclass(frozen=True)
@@ -85,7 +86,7 @@ class FileAnalyzer:
         try:
             source = open_video(path)
         except LrferError as err:
-            return [{"file": path, "kind": VIDEO, "status": err.what}]
+            return [{"file": path, "kind": VIDEO, "status": err.what, "hint": err.hint}]
         base = {"file": path, "kind": VIDEO, "width": source.width, "height": source.height}
         rows: list[dict] = []
         stream = self.videos.stream(sample_frames(iter(source), self.options.sample_fps), batch_frames=self.options.batch_frames)
@@ -95,7 +96,7 @@ class FileAnalyzer:
                 for i, face in enumerate(result.faces):
                     rows.append({**base, "status": "ok", "frame": result.index, "time": round(result.time, 3), "track_id": face.track_id, "face": i, **face.to_row()})
         if source.status != "ok":
-            rows.append({**base, "status": f"read {source.frames_read} frames, then: {source.status}"})
+            rows.append({**base, "status": f"read {source.frames_read} frames, then: {source.status}", "hint": _BROKEN_HINT})
         elif not rows:
             rows.append({**base, "status": "no face found"})
         return rows

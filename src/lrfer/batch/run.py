@@ -90,9 +90,9 @@ def run_batch(
     sources, problems = list_sources(paths)
     done = store.done()
     todo = [s for s in sources if s.path not in done]
-    problems = {p: what for p, what in problems.items() if p not in done}
+    problems = {p: why for p, why in problems.items() if p not in done}
     if not sources and not done:
-        raise LrferError(f"nothing to analyse: {'; '.join(f'{p}: {w}' for p, w in problems.items())}", "give photos, videos or folders that hold them")
+        raise LrferError(f"nothing to analyse: {'; '.join(f'{p}: {w}' for p, (w, _) in problems.items())}", "give photos, videos or folders that hold them")
     store.prepare()
     collector = _Collector(store, problems, len(todo), shard_files, shard_seconds, progress)
     if todo:
@@ -109,10 +109,10 @@ def run_batch(
 class _Collector:
     """Gathers the analysis's tables into shards, keeping each file once, and counts."""
 
-    def __init__(self, store: ShardStore, problems: dict[str, str], total: int, shard_files: int, shard_seconds: float, progress: Optional[Progress]):
+    def __init__(self, store: ShardStore, problems: dict[str, tuple[str, str]], total: int, shard_files: int, shard_seconds: float, progress: Optional[Progress]):
         self.store, self.total, self.progress = store, total, progress
         self.shard_files, self.shard_seconds = shard_files, shard_seconds
-        self.problem_rows = [{"file": p, "status": what} for p, what in problems.items()]
+        self.problem_rows = [{"file": p, "status": what, "hint": hint} for p, (what, hint) in problems.items()]
         self.pending: list[pa.Table] = []
         self.pending_files = 0
         self.seen: set[str] = set()

@@ -38,13 +38,14 @@ def _is_media(f: Path) -> bool:
     return f.is_file() or (f.is_symlink() and not f.exists())
 
 
-def list_sources(paths: Iterable[Union[str, os.PathLike]]) -> tuple[list[Source], dict[str, str]]:
+def list_sources(paths: Iterable[Union[str, os.PathLike]]) -> tuple[list[Source], dict[str, tuple[str, str]]]:
     """The photos and videos that ``paths`` name (folders searched recursively, sorted), each once,
-    and the paths that could not be listed (absolute path -> what is wrong)."""
+    and the paths that could not be listed (absolute path -> (what is wrong, what to do))."""
     problems: dict[Path, str] = {}
-    files = expand_paths(paths, problems, wanted=_is_media, what="photos or videos")
+    hints: dict[Path, str] = {}
+    files = expand_paths(paths, problems, hints, wanted=_is_media, what="photos or videos")
     seen: dict[str, Source] = {}
     for f in files:
         path = os.path.abspath(f)
         seen.setdefault(path, Source(path, kind_of(f)))
-    return list(seen.values()), {os.path.abspath(p): what for p, what in problems.items()}
+    return list(seen.values()), {os.path.abspath(p): (what, hints.get(p, "check the path")) for p, what in problems.items()}

@@ -50,7 +50,7 @@ from ..models.checkpoint import Checkpoint, load_weights, model_spec
 from ..models.init_weights import load_init_weights
 from ..progress import Progress, report
 from .config import TrainConfig, channels_last_on, eval_layout
-from .ddp import check_ranks_in_sync, process_group
+from .ddp import check_ranks_in_sync, check_same_start, process_group
 from .distill import Teacher, load_teacher, offline_teacher_targets
 from .losses import CenterLoss, class_weights, cross_entropy, distillation_loss, feature_distillation_loss
 from .optim import ModelEMA, build_optimizer, freeze_parameters, lr_factor
@@ -478,6 +478,8 @@ def _fit(cfg: TrainConfig, train_set: FaceSet, val_set: Optional[FaceSet], out: 
     s = _setup(cfg, train_set, offline_targets, device, rank, world, progress)
     run, ckpt = Run.open(out, s.model, cfg.to_dict(), resume=resume, writes=rank == 0, progress=progress)
     standing, start = _resume(cfg, s, ckpt, teacher_s)
+    if world > 1:
+        check_same_start(start, out)  # a node without node 0's run folder must not train on its own epochs
     has_val = val_set is not None and len(val_set) > 0
     for epoch in range(start, cfg.epochs + 1):
         stats = train_one_epoch(cfg, s, epoch, standing, progress)
