@@ -55,11 +55,11 @@ async function tokensTab(box) {
   const role = el("select", {}, ["worker", "integration", "staff", "admin"].map((r) => el("option", { value: r }, r)));
   const site = el("input", { maxlength: 64, placeholder: "e.g. site-2", name: "site" });
   const cams = el("input", { maxlength: 4000, placeholder: "e.g. entrance, till-1", name: "cameras" });
-  const scope = el("div", { class: "form-grid" }, field("Site (worker: the site its cameras belong to)", site), field("Cameras (worker: the ids it may write, comma-separated)", cams));
+  const scope = el("div", { class: "form-grid" }, field("Site (worker tokens)", site), field("Camera ids, comma-separated (worker tokens)", cams));
   role.addEventListener("change", () => { scope.hidden = role.value !== "worker"; });
   const add = el("form", { class: "card", "aria-label": "New API token" }, el("h2", {}, "New API token"),
     el("p", { class: "muted" }, "worker: lrfer worker pushing from another machine; integration: read access for Prometheus, Home Assistant and the like."),
-    el("p", { class: "muted" }, "Scope a worker token to its site and/or cameras: a token stolen from a worker machine then cannot write any other camera. Left empty: any camera."),
+    el("p", { class: "muted" }, "Scope a worker token to its site (the cameras it brings are registered there; another site's are refused) and/or to a list of camera ids: a token stolen from a worker machine then cannot write any other camera. Both left empty: any camera."),
     el("div", { class: "form-grid" }, field("Name", name), field("Role", role)), scope, el("button", { type: "submit" }, "Create token"));
   add.addEventListener("submit", (e) => {
     e.preventDefault();
