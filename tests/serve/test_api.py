@@ -128,9 +128,10 @@ def _call(client: httpx.Client, method: str, path: str) -> httpx.Response:
 
 def test_every_route_refuses_anonymous_and_wrong_roles(site):
     worker, _ = site.add_token("worker")
+    scoped = site.admin.post("/api/tokens", json={"name": "scoped", "role": "worker", "site": "b", "cameras": ["lounge"]}).json()["token"]
     integration, _ = site.add_token("integration")
     seen = set()
-    with site.bearer(worker) as w, site.bearer(integration) as integ:
+    with site.bearer(worker) as w, site.bearer(scoped) as ws, site.bearer(integration) as integ:
         for method, path, route in _endpoints(site.app):
             seen.add((method, path))
             if (method, path) in PUBLIC:
@@ -147,8 +148,9 @@ def test_every_route_refuses_anonymous_and_wrong_roles(site):
                     r = _call(client, method, path)
                     assert r.status_code == 403, f"{who} {method} {path} -> {r.status_code} {r.text}"
             if (method, path) not in WORKER_ONLY:
-                r = _call(w, method, path)
-                assert r.status_code == 403, f"worker token {method} {path} -> {r.status_code} {r.text}"
+                for who, client in (("worker", w), ("scoped worker", ws)):
+                    r = _call(client, method, path)
+                    assert r.status_code == 403, f"{who} token {method} {path} -> {r.status_code} {r.text}"
     assert PUBLIC | ADMIN_ONLY | WORKER_ONLY <= seen  # the lists name real routes
     assert site.anon.get("/api/health").status_code == 200
     assert site.anon.get("/docs").status_code == 401 and site.staff.get("/openapi.json").status_code == 200

@@ -144,6 +144,20 @@ def test_dashboard_end_to_end(tmp_path):
                 rule = {r["name"]: r for r in api.get("/api/rules").json()}["night-fear"]
                 assert rule["source"] == "dashboard" and rule["threshold"] == pytest.approx(0.6)
                 assert "night-fear" in {r.name for r in srv.service.engine.rules}
+
+                # settings: a worker token scoped to its site and cameras, shown once
+                page.goto(srv.url + "/#/settings/tokens")
+                page.get_by_label("Name").fill("site-b worker")
+                page.get_by_label("Site").fill("site-b")
+                page.get_by_label("Camera ids").fill("entrance, till-1")
+                page.get_by_role("button", name="Create token").click()
+                created = page.get_by_role("dialog", name="Token created")
+                expect(created).to_contain_text("Scope: site site-b; cameras entrance, till-1")
+                shot("token-scoped")
+                created.get_by_role("button", name="Close").click()
+                expect(page.get_by_role("row", name="site-b worker")).to_contain_text("site site-b; cameras entrance, till-1")
+                token = {t["name"]: t for t in api.get("/api/tokens").json()}["site-b worker"]
+                assert token["role"] == "worker" and token["site"] == "site-b" and token["cameras"] == ["entrance", "till-1"]
             finally:
                 api.close()
 

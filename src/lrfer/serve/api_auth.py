@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import re
 import time
-from typing import Literal, Optional
+from typing import Annotated, Literal, Optional
 
 from fastapi import APIRouter, HTTPException, Request, Response
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from .api_common import JSONBody, audit, service, validate_model, with_iso
 from .auth import (
@@ -24,6 +24,7 @@ from .auth import (
     sha256_hex,
     verify_password,
 )
+from .config import CAMERA_ID
 
 router = APIRouter()
 _USERNAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@-]{0,63}$")
@@ -54,6 +55,16 @@ class UserPatch(_In):
 class TokenIn(_In):
     name: str = Field(min_length=1, max_length=64)
     role: Literal["worker", "integration", "admin", "staff"] = "worker"
+    # A worker token's scope: the site its cameras belong to (cameras it brings are registered
+    # there) and/or the camera ids it may write. Left out: any camera (the tokens of old).
+    site: Optional[str] = Field(None, pattern=r"^[A-Za-z0-9][A-Za-z0-9 ._-]{0,63}$")
+    cameras: Optional[list[Annotated[str, Field(pattern=CAMERA_ID)]]] = Field(None, min_length=1, max_length=1000)
+
+    @model_validator(mode="after")
+    def _scope_is_for_workers(self) -> "TokenIn":
+        if self.role != "worker" and (self.site is not None or self.cameras is not None):
+            raise ValueError(f"site and cameras scope worker tokens only (this one is {self.role})")
+        return self
 
 
 @router.post("/api/login", tags=["auth"])
@@ -179,8 +190,8 @@ def add_token(request: Request, who: Admin, body: JSONBody) -> dict:
     """A new token: its value is in this answer only (the server keeps its hash)."""
     new = validate_model(TokenIn, body, "token")
     token, token_hash = new_token()
-    row = service(request).store.add_token(new.name, token_hash, new.role, who.name)
-    audit(request, "token.add", new.name, {"role": new.role, "id": row.get("id")})
+    row = service(request).store.add_token(new.name, token_hash, new.role, who.name, site=new.site, cameras=new.cameras)
+    audit(request, "token.add", new.name, {"role": new.role, "id": row.get("id"), "site": new.site, "cameras": row["cameras"]})
     return {**_public_user(row), "token": token}
 
 

@@ -11,12 +11,14 @@ from typing import Literal, Optional
 import numpy as np
 from fastapi import APIRouter, HTTPException, Request
 from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.datastructures import UploadFile
 
 from ..files import ImageReadError, decode_image
-from .api_common import read_body, service, validate_model
-from .auth import User, Worker
+from .api_common import audit, read_body, service, validate_model
+from .auth import Principal, User, Worker
+from .config import CAMERA_ID
 from .records import CameraStatus, Observation
 
 log = logging.getLogger(__name__)
@@ -38,7 +40,7 @@ class _In(BaseModel):
 
 
 class ObservationIn(_In):
-    camera_id: str = Field(pattern=r"^[a-z0-9][a-z0-9_-]{0,62}$")
+    camera_id: str = Field(pattern=CAMERA_ID)
     track_key: str = Field(min_length=1, max_length=128)
     zone: str = Field("", max_length=64)
     start: float
@@ -51,7 +53,7 @@ class ObservationIn(_In):
 
 
 class StatusIn(_In):
-    camera_id: str = Field(pattern=r"^[a-z0-9][a-z0-9_-]{0,62}$")
+    camera_id: str = Field(pattern=CAMERA_ID)
     state: Literal["starting", "live", "reconnecting", "stopped", "error", "finished"] = "starting"
     since: float
     error: str = Field("", max_length=2000)
@@ -122,22 +124,47 @@ async def analyze(request: Request, _: User) -> dict:
     return await run_in_threadpool(_analyze, service(request), data)
 
 
+def _out_of_scope(request: Request, who: Principal, batch: IngestIn) -> list[str]:
+    """The cameras of ``batch`` that ``who`` may not write (empty: all allowed); a refusal is audited."""
+    if who.site is None and who.cameras is None:
+        return []  # an unscoped token, as every token made before scopes existed
+    store = service(request).store
+    named = sorted({o.camera_id for o in batch.observations} | {s.camera_id for s in batch.status})
+    refused = []
+    for cid in named:
+        row = store.get_camera(cid) if who.site is not None else None
+        if not who.may_write(cid, row["site"] if row else None):
+            refused.append(cid)
+    if refused:
+        audit(request, "ingest.refused", ",".join(refused), {"batch_id": batch.batch_id, "cameras": refused, "observations": len(batch.observations), "scope": who.scope_text()})
+    return refused
+
+
 @router.post("/api/ingest", tags=["workers"])
-async def ingest(request: Request, who: Worker) -> dict:
-    """A remote worker's batch of observations and statuses; a batch id seen before is not stored again."""
+async def ingest(request: Request, who: Worker) -> Response:
+    """A remote worker's batch of observations and statuses; a batch id seen before is not stored again.
+
+    A scoped worker token (a site, a list of cameras) writes only its cameras: a batch that names
+    another is refused whole (403, ``"cameras"`` lists the refused ones) and nothing of it is stored."""
     body = await read_body(request, _limit(request))
     try:
         data = json.loads(body)
     except (ValueError, UnicodeDecodeError):
         raise HTTPException(400, "body: not JSON") from None
     batch = validate_model(IngestIn, data, "batch")
+    metrics = request.app.state.metrics
+    refused = await run_in_threadpool(_out_of_scope, request, who, batch)
+    if refused:
+        metrics.ingest_batches.labels("refused").inc()
+        what = f"camera{'s' if len(refused) > 1 else ''} {', '.join(refused)}"
+        detail = f"this token ({who.name.removeprefix('token:')}) may not write {what} (its scope: {who.scope_text()}); nothing of this batch was stored"
+        return JSONResponse({"detail": detail, "cameras": refused}, status_code=403)
     observations = [Observation(**o.model_dump()) for o in batch.observations]
     statuses = [CameraStatus(**s.model_dump()) for s in batch.status]
     svc = service(request)
-    site = who.name.removeprefix("token:")  # the token's name says where the worker runs
+    site = who.site or who.name.removeprefix("token:")  # where the worker runs: the token's site, else its name
     stored = await run_in_threadpool(svc.ingest, batch.batch_id, observations, statuses, site)
-    metrics = request.app.state.metrics
     metrics.ingest_batches.labels("stored" if stored else "duplicate").inc()
     if stored:
         metrics.ingest_observations.inc(len(observations))
-    return {"accepted": len(observations) if stored else 0, "duplicate": not stored}
+    return JSONResponse({"accepted": len(observations) if stored else 0, "duplicate": not stored})

@@ -93,10 +93,27 @@ class Principal:
     role: str
     via: str  # "session" | "token"
     token_id: Optional[int] = None
+    # A worker token's scope (None: not limited that way). A worker machine stands in another
+    # building: a token stolen there must not write another site's cameras.
+    site: Optional[str] = None
+    cameras: Optional[frozenset[str]] = None
 
     @property
     def is_admin(self) -> bool:
         return self.role == "admin"
+
+    def may_write(self, camera_id: str, camera_site: Optional[str]) -> bool:
+        """Whether this principal may push data of ``camera_id``; ``camera_site`` is the site the
+        server keeps the camera under, None for a camera it has not seen (which a site-scoped token
+        may bring: it is registered under the token's site)."""
+        if self.cameras is not None and camera_id not in self.cameras:
+            return False
+        return self.site is None or camera_site is None or camera_site == self.site
+
+    def scope_text(self) -> str:
+        """The scope in words, for messages: "site 'b' and cameras x, y", or "any camera"."""
+        parts = ([f"site '{self.site}'"] if self.site is not None else []) + ([f"cameras {', '.join(sorted(self.cameras))}"] if self.cameras is not None else [])
+        return " and ".join(parts) or "any camera"
 
     def to_json(self) -> dict[str, Any]:
         return {"name": self.name, "role": self.role, "via": self.via}
@@ -194,7 +211,8 @@ def authenticate(request: Request) -> Optional[Principal]:
         row = store.find_token(sha256_hex(token))
         if row is None:
             return None
-        return Principal(f"token:{row['name']}", row["role"], "token", row.get("id"))
+        cameras = frozenset(row["cameras"]) if row.get("cameras") is not None else None
+        return Principal(f"token:{row['name']}", row["role"], "token", row.get("id"), site=row.get("site"), cameras=cameras)
     sid = request.cookies.get(SESSION_COOKIE)
     if not sid:
         return None

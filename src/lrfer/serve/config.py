@@ -30,7 +30,9 @@ else:  # pragma: no cover
 Point = tuple[float, float]
 Polygon = list[Point]
 
-_ID = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
+#: A camera's id (also what a remote worker's batch and a worker token's scope may name).
+CAMERA_ID = r"^[a-z0-9][a-z0-9_-]{0,62}$"
+_ID = re.compile(CAMERA_ID)
 
 
 class _Strict(BaseModel):

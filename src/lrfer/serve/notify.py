@@ -4,7 +4,9 @@ Nothing here may stall a camera or the recorder: :meth:`Notifier.send` puts the 
 queue and returns; one thread posts the webhooks and schedules their retries (exponential backoff,
 a few tries, then logged and dropped), so a dead receiver delays nobody else. MQTT rides on
 paho-mqtt's own network thread, which reconnects with backoff; a broker that is down is logged,
-never raised. Receivers verify ``X-Lrfer-Signature: sha256=<hex>``, the HMAC-SHA256 of the raw body
+never raised. The last payload of each retained topic (discovery configs, camera states, last
+alerts) is kept and published again on every reconnection: a broker restarted without
+persistence has forgotten them, and Home Assistant would show "unknown" until the next change. Receivers verify ``X-Lrfer-Signature: sha256=<hex>``, the HMAC-SHA256 of the raw body
 with the webhook's secret, and may use ``X-Lrfer-Delivery`` to drop a repeat (a retry after a
 timeout can deliver twice).
 """
@@ -165,6 +167,11 @@ class _Mqtt:
         self.names = names
         self.cameras: set[str] = set()
         self._down_logged = False
+        self._refused_logged = False  # apart from _down_logged: a lost connection said first must not hide a refusal's reason
+        # topic -> the last payload published retained; the lock keeps the order of a republication
+        # and a newer publication of the same topic (the broker keeps whichever comes last)
+        self._retained: dict[str, str] = {}
+        self._lock = threading.RLock()
         client = paho.Client(paho.CallbackAPIVersion.VERSION2, client_id=f"lrfer-{uuid.uuid4().hex[:8]}")
         if cfg.username:
             client.username_pw_set(cfg.username, cfg.password or None)
@@ -183,14 +190,17 @@ class _Mqtt:
             log.warning("mqtt: cannot start the client for %s:%d: %s", cfg.host, cfg.port, err)
 
     def _on_connect(self, client, userdata, flags, reason_code, properties=None) -> None:
-        if reason_code.is_failure:
-            log.warning("mqtt: %s:%d refused the connection: %s", self.cfg.host, self.cfg.port, reason_code)
+        if reason_code.is_failure:  # a wrong password: paho tries again with backoff; said once
+            if not self._refused_logged:
+                log.warning("mqtt: %s:%d refused the connection: %s (check [mqtt] username and password)", self.cfg.host, self.cfg.port, reason_code)
+                self._refused_logged = self._down_logged = True
             return
         log.info("mqtt: connected to %s:%d", self.cfg.host, self.cfg.port)
-        self._down_logged = False
+        self._down_logged = self._refused_logged = False
         client.publish(f"{self.cfg.topic_prefix}/status", "online", qos=1, retain=True)
-        for camera_id in sorted(self.cameras):  # Home Assistant asks for the configs again after each reconnect
-            self._announce(camera_id)
+        with self._lock:  # the discovery configs, states and last alerts, again: the broker may be a new one
+            for topic, text in self._retained.items():
+                self._publish(topic, text, retain=True)
 
     def _on_connect_fail(self, client, userdata) -> None:
         if not self._down_logged:
@@ -208,8 +218,15 @@ class _Mqtt:
                 self.publish(topic, payload, retain=True)
 
     def publish(self, topic: str, payload: dict[str, Any], *, retain: bool = False) -> None:
+        text = json.dumps(payload, default=str)
+        with self._lock:
+            if retain:
+                self._retained[topic] = text
+            self._publish(topic, text, retain=retain)
+
+    def _publish(self, topic: str, text: str, *, retain: bool) -> None:
         try:
-            self.client.publish(topic, json.dumps(payload, default=str), qos=1, retain=retain)
+            self.client.publish(topic, text, qos=1, retain=retain)
         except Exception as err:  # paho raises on a full queue or a payload it refuses; a lost message is logged, not raised
             log.warning("mqtt: %s not published: %s", topic, err)
 

@@ -7,7 +7,10 @@ server took it (2xx; ``"duplicate": true`` means it had it already, from a reply
 so a network outage or a restart of the worker loses nothing: the files wait and are replayed,
 and the batch id makes the replay idempotent. Connection errors, 5xx, 409 and 429 are retried
 with exponential backoff; any other 4xx (a wrong token, a malformed batch) will not get better by
-retrying: the file goes to ``spool_dir/rejected/`` and the reason to the log.
+retrying: the file goes to ``spool_dir/rejected/`` and the reason to the log. A 403 that names
+cameras (a scoped token, sent a camera outside its scope) parks those cameras: their part of the
+batch goes to ``rejected/``, the rest is sent again, and nothing more of them is sent; ``run_worker``
+stops their workers, and gives up with one line when every camera is parked.
 
 Camera statuses are not spooled (only the latest matters): they ride with the next request, or
 go alone when no batch is waiting, so the server sees the worker alive.
@@ -79,18 +82,20 @@ class RemoteSink:
         self._retry_at = 0.0  # monotonic time before which no push is tried
         self._failing = False  # inside an outage: its errors are logged once
         self._rejected_codes: set[int] = set()
+        self.parked: dict[str, str] = {}  # camera id -> the server's reason: cameras this token may not write
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="lrfer-remote", daemon=True)
         self._thread.start()
 
     def __call__(self, observations: Sequence[Observation]) -> None:
         with self._lock:
-            self._observations.extend(o.to_json() for o in observations)
+            self._observations.extend(o.to_json() for o in observations if o.camera_id not in self.parked)
 
     def status(self, status: CameraStatus) -> None:
         """A camera's status, sent with the next request (a newer one of the same camera replaces it)."""
         with self._lock:
-            self._statuses[status.camera_id] = status.to_json()
+            if status.camera_id not in self.parked:
+                self._statuses[status.camera_id] = status.to_json()
 
     def pending(self) -> list[Path]:
         """The spooled batches, oldest first."""
@@ -114,7 +119,7 @@ class RemoteSink:
             statuses, self._statuses = self._statuses, {}
         files = self.pending()
         if not files and statuses:
-            sent = self._send({"batch_id": uuid.uuid4().hex, "observations": [], "status": list(statuses.values())}, None)
+            sent = self._deliver({"batch_id": uuid.uuid4().hex, "observations": [], "status": list(statuses.values())}, None)
             if sent == "retry":
                 self._restore(statuses)
             return sent != "retry"
@@ -127,7 +132,7 @@ class RemoteSink:
                 continue
             if statuses:
                 body["status"] = list(statuses.values())
-            outcome = self._send(body, path)
+            outcome = self._deliver(body, path)
             if outcome == "retry":
                 self._restore(statuses)
                 return False
@@ -160,6 +165,15 @@ class RemoteSink:
             except Exception:  # a full disk, say: logged, and tried again next round
                 log.exception("remote: pushing failed")
 
+    def _deliver(self, body: dict, path: Optional[Path]) -> str:
+        """``_send``, again after each refusal that parked cameras (each takes them out of the batch)."""
+        outcome = self._send(body, path)
+        while outcome == "parked":
+            if not body["observations"] and not body.get("status"):
+                return "ok"  # the batch held nothing but parked cameras; its file is gone
+            outcome = self._send(body, path)
+        return outcome
+
     def _send(self, body: dict, path: Optional[Path]) -> str:
         """POST one batch: "ok" (the server has it), "retry" (later, with backoff) or "rejected"."""
         try:
@@ -168,6 +182,8 @@ class RemoteSink:
             return self._retry(f"cannot reach {self.url} ({type(err).__name__}: {err})")
         if r.status_code >= 500 or r.status_code in RETRY_CODES:
             return self._retry(f"{self.url} answered {r.status_code} {_detail(r)}")
+        if r.status_code == 403 and self._park(r, body, path):
+            return "parked"
         if r.status_code >= 400:
             self._reject(r, path)
             return "rejected"
@@ -200,10 +216,45 @@ class RemoteSink:
         if path is not None:
             path.replace(self.rejected_dir / path.name)
 
+    def _park(self, r: httpx.Response, body: dict, path: Optional[Path]) -> bool:
+        """A 403 naming cameras of ``body`` this token may not write: park them, keep their part of the
+        batch in ``rejected/`` (a human may replay it once the token's scope is fixed), and leave the
+        rest in ``body`` (and its file) to be sent again. False when the 403 names none of the batch's
+        cameras (a token that is no worker's: rejected as a 401 is)."""
+        named = _json(r).get("cameras")
+        body.setdefault("status", [])
+        ours = {o["camera_id"] for o in body["observations"]} | {st["camera_id"] for st in body["status"]}
+        refused = {c for c in named if isinstance(c, str)} & ours if isinstance(named, list) else set()
+        if not refused:
+            return False
+        detail = _detail(r)
+        with self._lock:
+            new = sorted(refused - set(self.parked))
+            self.parked.update(dict.fromkeys(refused, detail))
+            self._observations = [o for o in self._observations if o["camera_id"] not in refused]
+            for cid in refused:
+                self._statuses.pop(cid, None)
+        if new:
+            log.error("remote: the server refuses camera %s for this token (%s): parked, nothing more of it is sent "
+                      "(give the token that camera on the server, then restart the worker)", ", ".join(new), detail)  # fmt: skip
+        out = [o for o in body["observations"] if o["camera_id"] in refused]
+        if out:
+            batch_id = uuid.uuid4().hex
+            atomic_write_text(self.rejected_dir / f"{batch_id}.json", json.dumps({"batch_id": batch_id, "observations": out, "status": []}))
+        body["observations"] = [o for o in body["observations"] if o["camera_id"] not in refused]
+        body["status"] = [st for st in body["status"] if st["camera_id"] not in refused]
+        if path is not None:  # the server stored nothing of it: the same batch id, less the refused cameras
+            if body["observations"]:
+                atomic_write_text(path, json.dumps({**body, "status": []}))
+            else:
+                path.unlink(missing_ok=True)
+        return True
+
     def _restore(self, statuses: dict[str, dict]) -> None:
         with self._lock:
             for camera_id, st in statuses.items():
-                self._statuses.setdefault(camera_id, st)  # a newer status that came meanwhile wins
+                if camera_id not in self.parked:
+                    self._statuses.setdefault(camera_id, st)  # a newer status that came meanwhile wins
 
     def _trim(self) -> None:
         files = self.pending()
@@ -266,6 +317,9 @@ def run_worker(
         for w in workers:
             w.start()
         while not stop.wait(0.5):
+            for w in workers:
+                if w.camera.id in sink.parked and w.alive:
+                    w.stop()  # the server refuses this camera for the token: analysing it is wasted work
             if not any(w.alive for w in workers):
                 break
     finally:
@@ -274,3 +328,8 @@ def run_worker(
         for w in workers:
             sink.status(w.status)  # the final state goes with the last push
         sink.close()
+    if all(c.id in sink.parked for c in cameras):
+        raise LrferError(
+            f"the server refuses this token for every camera here ({', '.join(c.id for c in cameras)})",
+            "ask an admin for a worker token whose scope includes them (Settings > API tokens), then run the worker again",
+        )

@@ -123,6 +123,10 @@ tokens = sa.Table(
     sa.Column("created_at", sa.Float, nullable=False),
     sa.Column("revoked_at", sa.Float, nullable=True),
     sa.Column("last_used", sa.Float, nullable=True),
+    # A worker token's scope (NULL: unscoped, as every token made before revision 0003): the site its
+    # cameras belong to, and/or the camera ids (a JSON list) it may write.
+    sa.Column("site", sa.String(64), nullable=True),
+    sa.Column("cameras", sa.Text, nullable=True),
 )
 
 rules = sa.Table(  # alert rules made on the dashboard (the config file's are not stored: the file holds them)

@@ -41,6 +41,13 @@ def _user(row) -> dict:
     return {k: row[k] for k in ("id", "username", "role", "disabled", "created_at")}
 
 
+def _token(row) -> dict:
+    """A token row without its hash, its camera list decoded (None: any camera)."""
+    d = {k: v for k, v in row.items() if k != "token_hash"}
+    d["cameras"] = loads(d.get("cameras"))
+    return d
+
+
 class Accounts:
     """Mixed into :class:`~lrfer.serve.store.Store` (which provides ``engine``)."""
 
@@ -134,12 +141,18 @@ class Accounts:
             return int(conn.execute(sa.select(sa.func.count()).select_from(users)).scalar())
 
     # ------------------------------------------------------------------------------ tokens
-    def add_token(self, name: str, token_hash: str, role: str, created_by: str) -> dict:
+    def add_token(
+        self, name: str, token_hash: str, role: str, created_by: str, *, site: Optional[str] = None, cameras: Optional[list[str]] = None
+    ) -> dict:
+        """A token; ``site`` and ``cameras`` scope a worker token (None: unscoped)."""
         if role not in TOKEN_ROLES:
             raise ValueError(f"role must be one of {TOKEN_ROLES}")
+        if role != "worker" and (site is not None or cameras is not None):
+            raise ValueError("only worker tokens have a scope")
+        scope = {"site": site, "cameras": json.dumps(sorted(set(cameras))) if cameras is not None else None}
         with self.engine.begin() as conn:
             tid = conn.execute(
-                sa.insert(tokens).values(name=name, token_hash=token_hash, role=role, created_by=created_by, created_at=time.time())
+                sa.insert(tokens).values(name=name, token_hash=token_hash, role=role, created_by=created_by, created_at=time.time(), **scope)
             ).inserted_primary_key[0]
         return next(t for t in self.list_tokens() if t["id"] == tid)
 
@@ -149,12 +162,12 @@ class Accounts:
             if row is None:
                 return None
             conn.execute(sa.update(tokens).where(tokens.c.id == row["id"]).values(last_used=time.time()))
-        return {k: v for k, v in row.items() if k != "token_hash"}
+        return _token(row)
 
     def list_tokens(self) -> list[dict]:
         with self.engine.connect() as conn:
             rows = conn.execute(sa.select(tokens).order_by(tokens.c.id)).mappings().all()
-        return [{k: v for k, v in r.items() if k != "token_hash"} for r in rows]
+        return [_token(r) for r in rows]
 
     def revoke_token(self, token_id: int) -> bool:
         with self.engine.begin() as conn:

@@ -40,27 +40,48 @@ async function usersTab(box) {
   clear(box, table(["User", "Role", "State", "Created", ""], rows), add);
 }
 
+// A worker token's scope in words ("" for the other roles, which have none).
+function scopeText(t) {
+  if (t.role !== "worker") return "";
+  const parts = [];
+  if (t.site) parts.push(`site ${t.site}`);
+  if (t.cameras) parts.push(`cameras ${t.cameras.join(", ")}`);
+  return parts.length ? parts.join("; ") : "any camera (unscoped)";
+}
+
 async function tokensTab(box) {
   const tokens = await api("/api/tokens");
   const name = el("input", { required: true, maxlength: 64, placeholder: "e.g. site-2 worker" });
   const role = el("select", {}, ["worker", "integration", "staff", "admin"].map((r) => el("option", { value: r }, r)));
+  const site = el("input", { maxlength: 64, placeholder: "e.g. site-2", name: "site" });
+  const cams = el("input", { maxlength: 4000, placeholder: "e.g. entrance, till-1", name: "cameras" });
+  const scope = el("div", { class: "form-grid" }, field("Site (worker tokens)", site), field("Camera ids, comma-separated (worker tokens)", cams));
+  role.addEventListener("change", () => { scope.hidden = role.value !== "worker"; });
   const add = el("form", { class: "card", "aria-label": "New API token" }, el("h2", {}, "New API token"),
     el("p", { class: "muted" }, "worker: lrfer worker pushing from another machine; integration: read access for Prometheus, Home Assistant and the like."),
-    el("div", { class: "form-grid" }, field("Name", name), field("Role", role)), el("button", { type: "submit" }, "Create token"));
+    el("p", { class: "muted" }, "Scope a worker token to its site (the cameras it brings are registered there; another site's are refused) and/or to a list of camera ids: a token stolen from a worker machine then cannot write any other camera. Both left empty: any camera."),
+    el("div", { class: "form-grid" }, field("Name", name), field("Role", role)), scope, el("button", { type: "submit" }, "Create token"));
   add.addEventListener("submit", (e) => {
     e.preventDefault();
     act(add.querySelector("button"), async () => {
-      const t = await api("/api/tokens", { method: "POST", body: { name: name.value.trim(), role: role.value } });
-      show("Token created", el("p", {}, "Copy it now: it is shown only once (the server keeps only its hash)."), el("p", { class: "secret" }, t.token));
+      const body = { name: name.value.trim(), role: role.value };
+      if (role.value === "worker") {
+        const ids = cams.value.split(/[\s,]+/).filter(Boolean);
+        if (site.value.trim()) body.site = site.value.trim();
+        if (ids.length) body.cameras = ids;
+      }
+      const t = await api("/api/tokens", { method: "POST", body });
+      show("Token created", el("p", {}, "Copy it now: it is shown only once (the server keeps only its hash)."), el("p", { class: "secret" }, t.token),
+        t.role === "worker" ? el("p", { class: "muted" }, `Scope: ${scopeText(t)}`) : "");
       await tokensTab(box);
     });
   });
   const rows = tokens.map((t) => el("tr", {},
-    el("td", {}, String(t.id)), el("td", {}, t.name), el("td", {}, t.role), el("td", {}, t.created_by), el("td", {}, when(t.last_used)),
+    el("td", {}, String(t.id)), el("td", {}, t.name), el("td", {}, t.role), el("td", {}, scopeText(t)), el("td", {}, t.created_by), el("td", {}, when(t.last_used)),
     el("td", {}, t.revoked_at ? `revoked ${when(t.revoked_at)}` : el("button", { type: "button", class: "danger", onclick: (e) => {
       if (confirm(`Revoke token ${t.name}? Whatever uses it stops at once.`)) act(e.target, async () => { await api(`/api/tokens/${t.id}`, { method: "DELETE" }); toast("Token revoked"); await tokensTab(box); });
     } }, "Revoke"))));
-  clear(box, table(["Id", "Name", "Role", "Created by", "Last used", ""], rows), add);
+  clear(box, table(["Id", "Name", "Role", "Scope", "Created by", "Last used", ""], rows), add);
 }
 
 async function auditTab(box) {
