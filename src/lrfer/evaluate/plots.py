@@ -145,7 +145,7 @@ def plot_risk_coverage(points: Sequence[Mapping[str, float]], path: PathLike, ti
     ax.set_ylabel("accuracy of the faces answered")
     ax.grid(True, alpha=0.3)
     ax.legend(fontsize=8)
-    fig.suptitle(title)
+    fig.suptitle(title, fontsize=9)  # model and set names are long; the figure is narrow
     return _save(fig, path)
 
 

@@ -220,7 +220,7 @@ def write_report(result: Mapping[str, Any], out_dir: Union[str, Path]) -> dict[s
         title += f"  (acc {100 * result['accuracy']:.1f}%, macro F1 {100 * result['macro_f1']:.1f}%)"
     paths["confusion"] = plot_confusion(result["confusion_normalized"], result["classes"], out / "confusion.png", title)
     if result.get("risk_coverage", {}).get("curve"):
-        paths["risk_coverage"] = plot_risk_coverage(result["risk_coverage"]["curve"], out / "risk_coverage.png", f"{name} on {dataset}: accuracy against coverage")
+        paths["risk_coverage"] = plot_risk_coverage(result["risk_coverage"]["curve"], out / "risk_coverage.png", f"{name} on {dataset}")
     return paths
 
 
