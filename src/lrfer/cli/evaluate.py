@@ -1,4 +1,4 @@
-"""``lrfer evaluate`` (accuracy, per-class F1, confusion matrix) and ``lrfer sweep`` (accuracy
+"""``lrfer evaluate`` (accuracy, per-class F1, confusion matrix, risk-coverage) and ``lrfer sweep`` (accuracy
 against face size, of one model or of an ensemble)."""
 
 from __future__ import annotations
@@ -43,6 +43,9 @@ def cmd_evaluate(args) -> int:
     bars.close()
     print(f"{faces.name} {split}: n={len(faces)}  accuracy {rep['accuracy']:.4f}  macro F1 {rep['macro_f1']:.4f}")
     print_table([{"class": c, **v} for c, v in rep["per_class"].items()], ["class", "precision", "recall", "f1", "support"])
+    rc = rep["risk_coverage"]
+    at = ", ".join(f"{r['accuracy']:.1%} at {r['coverage']:.0%}" for r in rc["at"][1:4])
+    print(f"risk-coverage (least confident faces left out first): AURC {rc['aurc']:.4f}; accuracy {at} of faces answered")
     print("wrote " + ", ".join(str(p) for p in paths))
     return 0
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from ..errors import LrferError
 from ..files import check_writable
-from ._common import SPLIT_HELP, Bars, add_data_options, add_model_options, load_classifier, load_data, load_test_faces
+from ._common import SPLIT_HELP, Bars, _default_split, _prepared, add_data_options, add_model_options, load_classifier, load_data, non_negative_int, probability
 
 _INT8_DATA_HINT = "add --data PATH (e.g. fer2013.csv); 512 training faces are used"
 
@@ -27,6 +27,11 @@ def add_parsers(sub) -> None:
     add_data_options(sp)
     sp.add_argument("--split", help=SPLIT_HELP + " (default: the validation split)")
     sp.add_argument("--out", metavar="FILE", help="calibrated checkpoint (default: overwrite --checkpoint)")
+    g = sp.add_mutually_exclusive_group()
+    g.add_argument("--coverage", type=probability, help="also store an abstention rule: the confidence threshold that answers this share of the split's faces (e.g. 0.8)")
+    g.add_argument("--risk", type=probability, help="also store an abstention rule: the lowest confidence threshold whose answered faces have at most this error (e.g. 0.2)")
+    sp.add_argument("--uncertain-below", type=non_negative_int, default=0, metavar="PX", help="with --coverage/--risk: faces smaller than PX are uncertain too (stored as given)")
+    sp.add_argument("--train-split", metavar="SPLIT", help="also store the class shares of this split of --data as the model's training shares (the split it was trained on), for --prior")
     sp.set_defaults(func=cmd_calibrate)
 
 
@@ -75,10 +80,36 @@ def cmd_calibrate(args) -> int:
     check_writable(args.out or target, "--out" if args.out else "--checkpoint")  # before the faces are scored
     bars = Bars(not args.no_progress)
     clf = load_classifier(args)
-    faces, split = load_test_faces(args, clf, bars)
-    rep = calibrate_checkpoint(target, faces, split=split, path_out=args.out, device=clf.device, progress=bars)
+    data = load_data(args, bars)
+    split = args.split or _default_split(data, clf)
+    faces = _prepared(clf, data.select_split(split), bars)
+    abstain = None if args.coverage is None and args.risk is None else {"coverage": args.coverage, "risk": args.risk, "min_face": args.uncertain_below}
+    prior = _train_prior(clf, data, args.train_split) if args.train_split else None
+    rep = calibrate_checkpoint(target, faces, split=split, path_out=args.out, device=clf.device, progress=bars, abstain=abstain, class_prior=prior)
     bars.close()
     print(f"temperature {rep['temperature']:.3f} fitted on {faces.name} {split} (n={rep['n']})")
     print(f"ECE {rep['ece_before']:.4f} -> {rep['ece_after']:.4f}   NLL {rep['nll_before']:.4f} -> {rep['nll_after']:.4f} (measured on the fitting faces)")
+    if "abstain" in rep:
+        a = rep["abstain"]
+        print(f"abstention: uncertain below confidence {a['min_confidence']:.4f}" + (f" or below {a['min_face']} px" if a["min_face"] else "")
+              + f"; on {split} it answers {a['chosen']['coverage']:.1%} of faces at {a['chosen']['accuracy']:.1%} accuracy")  # fmt: skip
+    if prior is not None:
+        print(f"training class shares: {prior['source']}")
     print(f"wrote {rep['path']}")
     return 0
+
+
+def _train_prior(clf, data, split: str) -> dict:
+    """The class-share record of ``split`` of the data, in the model's classes."""
+    import numpy as np
+
+    from ..runtime.prior import prior_record, shares_of_counts
+
+    if split not in data.splits:
+        raise LrferError(f"--train-split {split}: the data has no such split", f"choose one of {', '.join(data.splits)}")
+    faces = clf.prepare(data.select_split(split))
+    counts = np.bincount(np.asarray(faces.labels), minlength=len(clf.classes))
+    if counts.min() == 0:
+        raise LrferError(f"--train-split {split} has no faces of {clf.classes[int(counts.argmin())]}", "give the split the model was trained on")
+    source = f"{data.name} {split}: " + ", ".join(f"{c} {n}" for c, n in zip(clf.classes, counts))
+    return prior_record(clf.classes, shares_of_counts(counts), source)

@@ -45,6 +45,7 @@ def add_recognizer_options(sp, upscale, *, routes: bool = True, rows: bool = Tru
     sp.add_argument("--min-face", type=non_negative_int, default=0, help="ignore faces smaller than this many pixels")
     sp.add_argument("--margin", type=non_negative_float, default=DEFAULT_MARGIN, help=f"crop margin around the detected box, as a fraction of its size (default {DEFAULT_MARGIN})")
     sp.add_argument("--align", action="store_true", help="rotate each face so the eyes are level")
+    add_trust_options(sp)
     if routes:
         sp.add_argument("--route", action="append", default=[], metavar="PX=CKPT", help="faces under PX pixels go to model CKPT")
     if not rows:
@@ -52,6 +53,25 @@ def add_recognizer_options(sp, upscale, *, routes: bool = True, rows: bool = Tru
     g = sp.add_mutually_exclusive_group()
     g.add_argument("--csv", metavar="FILE", help="write one row per face as CSV")
     g.add_argument("--json", metavar="FILE", help="write one record per face as JSON (.jsonl: JSON lines)")
+
+
+def add_trust_options(sp) -> None:
+    """The deployment prior and the abstention rule (docs/trust.md)."""
+    sp.add_argument("--prior", metavar="SPEC", help="the place's class shares, e.g. neutral=0.5,happy=0.25 (classes not named share the rest) or uniform; needs the model's training shares")
+    sp.add_argument("--abstain", action="store_true", help="mark faces 'uncertain' by the abstention rule stored with the model (lrfer calibrate --coverage)")
+    sp.add_argument("--min-confidence", type=probability, metavar="P", help="uncertain when the top class's probability is below P (over the stored rule with --abstain)")
+    sp.add_argument("--min-margin", type=probability, metavar="P", help="uncertain when the top two probabilities are closer than P")
+    sp.add_argument("--uncertain-below", type=non_negative_int, metavar="PX", help="uncertain when the face is smaller than PX pixels (unlike --min-face, it is still classified)")
+
+
+def abstain_of(args, stored):
+    """The abstention rule the options ask for (``stored``: the model's rule), or None."""
+    from ..runtime.decision import Abstain
+
+    explicit = {"min_confidence": args.min_confidence, "min_margin": args.min_margin, "min_face": args.uncertain_below}
+    if not any(v is not None for v in explicit.values()):
+        return stored
+    return (stored or Abstain()).updated(**explicit)
 
 
 def _add_video_options(sp) -> None:
@@ -91,7 +111,9 @@ def _recognizer(args, threads=None):
         args.checkpoint, None if args.no_detect else args.detector, args.device,
         backend=args.backend, min_score=args.min_score, upscale=args.upscale, margin=args.margin,
         align=args.align, min_face=args.min_face, tta=args.tta, routes=routes, threads=threads,
+        prior=args.prior, abstain="model" if args.abstain else None,
     )  # fmt: skip
+    rec.abstain = abstain_of(args, rec.abstain)
     if threads is not None and "torch" in sys.modules:  # --backend torch, a GPU, or a .safetensors model
         # The same split for the torch classifier: its OpenMP pool on every core, beside the
         # detection thread, made each small op wait for a descheduled thread.
@@ -164,7 +186,7 @@ def cmd_predict(args) -> int:
             print(f"wrote {n_rows} rows to {args.csv or args.json}")
     else:
         box = [] if args.no_detect else ["face", "x1", "y1", "x2", "y2"]
-        print_table(table, ["file", "status", *box, "size", "label", "confidence", *rec.classes])
+        print_table(table, ["file", "status", *box, "size", "label", "confidence", "uncertain", *rec.classes])
     return 0 if processed else 2  # non-zero only when no file could be processed at all: bad input
 
 
@@ -235,7 +257,7 @@ def _run_frames(args, rec, source, writer, summary, webcam: bool) -> int:
                     if writer is not None:
                         writer.write({"frame": result.index, "time": round(result.time, 3), "track_id": face.track_id, **face.to_row()})
                 if webcam and args.csv is None and args.json is None:
-                    faces = "  ".join(f"#{f.track_id} {f.label} {f.confidence:.2f}" for f in result.faces) or "-"
+                    faces = "  ".join(f"#{f.track_id} {f.label} {f.confidence:.2f}{' (uncertain)' if f.uncertain else ''}" for f in result.faces) or "-"
                     print(f"frame {result.index}  t={result.time:.2f}s  {faces}", flush=True)
                 if bar is not None:
                     bar.update(1)

@@ -23,8 +23,10 @@ import torch.nn.functional as F
 
 from ..data.transforms import predict_logits
 from ..errors import LrferError
-from ..models.checkpoint import _META_KEY, FORMAT, load_checkpoint, read_safetensors, write_safetensors
+from ..models.checkpoint import _META_KEY, FORMAT, load_checkpoint, read_safetensors, update_spec, write_safetensors
 from ..predict.classifier import FaceClassifier
+from .abstain import choose_rule
+from .bias_calibration import em_calibration_record
 from .metrics import expected_calibration_error, nll
 
 #: The range a fitted temperature is kept in: outside it the model is either degenerate or the
@@ -164,9 +166,18 @@ def calibrate_checkpoint(
     path_out: Union[str, os.PathLike, None] = None,
     device: Union[str, torch.device, None] = None,
     progress=None,
+    abstain: Optional[dict[str, Any]] = None,
+    class_prior: Optional[dict[str, Any]] = None,
 ) -> dict[str, Any]:
     """Fit the temperature of a classifier checkpoint on a labelled :class:`FaceSet` (named
     ``split`` in the record), store it, and return the calibration report.
+
+    ``abstain``: the keyword arguments of :func:`lrfer.evaluate.abstain.choose_rule` (``coverage``
+    or ``risk``, ``min_face``): an abstention rule chosen on the same faces, with the fitted
+    temperature, is stored too (report key ``abstain``). ``class_prior``: a training class-share
+    record (:func:`lrfer.runtime.prior.prior_record`) to store, with the bias correction EM needs
+    (:func:`lrfer.evaluate.bias_calibration.em_calibration_record`) fitted on the same faces.
+    See docs/trust.md.
 
     The report's "after" numbers are measured on the faces ``T`` was fitted on, so they are
     optimistic; for an honest estimate hold out part of the faces (see bench/calibrate_default.py).
@@ -179,5 +190,13 @@ def calibrate_checkpoint(
     logits = predict_logits(clf.model, faces.images, crop=clf.crop, input_size=clf.image_size, device=clf.device, progress=progress, task="calibrate")
     t = fit_temperature(logits, faces.labels)
     report = {"split": split, **calibration_report(logits, faces.labels, t)}
-    report["path"] = str(set_checkpoint_temperature(path_in, t, path_out, calibration=report))
+    out = set_checkpoint_temperature(path_in, t, path_out, calibration=report)
+    extra: dict[str, Any] = {}
+    probs, labels = apply_temperature(logits, t).numpy(), faces.labels.numpy()
+    if abstain is not None:
+        extra["abstain"] = report["abstain"] = choose_rule(probs, labels, split=split, **abstain)
+    if class_prior is not None:  # with the bias correction EM needs, fitted on the same faces
+        cal = em_calibration_record(probs, labels, clf.classes, split)
+        extra["class_prior"] = report["class_prior"] = {**class_prior, "em_calibration": cal}
+    report["path"] = str(update_spec(out, extra) if extra else out)
     return report

@@ -1,4 +1,4 @@
-"""Figures for reports: confusion matrix, resolution sweep, training curves.
+"""Figures for reports: confusion matrix, resolution sweep, risk-coverage, training curves.
 
 Figures are built as :class:`matplotlib.figure.Figure` objects rendered by the Agg canvas, never
 through ``pyplot``: no window can open, the process-wide backend is not switched under a notebook
@@ -126,6 +126,28 @@ def plot_sweep(
         if not single:
             ax.legend(fontsize=8)
     fig.suptitle(title)
+    return _save(fig, path)
+
+
+def plot_risk_coverage(points: Sequence[Mapping[str, float]], path: PathLike, title: str = "Accuracy against coverage") -> Path:
+    """Accuracy of the faces answered against the share answered (``points``: ``{coverage,
+    accuracy}``), the least confident faces left out first; the dashed line is the accuracy when
+    every face is answered, what a confidence that ranks nothing would give at every coverage."""
+    if not points:
+        raise ValueError("plot_risk_coverage got no points")
+    pts = sorted(points, key=lambda r: r["coverage"])
+    fig = _new_figure(5.0, 4.2)
+    ax = fig.subplots()
+    ax.plot([p["coverage"] for p in pts], [p["accuracy"] for p in pts], label="answered faces")
+    ax.axhline(pts[-1]["accuracy"], linestyle="--", color="grey", label="all faces answered")
+    ax.xaxis.set_major_formatter(PercentFormatter(xmax=1.0))
+    ax.yaxis.set_major_formatter(PercentFormatter(xmax=1.0))
+    ax.set_xlim(0, 1.0)
+    ax.set_xlabel("coverage (share of faces answered)")
+    ax.set_ylabel("accuracy of the faces answered")
+    ax.grid(True, alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.suptitle(title, fontsize=9)  # model and set names are long; the figure is narrow
     return _save(fig, path)
 
 

@@ -25,8 +25,10 @@ from ..errors import LrferError
 from ..files import atomic_write_text
 from ..predict.classifier import FaceClassifier
 from ..progress import Progress, report
+from . import risk_coverage
 from .metrics import classification_report, expected_calibration_error, nll
-from .plots import plot_confusion, plot_sweep
+from .plots import plot_confusion, plot_risk_coverage, plot_sweep
+from .risk_coverage import COVERAGES
 
 LATENCY_BATCHES: tuple[int, ...] = (1, 64)
 
@@ -131,6 +133,7 @@ def evaluate_model(
     result: dict[str, Any] = {}
     result.update(classification_report(fs.labels, probs.argmax(1), classes))
     result["ece"] = expected_calibration_error(probs, fs.labels)
+    result["risk_coverage"] = risk_coverage_record(probs, fs.labels)
     result["nll"] = nll(probs, fs.labels)
     result["classes"] = list(classes)
     result["dataset"] = {
@@ -164,6 +167,17 @@ def evaluate_model(
     return result
 
 
+def risk_coverage_record(probs: Any, labels: Any, points: int = 50) -> dict[str, Any]:
+    """The report's ``risk_coverage``: AURC, the thresholds of :data:`COVERAGES` and what they
+    answer, and ``curve``: about ``points`` points of the curve (for the plot)."""
+    p = np.asarray(probs.cpu() if isinstance(probs, torch.Tensor) else probs, np.float64)
+    conf, correct = p.max(1), p.argmax(1) == np.asarray(labels.cpu() if isinstance(labels, torch.Tensor) else labels)
+    pts = risk_coverage.curve(conf, correct)
+    keep = np.unique(np.linspace(0, len(pts["coverage"]) - 1, points).round().astype(int))
+    curve = [{"coverage": float(pts["coverage"][i]), "accuracy": float(pts["accuracy"][i]), "threshold": float(pts["threshold"][i])} for i in keep]
+    return {**risk_coverage.summary(conf, correct, COVERAGES), "curve": curve}
+
+
 def evaluate_classifier(
     clf: FaceClassifier, faces: FaceSet, *, tta: TTA = "none", measure_latency: bool = True, progress: Optional[Progress] = None
 ) -> dict[str, Any]:
@@ -194,8 +208,9 @@ def _write_json(obj: Any, path: Path) -> Path:
 
 
 def write_report(result: Mapping[str, Any], out_dir: Union[str, Path]) -> dict[str, Path]:
-    """Write ``report.json`` (indented) and ``confusion.png`` into ``out_dir``; returns their paths
-    as ``{"json": ..., "confusion": ...}``."""
+    """Write ``report.json`` (indented), ``confusion.png`` and, when the report has a risk-coverage
+    curve, ``risk_coverage.png`` into ``out_dir``; returns their paths as ``{"json": ...,
+    "confusion": ..., "risk_coverage": ...}``."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     paths = {"json": _write_json(dict(result), out / "report.json")}
@@ -205,6 +220,8 @@ def write_report(result: Mapping[str, Any], out_dir: Union[str, Path]) -> dict[s
     if "accuracy" in result:
         title += f"  (acc {100 * result['accuracy']:.1f}%, macro F1 {100 * result['macro_f1']:.1f}%)"
     paths["confusion"] = plot_confusion(result["confusion_normalized"], result["classes"], out / "confusion.png", title)
+    if result.get("risk_coverage", {}).get("curve"):
+        paths["risk_coverage"] = plot_risk_coverage(result["risk_coverage"]["curve"], out / "risk_coverage.png", f"{name} on {dataset}")
     return paths
 
 

@@ -169,6 +169,10 @@ def export_onnx(
         "source": src.name if src is not None else "",
         "source_sha256": sha256_file(src) if src is not None and src.is_file() else "",
     }
+    spec = getattr(getattr(clf, "checkpoint", None), "spec", {})
+    for key in ("abstain", "class_prior"):  # what the runtime reads back (docs/trust.md)
+        if spec.get(key) is not None:
+            meta[key] = json.dumps(spec[key], sort_keys=True)
     _set_metadata(proto, meta)
     proto.producer_name = "lrfer"
     proto.doc_string = f"lrfer {clf.name}: float32 (N, {clf.in_chans}, {side}, {side}) in [0, 1] -> probabilities over {', '.join(clf.classes)}"
@@ -179,7 +183,7 @@ def export_onnx(
 def read_onnx_metadata(path: PathLike) -> dict[str, Any]:
     """The lrfer metadata of an exported model: ``name``, ``classes`` (tuple), ``in_chans``,
     ``image_size``, ``crop`` (None if none), ``input_size``, ``temperature``, ``source``,
-    ``source_sha256`` and, for a quantized model, ``quantization``."""
+    ``source_sha256`` and, when present, ``quantization``, ``abstain`` and ``class_prior``."""
     onnx = require("onnx")
     path = Path(path)
     if not path.is_file():

@@ -48,13 +48,14 @@ def _font(size: int):
 
 
 def face_text(face) -> str:
-    """The tag drawn above a face: ``"happy 87% #3"`` (parts that are missing are left out)."""
+    """The tag drawn above a face: ``"happy 87% #3"``, ``"happy? 41% #3"`` when it is uncertain
+    (parts that are missing are left out)."""
     parts = []
     label = getattr(face, "label", None)
     conf = getattr(face, "confidence", None)
     tid = getattr(face, "track_id", None)
     if label is not None:
-        parts.append(str(label))
+        parts.append(str(label) + ("?" if getattr(face, "uncertain", False) else ""))
     if conf is not None:
         parts.append(f"{100 * float(conf):.0f}%")
     if tid is not None:

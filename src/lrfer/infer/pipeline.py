@@ -3,7 +3,10 @@
 Faces are cut from the ORIGINAL frame (not the detector's enlarged copy), and the faces of all the
 frames in a batch are classified together, so the model sees one big batch rather than one small
 batch per frame. With ``routes``, faces smaller than a threshold go to another model (a model
-trained for tiny faces, or a ``fronted`` checkpoint with a super-resolution front end).
+trained for tiny faces, or a ``fronted`` checkpoint with a super-resolution front end). With
+``prior``, every model's probabilities are moved from its training class shares to the
+deployment's (:mod:`lrfer.runtime.prior`); with ``abstain``, faces too small or too unsure are
+marked ``uncertain`` (:mod:`lrfer.runtime.decision`). See docs/trust.md.
 """
 
 from __future__ import annotations
@@ -18,13 +21,15 @@ import numpy as np
 from ..errors import LrferError
 from ..files import ImageReadError, decode_image
 from ..runtime.classifier import Classifier, SizedClassifier
+from ..runtime.decision import Abstain
+from ..runtime.prior import PriorSpec, adjust, parse_prior
 from .crop import crop_faces, face_sizes
 from .detect import Detections, FaceDetector, as_rgb
 
 ImageLike = Union[np.ndarray, str, os.PathLike]
 
 #: Columns of a face in CSV/JSON output (``probabilities`` becomes one ``p_<class>`` column each).
-FACE_FIELDS = ("x1", "y1", "x2", "y2", "score", "size", "label", "confidence", "probabilities")
+FACE_FIELDS = ("x1", "y1", "x2", "y2", "score", "size", "label", "confidence", "uncertain", "probabilities")
 
 
 @dataclass
@@ -39,6 +44,7 @@ class Face:
     confidence: float
     landmarks: Optional[list[list[float]]] = None  # 5 (x, y): eyes, nose, mouth corners
     track_id: Optional[int] = None
+    uncertain: bool = False  # too small or too unsure to act on (the abstention rule); label is still the top class
 
     def to_row(self) -> dict[str, Any]:
         """A flat record of :data:`FACE_FIELDS` for CSV/JSON writers."""
@@ -46,12 +52,13 @@ class Face:
         row["x1"], row["y1"], row["x2"], row["y2"] = row["box"]
         return {k: row[k] for k in FACE_FIELDS}
 
-    def read(self, classes: Sequence[str], probs: np.ndarray) -> None:
+    def read(self, classes: Sequence[str], probs: np.ndarray, abstain: Optional[Abstain] = None) -> None:
         """Set ``probabilities``, ``label`` and ``confidence`` from one row of probabilities
-        (rounded to 4 places: what the outputs show)."""
+        (rounded to 4 places: what the outputs show), and ``uncertain`` by the ``abstain`` rule."""
         k = int(np.argmax(probs))
         self.probabilities = {c: round(float(v), 4) for c, v in zip(classes, probs)}
         self.label, self.confidence = classes[k], round(float(probs[k]), 4)
+        self.uncertain = bool(abstain.uncertain(np.asarray(probs)[None], [self.size])[0]) if abstain is not None else False
 
 
 def read_image(path: Union[str, os.PathLike], channels: int = 3) -> np.ndarray:
@@ -76,7 +83,9 @@ class FacePipeline:
 
     ``classifier``: the main model (it sets the crop size and channels); ``detector``: ``None``
     when the frames are already face crops; ``routes``: ``[(below_px, classifier), ...]`` sorted or
-    not, faces smaller than ``below_px`` go to that classifier.
+    not, faces smaller than ``below_px`` go to that classifier; ``prior``: the deployment's class
+    shares (:func:`lrfer.runtime.prior.parse_prior`), each model's probabilities moved to them from
+    its own training shares; ``abstain``: the rule that marks faces ``uncertain``.
     """
 
     def __init__(
@@ -89,8 +98,11 @@ class FacePipeline:
         min_face: int = 0,
         tta: str = "none",
         routes: Sequence[tuple[int, Classifier]] = (),
+        prior: PriorSpec = None,
+        abstain: Optional[Abstain] = None,
     ):
         self.classifier, self.detector = classifier, detector
+        self.prior, self.abstain = parse_prior(prior, classifier.classes), abstain
         self.margin, self.align, self.min_face, self.tta = margin, align, min_face, tta
         self.routes = sorted(((int(px), clf) for px, clf in routes), key=lambda r: r[0])
         for px, clf in self.routes:
@@ -99,6 +111,11 @@ class FacePipeline:
                     f"the model for faces below {px} px has classes {list(clf.classes)}, the main model {list(classifier.classes)}",
                     "route only to models trained on the same classes",
                 )
+        if self.prior is not None and any(getattr(c, "train_prior", None) is None for c in [classifier, *(c for _, c in self.routes)]):
+            raise LrferError(
+                "a deployment prior needs the model's training class shares, and this model has none stored",
+                "store them with `lrfer calibrate --train-split Training` (docs/trust.md), or drop --prior",
+            )
 
     @property
     def classes(self) -> tuple[str, ...]:
@@ -132,7 +149,7 @@ class FacePipeline:
             box=tuple(round(float(v), 1) for v in d.boxes[i]), score=round(float(d.scores[i]), 4), size=size, probabilities={}, label="", confidence=0.0,
             landmarks=None if d.landmarks is None else np.round(d.landmarks[i], 1).tolist(),
         )  # fmt: skip
-        face.read(self.classes, probs)
+        face.read(self.classes, probs, self.abstain)
         return face
 
     def classify(self, crops: np.ndarray, sizes: Optional[np.ndarray] = None) -> np.ndarray:
@@ -142,17 +159,18 @@ class FacePipeline:
         for below, clf in self.routes:
             idx = np.flatnonzero(todo & (sizes < below)) if sizes is not None else np.array([], int)
             if len(idx):
-                probs[idx] = _predict(clf, crops[idx], self.tta)
+                probs[idx] = self._predict(clf, crops[idx])
                 todo[idx] = False
         idx = np.flatnonzero(todo)
         if len(idx):
-            probs[idx] = _predict(self.classifier, crops[idx], self.tta)
+            probs[idx] = self._predict(self.classifier, crops[idx])
         return probs
 
-
-def _predict(clf: Classifier, crops: np.ndarray, tta: str) -> np.ndarray:
-    p = clf.predict_proba(crops, tta=tta)
-    return p.cpu().numpy() if hasattr(p, "cpu") else np.asarray(p)  # the torch backend answers with a tensor
+    def _predict(self, clf: Classifier, crops: np.ndarray) -> np.ndarray:
+        """One model's probabilities, moved to the deployment prior (from that model's own training shares)."""
+        p = clf.predict_proba(crops, tta=self.tta)
+        p = p.cpu().numpy() if hasattr(p, "cpu") else np.asarray(p)  # the torch backend answers with a tensor
+        return adjust(p, self.prior, getattr(clf, "train_prior", None)) if self.prior is not None else p
 
 
 def _whole_frame(frame: np.ndarray) -> Detections:

@@ -16,10 +16,12 @@ import contextlib
 import math
 import numbers
 import os
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any, Optional, Union
 
 from ..errors import LrferError, closest
+from ..runtime.decision import RULE_KEYS, Abstain
+from ..runtime.prior import PriorSpec
 from .backends import SizedClassifier, load_classifier
 from .crop import DEFAULT_MARGIN
 from .detect import DEFAULT_DETECTOR, FaceDetector, create_detector
@@ -44,6 +46,10 @@ class Recognizer(FacePipeline):
     CPU, PyTorch on a GPU), ``torch`` or ``onnx`` (see :func:`lrfer.infer.backends.load_classifier`). ``detector``: a registered detector
     name, a :class:`~lrfer.infer.detect.FaceDetector`, or ``None`` when the inputs are already face
     crops. ``routes``: ``[(below_px, model), ...]``: faces smaller than ``below_px`` go to that model.
+    ``prior``: the deployment's class shares (``"uniform"``, ``"neutral=0.5,happy=0.25"``, a
+    mapping; see :mod:`lrfer.runtime.prior`). ``abstain``: when a face is ``uncertain``: ``None``
+    (never), ``"model"`` or ``True`` (the rule stored with the model), an
+    :class:`~lrfer.runtime.decision.Abstain`, or a mapping of its fields. See docs/trust.md.
     ``threads``: the ONNX Runtime classifier's threads (``None``: one per core). Detection runs in a
     thread of its own beside it (:meth:`stream`, and photos through
     :func:`lrfer.infer.io.predict_files`): where detection is the larger half, as on photos
@@ -66,13 +72,16 @@ class Recognizer(FacePipeline):
         tta: str = "none",
         routes: Sequence[tuple[int, Any]] = (),
         threads: Optional[int] = None,
+        prior: PriorSpec = None,
+        abstain: Union[None, bool, str, Abstain, Mapping[str, Any]] = None,
     ):
         routes = _check_settings(margin, min_face, tta, routes)  # before any model is loaded
         classifier = _load(model, backend, device, threads)
+        rule = abstain_rule(abstain, classifier)
         if isinstance(detector, str):
             detector = create_detector(detector, min_score=min_score, upscale=upscale)
         routes = [(px, _load(m, backend, device, threads)) for px, m in routes]
-        super().__init__(classifier, detector, margin=margin, align=align, min_face=min_face, tta=tta, routes=routes)
+        super().__init__(classifier, detector, margin=margin, align=align, min_face=min_face, tta=tta, routes=routes, prior=prior, abstain=rule)
 
     # ------------------------------------------------------------------------------ photos
     def predict(self, image: ImageLike) -> list[Face]:
@@ -105,7 +114,7 @@ class Recognizer(FacePipeline):
         """
         if batch_frames < 1:
             raise LrferError(f"batch_frames={batch_frames}", "use 1 or more")
-        tracks = FaceTracks(self.classes, smoothing=smoothing, alpha=alpha, window=window, iou_threshold=iou_threshold, max_age=max_age)
+        tracks = FaceTracks(self.classes, smoothing=smoothing, alpha=alpha, window=window, iou_threshold=iou_threshold, max_age=max_age, abstain=self.abstain)
         if isinstance(video, (str, os.PathLike)):
             with open_video(video) as source:  # opened here, so closed here
                 yield from self._stream(source, batch_frames, tracks, keep_frames)
@@ -151,6 +160,28 @@ def _check_settings(margin: Any, min_face: Any, tta: Any, routes: Any) -> list[t
         if isinstance(px, bool) or not isinstance(px, numbers.Integral) or px < 1:
             raise LrferError(f"route below {px!r} px", "give each route's face size as a whole number of pixels, 1 or more")
     return checked
+
+
+def abstain_rule(abstain: Union[None, bool, str, Abstain, Mapping[str, Any]], classifier: Any) -> Optional[Abstain]:
+    """The Recognizer's ``abstain`` argument as a rule (``None``: never uncertain)."""
+    if abstain is None or abstain is False:
+        return None
+    if isinstance(abstain, Abstain):
+        return abstain
+    if isinstance(abstain, Mapping):
+        unknown = sorted(set(abstain) - set(RULE_KEYS))
+        if unknown:
+            raise LrferError(f"abstain: unknown field '{unknown[0]}'", f"use {', '.join(RULE_KEYS)}")
+        return Abstain(**abstain)
+    if abstain is True or abstain == "model":
+        stored = getattr(classifier, "abstain", None)
+        if stored is None:
+            raise LrferError(
+                f"the model {getattr(classifier, 'name', '')!r} has no stored abstention rule",
+                "store one with `lrfer calibrate --coverage 0.8`, or give the thresholds (--min-confidence, --min-margin, --uncertain-below)",
+            )
+        return stored
+    raise LrferError(f"abstain={abstain!r}", "use None, 'model', an Abstain or a mapping of its fields")
 
 
 def _load(model: Any, backend: str, device, threads) -> SizedClassifier:

@@ -12,6 +12,7 @@ from typing import Optional, TypeVar
 
 import numpy as np
 
+from ..runtime.decision import Abstain
 from .pipeline import Face
 from .smooth import ProbabilitySmoother
 from .track import IoUTracker
@@ -90,12 +91,15 @@ class FaceTracks:
     """Stable ids for the faces of consecutive frames, and per-track smoothed probabilities.
 
     ``update`` gives each face of a frame its ``track_id`` and replaces its probabilities (and so
-    its label and confidence) by the track's smoothed ones; ``forget_lost`` frees the state of
+    its label, confidence and, with ``abstain``, whether it is uncertain) by the track's smoothed ones; ``forget_lost`` frees the state of
     tracks the tracker has dropped (ids are never reused, so they will not come back).
     """
 
-    def __init__(self, classes: Sequence[str], *, smoothing: str = "ema", alpha: float = 0.6, window: int = 5, iou_threshold: float = 0.3, max_age: int = 15):
-        self.classes = tuple(classes)
+    def __init__(
+        self, classes: Sequence[str], *, smoothing: str = "ema", alpha: float = 0.6, window: int = 5, iou_threshold: float = 0.3, max_age: int = 15,
+        abstain: Optional[Abstain] = None,
+    ):  # fmt: skip
+        self.classes, self.abstain = tuple(classes), abstain
         self.tracker = IoUTracker(iou_threshold=iou_threshold, max_age=max_age)
         self.smoother = ProbabilitySmoother(method=smoothing, alpha=alpha, window=window)
 
@@ -107,7 +111,7 @@ class FaceTracks:
         raw = np.array([[f.probabilities[c] for c in self.classes] for f in faces], np.float32)
         for face, tid, p in zip(faces, ids, self.smoother.update(ids, raw)):
             face.track_id = int(tid)
-            face.read(self.classes, p)
+            face.read(self.classes, p, self.abstain)  # uncertain by the smoothed probabilities
 
     def forget_lost(self) -> None:
         self.smoother.forget(set(self.smoother.track_ids()) - set(self.tracker.active_ids()))

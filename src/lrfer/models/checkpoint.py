@@ -139,6 +139,26 @@ def read_safetensors(path: Path, meta_key: str, fmt: str, what: str, hint: str, 
     return tensors, meta
 
 
+def update_spec(path_in: str | os.PathLike, changes: dict, path_out: str | os.PathLike | None = None) -> Path:
+    """Rewrite a checkpoint with keys of its model spec set (a value of ``None`` removes the key);
+    weights, info and training state are kept. Written atomically to ``path_out`` (default: over
+    ``path_in``). Used for what is decided after training: the abstention rule and the training
+    class shares (docs/trust.md)."""
+    path_in = Path(path_in)
+    load_checkpoint(path_in)  # the one-line errors of a missing or foreign file
+    tensors, meta = read_safetensors(path_in, _META_KEY, FORMAT, "lrfer checkpoint", "use a file written by `lrfer train`", article="an")
+    for key, value in changes.items():
+        if value is None:
+            meta["model"].pop(key, None)
+        else:
+            meta["model"][key] = value
+    out = Path(path_out) if path_out is not None else path_in
+    try:
+        return write_safetensors(out, tensors, _META_KEY, meta)
+    except OSError as err:
+        raise LrferError(f"cannot write {out} ({err.strerror or err})", "choose a writable path") from None
+
+
 class Checkpoint:
     """A loaded checkpoint: ``spec`` (model recipe), ``info``, and tensor tables."""
 

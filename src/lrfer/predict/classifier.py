@@ -21,7 +21,9 @@ from ..device import resolve_device
 from ..errors import LrferError
 from ..models.checkpoint import Checkpoint, load_checkpoint
 from ..progress import Progress
+from ..runtime.decision import Abstain, rule_from
 from ..runtime.onnx import prepare_faces
+from ..runtime.prior import train_prior_from
 
 #: The model shipped inside the package (see its model card beside it).
 DEFAULT_CHECKPOINT = Path(__file__).resolve().parent.parent / "assets" / "default" / "model.safetensors"
@@ -41,6 +43,10 @@ class FaceClassifier:
         self.crop: Optional[int] = spec.get("crop") or None
         #: divides the logits before the softmax; fitted by `lrfer.evaluate.calibration` (1 = raw).
         self.temperature: float = float(spec.get("temperature", 1.0))
+        #: the stored abstention rule and training class shares (docs/trust.md), as the ONNX backend reads them.
+        self.abstain: Optional[Abstain] = rule_from(spec.get("abstain"), str(checkpoint.path))
+        self.prior_record: Optional[dict] = spec.get("class_prior")  # with the bias correction EM needs
+        self.train_prior: Optional[np.ndarray] = train_prior_from(spec.get("class_prior"), self.classes, str(checkpoint.path))
 
     @classmethod
     def load(cls, path: Union[str, os.PathLike, None] = None, device: Union[str, torch.device, None] = None) -> "FaceClassifier":

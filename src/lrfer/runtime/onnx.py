@@ -5,7 +5,9 @@ and returns probabilities: the model's normalisation, the temperature and the so
 it. What a runtime needs to feed it is in the model's ``metadata_props`` (all strings):
 ``lrfer_format``, ``name``, ``classes`` (JSON list), ``in_chans``, ``image_size``, ``crop``
 (0 = none), ``input_size``, ``temperature``, ``source`` (checkpoint file name) and
-``source_sha256``; a quantized model adds ``quantization``. Faces are prepared by
+``source_sha256``; a quantized model adds ``quantization``; a model with a stored abstention
+rule or training class shares adds ``abstain`` and ``class_prior`` (JSON, see
+:mod:`lrfer.runtime.decision` and :mod:`lrfer.runtime.prior`). Faces are prepared by
 :mod:`lrfer.runtime.faces`, which computes what the torch path computes.
 """
 
@@ -20,7 +22,9 @@ import numpy as np
 
 from ..errors import LrferError
 from ..progress import Progress
+from .decision import Abstain, rule_from
 from .faces import predict_views
+from .prior import train_prior_from
 
 ONNX_FORMAT = "lrfer-onnx/1"
 INPUT_NAME = "images"
@@ -69,7 +73,17 @@ def parse_onnx_metadata(raw: dict[str, str], path: Any) -> dict[str, Any]:
         raise LrferError(f"{path} has incomplete lrfer metadata ({type(err).__name__}: {err})", hint) from None
     if "quantization" in raw:
         meta["quantization"] = raw["quantization"]
+    for key in ("abstain", "class_prior"):
+        if key in raw:
+            meta[key] = _json_field(raw[key], key, path, hint)
     return meta
+
+
+def _json_field(text: str, key: str, path: Any, hint: str) -> Any:
+    try:
+        return json.loads(text)
+    except ValueError:
+        raise LrferError(f"{path}: its '{key}' metadata is not valid JSON", hint) from None
 
 
 def providers(ort: Any, device: Any) -> list[str]:
@@ -119,8 +133,9 @@ class OnnxClassifier:
     """An exported classifier on ONNX Runtime (the CPU, or CUDA where that build is installed).
 
     Attributes as :class:`lrfer.predict.classifier.FaceClassifier`: ``classes``, ``in_chans``,
-    ``image_size``, ``crop``, ``name``, ``temperature`` (already inside the graph), ``device``;
-    plus ``path`` and ``metadata``. :meth:`predict_proba` returns a numpy array.
+    ``image_size``, ``crop``, ``name``, ``temperature`` (already inside the graph), ``device``,
+    ``abstain`` (the stored abstention rule or None), ``train_prior`` (the training class shares
+    or None); plus ``path`` and ``metadata``. :meth:`predict_proba` returns a numpy array.
     """
 
     device = "cpu"  # where inputs are prepared; the session copies them itself
@@ -132,6 +147,9 @@ class OnnxClassifier:
         self.image_size: int = metadata["image_size"]
         self.crop: Optional[int] = metadata["crop"]
         self.temperature: float = metadata["temperature"]
+        self.abstain: Optional[Abstain] = rule_from(metadata.get("abstain"), str(path))
+        self.prior_record: Optional[dict] = metadata.get("class_prior")  # with the bias correction EM needs
+        self.train_prior: Optional[np.ndarray] = train_prior_from(metadata.get("class_prior"), self.classes, str(path))
         graph_input = session.get_inputs()[0]
         self._input = graph_input.name
         batch = graph_input.shape[0]

@@ -19,6 +19,7 @@ from typing import Optional
 import numpy as np
 
 from ..infer.pipeline import Face
+from ..runtime.decision import Abstain
 from .config import Evidence, Zone
 from .geometry import Zones
 from .records import Observation
@@ -42,8 +43,15 @@ def new_run_id() -> str:
 
 
 def is_certain(face: Face, evidence: Evidence) -> bool:
-    """Whether a face counts as evidence: big enough and sure enough (else it is "uncertain")."""
-    return face.size >= evidence.min_face_px and face.confidence >= evidence.min_confidence
+    """Whether a face counts as evidence: not marked uncertain by the Recognizer, and big and sure
+    enough by ``evidence`` (the same rule, :class:`lrfer.runtime.decision.Abstain`)."""
+    if getattr(face, "uncertain", False):
+        return False
+    rule = Abstain(min_face=evidence.min_face_px, min_confidence=evidence.min_confidence, min_margin=evidence.min_margin)
+    probs = list(face.probabilities.values()) or [face.confidence]
+    if len(probs) < 2:  # a face with no probability table: only its size and confidence can be judged
+        return face.size >= rule.min_face and face.confidence >= rule.min_confidence
+    return not bool(rule.uncertain([probs], [face.size])[0])
 
 
 def _median(counts: Counter) -> float:

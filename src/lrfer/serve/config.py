@@ -33,6 +33,7 @@ Polygon = list[Point]
 #: A camera's id (also what a remote worker's batch and a worker token's scope may name).
 CAMERA_ID = r"^[a-z0-9][a-z0-9_-]{0,62}$"
 _ID = re.compile(CAMERA_ID)
+_PRIOR = re.compile(r"^[A-Za-z_][\w-]*=[0-9.eE+-]+(,[A-Za-z_][\w-]*=[0-9.eE+-]+)*$")
 
 
 class _Strict(BaseModel):
@@ -121,10 +122,13 @@ class Rule(_Strict):
 
 class Evidence(_Strict):
     """When a face counts as evidence. Smaller or less sure faces are recorded as "uncertain":
-    they are counted, and never used for timelines' shares or alerts (abstain rather than guess)."""
+    they are counted, and never used for timelines' shares or alerts (abstain rather than guess).
+    The rule is :class:`lrfer.runtime.decision.Abstain`, the one every backend and the CLI apply;
+    a face the Recognizer already marked uncertain (``[model] abstain``) is never evidence."""
 
     min_face_px: int = Field(16, ge=0, description="shorter side of the face box, in the frame's pixels")
     min_confidence: float = Field(0.0, ge=0, le=1, description="the top class's probability")
+    min_margin: float = Field(0.0, ge=0, le=1, description="the top class's probability minus the second's")
 
 
 class Server(_Strict):
@@ -184,6 +188,15 @@ class Model(_Strict):
     backend: Literal["auto", "onnx", "torch"] = "auto"
     min_score: float = Field(0.5, ge=0, le=1)
     upscale: Union[float, Literal["auto"]] = 1.0
+    prior: str = Field("", description="the place's class shares, e.g. 'neutral=0.5,happy=0.25' or 'uniform' (docs/trust.md); empty: the model's own")
+    abstain: bool = Field(False, description="mark faces uncertain by the abstention rule stored with the model")
+
+    @field_validator("prior")
+    @classmethod
+    def _prior(cls, v: str) -> str:
+        if v.strip() and v.strip() != "uniform" and not _PRIOR.match(v.replace(" ", "")):
+            raise ValueError("write class=share pairs separated by commas, e.g. neutral=0.5,happy=0.25, or uniform")
+        return v
 
 
 class ServeConfig(_Strict):
