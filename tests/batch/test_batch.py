@@ -169,3 +169,18 @@ def test_a_table_delivered_twice_is_kept_once(one_run, tmp_path):
     got = read_results(tmp_path / "out")
     assert sorted(set(got["file"].to_pylist())) == files[:5] and s.analysed == 5
     assert got.num_rows == table.filter(pc.is_in(table["file"], pa.array(files[:5]))).num_rows
+
+
+def test_the_prior_and_the_abstention_rule_reach_the_rows(archive, one_run, tmp_path):
+    """--prior and --abstain (docs/trust.md) as lrfer predict applies them: the same faces, uncertain
+    by the rule, probabilities moved by the prior."""
+    _, plain, _ = one_run
+    out = tmp_path / "out"
+    assert main(["batch", str(archive.photos[0]), "--out", str(out), "--no-progress", "--prior", "neutral=0.5,happy=0.25", "--min-confidence", "0.9"]) == 0
+    rows = [r for r in read_results(out).to_pylist() if r["status"] == "ok"]
+    want = Recognizer(upscale="auto", prior="neutral=0.5,happy=0.25", abstain={"min_confidence": 0.9}).predict(archive.photos[0])
+    assert [(r["label"], r["confidence"], r["uncertain"]) for r in rows] == [(f.label, f.confidence, f.uncertain) for f in want]
+    assert rows and all(r["uncertain"] == (r["confidence"] < 0.9) for r in rows)
+    before = {r["face"]: r["p_neutral"] for r in plain.to_pylist() if r["file"] == str(archive.photos[0])}
+    assert all(r["p_neutral"] > before[r["face"]] for r in rows)  # a calm room's prior raises neutral
+    assert not any(r["uncertain"] for r in plain.to_pylist() if r["status"] == "ok")  # abstention is off unless asked

@@ -8,7 +8,8 @@ import pytest
 from lrfer.errors import LrferError
 from lrfer.infer.pipeline import Face
 from lrfer.serve.aggregate import BucketAggregator, is_certain
-from lrfer.serve.config import Evidence, validate
+from lrfer.serve.camera import make_recognizer
+from lrfer.serve.config import Evidence, Model, validate
 
 CLASSES = ("happy", "sad", "neutral")
 
@@ -45,3 +46,12 @@ def test_config_takes_a_prior_and_refuses_a_malformed_one():
         validate({"model": {"prior": "neutral:0.5"}})
     with pytest.raises(LrferError, match=r"evidence.min_margin"):
         validate({"evidence": {"min_margin": 2}})
+
+
+def test_the_model_section_s_prior_and_abstain_reach_the_camera_workers_recognizer():
+    plain = make_recognizer(Model())
+    assert plain.prior is None and plain.abstain is None
+    rec = make_recognizer(Model(prior="neutral=0.5,happy=0.25", abstain=True))
+    assert rec.abstain is not None and rec.abstain == rec.classifier.abstain  # the rule stored with the shipped model
+    shares = dict(zip(rec.classes, rec.prior))
+    assert shares["neutral"] == pytest.approx(0.5) and shares["happy"] == pytest.approx(0.25)

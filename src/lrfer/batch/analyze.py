@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from contextlib import closing
 from dataclasses import dataclass
-from typing import Optional, Union
+from typing import Any, Optional, Union
 
 from ..errors import LrferError
 from ..infer.crop import DEFAULT_MARGIN
@@ -20,6 +20,7 @@ from ..infer.detect import DEFAULT_DETECTOR
 from ..infer.io import predict_files
 from ..infer.recognizer import Recognizer
 from ..infer.video import open_video, sample_frames
+from ..runtime.decision import with_overrides
 from .sources import PHOTO, VIDEO, Source
 
 #: The statuses of a file that was read (the others say what went wrong).
@@ -33,7 +34,8 @@ class BatchOptions:
 
     ``upscale`` is for photos (``auto``: small faces first, as ``lrfer predict``), ``video_upscale``
     for video frames (1: speed first, as ``lrfer video``). ``threads`` is each worker's classifier
-    threads (``None``: one per core; a Ray actor uses its CPUs)."""
+    threads (``None``: one per core; a Ray actor uses its CPUs). ``prior``, ``abstain`` and
+    ``thresholds`` are the Recognizer's deployment prior and abstention rule (docs/trust.md)."""
 
     checkpoint: Optional[str] = None
     backend: str = "auto"
@@ -49,6 +51,9 @@ class BatchOptions:
     sample_fps: float = 2.0
     batch_frames: int = 8
     threads: Optional[int] = None
+    prior: Optional[str] = None  # the place's class shares (docs/trust.md)
+    abstain: bool = False  # mark faces uncertain by the rule stored with the model
+    thresholds: tuple[tuple[str, Any], ...] = ()  # abstention thresholds over (or without) the stored rule: (("min_confidence", 0.6), ...)
 
     def __post_init__(self):
         if not self.sample_fps > 0:
@@ -63,9 +68,14 @@ class FileAnalyzer:
 
     def __init__(self, options: BatchOptions):
         o = self.options = options
-        common = {"backend": o.backend, "min_score": o.min_score, "margin": o.margin, "align": o.align, "min_face": o.min_face, "tta": o.tta, "threads": o.threads}
+        common = {
+            "backend": o.backend, "min_score": o.min_score, "margin": o.margin, "align": o.align, "min_face": o.min_face, "tta": o.tta,
+            "threads": o.threads, "prior": o.prior, "abstain": "model" if o.abstain else None,
+        }  # fmt: skip
         self.photos = Recognizer(o.checkpoint, o.detector, o.device, upscale=o.upscale, **common)
         self.videos = Recognizer(self.photos.classifier, o.detector, o.device, upscale=o.video_upscale, **common)
+        for rec in (self.photos, self.videos):
+            rec.abstain = with_overrides(rec.abstain, **dict(o.thresholds))
 
     @property
     def classes(self) -> tuple[str, ...]:

@@ -1,7 +1,7 @@
 """A batch's output folder: Parquet shards of rows, each written whole, and what they hold.
 
 The columns are ``lrfer predict``'s and ``lrfer video``'s together (``file, status, hint, kind, width,
-height, frame, time, track_id, face``, the box, ``score, size, label, confidence``) with one
+height, frame, time, track_id, face``, the box, ``score, size, label, confidence, uncertain``) with one
 ``p_<class>`` column per class, as in CSV output; a photo's row has no frame, time or track, a
 status row no face. A shard (``part-<run>-<n>.parquet``) holds every row of the files in it and is
 moved into place only once written (:func:`lrfer.files.atomic_write`), so the folder never holds
@@ -27,7 +27,7 @@ _INT, _FLOAT, _TEXT = pa.int64(), pa.float64(), pa.string()
 _FIELDS = [
     ("file", _TEXT), ("status", _TEXT), ("hint", _TEXT), ("kind", _TEXT), ("width", _INT), ("height", _INT), ("frame", _INT), ("time", _FLOAT),
     ("track_id", _INT), ("face", _INT), ("x1", _FLOAT), ("y1", _FLOAT), ("x2", _FLOAT), ("y2", _FLOAT), ("score", _FLOAT),
-    ("size", _INT), ("label", _TEXT), ("confidence", _FLOAT),
+    ("size", _INT), ("label", _TEXT), ("confidence", _FLOAT), ("uncertain", pa.bool_()),
 ]  # fmt: skip
 SHARD_GLOB = "part-*.parquet"
 

@@ -9,7 +9,7 @@ from pathlib import Path
 from ..errors import LrferError
 from ..files import check_writable
 from ._common import Bars, positive_float, positive_int
-from .infer import add_recognizer_options, upscale_factor
+from .infer import abstain_thresholds, add_recognizer_options, upscale_factor
 
 #: What ``--ray`` accepts: ``local``, ``auto``, ``host:port`` or a ``ray://`` client address.
 _ADDRESS = re.compile(r"^(local|auto|ray://\S+|[\w.\-]+:\d+)$")
@@ -45,7 +45,8 @@ def cmd_batch(args) -> int:
     options = BatchOptions(
         checkpoint=args.checkpoint, backend=args.backend, device=args.device, detector=None if args.no_detect else args.detector,
         min_score=args.min_score, upscale=args.upscale, video_upscale=args.video_upscale, min_face=args.min_face, margin=args.margin,
-        align=args.align, tta=args.tta, sample_fps=args.sample_fps, batch_frames=args.batch_frames,
+        align=args.align, tta=args.tta, sample_fps=args.sample_fps, batch_frames=args.batch_frames, prior=args.prior, abstain=args.abstain,
+        thresholds=tuple((k, v) for k, v in abstain_thresholds(args).items() if v is not None),
     )  # fmt: skip
     if args.ray is None:
         engine = InProcess(args.files_per_task)

@@ -66,12 +66,14 @@ def add_trust_options(sp) -> None:
 
 def abstain_of(args, stored):
     """The abstention rule the options ask for (``stored``: the model's rule), or None."""
-    from ..runtime.decision import Abstain
+    from ..runtime.decision import with_overrides
 
-    explicit = {"min_confidence": args.min_confidence, "min_margin": args.min_margin, "min_face": args.uncertain_below}
-    if not any(v is not None for v in explicit.values()):
-        return stored
-    return (stored or Abstain()).updated(**explicit)
+    return with_overrides(stored, **abstain_thresholds(args))
+
+
+def abstain_thresholds(args) -> dict:
+    """The thresholds given on the command line (None: not given)."""
+    return {"min_confidence": args.min_confidence, "min_margin": args.min_margin, "min_face": args.uncertain_below}
 
 
 def _add_video_options(sp) -> None:

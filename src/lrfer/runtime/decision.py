@@ -62,6 +62,14 @@ class Abstain:
         return replace(self, **{k: v for k, v in changes.items() if v is not None})
 
 
+def with_overrides(stored: Optional[Abstain], **explicit: Any) -> Optional[Abstain]:
+    """``stored`` (the model's rule, or None) with the thresholds given explicitly (not None) put
+    over it: what ``--abstain`` with ``--min-confidence`` and the like ask for."""
+    if all(v is None for v in explicit.values()):
+        return stored
+    return (stored or Abstain()).updated(**explicit)
+
+
 def rule_from(record: Optional[Mapping[str, Any]], where: str = "the model") -> Optional[Abstain]:
     """The rule in a stored record (``None``: none stored); a malformed one is a one-line error."""
     if record is None:
