@@ -79,14 +79,14 @@ def test_both_backends_apply_the_stored_rule_and_the_prior(capsys, tmp_path, cal
 
 
 def test_the_prior_moves_answers_toward_the_common_class(capsys, tmp_path, calibrated):
+    """A prior that makes one class nearly certain turns every answer to it, whichever class it is
+    (a random tiny model may already favour one class, so the test goes both ways)."""
     _faces(tmp_path / "faces")
-    outs = {}
-    for prior in ("uniform", "neutral=0.99"):
-        code, _, err = run(capsys, "predict", str(tmp_path / "faces"), "--no-detect", "--checkpoint", str(calibrated), "--prior", prior, "--json", str(tmp_path / "p.json"))
+    for common in ("neutral", "happy"):
+        code, _, err = run(capsys, "predict", str(tmp_path / "faces"), "--no-detect", "--checkpoint", str(calibrated), "--prior", f"{common}=0.999", "--json", str(tmp_path / "p.json"))
         assert code == 0, err
-        outs[prior] = json.loads((tmp_path / "p.json").read_text())
-    neutral = [sum(r["label"] == "neutral" for r in outs[p]) for p in outs]
-    assert neutral[1] > neutral[0] and neutral[1] == 12
+        rows = json.loads((tmp_path / "p.json").read_text())
+        assert [r["label"] for r in rows] == [common] * 12
 
 
 def test_trust_options_refuse_what_the_model_cannot_do(capsys, tmp_path, calibrated):
