@@ -82,7 +82,7 @@ def test_finished_runs_replace_their_outputs_whole(tmp_path, capsys, files):
     assert main(argv) == 0
     assert "accuracy" in json.loads((rep / "report.json").read_text())
     assert sorted(p.name for p in ann.iterdir()) == ["far_scene.png"]
-    assert sorted(p.name for p in rep.iterdir()) == ["confusion.png", "report.json"]
+    assert sorted(p.name for p in rep.iterdir()) == ["confusion.png", "report.json", "risk_coverage.png"]
     capsys.readouterr()
 
 
