@@ -136,6 +136,7 @@ def test_cli_batch(archive, tmp_path, capsys):
         (["--ray=not an address"], "not a Ray cluster address"),
         (["--sample-fps", "0"], "--sample-fps"),
         (["--workers", "0"], "--workers"),
+        (["--workers", "2"], "needs --ray"),
         (["--out", "{photo}"], "is a file, not a folder"),
     ],
 )

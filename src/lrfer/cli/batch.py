@@ -41,6 +41,8 @@ def cmd_batch(args) -> int:
     if args.ray is not None and not _ADDRESS.match(args.ray):
         hint = "it names a file or folder: put --ray after the sources, or write --ray=ADDRESS" if Path(args.ray).exists() else "give local, auto, HOST:PORT or ray://HOST:PORT"
         raise LrferError(f"--ray {args.ray}: not a Ray cluster address", hint)
+    if args.ray is None and args.workers != 1:
+        raise LrferError(f"--workers {args.workers} needs --ray: in this process one model runs", "add --ray to run that many workers on Ray here, or --ray=auto for a cluster")
     check_writable(args.out, "--out", folder=True)
     options = BatchOptions(
         checkpoint=args.checkpoint, backend=args.backend, device=args.device, detector=None if args.no_detect else args.detector,
