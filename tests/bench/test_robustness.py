@@ -64,7 +64,13 @@ def _entry(bench, classes):
 def test_face_set_answers_are_the_top_class_over_all_outputs(bench):
     """A model's neutral answer to a CK+-like face counts (wrong), unlike suite.py's shared-class argmax."""
     suite = bench.robustness.suite
-    faces = FaceSet(torch.zeros(4, 1, 48, 48, dtype=torch.uint8), torch.tensor([0, 1, 2, 2]), ("angry", "contempt", "happy"), np.array(["all"] * 4), ids=np.array(list("abcd")))
+    faces = FaceSet(
+        torch.zeros(4, 1, 48, 48, dtype=torch.uint8),
+        torch.tensor([0, 1, 2, 2]),
+        ("angry", "contempt", "happy"),
+        np.array(["all"] * 4),
+        ids=np.array(list("abcd")),
+    )
     pool = suite.Pool("p", faces.images, np.array(list("dcba")), 48)  # the pool's order need not be the set's
     ev = suite.EvalSet("ckplus", "t", "", "p", faces, {})
     p = torch.zeros(4, 7)
@@ -79,7 +85,9 @@ def test_face_set_answers_are_the_top_class_over_all_outputs(bench):
 
 def test_calm_set_rows_carry_the_calm_summary(bench):
     suite = bench.robustness.suite
-    faces = FaceSet(torch.zeros(4, 1, 64, 64, dtype=torch.uint8), torch.tensor([0, 1, 1, 1]), ("happy", "neutral"), np.array(["all"] * 4), ids=np.array(list("abcd")))
+    faces = FaceSet(
+        torch.zeros(4, 1, 64, 64, dtype=torch.uint8), torch.tensor([0, 1, 1, 1]), ("happy", "neutral"), np.array(["all"] * 4), ids=np.array(list("abcd"))
+    )
     pool = suite.Pool("calm", faces.images, np.array(list("abcd")), 64)
     ev = suite.EvalSet("calm", "calm", "", "calm", faces, {})
     p = torch.zeros(4, 7)
