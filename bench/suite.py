@@ -86,6 +86,10 @@ class Entry:
     input_size: Any  # int, or (H, W) for a non-square model
     crop: Optional[int]
     info: dict[str, Any] = field(default_factory=dict)
+    #: an lrfer model's checkpoint as ``lrfer.Recognizer(model=...)`` takes it (``None``: the shipped
+    #: default); ``lrfer`` is False for the peers, which only exist as a network
+    checkpoint: Optional[Path] = None
+    lrfer: bool = False
 
 
 def _params(net: nn.Module) -> int:
@@ -115,7 +119,7 @@ def lrfer_entry(name: str, path: Optional[Path], device: str, kind: str) -> Entr
         "crop": clf.crop,
         "classes": list(clf.classes),
     }
-    return Entry(name, clf.model, clf.classes, clf.image_size, clf.crop, info)
+    return Entry(name, clf.model, clf.classes, clf.image_size, clf.crop, info, checkpoint=None if path is None else Path(path), lrfer=True)
 
 
 def peer_entry(key: str, peers_dir: Path) -> Entry:
@@ -324,16 +328,19 @@ def predict_sizes(entry: Entry, pool: Pool, sizes: list[int], args, progress) ->
     """Probabilities of every face of the pool at every size (sizes above the faces' native size are
     left out, as resolution_sweep does)."""
     out: dict[int, torch.Tensor] = {}
+    done: dict[Optional[int], torch.Tensor] = {}
     for size in sizes:
         if size > pool.native:
             continue
         # at or above the faces' own size nothing is degraded; below, degrade at the model's input,
         # i.e. the call resolution_sweep makes (native = the model's input size)
         degrade_to = None if size >= min(pool.native, max(size_hw(entry.input_size))) else size
-        out[size] = predict_proba(
-            entry.net, pool.images, batch_size=args.batch_size, device=args.device, crop=entry.crop,
-            input_size=entry.input_size, degrade_to=degrade_to, progress=progress, task=f"{entry.name} {pool.key} {size}px",
-        )  # fmt: skip
+        if degrade_to not in done:  # two sizes that need the same call (64 px faces read at 64 and 48 by a 48 px model) run it once
+            done[degrade_to] = predict_proba(
+                entry.net, pool.images, batch_size=args.batch_size, device=args.device, crop=entry.crop,
+                input_size=entry.input_size, degrade_to=degrade_to, progress=progress, task=f"{entry.name} {pool.key} {size}px",
+            )  # fmt: skip
+        out[size] = done[degrade_to]
     return out
 
 
@@ -491,30 +498,40 @@ def write_summary(out: Path) -> Path:
 
 
 # ====================================================================== CLI
-def parse_args(argv: list[str]) -> argparse.Namespace:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
+def add_model_data_args(ap: argparse.ArgumentParser) -> None:
+    """The options that pick the models and find the data (bench/robustness.py takes the same)."""
     ap.add_argument("--models", default="default,peers", help="comma list: default, peers (all five), a peer name (" + ", ".join(PEERS) + "), none")
     ap.add_argument("--checkpoint", action="append", help="an lrfer checkpoint to add (repeatable)")
-    ap.add_argument("--datasets", default=",".join(DATASETS), help="comma list of " + ", ".join(DATASETS))
     ap.add_argument("--split", default=None, help="FER2013/FERPlus split(s), comma list (default: PublicTest, and PrivateTest when the data has it)")
-    ap.add_argument("--sizes", default=",".join(map(str, DEFAULT_SIZES)), help="face sizes in px")
     ap.add_argument("--data-dir", default=str(DEFAULT_DATA_DIR), help="folder with fer2013.npz (or fer2013.csv) and ckplus48.npz")
     ap.add_argument("--fer2013", help="fer2013.csv or fer2013.npz (default: found in --data-dir, csv first)")
     ap.add_argument("--ferplus-votes", help="fer2013new.csv when --fer2013 is a csv (default: beside it)")
     ap.add_argument("--ckplus", help="ckplus48.npz or a CK+ folder (default: --data-dir/ckplus48.npz)")
     ap.add_argument("--peers-dir", default=str(DEFAULT_PEERS_DIR))
-    ap.add_argument("--out", default=str(DEFAULT_OUT))
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--batch-size", type=int, default=256)
     ap.add_argument("--seed", type=int, default=0)
+
+
+def parse_sizes(ap: argparse.ArgumentParser, text: str, flag: str = "--sizes") -> list[int]:
+    try:
+        sizes = sorted({int(s) for s in text.split(",") if s.strip()})
+    except ValueError:
+        ap.error(f"{flag} must be integers, got {text!r}")
+    if not sizes or min(sizes) < 1:
+        ap.error(f"{flag} must be positive integers such as 48,32,24,16,12,8")
+    return sizes
+
+
+def parse_args(argv: list[str]) -> argparse.Namespace:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_model_data_args(ap)
+    ap.add_argument("--datasets", default=",".join(DATASETS), help="comma list of " + ", ".join(DATASETS))
+    ap.add_argument("--sizes", default=",".join(map(str, DEFAULT_SIZES)), help="face sizes in px")
+    ap.add_argument("--out", default=str(DEFAULT_OUT))
     ap.add_argument("--summary-only", action="store_true", help="rewrite summary.md from the JSON files in --out")
     args = ap.parse_args(argv)
-    try:
-        args.sizes_list = sorted({int(s) for s in args.sizes.split(",") if s.strip()})
-    except ValueError:
-        ap.error(f"--sizes must be integers, got {args.sizes!r}")
-    if not args.sizes_list or min(args.sizes_list) < 1:
-        ap.error("--sizes must be positive integers such as 48,32,24,16,12,8")
+    args.sizes_list = parse_sizes(ap, args.sizes)
     return args
 
 

@@ -40,6 +40,19 @@ def test_plot_sweep_single_and_many(tmp_path):
     assert _is_png(plot_sweep([{"size": 8, "accuracy": 0.5}], tmp_path / "acc.png"))
 
 
+def test_plot_sweep_other_metrics_one_panel_each(tmp_path):
+    """The robustness suite plots recalls and read-negative shares; a None (not measured) is a gap."""
+    from PIL import Image
+
+    rows = [{"size": s, "neutral_recall": r, "neutral_read_negative": 1 - r, "happy_read_negative": None} for s, r in [(16, 0.2), (48, 0.3)]]
+    metrics = [("neutral_recall", "neutral recall"), ("neutral_read_negative", "neutral read negative"), ("happy_read_negative", "happy read negative")]
+    path = plot_sweep({"m": rows, "n": rows[:1]}, tmp_path / "calm.png", "calm", metrics=metrics)
+    with Image.open(path) as im:
+        assert im.width == 3 * 5 * 120  # three panels of 5 in at 120 dpi
+    with Image.open(plot_sweep(rows, tmp_path / "one.png", "one", metrics=metrics[:1])) as im:
+        assert im.width == 5 * 120
+
+
 def test_plot_training_curves(tmp_path):
     rows = [
         {"epoch": e, "train_loss": 2 / e, "train_acc": 1 - 1 / (e + 1), "lr": 0.1 * 0.9**e}

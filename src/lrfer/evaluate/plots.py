@@ -85,20 +85,24 @@ def plot_sweep(
     results: Union[SweepRows, Mapping[str, SweepRows]],
     path: PathLike,
     title: str = "Accuracy against face size",
+    metrics: Optional[Sequence[tuple[str, str]]] = None,
 ) -> Path:
     """Accuracy (left) and macro F1 (right, when present) against face size in pixels.
 
     ``results`` is one sweep (the list :func:`lrfer.evaluate.sweep.resolution_sweep` returns) or
     ``{model name: sweep}`` to compare models as one line each. The x axis is logarithmic (base 2)
     because sizes are roughly geometric (8, 12, 16, 24, 32, 48) and ticks sit at the sizes.
+    ``metrics``: other fractions of the rows to plot instead, ``[(key, axis label), ...]``, one
+    panel each; a row whose value is ``None`` (not measured) leaves a gap in its line.
     """
     series = _as_series(results)
     if not any(series.values()):
         raise ValueError("plot_sweep got no sweep results")
     all_rows = [r for rows in series.values() for r in rows]
-    metrics = [("accuracy", "accuracy")]
-    if all(r.get("macro_f1") is not None for r in all_rows):
-        metrics.append(("macro_f1", "macro F1"))
+    if metrics is None:
+        metrics = [("accuracy", "accuracy")]
+        if all(r.get("macro_f1") is not None for r in all_rows):
+            metrics.append(("macro_f1", "macro F1"))
     sizes = sorted({int(r["size"]) for r in all_rows})
     single = len(series) == 1
 
@@ -107,10 +111,12 @@ def plot_sweep(
     for ax, (key, label) in zip(axes, metrics):
         for name, rows in series.items():
             xs = [r["size"] for r in rows]
-            ys = [r[key] for r in rows]
+            ys = [math.nan if r.get(key) is None else r[key] for r in rows]
             ax.plot(xs, ys, marker="o", label=name or None)
             if single:  # one line: print the values, the figure is then a table too
                 for x, y in zip(xs, ys):
+                    if math.isnan(y):
+                        continue
                     ax.annotate(f"{100 * y:.1f}", (x, y), textcoords="offset points", xytext=(0, 6),
                                 ha="center", fontsize=8)  # fmt: skip
         ax.set_xscale("log", base=2)
