@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import numpy as np
@@ -136,7 +137,7 @@ def test_cli_batch(archive, tmp_path, capsys):
         (["--ray=not an address"], "not a Ray cluster address"),
         (["--sample-fps", "0"], "--sample-fps"),
         (["--workers", "0"], "--workers"),
-        (["--workers", "2"], "needs --ray"),
+        (["--workers", "2"], "need --ray"),
         (["--out", "{photo}"], "is a file, not a folder"),
     ],
 )
@@ -185,3 +186,12 @@ def test_the_prior_and_the_abstention_rule_reach_the_rows(archive, one_run, tmp_
     before = {r["face"]: r["p_neutral"] for r in plain.to_pylist() if r["file"] == str(archive.photos[0])}
     assert all(r["p_neutral"] > before[r["face"]] for r in rows)  # a calm room's prior raises neutral
     assert not any(r["uncertain"] for r in plain.to_pylist() if r["status"] == "ok")  # abstention is off unless asked
+
+
+def test_a_ray_pool_larger_than_the_machine_is_one_line(archive, tmp_path, capsys):
+    """Ray started here has this machine's CPUs: a pool that cannot fit is refused, not waited for."""
+    cpus = os.cpu_count() or 1
+    assert main(["batch", str(archive.photos[0]), "--out", str(tmp_path / "o"), "--ray", "--workers", str(cpus + 1), "--no-progress"]) == 2
+    err = [line for line in capsys.readouterr().err.splitlines() if line.startswith("lrfer:")]
+    assert len(err) == 1 and f"need {cpus + 1} CPUs" in err[0] and "fewer --workers" in err[0]
+    assert not list((tmp_path / "o").glob("part-*"))

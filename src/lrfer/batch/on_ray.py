@@ -59,26 +59,44 @@ def connect(address: str) -> None:
 class OnRay:
     """The files analysed by ``workers`` actors on the Ray cluster at ``address`` (``local``: one
     started in this process; ``auto``: the one ``ray start`` runs here, or RAY_ADDRESS), each
-    taking ``files_per_task`` files at a time. An engine of :func:`lrfer.batch.run.run_batch`."""
+    taking ``files_per_task`` files at a time on ``cpus_per_worker`` CPUs. An engine of
+    :func:`lrfer.batch.run.run_batch`.
+
+    An actor, like this process, decodes and detects in one thread while it classifies in another:
+    with 2 CPUs each it uses them as ``lrfer batch`` does here (one classifier thread beside the
+    detection thread); with 1 it shares its CPU between the two."""
 
     address: str = "local"
     workers: int = 1
     files_per_task: int = 8
+    cpus_per_worker: int = 1
 
     def __post_init__(self):
-        if self.workers < 1 or self.files_per_task < 1:
-            raise LrferError(f"workers={self.workers}, files_per_task={self.files_per_task}", "use 1 or more of each")
+        if min(self.workers, self.files_per_task, self.cpus_per_worker) < 1:
+            raise LrferError(f"workers={self.workers}, files_per_task={self.files_per_task}, cpus_per_worker={self.cpus_per_worker}", "use 1 or more of each")
 
     @property
     def name(self) -> str:
         return f"ray {self.address}"
 
+    def _check_fits(self) -> None:
+        """A pool larger than the cluster would wait for CPUs that never come: one line instead."""
+        have = ray.cluster_resources().get("CPU", 0)
+        need = self.workers * self.cpus_per_worker
+        if need > have:
+            ray.shutdown()
+            raise LrferError(
+                f"{self.workers} workers x {self.cpus_per_worker} CPUs need {need} CPUs; the Ray cluster at {self.address} has {have:g}",
+                "use fewer --workers or --cpus-per-worker, or add nodes",
+            )
+
     def __call__(self, todo: Sequence[Source], options: BatchOptions) -> Iterator[pa.Table]:
         """The tables of ``todo``'s files, as the actors finish them."""
         gpu = (options.device or "").startswith("cuda")
-        # each actor's classifier runs on the CPUs Ray gives it, not on every core of the node
-        options = dataclasses.replace(options, threads=options.threads or 1)
+        # each actor's classifier runs on the CPUs Ray gives it, less the detection thread's, not on every core of the node
+        options = dataclasses.replace(options, threads=options.threads or max(1, self.cpus_per_worker - 1))
         connect(self.address)
+        self._check_fits()
         # a pool larger than the tasks of a short list is harmless: Ray Data's warning about it is noise here
         warnings.filterwarnings("ignore", message="The minimum number of concurrent actors", category=UserWarning)
         try:
@@ -91,7 +109,7 @@ class OnRay:
             ds = ray.data.from_items(items, override_num_blocks=math.ceil(len(items) / per_task))
             ds = ds.map_batches(
                 _Actor, fn_constructor_kwargs={"options": options}, batch_size=per_task, batch_format="pyarrow",
-                compute=ray.data.ActorPoolStrategy(size=self.workers), num_cpus=options.threads, num_gpus=1 if gpu else 0,
+                compute=ray.data.ActorPoolStrategy(size=self.workers), num_cpus=self.cpus_per_worker, num_gpus=1 if gpu else 0,
             )  # fmt: skip
             yield from ds.iter_batches(batch_size=None, batch_format="pyarrow", prefetch_batches=0)
         finally:

@@ -24,6 +24,7 @@ def add_parsers(sub) -> None:
         help="run on Ray: alone, a Ray instance started here; auto, the cluster `ray start` runs; or HOST:PORT (put --ray=ADDRESS after the sources)",
     )  # fmt: skip
     sp.add_argument("--workers", type=positive_int, default=1, help="Ray actors, each holding one model (default 1)")
+    sp.add_argument("--cpus-per-worker", type=positive_int, default=1, help="CPUs Ray gives each actor (default 1; 2 lets detection and classification each have one)")
     sp.add_argument("--sample-fps", type=positive_float, default=2.0, help="video frames analysed per second of video (default 2; the video's frame rate or more: every frame)")
     sp.add_argument("--video-upscale", type=upscale_factor, default=1.0, help="--upscale for video frames (default 1: speed first)")
     sp.add_argument("--files-per-task", type=positive_int, default=8, help="files a worker takes at a time (default 8)")
@@ -41,8 +42,8 @@ def cmd_batch(args) -> int:
     if args.ray is not None and not _ADDRESS.match(args.ray):
         hint = "it names a file or folder: put --ray after the sources, or write --ray=ADDRESS" if Path(args.ray).exists() else "give local, auto, HOST:PORT or ray://HOST:PORT"
         raise LrferError(f"--ray {args.ray}: not a Ray cluster address", hint)
-    if args.ray is None and args.workers != 1:
-        raise LrferError(f"--workers {args.workers} needs --ray: in this process one model runs", "add --ray to run that many workers on Ray here, or --ray=auto for a cluster")
+    if args.ray is None and (args.workers, args.cpus_per_worker) != (1, 1):
+        raise LrferError("--workers and --cpus-per-worker need --ray: in this process one model runs", "add --ray to run workers on Ray here, or --ray=auto for a cluster")
     check_writable(args.out, "--out", folder=True)
     options = BatchOptions(
         checkpoint=args.checkpoint, backend=args.backend, device=args.device, detector=None if args.no_detect else args.detector,
@@ -55,7 +56,7 @@ def cmd_batch(args) -> int:
     else:
         from ..batch.on_ray import OnRay  # Ray takes seconds to import, and only --ray needs it
 
-        engine = OnRay(args.ray, args.workers, args.files_per_task)
+        engine = OnRay(args.ray, args.workers, args.files_per_task, args.cpus_per_worker)
     bars = Bars(enabled=not args.no_progress)
     try:
         s = run_batch(args.sources, args.out, options, engine=engine, shard_files=args.shard_files, progress=bars)
