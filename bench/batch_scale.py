@@ -117,8 +117,8 @@ def tables(r: dict) -> dict[str, list[str]]:
     ]
     proj_note = (
         f"From the best video throughput above ({pj['engine']}), per core of this {r['cores']}-core machine; "
-        f"a {NODE_CORES}-core node is counted as {NODE_CORES // r['cores']} such machines (workers of {r['cores']} CPUs: the files are independent, "
-        "and only the driver's writing is shared). That is an assumption this machine cannot test; the measured cost Ray adds per file is in the note above."
+        f"a {NODE_CORES}-core node is counted as {NODE_CORES // r['cores']} such machines (the files are independent, and only the driver's writing is shared). "
+        "That is an assumption this machine cannot test; the measured cost Ray adds per file is in the note above."
     )
     return {"batch-scale": ["\n".join(lines), note], "batch-projection": ["\n".join(proj), proj_note]}
 
