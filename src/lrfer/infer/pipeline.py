@@ -75,6 +75,8 @@ def read_rgb(image: ImageLike) -> np.ndarray:
             return read_image(image, channels=3)
         except ImageReadError as err:
             raise LrferError(f"{image}: {err}", "give a readable image file") from None
+        except OSError as err:  # missing, a folder, unreadable: the path, not the bytes
+            raise LrferError(f"cannot read {image} ({err.strerror or err})", "check the path") from None
     return as_rgb(image)
 
 
