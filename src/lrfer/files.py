@@ -164,20 +164,21 @@ def decode_image(path: Union[PathLike, bytes], mode: str = "L") -> "Image.Image"
         raise ImageReadError("empty file (0 bytes)")
     try:
         with warnings.catch_warnings():
-            # Pillow warns (to stderr) above its own limit; MAX_PIXELS below refuses those images anyway
-            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            im = Image.open(io.BytesIO(path) if in_memory else path)
-        with im:
-            w, h = im.size
-            if w * h > MAX_PIXELS:
-                raise ImageReadError(
-                    f"{w}x{h} pixels is above the {MAX_PIXELS} pixel limit (decompression-bomb guard)",
-                    "face images are small: shrink or remove the file",
-                )
-            im.load()  # the full decode, so truncation shows up here
-            # A phone photo stores its pixels sideways and says so in EXIF: turned upright, as a
-            # viewer shows it (else its faces are found lying down, or not at all).
-            return _to_mode(ImageOps.exif_transpose(im), mode)
+            # Pillow warns (to stderr) above its own limit, which MAX_PIXELS below refuses anyway, and
+            # about damaged metadata (a TIFF tag past the end, bad EXIF) while it reads on: the file
+            # either decodes or raises, and the library never prints, so its warnings are not shown
+            warnings.simplefilter("ignore")
+            with Image.open(io.BytesIO(path) if in_memory else path) as im:
+                w, h = im.size
+                if w * h > MAX_PIXELS:
+                    raise ImageReadError(
+                        f"{w}x{h} pixels is above the {MAX_PIXELS} pixel limit (decompression-bomb guard)",
+                        "face images are small: shrink or remove the file",
+                    )
+                im.load()  # the full decode, so truncation shows up here
+                # A phone photo stores its pixels sideways and says so in EXIF: turned upright, as a
+                # viewer shows it (else its faces are found lying down, or not at all).
+                return _to_mode(ImageOps.exif_transpose(im), mode)
     except (UnidentifiedImageError, Image.DecompressionBombError) as err:
         raise ImageReadError(f"not a readable image ({err.__class__.__name__})") from None
     except (OSError, SyntaxError, ValueError, EOFError) as err:
