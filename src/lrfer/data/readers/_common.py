@@ -112,6 +112,13 @@ def header_index(path: Path, header: list[str], required: Sequence[str], optiona
     return {c: found.get(c.lower()) for c in list(required) + list(optional)}
 
 
+#: What numpy and zipfile raise for damaged bytes: NotImplementedError for a zip feature Python lacks,
+#: RuntimeError for an encrypted member, TokenError/SyntaxError for a damaged .npy header, zlib.error
+#: for a damaged compressed member (np.savez_compressed), MemoryError for a header claiming a huge array.
+_NPZ_ERRORS = (ValueError, OSError, EOFError, MemoryError, NotImplementedError, RuntimeError, SyntaxError, TokenError,
+               zipfile.BadZipFile, zlib.error)
+
+
 class open_npz:
     """``np.load`` without pickles, with format errors turned into LrferError."""
 
@@ -121,7 +128,7 @@ class open_npz:
     def __enter__(self):
         try:
             self.z = np.load(self.path, allow_pickle=False)
-        except (OSError, ValueError, EOFError, NotImplementedError, zipfile.BadZipFile) as err:
+        except _NPZ_ERRORS as err:  # a lone .npy is read here, header and all
             raise LrferError(f"cannot read {self.path} as a numpy .npz archive: {err}",
                              "check that the file is complete (re-copy it)") from None
         if not hasattr(self.z, "files"):
@@ -147,10 +154,7 @@ class _CheckedNpz:
     def __getitem__(self, key: str) -> np.ndarray:
         try:
             array = self.z[key]
-        # NotImplementedError: a zip feature Python lacks; TokenError/SyntaxError: a damaged .npy header;
-        # zlib.error: a damaged compressed member (np.savez_compressed)
-        except (ValueError, OSError, EOFError, MemoryError, NotImplementedError, SyntaxError, TokenError,
-                zipfile.BadZipFile, zlib.error) as err:
+        except _NPZ_ERRORS as err:
             why = (str(err).splitlines() or [type(err).__name__])[0][:120]
             raise LrferError(f"{self.path}: array '{key}' cannot be read ({why})",
                              "save plain numeric or string arrays with np.savez (no Python objects)") from None
@@ -168,11 +172,16 @@ class _CheckedNpz:
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("error")  # numpy only warns when NaN or an overflow is cast
-                return array.astype(dtype)
+                out = array.astype(dtype)
         except (ValueError, TypeError, OverflowError, Warning) as err:
             why = (str(err).splitlines() or [type(err).__name__])[0][:120]
             raise LrferError(f"{self.path}: array '{key}' ({array.dtype}) cannot be read as {np.dtype(dtype).name} ({why})",
                              "save labels and indices as integers, names as strings") from None
+        # numpy keeps the 4-byte code points of a text array as stored: one above Unicode's last
+        # (0x10FFFF) fails in CPython (SystemError) as soon as the text becomes a Python str
+        if out.dtype.kind == "U" and out.size and out.dtype.itemsize and int(out.view(np.uint32).max()) > 0x10FFFF:
+            raise LrferError(f"{self.path}: array '{key}' holds text that is not Unicode", "save names as ordinary strings")
+        return out
 
 
 def same_rows(path: Path, n: int, **arrays: Optional[np.ndarray]) -> None:
