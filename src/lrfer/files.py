@@ -106,7 +106,7 @@ def read_jsonl(path: Path) -> list[dict]:
     for k, (i, line) in enumerate(lines):
         try:
             rows.append(json.loads(line))
-        except ValueError:
+        except (ValueError, RecursionError):  # RecursionError: a line of thousands of '[' (json nests by recursion)
             if k == len(lines) - 1 and not text.endswith("\n"):
                 break
             raise LrferError(f"{path}: line {i} is not JSON", "the log is damaged; remove that line (a run resumes from its checkpoint)") from None

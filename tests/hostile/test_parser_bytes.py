@@ -16,7 +16,7 @@ from fuzz.targets import META_TENSORS, safetensors_bytes
 
 from lrfer.data.readers import FERPLUS_COLUMNS, affwild2, ckplus, ferplus, npz, rafdb
 from lrfer.errors import LrferError
-from lrfer.files import ImageReadError, decode_image
+from lrfer.files import ImageReadError, decode_image, read_jsonl
 from lrfer.models.checkpoint import load_checkpoint
 from lrfer.train.config import load_config
 
@@ -171,3 +171,11 @@ def test_damaged_tiff_tag_warns_nothing(recwarn):
     except ImageReadError:
         pass
     assert not [w for w in recwarn if "PIL" in (w.filename or "") or "Tag" in str(w.message)], [str(w.message) for w in recwarn]
+
+
+# ---------------------------------------------------------------- logs
+def test_jsonl_line_nested_too_deeply(tmp_path):
+    """A metrics.jsonl line of 100000 '[': json recurses, so it is a RecursionError, not a ValueError."""
+    path = tmp_path / "metrics.jsonl"
+    path.write_text('{"epoch": 1}\n' + "[" * 100_000 + '\n{"epoch": 2}\n')
+    _raises_naming(path, lambda: read_jsonl(path))
