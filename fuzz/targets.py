@@ -164,9 +164,11 @@ def fuzz_checkpoint(data: bytes) -> int:
 
 
 def fuzz_recipe(data: bytes) -> int:
-    """The recipe loader: a user's TOML recipe, read and validated as ``lrfer train --recipe`` does."""
+    """The recipe loader: a user's TOML recipe, read and validated as ``lrfer train --recipe`` does,
+    alone and with command-line flags over it (``--epochs``, ``--degrade-p``)."""
     path = _put("recipe.toml", data)
-    return _accepted(lambda: load_config(str(path)).validate())
+    return _accepted(lambda: load_config(str(path)).validate(),
+                     lambda: load_config(str(path), epochs=1, augment={"degrade_p": 0.5}).validate())
 
 
 def fuzz_annotations(data: bytes) -> int:

@@ -48,6 +48,14 @@ def test_recipe_of_the_wrong_types(tmp_path, text, expect):
     assert expect in str(err)
 
 
+def test_recipe_augment_not_a_table_with_an_augment_flag(tmp_path):
+    """``lrfer train --recipe R --degrade-p 0.5`` merges the flag into the recipe's [augment]."""
+    path = tmp_path / "mine.toml"
+    path.write_bytes(b"augment = 5\n")
+    err = _raises_naming(path, lambda: load_config(str(path), augment={"degrade_p": 0.5}))
+    assert "augment" in str(err)
+
+
 def test_recipe_types_accept_what_the_shipped_recipes_write(tmp_path):
     """An int where a float belongs (``warmup_epochs = 1``) and a list for a tuple stay valid."""
     path = tmp_path / "mine.toml"

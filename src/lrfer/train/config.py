@@ -310,7 +310,8 @@ def load_config(recipe: Optional[str] = None, **overrides: Any) -> TrainConfig:
         if v is None:
             continue
         if k == "augment":
-            table["augment"] = {**table.get("augment", {}), **v}
+            # a recipe's augment that is no table is left for from_dict to name
+            table["augment"] = {**table["augment"], **v} if isinstance(table.get("augment"), dict) else table.get("augment", v)
         else:
             table[k] = v
     return TrainConfig.from_dict(table, source=recipe or "config")
