@@ -16,6 +16,7 @@ import hashlib
 import io
 import json
 import os
+import struct
 import tempfile
 import warnings
 from pathlib import Path
@@ -183,6 +184,10 @@ def decode_image(path: Union[PathLike, bytes], mode: str = "L") -> "Image.Image"
         raise ImageReadError(f"not a readable image ({err.__class__.__name__})") from None
     except (OSError, SyntaxError, ValueError, EOFError) as err:
         raise ImageReadError(f"unreadable or truncated image ({err})") from None
+    # Pillow's format parsers let these out on some damaged files (a TIFF tag holding a fraction where
+    # a count belongs: TypeError; struct.error on a short field): the file is as unreadable
+    except (TypeError, IndexError, KeyError, ZeroDivisionError, struct.error) as err:
+        raise ImageReadError(f"unreadable or damaged image ({type(err).__name__}: {err})") from None
 
 
 def _to_mode(im: "Image.Image", mode: str) -> "Image.Image":
