@@ -80,6 +80,13 @@ def test_rafdb_label_list(tmp_path, line):
     _raises_naming(root / "raf/EmoLabel/list_patition_label.txt", lambda: rafdb(root / "raf"))
 
 
+def test_rafdb_image_name_too_long(tmp_path):
+    root = _fixtures(tmp_path)
+    (root / "raf/EmoLabel/list_patition_label.txt").write_text("train_" + "k" * 300 + ".jpg 5\n")
+    err = _raises_naming(root / "raf/EmoLabel/list_patition_label.txt", lambda: rafdb(root / "raf"))
+    assert "missing" in str(err)
+
+
 def test_affwild2_annotation_not_utf8(tmp_path):
     root = _fixtures(tmp_path)
     ann = root / "aw/EXPR_Set/Train_Set/v1.txt"

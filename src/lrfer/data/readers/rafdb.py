@@ -53,7 +53,11 @@ def _read_list(list_file: Path, aligned: Path) -> tuple[list[Path], list[int], l
             raise LrferError(f"{list_file} line {number}: '{parts[0]}' starts with neither train_ nor test_",
                              "RAF-DB basic image names are train_NNNNN.jpg or test_NNNN.jpg")
         image = aligned / f"{stem}_aligned.jpg"
-        if not image.is_file():
+        try:
+            present = image.is_file()
+        except OSError:  # a name too long for the file system (ENAMETOOLONG): no such image either
+            present = False
+        if not present:
             raise LrferError(f"{list_file} line {number}: image {image} is missing",
                              "unpack RAF-DB's aligned.zip into Image/aligned/")
         files.append(image)
