@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN     = $(VENV)/bin
 STAMP   = $(VENV)/.installed
 
-.PHONY: demo serve-demo test test-runtime bench clean
+.PHONY: demo serve-demo test test-runtime bench fuzz clean
 
 # torch is pinned to the build this project is developed and tested with; pip takes it from a
 # local wheel cache when there is one, else downloads it.
@@ -31,7 +31,7 @@ serve-demo: $(STAMP)
 # an environment with `pip install .` alone, where PyTorch cannot be imported.
 test: $(STAMP)
 	$(BIN)/lint-imports
-	$(BIN)/ruff check src tests bench tools
+	$(BIN)/ruff check src tests bench tools fuzz
 	$(BIN)/python -m pytest
 	$(MAKE) test-runtime
 
@@ -45,6 +45,15 @@ test-runtime:
 
 bench: $(STAMP)
 	$(BIN)/python bench/train_throughput.py
+
+# Coverage-guided fuzzing (atheris) of the parsers that read untrusted bytes: csv, npz, images,
+# checkpoints, recipes, annotation files; each target FUZZ_SECONDS, one after another. Inputs that
+# break the contract land in tests/hostile/fuzz_crashes/<target>/ (replayed by
+# tests/hostile/test_fuzz_regressions.py); the numbers in bench/results/fuzz.json (docs/hostile.md).
+FUZZ_SECONDS ?= 600
+FUZZ_TARGETS ?= all
+fuzz: $(STAMP)
+	PYTHONPATH=src $(BIN)/python -m fuzz.run --seconds $(FUZZ_SECONDS) --targets $(FUZZ_TARGETS)
 
 clean:
 	rm -rf $(VENV) $(RUNTIME_VENV) runs

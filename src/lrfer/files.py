@@ -16,6 +16,7 @@ import hashlib
 import io
 import json
 import os
+import struct
 import tempfile
 import warnings
 from pathlib import Path
@@ -106,7 +107,7 @@ def read_jsonl(path: Path) -> list[dict]:
     for k, (i, line) in enumerate(lines):
         try:
             rows.append(json.loads(line))
-        except ValueError:
+        except (ValueError, RecursionError):  # RecursionError: a line of thousands of '[' (json nests by recursion)
             if k == len(lines) - 1 and not text.endswith("\n"):
                 break
             raise LrferError(f"{path}: line {i} is not JSON", "the log is damaged; remove that line (a run resumes from its checkpoint)") from None
@@ -164,24 +165,29 @@ def decode_image(path: Union[PathLike, bytes], mode: str = "L") -> "Image.Image"
         raise ImageReadError("empty file (0 bytes)")
     try:
         with warnings.catch_warnings():
-            # Pillow warns (to stderr) above its own limit; MAX_PIXELS below refuses those images anyway
-            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            im = Image.open(io.BytesIO(path) if in_memory else path)
-        with im:
-            w, h = im.size
-            if w * h > MAX_PIXELS:
-                raise ImageReadError(
-                    f"{w}x{h} pixels is above the {MAX_PIXELS} pixel limit (decompression-bomb guard)",
-                    "face images are small: shrink or remove the file",
-                )
-            im.load()  # the full decode, so truncation shows up here
-            # A phone photo stores its pixels sideways and says so in EXIF: turned upright, as a
-            # viewer shows it (else its faces are found lying down, or not at all).
-            return _to_mode(ImageOps.exif_transpose(im), mode)
+            # Pillow warns (to stderr) above its own limit, which MAX_PIXELS below refuses anyway, and
+            # about damaged metadata (a TIFF tag past the end, bad EXIF) while it reads on: the file
+            # either decodes or raises, and the library never prints, so its warnings are not shown
+            warnings.simplefilter("ignore")
+            with Image.open(io.BytesIO(path) if in_memory else path) as im:
+                w, h = im.size
+                if w * h > MAX_PIXELS:
+                    raise ImageReadError(
+                        f"{w}x{h} pixels is above the {MAX_PIXELS} pixel limit (decompression-bomb guard)",
+                        "face images are small: shrink or remove the file",
+                    )
+                im.load()  # the full decode, so truncation shows up here
+                # A phone photo stores its pixels sideways and says so in EXIF: turned upright, as a
+                # viewer shows it (else its faces are found lying down, or not at all).
+                return _to_mode(ImageOps.exif_transpose(im), mode)
     except (UnidentifiedImageError, Image.DecompressionBombError) as err:
         raise ImageReadError(f"not a readable image ({err.__class__.__name__})") from None
     except (OSError, SyntaxError, ValueError, EOFError) as err:
         raise ImageReadError(f"unreadable or truncated image ({err})") from None
+    # Pillow's format parsers let these out on some damaged files (a TIFF tag holding a fraction where
+    # a count belongs: TypeError; struct.error on a short field): the file is as unreadable
+    except (TypeError, IndexError, KeyError, ZeroDivisionError, struct.error) as err:
+        raise ImageReadError(f"unreadable or damaged image ({type(err).__name__}: {err})") from None
 
 
 def _to_mode(im: "Image.Image", mode: str) -> "Image.Image":

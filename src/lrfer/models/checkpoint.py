@@ -207,7 +207,30 @@ def load_checkpoint(path: str | os.PathLike) -> Checkpoint:
         raise LrferError(f"no such checkpoint: {path}", "give the path of a .safetensors file written by `lrfer train`")
     tensors, meta = read_safetensors(path, _META_KEY, FORMAT, "lrfer checkpoint", "use a file written by `lrfer train` (or retrain)", article="an")
     _check_spec(path, meta.get("model"))
+    if not isinstance(meta.get("info", {}), dict):
+        raise LrferError(f"{path}: its info is a JSON {type(meta['info']).__name__}, not an object", "use a file written by `lrfer train` (or retrain)")
+    try:
+        problem = _state_problem(meta.get("state"), tensors)
+    except RecursionError:
+        problem = "is nested too deeply"
+    if problem:
+        raise LrferError(f"{path}: its training state {problem}", "use a file written by `lrfer train` (or retrain)")
     return Checkpoint(path, meta, tensors)
+
+
+def _state_problem(obj: Any, tensors: dict[str, torch.Tensor]) -> Optional[str]:
+    """What is wrong with a state skeleton (see :func:`_flatten`), or None: checked at load, so that
+    a damaged file fails there, in one line, rather than in ``Checkpoint.state`` deep in a resume."""
+    if isinstance(obj, dict) and "__tensor__" in obj:
+        return None if isinstance(obj["__tensor__"], str) and obj["__tensor__"] in tensors else f"refers to a missing tensor {obj['__tensor__']!r}"
+    if isinstance(obj, dict) and "__dict__" in obj:
+        pairs = obj["__dict__"]
+        if not (isinstance(pairs, list) and all(isinstance(p, list) and len(p) == 2 and not isinstance(p[0], (list, dict)) for p in pairs)):
+            return "holds a table that is not a list of [key, value] pairs"
+        return next((e for e in (_state_problem(v, tensors) for _, v in pairs) if e), None)
+    if isinstance(obj, list):
+        return next((e for e in (_state_problem(v, tensors) for v in obj) if e), None)
+    return None
 
 
 def _check_spec(path: Path, spec) -> None:

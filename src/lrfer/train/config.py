@@ -192,13 +192,46 @@ class TrainConfig:
         if unknown:
             raise LrferError(f"{source}: unknown setting '{unknown[0]}'", closest(unknown[0], known))
         aug = d.pop("augment", {}) or {}
+        if not isinstance(aug, dict):
+            raise LrferError(f"{source}: augment is a {type(aug).__name__}, not a table", "write the augment settings under [augment]")
         aug_known = {f.name for f in dataclasses.fields(AugmentConfig)}
         bad = [k for k in aug if k not in aug_known]
         if bad:
             raise LrferError(f"{source}: unknown augment setting '{bad[0]}'", closest(bad[0], aug_known))
+        _check_types(d, cls(), source)
+        _check_types(aug, AugmentConfig(), source, "augment.")
         if "erase_area" in aug:
             aug["erase_area"] = tuple(aug["erase_area"])
         return cls(**d, augment=AugmentConfig(**aug))
+
+
+def _type_of(default: Any) -> tuple[tuple[type, ...], str]:
+    """The types a setting may take, judged by its default (an int is a valid float, a bool no number)."""
+    if isinstance(default, bool):
+        return (bool,), "true or false"
+    if isinstance(default, int):
+        return (int,), "a whole number"
+    if isinstance(default, float):
+        return (int, float), "a number"
+    if isinstance(default, str):
+        return (str,), "a string"
+    if isinstance(default, (list, tuple)):
+        return (list, tuple), "a list"
+    return (dict,), "a table"
+
+
+def _check_types(settings: dict, defaults: Any, source: str, prefix: str = "") -> None:
+    """Every setting of a recipe (or of its [augment] table) of its field's type: a recipe is
+    user text, and a string where a number belongs would otherwise fail deep in training with a
+    traceback, or not at all (``epochs = "30"``)."""
+    for key, value in settings.items():
+        types, what = _type_of(getattr(defaults, key))
+        ok = isinstance(value, types) and not (isinstance(value, bool) and bool not in types)
+        if ok and key == "erase_area":
+            ok = len(value) == 2 and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in value)
+            what = "a list of two numbers"
+        if not ok:
+            raise LrferError(f"{source}: {prefix}{key} = {value!r} is not {what}", f"give {prefix}{key} {what}, like its default {getattr(defaults, key)!r}")
 
 
 def channels_last_on(cfg: TrainConfig, device: torch.device) -> bool:
@@ -248,10 +281,16 @@ def read_recipe(name_or_path: str, _seen: tuple[Path, ...] = ()) -> dict:
     """
     path = recipe_path(name_or_path)
     try:
-        table = tomllib.loads(path.read_text())
+        table = tomllib.loads(path.read_text(encoding="utf-8"))
     except tomllib.TOMLDecodeError as err:
         raise LrferError(f"{path} is not valid TOML ({err})", "fix the file") from None
+    except UnicodeDecodeError:
+        raise LrferError(f"{path} is not UTF-8 text", "save the recipe as UTF-8 (TOML files are UTF-8)") from None
+    except IsADirectoryError:
+        raise LrferError(f"recipe {path} is a folder", "give a shipped recipe name (`lrfer recipes`) or a .toml file") from None
     base = table.pop("base", None)
+    if base is not None and not isinstance(base, str):
+        raise LrferError(f"{path}: base = {base!r} is not a recipe name", "give base as a string: a shipped recipe name or a .toml path")
     if base is not None:
         seen = (*_seen, path.resolve())
         if recipe_path(base).resolve() in seen:
@@ -271,7 +310,8 @@ def load_config(recipe: Optional[str] = None, **overrides: Any) -> TrainConfig:
         if v is None:
             continue
         if k == "augment":
-            table["augment"] = {**table.get("augment", {}), **v}
+            # a recipe's augment that is no table is left for from_dict to name
+            table["augment"] = {**table["augment"], **v} if isinstance(table.get("augment"), dict) else table.get("augment", v)
         else:
             table[k] = v
     return TrainConfig.from_dict(table, source=recipe or "config")

@@ -6,10 +6,13 @@ from __future__ import annotations
 import csv
 import os
 import re
+import warnings
 import zipfile
+import zlib
 from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
+from tokenize import TokenError
 from typing import Any, Optional, Union
 
 import numpy as np
@@ -109,6 +112,13 @@ def header_index(path: Path, header: list[str], required: Sequence[str], optiona
     return {c: found.get(c.lower()) for c in list(required) + list(optional)}
 
 
+#: What numpy and zipfile raise for damaged bytes: NotImplementedError for a zip feature Python lacks,
+#: RuntimeError for an encrypted member, TokenError/SyntaxError for a damaged .npy header, zlib.error
+#: for a damaged compressed member (np.savez_compressed), MemoryError for a header claiming a huge array.
+_NPZ_ERRORS = (ValueError, OSError, EOFError, MemoryError, NotImplementedError, RuntimeError, SyntaxError, TokenError,
+               zipfile.BadZipFile, zlib.error)
+
+
 class open_npz:
     """``np.load`` without pickles, with format errors turned into LrferError."""
 
@@ -118,7 +128,7 @@ class open_npz:
     def __enter__(self):
         try:
             self.z = np.load(self.path, allow_pickle=False)
-        except (OSError, ValueError, EOFError, zipfile.BadZipFile) as err:
+        except _NPZ_ERRORS as err:  # a lone .npy is read here, header and all
             raise LrferError(f"cannot read {self.path} as a numpy .npz archive: {err}",
                              "check that the file is complete (re-copy it)") from None
         if not hasattr(self.z, "files"):
@@ -143,10 +153,42 @@ class _CheckedNpz:
 
     def __getitem__(self, key: str) -> np.ndarray:
         try:
-            return self.z[key]
-        except (ValueError, OSError, EOFError, zipfile.BadZipFile) as err:
-            raise LrferError(f"{self.path}: array '{key}' cannot be read ({str(err).splitlines()[0][:120]})",
+            array = self.z[key]
+        except _NPZ_ERRORS as err:
+            why = (str(err).splitlines() or [type(err).__name__])[0][:120]
+            raise LrferError(f"{self.path}: array '{key}' cannot be read ({why})",
                              "save plain numeric or string arrays with np.savez (no Python objects)") from None
+        if not isinstance(array, np.ndarray):  # numpy hands back the raw bytes of a member that is no .npy
+            raise LrferError(f"{self.path}: '{key}' is not a numpy array", "save the archive with np.savez")
+        return array
+
+    def column(self, key: str, dtype: Any, ndim: int = 1) -> np.ndarray:
+        """Array ``key`` as ``dtype`` with ``ndim`` dimensions (one row per image), or an LrferError
+        naming it: text where numbers belong, NaN or a value out of range of ``dtype`` included."""
+        array = self[key]
+        if array.ndim != ndim:
+            raise LrferError(f"{self.path}: array '{key}' has shape {array.shape}, not {ndim} dimension(s)",
+                             "save one row per image (np.savez with arrays of equal length)")
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("error")  # numpy only warns when NaN or an overflow is cast
+                out = array.astype(dtype)
+        except (ValueError, TypeError, OverflowError, Warning) as err:
+            why = (str(err).splitlines() or [type(err).__name__])[0][:120]
+            raise LrferError(f"{self.path}: array '{key}' ({array.dtype}) cannot be read as {np.dtype(dtype).name} ({why})",
+                             "save labels and indices as integers, names as strings") from None
+        # numpy keeps the 4-byte code points of a text array as stored: one above Unicode's last
+        # (0x10FFFF) fails in CPython (SystemError) as soon as the text becomes a Python str
+        if out.dtype.kind == "U" and out.size and out.dtype.itemsize and int(out.view(np.uint32).max()) > 0x10FFFF:
+            raise LrferError(f"{self.path}: array '{key}' holds text that is not Unicode", "save names as ordinary strings")
+        return out
+
+
+def same_rows(path: Path, n: int, **arrays: Optional[np.ndarray]) -> None:
+    """Every given array has one row per image (``n``), or an LrferError naming the first that has not."""
+    for key, value in arrays.items():
+        if value is not None and len(value) != n:
+            raise LrferError(f"{path}: {key} has {len(value)} rows, images have {n}", "all arrays need one row per image")
 
 
 def require_keys(path: Path, z, keys: Sequence[str]) -> None:

@@ -38,7 +38,10 @@ def _usable_frames(ann: Path, video_dir: Path, include_other: bool, counts: Coun
     Frames left out are counted in ``counts``: ``unannotated_frames`` (-1), ``other_dropped`` (7
     without ``include_other``), ``missing_frames`` (labelled but absent on disk).
     """
-    lines = ann.read_text(encoding="utf-8-sig").splitlines()
+    try:
+        lines = ann.read_text(encoding="utf-8-sig").splitlines()
+    except UnicodeDecodeError:
+        raise LrferError(f"{ann} is not UTF-8 text", "an EXPR_Set file is a header line and one label per line: re-extract it") from None
     header = tuple(h.strip().lower() for h in lines[0].split(",")) if lines else ()
     if header != AFFWILD2_HEADER:
         raise LrferError(f"{ann} line 1: header is '{lines[0] if lines else ''}'",

@@ -36,7 +36,7 @@ def _read_ck_code(path: Path) -> int:
     except (ValueError, IndexError):
         raise LrferError(f"{path}: '{text[:40]}' is not an emotion code",
                          "CK+ emotion files hold one number 1-7 (e.g. 3.0000000e+00)") from None
-    if value != int(value) or not 1 <= value <= 7:
+    if not 1 <= value <= 7 or value != int(value):  # range first: int() of nan or inf raises
         raise LrferError(f"{path}: emotion code {text} is not one of 1-7",
                          "CK+ codes: 1 anger, 2 contempt, 3 disgust, 4 fear, 5 happy, 6 sadness, 7 surprise")
     return int(value)

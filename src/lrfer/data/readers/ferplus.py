@@ -15,7 +15,7 @@ from ...progress import Progress
 from ..faceset import FaceSet
 from ..labels import CANONICAL, canonical_name
 from ..splits import duplicate_groups
-from ._common import PathLike, csv_lines, empty, existing, finish, header_index, open_npz, require_keys, source
+from ._common import PathLike, csv_lines, empty, existing, finish, header_index, open_npz, require_keys, same_rows, source
 from .fer2013 import read_fer2013_csv
 
 #: The ten vote columns of FERPlus's ``fer2013new.csv``, in file order.
@@ -25,6 +25,8 @@ FERPLUS_COLUMNS: tuple[str, ...] = (
 _FERPLUS_TO_CANON = np.array([CANONICAL.index(canonical_name(c)) for c in FERPLUS_COLUMNS[:8]])
 _CANON_TO_FERPLUS = np.argsort(_FERPLUS_TO_CANON)
 FERPLUS_MODES = ("majority", "plurality", "probability")
+#: The largest vote count a vote file may hold: FERPlus has 10 taggers a face; far more is a damaged file.
+MAX_VOTES = 1_000_000
 
 
 def ferplus_labels(
@@ -123,6 +125,9 @@ def _read_ferplus_votes(path: Path) -> dict:
                              "vote columns must hold whole numbers of taggers") from None
         if min(row) < 0:
             raise LrferError(f"{path} line {number}: negative vote count", "vote counts must be >= 0")
+        if max(row) > MAX_VOTES:  # also keeps the counts within int64, where the label rules add them up
+            raise LrferError(f"{path} line {number}: vote count {max(row)} is not a number of taggers",
+                             f"vote counts are at most {MAX_VOTES} (FERPlus has 10 taggers per face)")
         votes.append(row)
         usage.append(fields[col["Usage"]].strip())
         names.append(fields[col["Image name"]].strip())
@@ -135,18 +140,39 @@ def _read_ferplus_votes(path: Path) -> dict:
     }
 
 
+def fer2013_images(path: Path, z) -> np.ndarray:
+    """The FER2013 pixels of an open npz: uint8 (N, H, W), or an LrferError."""
+    images = z["images"]
+    if images.dtype != np.uint8 or images.ndim != 3:
+        raise LrferError(f"{path}: images are {images.dtype} of shape {images.shape}, not uint8 (N, 48, 48)",
+                         "FER2013 pixels are stored as (N, 48, 48) uint8 faces")
+    return images
+
+
+def ferplus_votes(path: Path, z, n: int) -> np.ndarray:
+    """An open npz's ``ferplus_votes``: ``n`` rows of the 10 vote counts, or an LrferError."""
+    votes = z.column("ferplus_votes", np.int64, ndim=2)
+    if votes.shape != (n, len(FERPLUS_COLUMNS)) or votes.min(initial=0) < 0 or votes.max(initial=0) > MAX_VOTES:
+        raise LrferError(f"{path}: ferplus_votes of shape {votes.shape} are not {n} rows of {len(FERPLUS_COLUMNS)} "
+                         f"vote counts 0-{MAX_VOTES}", "store the ten FERPlus columns per image, in fer2013new.csv order")
+    return votes
+
+
 def _fer2013_source(path: Path, progress: Optional[Progress]) -> dict:
     """FER2013 pixels for the FERPlus join: the csv, or the shared npz (which carries its row numbers)."""
     if path.suffix.lower() == ".npz":
         with open_npz(path) as z:
             require_keys(path, z, ("images", "labels", "usage", "row_index"))
-            return {
-                "images": z["images"],
-                "labels": z["labels"].astype(np.int64),
-                "usage": z["usage"].astype(str),
-                "row_index": z["row_index"].astype(np.int64),
-                "dup_group": z["dup_group_id"].astype(np.int64) if "dup_group_id" in z.files else None,
+            data = {
+                "images": fer2013_images(path, z),
+                "labels": z.column("labels", np.int64),
+                "usage": z.column("usage", str),
+                "row_index": z.column("row_index", np.int64),
+                "dup_group": z.column("dup_group_id", np.int64) if "dup_group_id" in z.files else None,
             }
+        same_rows(path, len(data["images"]), labels=data["labels"], usage=data["usage"], row_index=data["row_index"],
+                  dup_group_id=data["dup_group"])
+        return data
     data = read_fer2013_csv(path, progress)
     data["row_index"] = np.arange(len(data["labels"]), dtype=np.int64)
     data["dup_group"] = None
@@ -225,6 +251,8 @@ def ferplus(
     if len(row_index) and int(row_index.max()) >= m:
         raise LrferError(f"{src} refers to row {int(row_index.max())} but {p} has only {m} rows",
                          "use the complete fer2013new.csv (35887 rows)")
+    if len(row_index) and int(row_index.min()) < 0:
+        raise LrferError(f"{src}: row_index holds {int(row_index.min())}, not a row number", "row numbers start at 0")
     split = votes["usage"][row_index]
     if data["usage"] is not None:
         differ = np.flatnonzero(data["usage"] != split)

@@ -13,8 +13,8 @@ from ...errors import LrferError
 from ...progress import Progress
 from ..faceset import FaceSet
 from ..labels import canonical_name
-from ._common import PathLike, existing, finish, open_npz, require_keys, source
-from .ferplus import FERPLUS_COLUMNS, ferplus_faceset, votes_as_soft_labels
+from ._common import PathLike, existing, finish, open_npz, require_keys, same_rows, source
+from .ferplus import FERPLUS_COLUMNS, fer2013_images, ferplus_faceset, ferplus_votes, votes_as_soft_labels
 
 
 def _gray_or_color(images: np.ndarray) -> torch.Tensor:
@@ -57,34 +57,37 @@ def npz(
             raise LrferError(f"unknown labels='{labels}' for an npz archive",
                              "use labels='ferplus' for FERPlus votes, or leave it out for the archive's labels")
         if "ferplus_columns" in keys:
-            columns = tuple(str(c) for c in z["ferplus_columns"])
+            columns = tuple(str(c) for c in z.column("ferplus_columns", str))
             if columns != FERPLUS_COLUMNS:
                 raise LrferError(f"{p}: ferplus_columns are {', '.join(columns)}",
                                  f"expected {', '.join(FERPLUS_COLUMNS)} (fer2013new.csv order)")
         if labels == "ferplus":
             require_keys(p, z, ("images", "usage", "row_index", "ferplus_votes", "ferplus_columns"))
+            images = fer2013_images(p, z)
+            votes = ferplus_votes(p, z, len(images))
+            split, row_index = z.column("usage", str), z.column("row_index", np.int64)
+            dup_group = z.column("dup_group_id", np.int64) if "dup_group_id" in keys else None
+            same_rows(p, len(images), usage=split, row_index=row_index, dup_group_id=dup_group)
             return ferplus_faceset(
-                path=p, fmt="npz", source_opts={"labels": "ferplus"}, images=z["images"], votes=z["ferplus_votes"],
-                split=z["usage"].astype(str), row_index=z["row_index"].astype(np.int64),
-                dup_group=z["dup_group_id"].astype(np.int64) if "dup_group_id" in keys else None,
-                mode=mode, ties=ties, min_votes=min_votes,
+                path=p, fmt="npz", source_opts={"labels": "ferplus"}, images=images, votes=votes,
+                split=split, row_index=row_index, dup_group=dup_group, mode=mode, ties=ties, min_votes=min_votes,
             )
         require_keys(p, z, ("images", "labels", "class_names"))
         images = _archive_images(p, z["images"])
-        y = z["labels"].astype(np.int64)
-        classes = _archive_classes(p, [str(c) for c in z["class_names"]], y)
+        y = z.column("labels", np.int64)
+        classes = _archive_classes(p, [str(c) for c in z.column("class_names", str)], y)
         n = len(y)
-        split = next((z[k].astype(str) for k in ("split", "usage") if k in keys), np.full(n, "all"))
-        groups = next((z[k].astype(str) for k in ("groups", "subject") if k in keys), None)
-        dup = next((z[k].astype(np.int64) for k in ("dup_group", "dup_group_id") if k in keys), None)
-        soft = torch.from_numpy(z["soft_labels"].astype(np.float32)) if "soft_labels" in keys else None
+        split = next((z.column(k, str) for k in ("split", "usage") if k in keys), np.full(n, "all"))
+        groups = next((z.column(k, str) for k in ("groups", "subject") if k in keys), None)
+        dup = next((z.column(k, np.int64) for k in ("dup_group", "dup_group_id") if k in keys), None)
+        soft = torch.from_numpy(_soft_labels(p, z.column("soft_labels", np.float32, ndim=2), len(classes))) if "soft_labels" in keys else None
         if soft is None and "ferplus_votes" in keys:
-            soft = torch.from_numpy(votes_as_soft_labels(z["ferplus_votes"], classes, y))
+            soft = torch.from_numpy(votes_as_soft_labels(ferplus_votes(p, z, n), classes, y))
         if "row_index" in keys:
-            ids = np.char.add("fer2013.csv:row ", z["row_index"].astype(np.int64).astype(str))
+            ids = np.char.add("fer2013.csv:row ", z.column("row_index", np.int64).astype(str))
             name = "fer2013"
         else:
-            ids = next((z[k].astype(str) for k in ("ids", "filename") if k in keys), None)
+            ids = next((z.column(k, str) for k in ("ids", "filename") if k in keys), None)
             name = "ckplus" if "subject" in keys else p.stem
         for key, value in (("split", split), ("groups", groups), ("ids", ids), ("dup_group", dup), ("soft_labels", soft)):
             if value is not None and len(value) != n:
@@ -108,6 +111,14 @@ def _archive_images(p: Path, images: np.ndarray) -> torch.Tensor:
         return _gray_or_color(images)
     except ValueError as err:
         raise LrferError(f"{p}: {err}", "store images as (N,H,W) grayscale or (N,H,W,3) colour") from None
+
+
+def _soft_labels(p: Path, soft: np.ndarray, k: int) -> np.ndarray:
+    """An archive's soft labels: one finite row of ``k`` class weights per image."""
+    if soft.shape[1] != k or not np.isfinite(soft).all():
+        raise LrferError(f"{p}: soft_labels of shape {soft.shape} are not finite rows of {k} class weights",
+                         "save soft_labels as (N, len(class_names)) float probabilities")
+    return soft
 
 
 def _archive_classes(p: Path, native: list[str], y: np.ndarray) -> tuple[str, ...]:

@@ -29,30 +29,40 @@ def _read_list(list_file: Path, aligned: Path) -> tuple[list[Path], list[int], l
     files: list[Path] = []
     labels: list[int] = []
     split: list[str] = []
-    with open(list_file, encoding="utf-8-sig") as f:
-        for number, line in enumerate(f, start=1):
-            parts = line.split()
-            if not parts:
-                continue
-            if len(parts) != 2 or not parts[1].lstrip("-").isdigit():
-                raise LrferError(f"{list_file} line {number}: '{line.strip()}' is not '<image name> <label>'",
-                                 "each line must be like 'train_00001.jpg 5'")
-            label = int(parts[1])
-            if not 1 <= label <= 7:
-                raise LrferError(f"{list_file} line {number}: label {label} is out of range",
-                                 "RAF-DB basic labels are 1-7")
-            stem = Path(parts[0]).stem
-            prefix = stem.split("_")[0].lower()
-            if prefix not in ("train", "test"):
-                raise LrferError(f"{list_file} line {number}: '{parts[0]}' starts with neither train_ nor test_",
-                                 "RAF-DB basic image names are train_NNNNN.jpg or test_NNNN.jpg")
-            image = aligned / f"{stem}_aligned.jpg"
-            if not image.is_file():
-                raise LrferError(f"{list_file} line {number}: image {image} is missing",
-                                 "unpack RAF-DB's aligned.zip into Image/aligned/")
-            files.append(image)
-            labels.append(label - 1)
-            split.append(prefix)
+    try:
+        lines = list_file.read_text(encoding="utf-8-sig").splitlines()
+    except UnicodeDecodeError:
+        raise LrferError(f"{list_file} is not UTF-8 text", "each line must be like 'train_00001.jpg 5': re-extract RAF-DB's EmoLabel") from None
+    for number, line in enumerate(lines, start=1):
+        parts = line.split()
+        if not parts:
+            continue
+        try:  # int() itself judges the label: isdigit() passes '²' and '--5', which int() refuses
+            label = int(parts[1]) if len(parts) == 2 else None
+        except ValueError:
+            label = None
+        if label is None:
+            raise LrferError(f"{list_file} line {number}: '{line.strip()}' is not '<image name> <label>'",
+                             "each line must be like 'train_00001.jpg 5'")
+        if not 1 <= label <= 7:
+            raise LrferError(f"{list_file} line {number}: label {label} is out of range",
+                             "RAF-DB basic labels are 1-7")
+        stem = Path(parts[0]).stem
+        prefix = stem.split("_")[0].lower()
+        if prefix not in ("train", "test"):
+            raise LrferError(f"{list_file} line {number}: '{parts[0]}' starts with neither train_ nor test_",
+                             "RAF-DB basic image names are train_NNNNN.jpg or test_NNNN.jpg")
+        image = aligned / f"{stem}_aligned.jpg"
+        try:
+            present = image.is_file()
+        except OSError:  # a name too long for the file system (ENAMETOOLONG): no such image either
+            present = False
+        if not present:
+            raise LrferError(f"{list_file} line {number}: image {image} is missing",
+                             "unpack RAF-DB's aligned.zip into Image/aligned/")
+        files.append(image)
+        labels.append(label - 1)
+        split.append(prefix)
     return files, labels, split
 
 
