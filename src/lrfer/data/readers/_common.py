@@ -129,7 +129,10 @@ class open_npz:
         try:
             self.z = np.load(self.path, allow_pickle=False)
         except _NPZ_ERRORS as err:  # a lone .npy is read here, header and all
-            raise LrferError(f"cannot read {self.path} as a numpy .npz archive: {err}",
+            # numpy says any bytes it cannot parse hold pickles and offers to load them "unsafely":
+            # advice no user should follow on a damaged or foreign file, so it is not passed on
+            why = "not an .npz archive (nor a .npy array)" if "allow_pickle" in str(err) else str(err)
+            raise LrferError(f"cannot read {self.path} as a numpy .npz archive: {why}",
                              "check that the file is complete (re-copy it)") from None
         if not hasattr(self.z, "files"):
             raise LrferError(f"{self.path} holds a single array, not an .npz archive",
