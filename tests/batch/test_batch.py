@@ -195,3 +195,11 @@ def test_a_ray_pool_larger_than_the_machine_is_one_line(archive, tmp_path, capsy
     err = [line for line in capsys.readouterr().err.splitlines() if line.startswith("lrfer:")]
     assert len(err) == 1 and f"need {cpus + 1} CPUs" in err[0] and "fewer --workers" in err[0]
     assert not list((tmp_path / "o").glob("part-*"))
+
+
+def test_a_damaged_shard_is_one_line_naming_it(archive, tmp_path):
+    out = tmp_path / "out"
+    run_batch([archive.photos[0]], out)
+    (out / "part-zz-00001.parquet").write_bytes(b"not parquet")
+    with pytest.raises(LrferError, match="part-zz-00001.parquet.*delete the damaged shard"):
+        run_batch([archive.photos[0]], out)

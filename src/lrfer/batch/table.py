@@ -13,9 +13,9 @@ from __future__ import annotations
 import os
 import secrets
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Optional, Union
+from typing import Optional, TypeVar, Union
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -30,6 +30,7 @@ _FIELDS = [
     ("size", _INT), ("label", _TEXT), ("confidence", _FLOAT), ("uncertain", pa.bool_()),
 ]  # fmt: skip
 SHARD_GLOB = "part-*.parquet"
+T = TypeVar("T")
 
 
 def schema(classes: Sequence[str]) -> pa.Schema:
@@ -106,16 +107,18 @@ class ShardStore:
         return pa.concat_tables(tables).sort_by([("file", "ascending"), ("frame", "ascending"), ("face", "ascending")])
 
     def _schema_of(self, shard: Path) -> pa.Schema:
-        try:
-            return pq.read_schema(shard)
-        except (OSError, pa.ArrowException) as err:
-            raise LrferError(f"cannot read {shard} ({err})", "delete the damaged shard: its files are then analysed again") from None
+        return _readable(shard, pq.read_schema)
 
     def _read(self, shard: Path, columns: Optional[list[str]] = None) -> pa.Table:
-        try:
-            return pq.read_table(shard, columns=columns)
-        except (OSError, pa.ArrowException) as err:
-            raise LrferError(f"cannot read {shard} ({err})", "delete the damaged shard: its files are then analysed again") from None
+        return _readable(shard, lambda p: pq.read_table(p, columns=columns))
+
+
+def _readable(shard: Path, read: Callable[[Path], T]) -> T:
+    """``read(shard)``; a damaged shard (changed by hand: ours are written whole) is a one-line error."""
+    try:
+        return read(shard)
+    except (OSError, pa.ArrowException) as err:
+        raise LrferError(f"cannot read {shard} ({err})", "delete the damaged shard: its files are then analysed again") from None
 
 
 def classes_of(columns: pa.Schema) -> list[str]:
