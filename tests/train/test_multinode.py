@@ -151,7 +151,7 @@ check_same_start(3, Path("run"))  # every rank resuming after epoch 2: no compla
 try:
     check_same_start(3 if rank == 0 else 1, Path("run"))  # rank 1 without the checkpoint
 except LrferError as e:
-    print("refused:", e)
+    Path(f"refused{rank}.txt").write_text(str(e))  # a file per rank: two ranks printing at once interleave on one line
 dist.destroy_process_group()
 """
 
@@ -161,9 +161,9 @@ def test_ranks_that_would_start_at_different_epochs_are_refused_on_every_rank(tm
     script = tmp_path / "agree.py"
     script.write_text(AGREE)
     cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", free_port(), str(script)]
-    proc = subprocess.run(cmd, capture_output=True, text=True, env=torch_env(), timeout=120)
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=torch_env(), timeout=120, cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr[-2000:]
-    refusals = [line for line in proc.stdout.splitlines() if "refused:" in line]
+    refusals = [(tmp_path / f"refused{r}.txt").read_text() for r in (0, 1) if (tmp_path / f"refused{r}.txt").exists()]
     assert len(refusals) == 2  # both ranks stop, so none is left waiting in a collective
     assert all("rank 0 at epoch 3, rank 1 at epoch 1" in r and "run/last.safetensors" in r and "copy node 0's run folder" in r for r in refusals)
 
