@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import json
+import struct
 
 import numpy as np
 
@@ -59,6 +60,25 @@ def _npzs() -> list[tuple[str, bytes]]:
     return [("plain.npz", plain.getvalue()), ("fer2013.npz", shared.getvalue())]
 
 
+def safetensors_bytes(meta_text: str, tensors: dict[str, np.ndarray]) -> bytes:
+    """A safetensors file of float32 ``tensors`` with ``meta_text`` as the lrfer description, built
+    by hand (no torch): the fuzzer's text lands in the metadata of an otherwise valid file."""
+    header: dict = {"__metadata__": {"lrfer": meta_text}}
+    blobs, offset = [], 0
+    for key, array in tensors.items():
+        raw = np.ascontiguousarray(array, dtype="<f4").tobytes()
+        header[key] = {"dtype": "F32", "shape": list(array.shape), "data_offsets": [offset, offset + len(raw)]}
+        blobs.append(raw)
+        offset += len(raw)
+    text = json.dumps(header).encode()
+    text += b" " * (-len(text) % 8)
+    return struct.pack("<Q", len(text)) + text + b"".join(blobs)
+
+
+#: The tensors of the files that carry fuzzed metadata: a weight and one optimizer state tensor.
+META_TENSORS = {"model/w": np.ones((2, 3), np.float32), "state/s.opt": np.zeros(2, np.float32)}
+
+
 def checkpoint_meta() -> dict:
     """The description a training checkpoint carries (``save_checkpoint``'s), with a resumable state."""
     spec = {"name": "resnet18_fer_slim", "kwargs": {}, "num_classes": 2, "in_chans": 1, "input_size": [1, 48, 48],
@@ -68,8 +88,6 @@ def checkpoint_meta() -> dict:
 
 
 def _checkpoints() -> list[tuple[str, bytes]]:
-    from .targets import META_TENSORS, safetensors_bytes
-
     text = json.dumps(checkpoint_meta())
     return [("meta.json", text.encode()), ("last.safetensors", safetensors_bytes(text, META_TENSORS))]
 

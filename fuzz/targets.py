@@ -12,9 +12,7 @@ hundreds of thousands of times), because the readers take paths, as the command 
 
 from __future__ import annotations
 
-import json
 import shutil
-import struct
 import tempfile
 import warnings
 from collections.abc import Callable
@@ -28,6 +26,8 @@ from lrfer.files import ImageReadError, decode_image
 from lrfer.infer.pipeline import read_image
 from lrfer.models.checkpoint import load_checkpoint
 from lrfer.train.config import load_config
+
+from .seeds import META_TENSORS, safetensors_bytes, tiny_jpeg, tiny_png
 
 #: The errors a parser may raise for bad bytes; any other exception is a crash.
 EXPECTED = (LrferError, ImageReadError)
@@ -55,8 +55,6 @@ def _fixtures(root: Path) -> None:
     """The fixed half of the two-file formats: FERPlus votes need FER2013 pixels, and the
     annotation formats need one real frame per listed image, so the fuzzed file is read past
     'image missing' into its own parsing."""
-    from .seeds import tiny_jpeg, tiny_png
-
     np.savez(root / "pixels.npz", images=np.zeros((2, 48, 48), np.uint8), labels=np.array([3, 0]),
              usage=np.array(["Training", "PublicTest"]), row_index=np.array([0, 1]))
     jpg, png = tiny_jpeg(), tiny_png()
@@ -123,25 +121,6 @@ def fuzz_image(data: bytes) -> int:
         n = _accepted(lambda: _gray(data), lambda: _rgb(_put("face.img", data)))
     assert not shown, f"the decoder let a warning out: {shown[0].category.__name__}: {shown[0].message}"
     return n
-
-
-def safetensors_bytes(meta_text: str, tensors: dict[str, np.ndarray]) -> bytes:
-    """A safetensors file of float32 ``tensors`` with ``meta_text`` as the lrfer description, built
-    by hand (no torch): the fuzzer's text lands in the metadata of an otherwise valid file."""
-    header: dict = {"__metadata__": {"lrfer": meta_text}}
-    blobs, offset = [], 0
-    for key, array in tensors.items():
-        raw = np.ascontiguousarray(array, dtype="<f4").tobytes()
-        header[key] = {"dtype": "F32", "shape": list(array.shape), "data_offsets": [offset, offset + len(raw)]}
-        blobs.append(raw)
-        offset += len(raw)
-    text = json.dumps(header).encode()
-    text += b" " * (-len(text) % 8)
-    return struct.pack("<Q", len(text)) + text + b"".join(blobs)
-
-
-#: The tensors of the files that carry fuzzed metadata: a weight and one optimizer state tensor.
-META_TENSORS = {"model/w": np.ones((2, 3), np.float32), "state/s.opt": np.zeros(2, np.float32)}
 
 
 def _use_checkpoint(path: Path) -> None:

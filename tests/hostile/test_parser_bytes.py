@@ -11,8 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from fuzz.seeds import checkpoint_meta
-from fuzz.targets import META_TENSORS, safetensors_bytes
+from fuzz.seeds import META_TENSORS, checkpoint_meta, safetensors_bytes
 
 from lrfer.data.readers import FERPLUS_COLUMNS, affwild2, ckplus, ferplus, npz, rafdb
 from lrfer.errors import LrferError
