@@ -4,8 +4,8 @@
 
 Writes into ``src/lrfer/assets/default/model.safetensors`` (weights and temperature unchanged):
 
-- ``class_prior``: FER2013 Training's class counts (the split the model was trained on, its
-  config's ``train_split``), which ``--prior`` needs, with the bias correction EM needs
+- ``class_prior``: the shares of the targets the model trained on (FER2013 Training, its config's
+  ``train_split``, with any FERPlus votes its config blended in), which ``--prior`` needs, with the bias correction EM needs
   (fitted on PublicTest);
 - ``abstain``: the confidence threshold answering ``--coverage`` of FER2013 PublicTest (the split
   the model was selected and calibrated on; never the calm development set), faces below
@@ -22,14 +22,13 @@ import argparse
 import runpy
 from pathlib import Path
 
-import numpy as np
 
 from lrfer.data.readers import load_dataset
 from lrfer.evaluate.abstain import choose_rule
 from lrfer.evaluate.bias_calibration import em_calibration_record
 from lrfer.models.checkpoint import update_spec
 from lrfer.predict.classifier import DEFAULT_CHECKPOINT, FaceClassifier
-from lrfer.runtime.prior import prior_record, shares_of_counts
+from lrfer.train.prior import training_prior
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -43,14 +42,12 @@ def main() -> None:
     clf = FaceClassifier.load(None, "cpu")
     data = load_dataset(args.data)
     train_split = clf.checkpoint.info["config"]["train_split"]
-    counts = np.bincount(clf.prepare(data.select_split(train_split)).labels.numpy(), minlength=len(clf.classes))
-    source = f"{Path(args.data).name} {train_split}: " + ", ".join(f"{c} {n}" for c, n in zip(clf.classes, counts))
     val = clf.prepare(data.select_split("PublicTest"))
     probs, labels, split = clf.predict_proba(val.images).numpy(), val.labels.numpy(), f"{Path(args.data).name} PublicTest"
     rule = choose_rule(probs, labels, coverage=args.coverage, min_face=args.uncertain_below, split=split)
-    prior = {**prior_record(clf.classes, shares_of_counts(counts), source), "em_calibration": em_calibration_record(probs, labels, clf.classes, split)}
+    prior = {**training_prior(clf, data, train_split), "em_calibration": em_calibration_record(probs, labels, clf.classes, split)}
     update_spec(DEFAULT_CHECKPOINT, {"class_prior": prior, "abstain": rule})
-    print(f"stored class shares ({source}) and abstention {rule}")
+    print(f"stored class shares ({prior['source']}) and abstention {rule}")
     runpy.run_path(str(ROOT / "tools" / "export_default.py"), run_name="__main__")
 
 

@@ -72,6 +72,7 @@ def _calibration_faces(args):
 def cmd_calibrate(args) -> int:
     from ..evaluate.calibration import calibrate_checkpoint
     from ..predict.classifier import DEFAULT_CHECKPOINT
+    from ..train.prior import training_prior
 
     target = Path(args.checkpoint) if args.checkpoint else DEFAULT_CHECKPOINT
     if args.out is None and target.resolve() == DEFAULT_CHECKPOINT.resolve():
@@ -84,7 +85,7 @@ def cmd_calibrate(args) -> int:
     split = args.split or _default_split(data, clf)
     faces = _prepared(clf, data.select_split(split), bars)
     abstain = None if args.coverage is None and args.risk is None else {"coverage": args.coverage, "risk": args.risk, "min_face": args.uncertain_below}
-    prior = _train_prior(clf, data, args.train_split) if args.train_split else None
+    prior = training_prior(clf, data, args.train_split) if args.train_split else None
     rep = calibrate_checkpoint(target, faces, split=split, path_out=args.out, device=clf.device, progress=bars, abstain=abstain, class_prior=prior)
     bars.close()
     print(f"temperature {rep['temperature']:.3f} fitted on {faces.name} {split} (n={rep['n']})")
@@ -98,18 +99,3 @@ def cmd_calibrate(args) -> int:
     print(f"wrote {rep['path']}")
     return 0
 
-
-def _train_prior(clf, data, split: str) -> dict:
-    """The class-share record of ``split`` of the data, in the model's classes."""
-    import numpy as np
-
-    from ..runtime.prior import prior_record, shares_of_counts
-
-    if split not in data.splits:
-        raise LrferError(f"--train-split {split}: the data has no such split", f"choose one of {', '.join(data.splits)}")
-    faces = clf.prepare(data.select_split(split))
-    counts = np.bincount(np.asarray(faces.labels), minlength=len(clf.classes))
-    if counts.min() == 0:
-        raise LrferError(f"--train-split {split} has no faces of {clf.classes[int(counts.argmin())]}", "give the split the model was trained on")
-    source = f"{data.name} {split}: " + ", ".join(f"{c} {n}" for c, n in zip(clf.classes, counts))
-    return prior_record(clf.classes, shares_of_counts(counts), source)

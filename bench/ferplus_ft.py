@@ -1,0 +1,208 @@
+"""Fine-tuning the shipped model towards FERPlus's reading of FER2013 (issue 27): what calm faces
+read as distressed cost on FER2013 PublicTest, one soft_label_weight at a time.
+
+    python bench/ferplus_ft.py [--weights 0.3,0.5] [--epochs 2] [--base CKPT] [--seed 0]
+    python bench/ferplus_ft.py --table-only | --check        # docs/trust.md's table from the results
+
+For each weight w the recipe ``fer2013_ferplus_ft`` is trained from ``--base`` (the shipped model
+unless given) with targets (1 - w) x FER2013's label + w x the face's FERPlus votes, into
+``--runs/w<w>`` (``lrfer.train.engine.fit`` with resume: a finished run there is reused and an
+unfinished one carried on; a run folder trained with other settings is refused). The candidate is its best epoch on PublicTest, as every lrfer recipe
+selects. The base and each candidate are then scored on:
+
+- FER2013 PublicTest at 8 ... 48 px (the sweep of ``lrfer sweep``), the split models are selected on;
+- the calm in-the-wild set (``wild_calm64.npz``, happy and neutral faces; EVALUATION ONLY: nothing
+  is trained or chosen on it) at 64 px as stored and at 16 px: neutral and happy recall and the
+  share of each read as negative (sad, angry, fear or disgust);
+- CK+ at 48 and 16 px, every answer the top class over all seven outputs (bench/robustness.py's
+  rule: CK+48 has no neutral face, so a neutral answer is wrong).
+
+Writes bench/results/ferplus_ft.json, ``ferplus_ft.png`` beside it (PublicTest accuracy at 48 px
+against calm neutral recall) and the ``trust-ferplus-ft`` table of docs/trust.md. On 2 CPU threads
+an epoch takes about 6 minutes and the scoring about 3 minutes a model.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Any, Optional
+
+import numpy as np
+import torch
+
+from _common import DATA, DOCS, RESULTS, ROOT, add_data_arg, add_threads_arg, load_result, pct, provenance, write_blocks
+from lrfer.data.readers import load_dataset
+from lrfer.errors import LrferError
+from lrfer.evaluate.alerting import calm_summary
+from lrfer.evaluate.metrics import classification_report
+from lrfer.evaluate.sweep import classifier_sweep
+from lrfer.files import atomic_write_text
+from lrfer.models.checkpoint import load_checkpoint
+from lrfer.predict.classifier import DEFAULT_CHECKPOINT, FaceClassifier
+from lrfer.train.config import load_config
+from lrfer.train.engine import fit
+
+OUT = RESULTS / "ferplus_ft.json"
+RECIPE = "fer2013_ferplus_ft"
+SWEEP = (8, 12, 16, 24, 32, 48)
+
+
+def sha256(path: Path) -> str:
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+def train(w: float, args: argparse.Namespace, fer) -> dict[str, Any]:
+    """One candidate: the recipe at weight ``w`` from the base, trained (or reused) in its run folder."""
+    cfg = load_config(RECIPE, soft_label_weight=w, init_weights=str(args.base), epochs=args.epochs, seed=args.seed, device="cpu").validate()
+    out = Path(args.runs) / f"w{w:g}"
+    stored = out / "config.json"
+    if stored.exists() and json.loads(stored.read_text()) != json.loads(json.dumps(cfg.to_dict())):
+        raise LrferError(f"{out} holds a run with other settings", "remove it, or give another --runs folder")
+    t0 = time.perf_counter()
+    res = fit(cfg, fer.select_split(cfg.train_split), fer.select_split(cfg.val_split), out, resume=(out / "last.safetensors").exists())
+    return {"soft_label_weight": w, "run": str(out), "checkpoint": str(res.best_path), "best_epoch": res.best_epoch,
+            "epochs": len(res.history), "train_seconds": round(sum(h.get("epoch_seconds", 0) for h in res.history), 1),
+            "seconds_this_call": round(time.perf_counter() - t0, 1), "history": res.history, "config": cfg.to_dict()}  # fmt: skip
+
+
+def argmax_names(clf: FaceClassifier, faces, size: Optional[int]) -> np.ndarray:
+    probs = clf.predict_proba(faces.images, degrade_to=size)
+    return np.array(clf.classes)[probs.argmax(1).numpy()]
+
+
+def score(path: Path, sets: dict[str, Any]) -> dict[str, Any]:
+    """The base or a candidate on PublicTest (sweep), the calm set and CK+."""
+    clf = FaceClassifier.load(path, "cpu")
+    fer = clf.prepare(sets["fer"])
+    out: dict[str, Any] = {"publictest": [{k: r[k] for k in ("size", "accuracy", "macro_f1")} for r in classifier_sweep(clf, fer, SWEEP)]}
+    calm = clf.prepare(sets["calm"])
+    truth = np.array(calm.classes)[calm.labels.numpy()]
+    out["calm"] = [{"size": s, **calm_summary(truth, argmax_names(clf, calm, None if s == 64 else s))} for s in (64, 16)]
+    ck = clf.prepare(sets["ckplus"])  # contempt, which the model does not know, is left out
+    out["ckplus"] = []
+    for s in (48, 16):
+        pred = clf.predict_proba(ck.images, degrade_to=None if s == 48 else s).argmax(1).numpy()
+        rep = classification_report(ck.labels.numpy(), pred, clf.classes)
+        out["ckplus"].append({"size": s, "n": rep["n"], "accuracy": rep["accuracy"], "macro_f1": rep["macro_f1"]})
+    return out
+
+
+def run(args: argparse.Namespace) -> dict[str, Any]:
+    torch.set_num_threads(args.threads)
+    prov = provenance("bench/ferplus_ft.py", args.seed, base=str(Path(args.base).resolve().relative_to(ROOT)) if Path(args.base).resolve().is_relative_to(ROOT) else str(args.base),
+                      base_sha256=sha256(args.base), command="python " + " ".join(["bench/ferplus_ft.py", *sys.argv[1:]]))  # fmt: skip
+    data_dir = Path(args.data).parent
+    fer = load_dataset(args.data)
+    sets = {"fer": fer.select_split("PublicTest"), "calm": load_dataset(data_dir / "wild_calm64.npz"), "ckplus": load_dataset(data_dir / "ckplus48.npz")}
+    candidates = []
+    for w in args.weights:
+        cand = train(w, args, fer)
+        print(f"w={w:g}: best epoch {cand['best_epoch']} of {cand['epochs']}", flush=True)
+        candidates.append(cand)
+    base_info = load_checkpoint(args.base).info  # kept here: the card of a model fine-tuned from it describes both stages
+    models = {"base": {"checkpoint": prov["base"], "best_epoch": base_info.get("epoch"), "config": base_info.get("config"),
+                       "scores": score(Path(args.base), sets)}}  # fmt: skip
+    for cand in candidates:
+        models[f"w{cand['soft_label_weight']:g}"] = {**cand, "scores": score(Path(cand["checkpoint"]), sets)}
+        print(f"scored w={cand['soft_label_weight']:g}", flush=True)
+    return {"benchmark": "ferplus_ft", "recipe": RECIPE, "provenance": prov, "protocol": __doc__.split("\n\n", 2)[2].strip(), "models": models}
+
+
+def _at(rows: list[dict], size: int) -> dict:
+    return next(r for r in rows if r["size"] == size)
+
+
+def table(doc: dict) -> list[str]:
+    head = ("| model | epochs | PublicTest 48 px | 32 px | 24 px | 16 px | 12 px | 8 px | calm neutral recall (64 / 16 px) "
+            "| calm neutral read negative | calm happy recall | CK+ 48 / 16 px |")  # fmt: skip
+    lines = [head, "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    base = doc["models"]["base"]["scores"]["publictest"]
+    for name, m in doc["models"].items():
+        s = m["scores"]
+        fer = []
+        for size in (48, 32, 24, 16, 12, 8):
+            acc = _at(s["publictest"], size)["accuracy"]
+            delta = "" if name == "base" else f" ({100 * (acc - _at(base, size)['accuracy']):+.1f})"
+            fer.append(pct(acc) + delta)
+        c64, c16 = _at(s["calm"], 64), _at(s["calm"], 16)
+        ck = " / ".join(pct(_at(s["ckplus"], z)["accuracy"]) for z in (48, 16))
+        label = "shipped model (base)" if name == "base" else f"w = {m['soft_label_weight']:g} (best epoch {m['best_epoch']})"
+        epochs = "" if name == "base" else str(m["epochs"])
+        lines.append(f"| {label} | {epochs} | " + " | ".join(fer) + f" | {pct(c64['neutral_recall'])} / {pct(c16['neutral_recall'])} "
+                     f"| {pct(c64['neutral_read_negative'])} | {pct(c64['happy_recall'])} | {ck} |")  # fmt: skip
+    p = doc["provenance"]
+    note = (f"Accuracy in %; in brackets the change against the base, points. Source: `bench/ferplus_ft.py` -> `bench/results/ferplus_ft.json`, "
+            f"figure `ferplus_ft.png`; {p['machine']}, {p['date'][:10]}, commit `{p['commit'][:7]}`, seed {p['seed']}; base sha256 `{p['base_sha256'][:12]}`.")  # fmt: skip
+    return ["\n".join(lines), note]
+
+
+def plot(doc: dict, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 4.5))
+    for name, m in doc["models"].items():
+        s = m["scores"]
+        for size, marker in ((48, "o"), (16, "s")):
+            x = 100 * _at(s["calm"], 64 if size == 48 else 16)["neutral_recall"]
+            y = 100 * _at(s["publictest"], size)["accuracy"]
+            ax.scatter(x, y, marker=marker, color="k" if name == "base" else None)
+            ax.annotate(f"{name} {size}px", (x, y), textcoords="offset points", xytext=(4, 4), fontsize=8)
+    ax.set_xlabel("calm in-the-wild neutral faces read as neutral (%)")
+    ax.set_ylabel("FER2013 PublicTest accuracy (%)")
+    ax.set_title("Blending FERPlus votes into the targets: the trade")
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def parse_args(argv: list[str]) -> argparse.Namespace:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    add_data_arg(ap, DATA)
+    add_threads_arg(ap)
+    ap.add_argument("--weights", default="0.3,0.5", help="soft_label_weight values, comma-separated")
+    ap.add_argument("--epochs", type=int, default=2)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--base", type=Path, default=DEFAULT_CHECKPOINT, help="the checkpoint fine-tuned from (default: the shipped model)")
+    ap.add_argument("--runs", type=Path, default=ROOT / "runs" / "ferplus_ft", help="run folders, one per weight")
+    ap.add_argument("--table-only", action="store_true", help="rewrite docs/trust.md's table from the results file")
+    ap.add_argument("--check", action="store_true", help="fail if docs/trust.md differs from the results file; write nothing")
+    args = ap.parse_args(argv)
+    try:
+        args.weights = [float(w) for w in args.weights.split(",") if w.strip()]
+    except ValueError:
+        ap.error(f"--weights {args.weights!r}: give numbers between 0 and 1, e.g. 0.3,0.5")
+    if not args.weights or any(not 0 < w <= 1 for w in args.weights):
+        ap.error("--weights: each weight must be in (0, 1]")
+    return args
+
+
+def main(argv: Optional[list[str]] = None) -> int:
+    args = parse_args(sys.argv[1:] if argv is None else argv)
+    if not (args.table_only or args.check):
+        try:
+            doc = run(args)
+        except LrferError as err:
+            print(f"error: {err}", file=sys.stderr)
+            return 2
+        atomic_write_text(OUT, json.dumps(doc, indent=1))
+        plot(doc, OUT.with_suffix(".png"))
+        print(f"wrote {OUT.relative_to(ROOT)}")
+    doc = load_result(OUT.name)
+    if doc is None:
+        print(f"error: {OUT.relative_to(ROOT)} is missing: run python bench/ferplus_ft.py first", file=sys.stderr)
+        return 2
+    write_blocks(DOCS / "trust.md", {"trust-ferplus-ft": table(doc)}, args.check)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,48 @@
+"""The class shares a trained model learnt, stored with it so that a deployment prior
+(:mod:`lrfer.runtime.prior`, docs/trust.md) divides by what the model saw."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from torch import nn
+
+from ..data.faceset import FaceSet
+from ..errors import LrferError
+from ..runtime.prior import prior_record
+from .config import TrainConfig
+from .engine import label_targets
+
+
+def target_shares(faces: FaceSet, cfg: Any) -> np.ndarray:
+    """The class shares a model trained on ``faces`` under ``cfg`` learnt: the mean of its targets.
+
+    ``cfg`` is a TrainConfig or a checkpoint's stored config (``info["config"]``).
+    With hard labels these are the class counts' shares; with FERPlus votes blended in, the votes
+    move them (towards neutral on FER2013), and a deployment prior (docs/trust.md) must divide by
+    these, not by the label counts, or it corrects for a shift the model never had.
+    """
+    if not isinstance(cfg, TrainConfig):
+        cfg = TrainConfig(label_mode=cfg.get("label_mode", "hard"), soft_label_weight=float(cfg.get("soft_label_weight", 0.0)))
+    targets = label_targets(faces, cfg)
+    if targets.ndim == 1:
+        targets = nn.functional.one_hot(targets, faces.num_classes).float()
+    shares = targets.double().mean(0).numpy()
+    return shares / shares.sum()
+
+
+def training_prior(clf: Any, data: FaceSet, split: str) -> dict[str, Any]:
+    """The class-share record of ``split`` of ``data`` for the classifier ``clf`` (a FaceClassifier):
+    the shares of the targets its stored config trained on, with the label counts as the source."""
+    if split not in data.splits:
+        raise LrferError(f"--train-split {split}: the data has no such split", f"choose one of {', '.join(data.splits)}")
+    faces = clf.prepare(data.select_split(split))
+    counts = np.bincount(np.asarray(faces.labels), minlength=len(clf.classes))
+    if counts.min() == 0:
+        raise LrferError(f"--train-split {split} has no faces of {clf.classes[int(counts.argmin())]}", "give the split the model was trained on")
+    config = clf.checkpoint.info.get("config") or {}
+    source = f"{data.name} {split}: " + ", ".join(f"{c} {n}" for c, n in zip(clf.classes, counts))
+    if config.get("label_mode") == "soft" or config.get("soft_label_weight"):
+        source += " labels; the shares are those of the training targets, soft labels included"
+    return prior_record(clf.classes, target_shares(faces, config), source)

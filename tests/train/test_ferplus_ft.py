@@ -1,0 +1,80 @@
+"""Fine-tuning the shipped model on FER2013 labels blended with FERPlus votes (issue 27), and the
+class shares a model so trained learnt (what a deployment prior must divide by)."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from lrfer.data.labels import CANONICAL
+from lrfer.models.checkpoint import load_checkpoint
+from lrfer.predict.classifier import DEFAULT_CHECKPOINT, FaceClassifier
+from lrfer.train.config import load_config
+from lrfer.train.engine import fit
+from lrfer.train.prior import target_shares, training_prior
+from tests.conftest import make_faceset
+
+FER7 = CANONICAL[:7]
+
+
+def with_votes(faces, seed: int = 0):
+    """``faces`` with made-up vote distributions that lean to neutral, as FERPlus's do on FER2013."""
+    g = torch.Generator().manual_seed(seed)
+    votes = torch.rand(len(faces), faces.num_classes, generator=g)
+    votes[:, faces.classes.index("neutral")] += 2.0
+    return dataclasses.replace(faces, soft_labels=votes / votes.sum(1, keepdim=True))
+
+
+def test_recipe_fine_tunes_the_shipped_network_with_votes_blended_in():
+    cfg = load_config("fer2013_ferplus_ft").validate()
+    assert cfg.init_weights_path == str(DEFAULT_CHECKPOINT)
+    shipped = load_checkpoint(DEFAULT_CHECKPOINT).spec
+    assert cfg.model == shipped["name"] and cfg.model_kwargs.items() <= shipped["kwargs"].items()
+    assert 0 < cfg.soft_label_weight < 1 and cfg.label_mode == "hard"  # a blend: FER2013's label keeps a share
+    assert cfg.augment.degrade_p > 0 and cfg.augment.degrade_min <= 8  # the default's small-face training stays on
+    assert cfg.lr <= 0.01 and cfg.epochs <= 5  # adapted, not relearnt: CPU-sized
+
+
+def test_recipe_trains_a_few_steps_from_the_shipped_weights(tmp_path):
+    faces = with_votes(make_faceset(32, classes=FER7))
+    cfg = load_config("fer2013_ferplus_ft", epochs=1, limit_train=16, batch_size=8, eval_batch_size=32, device="cpu")
+    res = fit(cfg, faces.select_split("Training"), faces.select_split("PublicTest"), tmp_path / "ft")
+    assert len(res.history) == 1 and math.isfinite(res.history[0]["train_loss"])
+    tuned = load_checkpoint(res.last_path).weights("model")
+    shipped = FaceClassifier.load(None).model.state_dict()
+    assert set(tuned) == set(shipped)  # every tensor of the shipped model, classifier included
+    assert not torch.equal(tuned["stem.0.weight"], shipped["stem.0.weight"])  # and every layer trains
+
+
+def test_target_shares_are_the_labels_counts_or_the_blended_targets_mean():
+    faces = with_votes(make_faceset(30, classes=("angry", "happy", "neutral")))
+    hard = target_shares(faces, {"label_mode": "hard"})
+    assert np.allclose(hard, np.bincount(faces.labels.numpy()) / len(faces))
+    w = 0.3
+    blended = target_shares(faces, {"soft_label_weight": w})
+    onehot = torch.nn.functional.one_hot(faces.labels, 3).double()
+    expect = ((1 - w) * onehot + w * faces.soft_labels.double()).mean(0).numpy()
+    assert np.allclose(blended, expect) and blended[2] > hard[2]  # the votes move the shares to neutral
+    assert np.allclose(target_shares(faces, load_config("fer2013_ferplus_ft", soft_label_weight=w)), expect)
+    assert np.allclose(target_shares(faces, {"label_mode": "soft"}), faces.soft_labels.double().mean(0).numpy())
+
+
+def test_training_prior_of_a_checkpoint_reads_its_config(tmp_path):
+    """`lrfer calibrate --train-split` and tools/default_trust.py store these shares: a model trained
+    on blended targets gets the targets' shares, with the label counts named as the source."""
+    faces = with_votes(make_faceset(32, classes=("angry", "happy", "neutral"), size=24))
+    cfg = load_config("fer2013_ferplus_ft", init_weights="", model_kwargs={"width": 8, "blocks": [1, 1], "zero_init_residual": False},
+                      image_size=24, augment={"crop": 20, "degrade_max": 24}, epochs=1, batch_size=8, device="cpu", val_split="none")
+    res = fit(cfg, faces.select_split("Training"), None, tmp_path / "run")
+    clf = FaceClassifier.load(res.last_path)
+    rec = training_prior(clf, faces, "Training")
+    train = faces.select_split("Training")
+    expect = target_shares(train, cfg)
+    assert np.allclose([rec["shares"][c] for c in clf.classes], expect, atol=1e-5)
+    assert "angry 6" in rec["source"] and "soft labels included" in rec["source"]
+    with pytest.raises(Exception, match="no such split"):
+        training_prior(clf, faces, "Validation")
