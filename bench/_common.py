@@ -77,10 +77,44 @@ def provenance(script: str, seed: Optional[int] = None, *, machine: Optional[str
 
 
 def source_line(r: dict) -> str:
-    """Where a results file's numbers came from, for the line under its table."""
+    """Where a results file's numbers came from, for the line under its table (models kept from an
+    earlier run, :func:`keep_earlier`, are named with theirs)."""
     p = r["provenance"]
     dirty = " + uncommitted changes" if p.get("dirty_tree", p.get("worktree_dirty")) else ""
-    return f"`{p['script']}`, {p['machine']}, {p['date'][:10]}, commit `{p['commit'][:7]}`{dirty}"
+    line = f"`{p['script']}`, {p['machine']}, {p['date'][:10]}, commit `{p['commit'][:7]}`{dirty}"
+    runs: dict[tuple[str, str], list[str]] = {}
+    for model, q in r.get("earlier", {}).items():
+        runs.setdefault((q["date"][:10], q["commit"][:7]), []).append(model)
+    for (date, commit), models in runs.items():
+        line += f"; the rows of {', '.join(models)} from an earlier run of the same script ({date}, commit `{commit}`)"
+    return line
+
+
+def _sizes(doc: dict) -> set[int]:
+    return {row["size"] for res in doc.get("results", {}).values() for row in res["sweep"]}
+
+
+def keep_earlier(path: Path, doc: dict) -> dict:
+    """``doc`` (a set's results: ``data``, ``models``, ``results``, ``provenance``) with the models of the
+    earlier file at ``path`` that this run did not score, e.g. the peers, whose numbers a new lrfer
+    model cannot change: rerunning them costs most of a suite's time. Each kept model is named under
+    ``earlier`` with the run its numbers come from. Nothing is kept when the earlier run read other
+    faces or other sizes."""
+    if not path.exists():
+        return doc
+    old = json.loads(path.read_text())
+    if old.get("data") != doc.get("data") or old.get("protocol") != doc.get("protocol") or _sizes(old) != _sizes(doc):
+        print(f"note: {path.name} scored other faces or sizes: no model kept from it", flush=True)
+        return doc
+    p = old["provenance"]
+    earlier = dict(doc.get("earlier", {}))
+    for model in (m for m in old.get("results", {}) if m not in doc["results"]):
+        doc["results"][model] = old["results"][model]
+        doc["models"][model] = old["models"][model]
+        earlier[model] = old.get("earlier", {}).get(model) or {k: p[k] for k in ("script", "machine", "date", "commit")}
+    if earlier:
+        doc["earlier"] = earlier
+    return doc
 
 
 # ---------------------------------------------------------------------- arguments

@@ -41,7 +41,7 @@ import torch
 
 import robustness_tables
 import suite
-from _common import RESULTS, cpu_model, provenance
+from _common import RESULTS, cpu_model, keep_earlier, provenance
 from lrfer.data.readers import load_dataset
 from lrfer.errors import LrferError
 from lrfer.evaluate.alerting import NEGATIVE, calm_summary, negative_read_shares
@@ -163,7 +163,7 @@ def run(args: argparse.Namespace, argv: list[str]) -> list[Path]:
         protocol = ev.protocol + ("" if ev.key == "calm" else " " + suite.DEGRADATION)
         doc = {"set": ev.key, "title": ev.title, "protocol": protocol, "rule": RULE, "data": data, "provenance": prov,
                "notes": notes, "models": models, "results": results[ev.key]}  # fmt: skip
-        written += write_set(out, ev.key, doc)
+        written += write_set(out, ev.key, keep_earlier(out / f"{ev.key}.json", doc) if args.keep_earlier else doc)
     if "photos" in wanted:
         ck = Path(args.ckplus) if args.ckplus else Path(args.data_dir) / "ckplus48.npz"
         t0 = time.perf_counter()
@@ -172,7 +172,7 @@ def run(args: argparse.Namespace, argv: list[str]) -> list[Path]:
         doc = {"set": "ckplus_photos", "title": "CK+ faces in whole photos, end to end", "protocol": PHOTO_PROTOCOL, "rule": RULE,
                "data": {"path": suite._rel(ck), "photos_per_size": detection[0]["photos"] if detection else 0},
                "detection": detection, "provenance": prov, "notes": notes, "models": models, "results": res}  # fmt: skip
-        written += write_set(out, "ckplus_photos", doc)
+        written += write_set(out, "ckplus_photos", keep_earlier(out / "ckplus_photos.json", doc) if args.keep_earlier else doc)
     if out.resolve() == OUT.resolve():  # docs/trust.md shows the committed results, never a trial run's
         robustness_tables.main(check=False)
     return written

@@ -45,7 +45,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from _common import ROOT, cpu_model, provenance
+from _common import ROOT, cpu_model, keep_earlier, provenance
 from lrfer.data.faceset import FaceSet
 from lrfer.data.readers import load_dataset
 from lrfer.data.transforms import predict_proba, size_hw
@@ -413,8 +413,10 @@ def run(args: argparse.Namespace, argv: list[str]) -> list[Path]:
             "results": results[ev.key],
         }  # fmt: skip
         path = out / f"{ev.key}.json"
+        if args.keep_earlier:
+            doc = keep_earlier(path, doc)
         path.write_text(json.dumps(doc, indent=2) + "\n", encoding="utf-8")
-        plot_sweep({name: r["sweep"] for name, r in results[ev.key].items()}, out / f"{ev.key}.png", f"{ev.title}: accuracy against face size")
+        plot_sweep({name: r["sweep"] for name, r in doc["results"].items()}, out / f"{ev.key}.png", f"{ev.title}: accuracy against face size")
         written += [path, out / f"{ev.key}.png"]
     written.append(write_summary(out))
     return written
@@ -511,6 +513,8 @@ def add_model_data_args(ap: argparse.ArgumentParser) -> None:
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--batch-size", type=int, default=256)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--keep-earlier", action="store_true",
+                    help="keep the rows of models this run does not score from the results file it replaces (e.g. --models default --keep-earlier: the peers' rows stay, named with their run)")
 
 
 def parse_sizes(ap: argparse.ArgumentParser, text: str, flag: str = "--sizes") -> list[int]:

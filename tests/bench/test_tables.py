@@ -4,6 +4,7 @@ results file added without regenerating, fails here (each writer's ``--check`` w
 from __future__ import annotations
 
 import importlib.util
+import json
 import os
 import subprocess
 import sys
@@ -46,3 +47,26 @@ def test_check_fails_on_a_hand_edited_number(tmp_path):
     assert write_blocks(doc, {"t": ["| a |\n|---|\n| 69.7 |"]}) is True
     assert "| 69.7 |" in doc.read_text() and "intro" in doc.read_text()
     assert write_blocks(doc, {"t": ["| a |\n|---|\n| 69.7 |"]}, check=True) is False
+
+
+def _set_doc(models: dict, commit: str, n: int = 10) -> dict:
+    return {"data": {"n": n}, "protocol": "p", "provenance": {"script": "bench/suite.py", "machine": "vm", "date": f"2026-12-0{commit[-1]}T00:00", "commit": commit},
+            "models": {m: {"kind": "x"} for m in models}, "results": {m: {"sweep": [{"size": 48, "accuracy": a}]} for m, a in models.items()}}  # fmt: skip
+
+
+def test_keep_earlier_keeps_the_models_not_rerun_and_names_their_run(tmp_path):
+    common = bench_common()
+    path = tmp_path / "set.json"
+    path.write_text(json.dumps(_set_doc({"lrfer_default": 0.5, "peer": 0.4}, "aaaaaaa1")))
+    doc = common.keep_earlier(path, _set_doc({"lrfer_default": 0.6}, "bbbbbbb2"))
+    assert list(doc["results"]) == ["lrfer_default", "peer"]  # the new run's models first
+    assert doc["results"]["lrfer_default"]["sweep"][0]["accuracy"] == 0.6 and doc["results"]["peer"]["sweep"][0]["accuracy"] == 0.4
+    assert doc["earlier"] == {"peer": {"script": "bench/suite.py", "machine": "vm", "date": "2026-12-01T00:00", "commit": "aaaaaaa1"}}
+    line = common.source_line(doc)
+    assert "commit `bbbbbbb`" in line and "peer from an earlier run" in line and "commit `aaaaaaa`" in line
+    # kept twice: the peer still names the run that scored it, not the run that kept it
+    path.write_text(json.dumps(doc))
+    again = common.keep_earlier(path, _set_doc({"lrfer_default": 0.7}, "ccccccc3"))
+    assert again["earlier"]["peer"]["commit"] == "aaaaaaa1"
+    # other faces (or sizes): nothing is kept
+    assert list(common.keep_earlier(path, _set_doc({"lrfer_default": 0.7}, "ccccccc3", n=11))["results"]) == ["lrfer_default"]
