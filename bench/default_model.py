@@ -166,9 +166,16 @@ def calibration_lines() -> list[str]:
     return [
         f"- Calibration: temperature {c['temperature']:.3f}, fitted on {c['split']} and stored in the checkpoint "
         f"(`bench/calibrate_default.py`, {c['provenance']['date'][:10]}). Expected calibration error {c['before']['ece']:.3f} before, "
-        f"{a['ece']:.3f} after (2-fold cross-fitted; NLL {c['before']['nll']:.3f} -> {a['nll']:.3f}): the model was already calibrated",
-        "  (label smoothing 0.1), so the temperature changes little.",
+        f"{a['ece']:.3f} after (2-fold cross-fitted; NLL {c['before']['nll']:.3f} -> {a['nll']:.3f}): " + _temperature_effect(c["temperature"]),
     ]
+
+
+def _temperature_effect(t: float) -> str:
+    if t < 0.95:
+        return "a temperature below 1 sharpens the probabilities\n  (the vote distributions among the targets leave the model less confident than it is right)."
+    if t > 1.05:
+        return "a temperature above 1 softens the probabilities\n  (the model was more confident than it is right)."
+    return "the model was already calibrated\n  (label smoothing 0.1), so the temperature changes little."
 
 
 def gpu_stage_lines(base_cfg: dict, base_epoch: int, train: dict) -> list[str]:
