@@ -22,7 +22,6 @@ import argparse
 import runpy
 from pathlib import Path
 
-
 from lrfer.data.readers import load_dataset
 from lrfer.evaluate.abstain import choose_rule
 from lrfer.evaluate.bias_calibration import em_calibration_record
