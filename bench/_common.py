@@ -64,11 +64,13 @@ def provenance(script: str, seed: Optional[int] = None, *, machine: Optional[str
             machine = f"{platform.node()} {platform.machine()} {os.cpu_count()} CPUs, no torch"
         else:
             machine = f"{platform.node()} {platform.machine()} {torch.get_num_threads()} threads, torch {torch.__version__}"
+    dirty = [line.split(maxsplit=1)[1] for line in _git("status", "--porcelain", "--untracked-files=no").splitlines() if line.strip()]
     return {
         "script": script,
         "command": " ".join(shlex.quote(a) for a in sys.argv),
         "commit": git_commit(),
-        "dirty_tree": bool(_git("status", "--porcelain", "--untracked-files=no")),
+        "dirty_tree": bool(dirty),
+        "dirty_files": dirty[:20],  # which: an edited document is not edited code
         "machine": machine,
         "date": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "seed": seed,
@@ -81,6 +83,8 @@ def source_line(r: dict) -> str:
     earlier run, :func:`keep_earlier`, are named with theirs)."""
     p = r["provenance"]
     dirty = " + uncommitted changes" if p.get("dirty_tree", p.get("worktree_dirty")) else ""
+    if dirty and p.get("dirty_files") and all(f.endswith(".md") for f in p["dirty_files"]):
+        dirty += " to documents only"
     line = f"`{p['script']}`, {p['machine']}, {p['date'][:10]}, commit `{p['commit'][:7]}`{dirty}"
     runs: dict[tuple[str, str], list[str]] = {}
     for model, q in r.get("earlier", {}).items():
