@@ -122,6 +122,7 @@ def table(doc: dict) -> list[str]:
             "| calm neutral read negative | calm happy recall | CK+ 48 / 16 px |")  # fmt: skip
     lines = [head, "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     base = doc["models"]["base"]["scores"]["publictest"]
+    shipped = load_checkpoint(DEFAULT_CHECKPOINT).info.get("config", {}).get("soft_label_weight")
     for name, m in doc["models"].items():
         s = m["scores"]
         fer = []
@@ -131,7 +132,9 @@ def table(doc: dict) -> list[str]:
             fer.append(pct(acc) + delta)
         c64, c16 = _at(s["calm"], 64), _at(s["calm"], 16)
         ck = " / ".join(pct(_at(s["ckplus"], z)["accuracy"]) for z in (48, 16))
-        label = "shipped model (base)" if name == "base" else f"w = {m['soft_label_weight']:g} (best epoch {m['best_epoch']})"
+        label = f"the base (`{doc['provenance']['base']}`)" if name == "base" else f"w = {m['soft_label_weight']:g} (best epoch {m['best_epoch']})"
+        if name != "base" and m["soft_label_weight"] == shipped and m["config"]["recipe"] == RECIPE:
+            label += ": **the shipped model**"
         epochs = "" if name == "base" else str(m["epochs"])
         lines.append(f"| {label} | {epochs} | " + " | ".join(fer) + f" | {pct(c64['neutral_recall'])} / {pct(c16['neutral_recall'])} "
                      f"| {pct(c64['neutral_read_negative'])} | {pct(c64['happy_recall'])} | {ck} |")  # fmt: skip
