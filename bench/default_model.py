@@ -265,6 +265,8 @@ def write_card(clf: FaceClassifier, check: bool = False) -> None:
         "  other cultures is not measured here. Disgust has 436 training faces and the weakest recall.",
         "- Calm faces: the fine-tuning reads far fewer calm in-the-wild neutral faces as negative than the GPU stage did, but",
         "  still many (table above); for a place of calm faces, add a deployment prior and abstention (`docs/trust.md`).",
+        "- Distress caught: it also reads fewer truly negative faces as negative than the GPU stage did, most on small faces",
+        "  (the last row above): the votes call some of FER2013's sad and angry faces neutral, and it learnt that.",
         *calibration_lines(),
         "",
     ]
