@@ -39,7 +39,7 @@ from pathlib import Path
 
 import torch
 
-from _common import DATA, DOCS, RESULTS, add_data_arg, add_threads_arg, load_result, provenance, write_blocks
+from _common import DATA, DOCS, RESULTS, add_data_arg, add_threads_arg, load_result, provenance, source_line, write_blocks
 from lrfer.infer.recognizer import Recognizer
 from lrfer.serve.alerts import AlertEngine
 from lrfer.serve.camera import CameraWorker
@@ -264,7 +264,7 @@ def table(result: dict) -> list[str]:
     ]
     p = result["provenance"]
     note = (f"{sc['calm']} calm and {sc['distressed']} distressed scenes of {sc['minutes']:g} min (seed {p['seed']}), the default rule. "
-            f"*seen: at least a minute of certain faces during the episode. From `bench/serve_alerts.py`, {p['machine']}, {p['date'][:10]}, commit `{p['commit'][:7]}`.")
+            f"*seen: at least a minute of certain faces during the episode. From {source_line(result)}.")
     return ["\n".join(lines), note]
 
 

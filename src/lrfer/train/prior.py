@@ -10,6 +10,7 @@ from torch import nn
 
 from ..data.faceset import FaceSet
 from ..errors import LrferError
+from ..predict.classifier import FaceClassifier
 from ..runtime.prior import prior_record
 from .config import TrainConfig
 from .engine import label_targets
@@ -32,8 +33,8 @@ def target_shares(faces: FaceSet, cfg: Any) -> np.ndarray:
     return shares / shares.sum()
 
 
-def training_prior(clf: Any, data: FaceSet, split: str) -> dict[str, Any]:
-    """The class-share record of ``split`` of ``data`` for the classifier ``clf`` (a FaceClassifier):
+def training_prior(clf: FaceClassifier, data: FaceSet, split: str) -> dict[str, Any]:
+    """The class-share record of ``split`` of ``data`` for the classifier ``clf``:
     the shares of the targets its stored config trained on, with the label counts as the source."""
     if split not in data.splits:
         raise LrferError(f"--train-split {split}: the data has no such split", f"choose one of {', '.join(data.splits)}")
