@@ -46,9 +46,14 @@ export async function alertsPage(main) {
   } }, label));
   clear(main, el("h1", {}, "Alerts"), el("div", { class: "row", role: "group", "aria-label": "Show", style: { marginBottom: "1rem" } }, buttons), list);
 
+  // Answers can come back out of order (a live update's reload, then a filter's): only the
+  // latest question's answer is drawn, or the "Acknowledged" view could show the open list.
+  let asked = 0;
   async function reload() {
-    const rows = await api(`/api/alerts?limit=200${state ? `&state=${state}` : ""}`);
-    clear(list, rows.length ? rows.map((a) => card(a, reload)) : el("p", { class: "muted" }, state === "open" ? "No open alert." : "No alert."));
+    const filter = state, seq = ++asked;
+    const rows = await api(`/api/alerts?limit=200${filter ? `&state=${filter}` : ""}`);
+    if (seq !== asked) return;
+    clear(list, rows.length ? rows.map((a) => card(a, reload)) : el("p", { class: "muted" }, filter === "open" ? "No open alert." : "No alert."));
   }
 
   await reload();

@@ -70,11 +70,15 @@ export async function cameraPage(main, id) {
       el("p", {}, `${st.faces_now ?? 0} faces now · ${(st.fps ?? 0).toFixed(1)} frames/s · last frame ${ago(st.last_frame_at)}`), moodBar(st.moods_now));
   }
 
+  // A live reload and a range button can be answered out of order: only the latest is drawn.
+  let asked = 0;
   async function load() {
+    const seq = ++asked;
     const end = Date.now() / 1000;
     const q = new URLSearchParams({ camera: cam.id, start: String(end - range.seconds), end: String(end) });
     if (range.bucket) q.set("bucket", String(range.bucket));
     const data = await api(`/api/timeline?${q}`);
+    if (seq !== asked) return;
     drawChart(chart, data);
     chart.dataset.points = String(data.points.length);
     const hidden = data.points.filter((p) => p.hidden).length;
@@ -82,7 +86,8 @@ export async function cameraPage(main, id) {
       (hidden ? ` · ${hidden} hidden (fewer than ${data.min_people} people)` : "") + " · only faces big and sure enough count";
     if (!session.me.aggregate_only) {
       const tq = new URLSearchParams({ camera: cam.id, start: q.get("start"), end: q.get("end"), limit: "50" });
-      clear(tracksBox, tracksTable(await api(`/api/tracks?${tq}`)));
+      const tracks = await api(`/api/tracks?${tq}`);
+      if (seq === asked) clear(tracksBox, tracksTable(tracks));
     }
   }
 
