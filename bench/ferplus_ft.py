@@ -70,9 +70,9 @@ def train(w: float, args: argparse.Namespace, fer) -> dict[str, Any]:
             "seconds_this_call": round(time.perf_counter() - t0, 1), "history": res.history, "config": cfg.to_dict()}  # fmt: skip
 
 
-def argmax_names(clf: FaceClassifier, faces, size: Optional[int]) -> np.ndarray:
-    probs = clf.predict_proba(faces.images, degrade_to=size)
-    return np.array(clf.classes)[probs.argmax(1).numpy()]
+def top_class(clf: FaceClassifier, faces, size: int, native: int) -> np.ndarray:
+    """The index of each face's top class, the faces degraded to ``size`` px (as stored at ``native``)."""
+    return clf.predict_proba(faces.images, degrade_to=None if size == native else size).argmax(1).numpy()
 
 
 def score(path: Path, sets: dict[str, Any]) -> dict[str, Any]:
@@ -82,12 +82,11 @@ def score(path: Path, sets: dict[str, Any]) -> dict[str, Any]:
     out: dict[str, Any] = {"publictest": [{k: r[k] for k in ("size", "accuracy", "macro_f1")} for r in classifier_sweep(clf, fer, SWEEP)]}
     calm = clf.prepare(sets["calm"])
     truth = np.array(calm.classes)[calm.labels.numpy()]
-    out["calm"] = [{"size": s, **calm_summary(truth, argmax_names(clf, calm, None if s == 64 else s))} for s in (64, 16)]
+    out["calm"] = [{"size": s, **calm_summary(truth, np.array(clf.classes)[top_class(clf, calm, s, 64)])} for s in (64, 16)]
     ck = clf.prepare(sets["ckplus"])  # contempt, which the model does not know, is left out
     out["ckplus"] = []
     for s in (48, 16):
-        pred = clf.predict_proba(ck.images, degrade_to=None if s == 48 else s).argmax(1).numpy()
-        rep = classification_report(ck.labels.numpy(), pred, clf.classes)
+        rep = classification_report(ck.labels.numpy(), top_class(clf, ck, s, 48), clf.classes)
         out["ckplus"].append({"size": s, "n": rep["n"], "accuracy": rep["accuracy"], "macro_f1": rep["macro_f1"]})
     return out
 

@@ -121,9 +121,12 @@ def run_face_sets(entries, pools, sets, args, progress) -> dict[str, dict[str, A
     return results
 
 
-def write_set(out: Path, key: str, doc: dict[str, Any]) -> list[Path]:
-    """``<key>.json`` and ``<key>.png`` (accuracy, macro F1 and the set's alerting errors against size)."""
+def write_set(out: Path, key: str, doc: dict[str, Any], keep: bool = False) -> list[Path]:
+    """``<key>.json`` and ``<key>.png`` (accuracy, macro F1 and the set's alerting errors against size);
+    with ``keep``, the models this run did not score stay from the file it replaces (``--keep-earlier``)."""
     path = out / f"{key}.json"
+    if keep:
+        doc = keep_earlier(path, doc)
     atomic_write_text(path, json.dumps(doc, indent=2) + "\n")
     sweeps = {name: r["sweep"] for name, r in doc["results"].items()}
     plot_sweep(sweeps, out / f"{key}.png", f"{doc['title']}: against face size", metrics=robustness_tables.plot_metrics(key, sweeps))
@@ -163,7 +166,7 @@ def run(args: argparse.Namespace, argv: list[str]) -> list[Path]:
         protocol = ev.protocol + ("" if ev.key == "calm" else " " + suite.DEGRADATION)
         doc = {"set": ev.key, "title": ev.title, "protocol": protocol, "rule": RULE, "data": data, "provenance": prov,
                "notes": notes, "models": models, "results": results[ev.key]}  # fmt: skip
-        written += write_set(out, ev.key, keep_earlier(out / f"{ev.key}.json", doc) if args.keep_earlier else doc)
+        written += write_set(out, ev.key, doc, args.keep_earlier)
     if "photos" in wanted:
         ck = Path(args.ckplus) if args.ckplus else Path(args.data_dir) / "ckplus48.npz"
         t0 = time.perf_counter()
@@ -172,7 +175,7 @@ def run(args: argparse.Namespace, argv: list[str]) -> list[Path]:
         doc = {"set": "ckplus_photos", "title": "CK+ faces in whole photos, end to end", "protocol": PHOTO_PROTOCOL, "rule": RULE,
                "data": {"path": suite._rel(ck), "photos_per_size": detection[0]["photos"] if detection else 0},
                "detection": detection, "provenance": prov, "notes": notes, "models": models, "results": res}  # fmt: skip
-        written += write_set(out, "ckplus_photos", keep_earlier(out / "ckplus_photos.json", doc) if args.keep_earlier else doc)
+        written += write_set(out, "ckplus_photos", doc, args.keep_earlier)
     if out.resolve() == OUT.resolve():  # docs/trust.md shows the committed results, never a trial run's
         robustness_tables.main(check=False)
     return written
