@@ -36,6 +36,7 @@ from PIL import Image
 
 from _common import ROOT, add_threads_arg, example_module, provenance
 from lrfer.data.readers import load_dataset
+from lrfer.infer.photo_eval import match
 from lrfer.infer.recognizer import Recognizer
 
 backdrop = example_module("make_scene").backdrop  # the demo scene's wall
@@ -67,23 +68,6 @@ def make_photos(images: np.ndarray, size: int, seed: int) -> tuple[list[np.ndarr
         photos.append(np.asarray(canvas))
         boxes.append(np.array(placed, np.float32))
     return photos, boxes
-
-
-def match(pred_boxes: np.ndarray, truth: np.ndarray) -> tuple[np.ndarray, int]:
-    """For each pasted face the index of the detection that found it (-1: missed); false detections."""
-    found = np.full(len(truth), -1)
-    used = set()
-    for j, (x1, y1, x2, y2) in enumerate(truth):
-        side = x2 - x1
-        for i, b in enumerate(pred_boxes):
-            if i in used:
-                continue
-            cx, cy, s = (b[0] + b[2]) / 2, (b[1] + b[3]) / 2, max(b[2] - b[0], b[3] - b[1])
-            if x1 <= cx <= x2 and y1 <= cy <= y2 and 0.4 * side <= s <= 1.6 * side:
-                found[j] = i
-                used.add(i)
-                break
-    return found, len(pred_boxes) - len(used)
 
 
 # ------------------------------------------------------------------------------ the pipelines

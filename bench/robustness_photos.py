@@ -38,8 +38,8 @@ from lrfer.data.transforms import predict_proba
 from lrfer.evaluate.alerting import negative_read_shares
 from lrfer.evaluate.end_to_end import end_to_end_report
 from lrfer.infer.detect import DEFAULT_DETECTOR, create_detector
+from lrfer.infer.photo_eval import match
 from lrfer.infer.recognizer import Recognizer
-from photos_vs_fer import match
 
 PHOTO = 256  # side of each photo, px
 CHUNK = 64  # photos held in memory at once

@@ -35,7 +35,7 @@ def add_parsers(sub) -> None:
 
 
 def add_recognizer_options(sp, upscale, *, routes: bool = True, rows: bool = True) -> None:
-    """The options of :func:`_recognizer` (``routes``: with ``--route``) and, with ``rows``, of :func:`_row_writer`."""
+    """The options of :func:`recognizer_from_args` (``routes``: with ``--route``) and, with ``rows``, of :func:`_row_writer`."""
     add_model_options(sp)
     sp.add_argument("--backend", default="auto", choices=["auto", "torch", "onnx"], help="classifier runtime: auto = onnxruntime on the CPU (exported once, cached), torch on a GPU")
     sp.add_argument("--detector", default=DEFAULT_DETECTOR, help=f"face detector: {DEFAULT_DETECTOR} (default), yuface, mtcnn, haar, mediapipe")
@@ -99,7 +99,7 @@ def upscale_factor(text: str):
         raise argparse.ArgumentTypeError(f"'{text}' is not a number or 'auto'") from None
 
 
-def _recognizer(args, threads=None):
+def recognizer_from_args(args, threads=None):
     """The Recognizer the options of :func:`add_recognizer_options` describe (``threads``: its classifier's)."""
     from ..infer.recognizer import Recognizer
 
@@ -163,7 +163,7 @@ def cmd_predict(args) -> int:
     from ..infer.recognizer import PHOTO_FIELDS, photo_threads
 
     _check_outputs(args, annotate=True)
-    rec = _recognizer(args, threads=photo_threads())
+    rec = recognizer_from_args(args, threads=photo_threads())
     writer = _row_writer(args, rec.classes, PHOTO_FIELDS)
     processed, table, n_rows, finished = set(), [], 0, False
     try:
@@ -199,7 +199,7 @@ def cmd_video(args, webcam: bool = False) -> int:
     from ..infer.writers import TrackSummary
 
     _check_outputs(args, video=True)
-    rec = _recognizer(args)
+    rec = recognizer_from_args(args)
     source = open_webcam(int(args.camera) if args.camera.isdigit() else args.camera) if webcam else open_video(args.input)
     summary = TrackSummary(rec.classes)
     # a camera's rows go straight to the file, for whoever reads it while it grows (a camera run
