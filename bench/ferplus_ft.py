@@ -1,14 +1,18 @@
 """Fine-tuning the shipped model towards FERPlus's reading of FER2013 (issue 27): what calm faces
 read as distressed cost on FER2013 PublicTest, one soft_label_weight at a time.
 
-    python bench/ferplus_ft.py [--weights 0.3,0.5] [--epochs 2] [--base CKPT] [--seed 0]
+    python bench/ferplus_ft.py [--weights 0.3,0.5] [--distill 0.5] [--epochs 2] [--base CKPT] [--seed 0]
     python bench/ferplus_ft.py --table-only | --check        # docs/trust.md's table from the results
 
 For each weight w the recipe ``fer2013_ferplus_ft`` is trained from ``--base`` (the shipped model
 unless given) with targets (1 - w) x FER2013's label + w x the face's FERPlus votes, into
 ``--runs/w<w>`` (``lrfer.train.engine.fit`` with resume: a finished run there is reused and an
 unfinished one carried on; a run folder trained with other settings is refused). The candidate is its best epoch on PublicTest, as every lrfer recipe
-selects. The base and each candidate are then scored on:
+selects. With ``--distill W`` a candidate at weight W is also trained with the base as an online
+teacher (``teacher``: the frozen base sees each augmented face before it is degraded, and the
+student matches its softened answer, KL at temperature 4 with weight ``--distill-weight`` beside
+the blended targets): the fine-tuning may then take more of the votes while the base holds what it
+knew, small faces above all. The base and each candidate are then scored on:
 
 - FER2013 PublicTest at 8 ... 48 px (the sweep of ``lrfer sweep``), the split models are selected on;
 - the calm in-the-wild set (``wild_calm64.npz``, happy and neutral faces; EVALUATION ONLY: nothing
@@ -56,16 +60,22 @@ def sha256(path: Path) -> str:
     return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 
-def train(w: float, args: argparse.Namespace, fer) -> dict[str, Any]:
-    """One candidate: the recipe at weight ``w`` from the base, trained (or reused) in its run folder."""
-    cfg = load_config(RECIPE, soft_label_weight=w, init_weights=str(args.base), epochs=args.epochs, seed=args.seed, device="cpu").validate()
-    out = Path(args.runs) / f"w{w:g}"
+def candidate_name(w: float, kd: float) -> str:
+    return f"w{w:g}" + (f"_kd{kd:g}" if kd else "")
+
+
+def train(w: float, args: argparse.Namespace, fer, kd: float = 0.0) -> dict[str, Any]:
+    """One candidate: the recipe at weight ``w`` from the base (distilled from it with weight ``kd``
+    when above 0), trained (or reused) in its run folder."""
+    teach = {"teacher": str(args.base), "distill_weight": kd} if kd else {}
+    cfg = load_config(RECIPE, soft_label_weight=w, init_weights=str(args.base), epochs=args.epochs, seed=args.seed, device="cpu", **teach).validate()
+    out = Path(args.runs) / candidate_name(w, kd)
     stored = out / "config.json"
     if stored.exists() and json.loads(stored.read_text()) != json.loads(json.dumps(cfg.to_dict())):
         raise LrferError(f"{out} holds a run with other settings", "remove it, or give another --runs folder")
     t0 = time.perf_counter()
     res = fit(cfg, fer.select_split(cfg.train_split), fer.select_split(cfg.val_split), out, resume=(out / "last.safetensors").exists())
-    return {"soft_label_weight": w, "run": str(out), "checkpoint": str(res.best_path), "best_epoch": res.best_epoch,
+    return {"soft_label_weight": w, "distill_weight": kd, "run": str(out), "checkpoint": str(res.best_path), "best_epoch": res.best_epoch,
             "epochs": len(res.history), "train_seconds": round(sum(h.get("epoch_seconds", 0) for h in res.history), 1),
             "seconds_this_call": round(time.perf_counter() - t0, 1), "history": res.history, "config": cfg.to_dict()}  # fmt: skip
 
@@ -99,16 +109,17 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     fer = load_dataset(args.data)
     sets = {"fer": fer.select_split("PublicTest"), "calm": load_dataset(data_dir / "wild_calm64.npz"), "ckplus": load_dataset(data_dir / "ckplus48.npz")}
     candidates = []
-    for w in args.weights:
-        cand = train(w, args, fer)
-        print(f"w={w:g}: best epoch {cand['best_epoch']} of {cand['epochs']}", flush=True)
+    for w, kd in [(w, 0.0) for w in args.weights] + [(w, args.distill_weight) for w in args.distill]:
+        cand = train(w, args, fer, kd)
+        print(f"{candidate_name(w, kd)}: best epoch {cand['best_epoch']} of {cand['epochs']}", flush=True)
         candidates.append(cand)
     base_info = load_checkpoint(args.base).info  # kept here: the card of a model fine-tuned from it describes both stages
     models = {"base": {"checkpoint": prov["base"], "best_epoch": base_info.get("epoch"), "config": base_info.get("config"),
                        "scores": score(Path(args.base), sets)}}  # fmt: skip
     for cand in candidates:
-        models[f"w{cand['soft_label_weight']:g}"] = {**cand, "scores": score(Path(cand["checkpoint"]), sets)}
-        print(f"scored w={cand['soft_label_weight']:g}", flush=True)
+        name = candidate_name(cand["soft_label_weight"], cand["distill_weight"])
+        models[name] = {**cand, "scores": score(Path(cand["checkpoint"]), sets)}
+        print(f"scored {name}", flush=True)
     return {"benchmark": "ferplus_ft", "recipe": RECIPE, "provenance": prov, "protocol": __doc__.split("\n\n", 2)[2].strip(), "models": models}
 
 
@@ -131,8 +142,10 @@ def table(doc: dict) -> list[str]:
             fer.append(pct(acc) + delta)
         c64, c16 = _at(s["calm"], 64), _at(s["calm"], 16)
         ck = " / ".join(pct(_at(s["ckplus"], z)["accuracy"]) for z in (48, 16))
-        label = f"the base (`{doc['provenance']['base']}`)" if name == "base" else f"w = {m['soft_label_weight']:g} (best epoch {m['best_epoch']})"
-        if name != "base" and m["soft_label_weight"] == shipped and m["config"]["recipe"] == RECIPE:
+        kd = m.get("distill_weight", 0.0)
+        label = ("the base (`{}`)".format(doc["provenance"]["base"]) if name == "base" else
+                 f"w = {m['soft_label_weight']:g}" + (f", distilled from the base (weight {kd:g})" if kd else "") + f" (best epoch {m['best_epoch']})")  # fmt: skip
+        if name != "base" and not kd and m["soft_label_weight"] == shipped and m["config"]["recipe"] == RECIPE and not m["config"].get("teacher"):
             label += ": **the shipped model**"
         epochs = "" if name == "base" else str(m["epochs"])
         lines.append(f"| {label} | {epochs} | " + " | ".join(fer) + f" | {pct(c64['neutral_recall'])} / {pct(c16['neutral_recall'])} "
@@ -171,6 +184,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     add_data_arg(ap, DATA)
     add_threads_arg(ap)
     ap.add_argument("--weights", default="0.3,0.5", help="soft_label_weight values, comma-separated")
+    ap.add_argument("--distill", default="", help="soft_label_weight values also trained with the base as an online teacher, comma-separated")
+    ap.add_argument("--distill-weight", type=float, default=1.0, help="the teacher's weight (distill_weight) for the --distill candidates")
     ap.add_argument("--epochs", type=int, default=2)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--base", type=Path, default=DEFAULT_CHECKPOINT, help="the checkpoint fine-tuned from (default: the shipped model)")
@@ -180,10 +195,13 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     args = ap.parse_args(argv)
     try:
         args.weights = [float(w) for w in args.weights.split(",") if w.strip()]
+        args.distill = [float(w) for w in args.distill.split(",") if w.strip()]
     except ValueError:
-        ap.error(f"--weights {args.weights!r}: give numbers between 0 and 1, e.g. 0.3,0.5")
-    if not args.weights or any(not 0 < w <= 1 for w in args.weights):
-        ap.error("--weights: each weight must be in (0, 1]")
+        ap.error(f"--weights {args.weights!r} / --distill {args.distill!r}: give numbers between 0 and 1, e.g. 0.3,0.5")
+    if not (args.weights or args.distill) or any(not 0 < w <= 1 for w in args.weights + args.distill):
+        ap.error("--weights / --distill: each weight must be in (0, 1]")
+    if args.distill and not args.distill_weight > 0:
+        ap.error("--distill-weight must be above 0")
     return args
 
 
