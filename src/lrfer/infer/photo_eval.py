@@ -92,10 +92,11 @@ def with_margin(pipe: FacePipeline, margin: float) -> FacePipeline:
     return other
 
 
-def _answers(pipes: dict[float, FacePipeline], frames: list[np.ndarray], boxes: list[Optional[np.ndarray]]) -> dict[float, list]:
-    """Each margin's answer for each photo: ``(label, confidence, face px)`` or None (missed)."""
-    first = next(iter(pipes.values()))
-    dets = first.detect(frames)
+def _answers(pipes: dict[float, FacePipeline], frames: list[np.ndarray], boxes: list[Optional[np.ndarray]],
+             dets: Optional[list[Detections]] = None) -> dict[float, list]:  # fmt: skip
+    """Each margin's answer for each photo: ``(label, confidence, face px)`` or None (missed);
+    ``dets``: the frames' detections when already made."""
+    dets = dets if dets is not None else next(iter(pipes.values())).detect(frames)
     hits = [-1 if b is None else int(match(d.boxes, b[None])[0][0]) for d, b in zip(dets, boxes)]
     out: dict[float, list] = {}
     for m, pipe in pipes.items():
@@ -137,12 +138,14 @@ def evaluate_photos(
     total = len(photos)
     for start in range(0, total, batch):
         frames = [np.ascontiguousarray(p) for p in photos[start : start + batch]]
-        ref = [reference_box(d) for d in next(iter(pipes.values())).detect(frames)]
+        native = next(iter(pipes.values())).detect(frames)
+        ref = [reference_box(d) for d in native]
         refs += [None if b is None else [round(float(v), 1) for v in b] for b in ref]
         for px in face_px:
             small = [(f, None, False) if b is None else shrink(f, b, px) for f, b in zip(frames, ref)]
             not_shrunk[px] += sum(1 for (_, b, s) in small if b is not None and not s and px is not None)
-            got = _answers(pipes, [f for f, _, _ in small], [b for _, b, _ in small])
+            same = px is None or not any(s for _, _, s in small)  # nothing shrunk: the native detections stand
+            got = _answers(pipes, [f for f, _, _ in small], [b for _, b, _ in small], native if same else None)
             for m, a in got.items():
                 answers[(px, m)] += a
         report(progress, "photos", min(start + batch, total), total)
