@@ -54,7 +54,14 @@ SEEN_BUCKETS = 12
 WITHIN = 180.0  # the issue's "alerted within 3 minutes"
 #: the engine's choices tried by --sweep, each on top of --engine
 ENGINE_VARIANTS = [{"link_seconds": 0}]
-SWEEP = {"threshold": (0.5, 0.55, 0.6, 0.65, 0.7), "margin": (0.1, 0.15, 0.2, 0.25), "minutes": (1.5, 2.0, 3.0), "min_observations": (8, 12, 18)}
+#: the rule settings tried by --sweep, per method (each grid is the product of its values)
+SWEEP = {
+    "cusum": {"threshold": (0.6, 0.65, 0.7), "margin": (0.1, 0.15, 0.2), "evidence": (1.5, 2.0, 3.0), "min_observations": (6, 12),
+              "unfamiliar_margin": (0.0, 0.05, 0.1)},
+    "window": {"threshold": (0.5, 0.55, 0.6, 0.65, 0.7), "margin": (0.1, 0.15, 0.2, 0.25), "minutes": (1.5, 2.0, 3.0), "min_observations": (8, 12, 18)},
+}
+#: the Rule fields a result names
+RULE_KEYS = {"method", "baseline", "minutes", *(k for grid in SWEEP.values() for k in grid)}
 
 
 # ---------------------------------------------------------------------- the pipeline (cached per scene)
@@ -206,7 +213,7 @@ def prepare(scenes: list[tuple[dict, dict]]) -> list[tuple[dict, float, list, di
 
 def evaluate(rule: Rule, prepared: list, engine_kw: dict, detail: bool = False) -> dict:
     scored = [(truth, score_scene(truth, run_engine(rule, batches, engine_kw), people, batches, t0, rule)) for truth, t0, batches, people in prepared]
-    out = {"rule": rule.model_dump(include=set(SWEEP) | {"baseline"}), "engine": engine_kw, **summarise(scored)}
+    out = {"rule": rule.model_dump(include=RULE_KEYS), "engine": engine_kw, **summarise(scored)}
     if detail:
         out["scenes"] = [{"name": t["name"], "kind": t["kind"], "people": len(t["people"]), **s} for t, s in scored]
     return out
@@ -227,7 +234,8 @@ HEADER = f"{'setting':<44} {'FA/h':>6} {'alert':>6} {'<=3m':>6} {'seen':>6} {'s<
 
 
 def label(r: dict) -> str:
-    rule = " ".join(f"{k[:4]}={v}" for k, v in r["rule"].items() if k != "baseline")
+    method = r["rule"].get("method", "window")
+    rule = method + " " + " ".join(f"{k[:4]}={r['rule'][k]}" for k in SWEEP.get(method, {}) if k in r["rule"])
     eng = " ".join(f"{k[:6]}={v}" for k, v in r["engine"].items())
     return f"{rule} {eng}".strip()
 
@@ -240,7 +248,8 @@ def rank(results: list[dict]) -> list[dict]:
 def sweep(prepared: list, base: Rule, engine_kw: dict) -> dict:
     """The engine's variants at the given rule, then the rule grid with the given engine settings."""
     variants = [evaluate(base, prepared, {**engine_kw, **v}) for v in ENGINE_VARIANTS]
-    grid = [evaluate(base.model_copy(update=dict(zip(SWEEP, values))), prepared, engine_kw) for values in itertools.product(*SWEEP.values())]
+    grid = [evaluate(base.model_copy(update={"method": method, **dict(zip(axes, values))}), prepared, engine_kw)
+            for method, axes in SWEEP.items() for values in itertools.product(*axes.values())]  # fmt: skip
     for title, rs in (("engine variants", variants), ("rule grid", rank(grid)[:12])):
         print(f"{title}:")
         for r in rs:

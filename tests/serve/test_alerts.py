@@ -24,7 +24,7 @@ class Clock:
 
 def rule(**kw) -> Rule:
     """The rule these sequences were written for (the shipped defaults are tuned by bench/serve_alerts.py and may move)."""
-    return Rule(**{"threshold": 0.55, "minutes": 2.0, "min_observations": 12, "margin": 0.15, "cooldown_minutes": 15.0, **kw})
+    return Rule(**{"method": "window", "threshold": 0.55, "minutes": 2.0, "min_observations": 12, "margin": 0.15, "cooldown_minutes": 15.0, **kw})
 
 
 def ob(t: float, share: float, *, camera: str = "lounge", track: str = "r1-1", zone: str = "", certain: int = 3, face_px: float = 30.0) -> Observation:
@@ -223,3 +223,49 @@ def test_memory_stays_bounded(clock):
     assert all(len(z.buckets) <= 2 * (10 + 2) * 60 / B + 20 for z in eng._zones.values())
     eng.close_track("lounge", "long")
     assert ("lounge", "long") not in eng._tracks
+
+
+# ---------------------------------------------------------------------- the CUSUM track rule (the default method)
+def cusum(**kw) -> Rule:
+    return Rule(**{"method": "cusum", "threshold": 0.65, "margin": 0.15, "evidence": 2.0, "min_observations": 6,
+                   "unfamiliar_margin": 0.05, "minutes": 3.0, "cooldown_minutes": 15.0, **kw})  # fmt: skip
+
+
+def first_alert_after(events: list, start_min: float) -> float:
+    assert events, "no alert"
+    return events[0].evidence["observed_until"] - (T0 + start_min * 60)
+
+
+def test_cusum_catches_a_strong_change_sooner_than_the_window_and_a_slight_one_later(clock):
+    calm, strong, slight = steady(0, 10, 0.3), steady(10, 10, 0.9), steady(10, 10, 0.72)
+    fast = run(AlertEngine([cusum()], clock=clock), clock, {"a": calm + strong})
+    window = run(AlertEngine([cusum(method="window", min_observations=12)], clock=clock), clock, {"b": calm + strong})
+    # 0.9 against the reference 0.65 adds 0.25 a bucket: 2.0 in 8 buckets (40 s); the window needs most of its 3 minutes
+    assert first_alert_after(fast, 10) <= 45 and first_alert_after(window, 10) > 60
+    ev = fast[0].evidence
+    assert ev["baseline_kind"] == "own" and ev["share"] == pytest.approx(0.9, abs=0.01) and ev["minutes"] < 1
+    slow = run(AlertEngine([cusum()], clock=clock), clock, {"c": calm + slight})
+    assert 120 <= first_alert_after(slow, 10) <= 180  # 0.07 a bucket: about 29 buckets
+
+
+def test_cusum_never_adds_up_a_face_that_stays_below_its_reference(clock):
+    # 0.6 for 40 minutes, with its bucket-to-bucket noise: under the threshold 0.65, so the sum keeps falling back to 0
+    noisy = [(t, 0.6 + (0.08 if i % 2 else -0.08)) for i, (t, _) in enumerate(steady(0, 40, 0))]
+    assert run(AlertEngine([cusum(baseline="none")], clock=clock), clock, {"a": noisy}) == []
+
+
+def test_cusum_asks_more_of_a_face_it_has_no_history_of(clock):
+    # a new person reading 0.7 from the start: above the threshold, but not above it plus the unfamiliar
+    # margin; after 5 minutes (and 6 buckets) of history the face is its own baseline and never alerts
+    assert run(AlertEngine([cusum(minutes=5.0)], clock=clock), clock, {"new": steady(0, 20, 0.7)}) == []
+    events = run(AlertEngine([cusum(minutes=5.0, unfamiliar_margin=0.0)], clock=clock), clock, {"new2": steady(0, 20, 0.7)})
+    assert len(events) == 1 and events[0].evidence["baseline_kind"] == "none"
+
+
+def test_cusum_alerts_again_after_the_cooldown_only_while_the_distress_lasts(clock):
+    series = {"a": steady(0, 10, 0.3) + steady(10, 25, 0.9) + steady(35, 30, 0.3)}
+    events = run(AlertEngine([cusum(cooldown_minutes=10)], clock=clock), clock, series)
+    times = [e.evidence["observed_until"] - T0 for e in events]
+    # at about 10:40, then each cooldown later while it lasts (20:40, 30:40); none once the face is calm again
+    assert len(times) == 3 and all(t < 35 * 60 for t in times)
+    assert times[1] - times[0] >= 10 * 60 and times[2] - times[1] >= 10 * 60

@@ -3,12 +3,19 @@
 Staff act on these alerts, so the engine prefers silence to a guess:
 
 - only evidence counts: a bucket with no certain frame (faces too small or unsure) is ignored;
-- a rule needs ``min_observations`` evidence buckets over its last ``minutes``, and their mean
-  share (weighted by certain frames) above ``threshold``;
-- with ``baseline="own"`` the share must also exceed a baseline by ``margin``, because a resting
-  face is often read as sad: the track's own share before the window when it has enough history,
-  else the median share of the other tracks recently seen in its zone (or camera), else none. A
-  zone's baseline is its own earlier hour;
+- with ``baseline="own"`` a share is judged against a baseline plus ``margin``, because a resting
+  face is often read as sad: the track's own share before the rule's last ``minutes`` when it has
+  enough history, else the median share of the other tracks recently seen in its zone (or
+  camera), else none. A zone's baseline is its own earlier hour;
+- a track rule (``method="cusum"``) sums, bucket by bucket, how far the share is above its
+  reference (``threshold``, the baseline plus ``margin``, and ``unfamiliar_margin`` more while the
+  track has no history of its own), never below 0, and fires when the sum reaches ``evidence``
+  from at least ``min_observations`` buckets: a strong change is caught in under a minute, a
+  slight one needs longer, and a face that stays as it usually is never adds up. The sum carries
+  over when a track is joined to the one it continues, and restarts after an alert;
+- a window rule (zone rules, or ``method="window"``) needs ``min_observations`` evidence buckets
+  over its last ``minutes``, and their mean share (weighted by certain frames) above
+  ``threshold`` and above the baseline plus ``margin``;
 - a tracker loses a face that turns away and gives it a new id: a new track that starts within
   ``link_seconds`` of the end of one in the same camera and zone, with a face of about the same
   size, continues it (its history, its baseline and its cooldowns);
@@ -44,6 +51,8 @@ PEER_MIN_BUCKETS = 6
 PEER_MIN_TRACKS = 2
 #: a track continues another only when their faces' sizes differ by less than this factor
 LINK_SIZE_RATIO = 1.3
+#: a CUSUM run keeps its latest buckets for the alert's share (an hour of 5 s buckets): memory stays bounded
+RUN_BUCKETS = 720
 
 
 @dataclass
@@ -65,9 +74,20 @@ class _Track:
     zone: str = ""
     buckets: deque = field(default_factory=deque)
     joined: int = 1  # tracks of one person joined into this one (see ``AlertEngine._link``)
+    cusum: dict = field(default_factory=dict)  # rule name -> _Cusum
 
     def face_px(self) -> float:
         return statistics.median(b.face_px for b in itertools.islice(reversed(self.buckets), 12))
+
+
+@dataclass
+class _Cusum:
+    """A track rule's running sum: how far its shares have been above the reference, since ``since``."""
+
+    total: float = 0.0
+    upto: float = -math.inf  # the start of the last bucket added
+    since: Optional[float] = None  # the start of the first bucket of the current run (None: the sum is 0)
+    buckets: deque = field(default_factory=lambda: deque(maxlen=RUN_BUCKETS))  # (share, certain) of the run's evidence, the latest
 
 
 @dataclass
@@ -237,7 +257,7 @@ class AlertEngine:
         if best is None:
             return
         del self._tracks[(best.camera_id, best.track_key)]
-        track.buckets, track.first_start, track.joined = best.buckets, best.first_start, best.joined + 1
+        track.buckets, track.first_start, track.joined, track.cusum = best.buckets, best.first_start, best.joined + 1, best.cusum
         for (camera_id, subject, rule), t in list(self._fired.items()):
             if camera_id == best.camera_id and subject == best.track_key:
                 self._fired[(camera_id, track.track_key, rule)] = t
@@ -280,6 +300,7 @@ class AlertEngine:
             verdict = self._judge_track(rule, track)
             if verdict is not None and self._may_fire(rule, track.camera_id, track.track_key, track.last_end):
                 events.append(self._event(rule, track.camera_id, track.zone, track.track_key, track.last_end, verdict))
+                track.cusum.pop(rule.name, None)  # an alert restarts the sum: the next one needs evidence of its own
         return events
 
     def _judge_track(self, rule: Rule, track: _Track) -> Optional[_Verdict]:
@@ -297,20 +318,56 @@ class AlertEngine:
                 sizes.append(b.face_px)
             else:
                 before.append((_share(b.probs, expr), b.certain))
+        if rule.method == "cusum":
+            return self._judge_cusum(rule, track, before, sizes)
         share = _window_share(rule, window)
         if share is None:
             return None
-        baseline, kind = None, "none"
-        if rule.baseline == "own":
-            if len(before) >= rule.min_observations:
-                baseline, kind = _weighted(before), "own"
-            else:
-                baseline = self._peer_baseline(rule, track)
-                kind = "peers" if baseline is not None else "none"
-            if baseline is not None and share <= baseline + rule.margin:
-                return None
+        baseline, kind = self._track_baseline(rule, track, before)
+        if baseline is not None and share <= baseline + rule.margin:
+            return None
         span = track.last_end - max(window_start, track.first_start)
         return _Verdict(share, baseline, kind, len(window), sum(c for _, c in window), span / 60.0, statistics.median(sizes))
+
+    def _track_baseline(self, rule: Rule, track: _Track, before: list[tuple[float, int]]) -> tuple[Optional[float], str]:
+        """The share the track is judged against, and where it comes from: "own", "peers" or "none"."""
+        if rule.baseline != "own":
+            return None, "none"
+        if len(before) >= rule.min_observations:
+            return _weighted(before), "own"
+        baseline = self._peer_baseline(rule, track)
+        return baseline, "peers" if baseline is not None else "none"
+
+    def _judge_cusum(self, rule: Rule, track: _Track, before: list[tuple[float, int]], sizes: list[float]) -> Optional[_Verdict]:
+        """Add the track's new buckets to the rule's running sum; a verdict once it reaches ``evidence``."""
+        state = track.cusum.setdefault(rule.name, _Cusum())
+        fresh = [b for b in track.buckets if b.start > state.upto]
+        if not fresh:
+            return None
+        baseline, kind = self._track_baseline(rule, track, before)
+        reference = max(rule.threshold, baseline + rule.margin if baseline is not None else 0.0)
+        reference += rule.unfamiliar_margin if kind != "own" else 0.0
+        expr = tuple(rule.expressions)
+        for b in fresh:
+            state.upto = b.start
+            if not b.certain or (rule.zone is not None and b.zone != rule.zone):
+                continue
+            share = _share(b.probs, expr)
+            # at most ``evidence``: during a cooldown the sum cannot pile up, so a person who has
+            # calmed down when it ends is not alerted on old evidence
+            state.total = min(rule.evidence, max(0.0, state.total + share - reference))
+            if state.total == 0.0:
+                state.since = None
+                state.buckets.clear()
+                continue
+            if state.since is None:
+                state.since = b.start
+            state.buckets.append((share, b.certain))
+        if state.total < rule.evidence or len(state.buckets) < rule.min_observations:
+            return None
+        run = state.buckets
+        return _Verdict(_weighted(run) or 0.0, baseline, kind, len(run), sum(c for _, c in run), (track.last_end - state.since) / 60.0,
+                        statistics.median(sizes) if sizes else track.face_px())  # fmt: skip
 
     def _peer_baseline(self, rule: Rule, track: _Track) -> Optional[float]:
         """The median recent share of the other tracks in the track's zone, else in its camera."""

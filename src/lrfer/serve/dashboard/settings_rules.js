@@ -7,25 +7,31 @@ const EXPRESSIONS = ["sad", "angry", "fear", "disgust", "surprise", "neutral", "
 const NUMBERS = [
   ["threshold", "Share above (%)", { min: 0, max: 100, step: 1 }, true],
   ["margin", "…and above usual by (%)", { min: 0, max: 100, step: 1 }, true],
-  ["minutes", "For at least (minutes)", { min: 0.1, step: "any" }, false],
+  ["evidence", "Evidence needed (sum of share above that, cusum)", { min: 0.1, step: "any" }, false],
+  ["unfamiliar_margin", "More for a new face (%, cusum)", { min: 0, max: 100, step: 1 }, true],
+  ["minutes", "Usual = before the last (minutes); window length", { min: 0.1, step: "any" }, false],
   ["min_observations", "From at least (5 s buckets of evidence)", { min: 1, step: 1 }, false],
   ["cooldown_minutes", "Then quiet for (minutes)", { min: 0, step: "any" }, false],
 ];
+const DEFAULTS = { name: "", scope: "track", method: "cusum", expressions: ["sad", "angry", "fear", "disgust"], threshold: 0.65, margin: 0.15,
+  evidence: 2, unfamiliar_margin: 0.05, minutes: 3, min_observations: 6, cooldown_minutes: 15, baseline: "own", cameras: [], zone: null, enabled: true };
 
 function summary(r) {
-  return `share of ${r.expressions.join("/")} > ${Math.round(100 * r.threshold)}%` +
-    (r.baseline === "own" ? ` and > usual + ${Math.round(100 * r.margin)}%` : "") + ` over ${r.minutes} min, from ≥ ${r.min_observations} observations`;
+  const over = `share of ${r.expressions.join("/")} > ${Math.round(100 * r.threshold)}%` + (r.baseline === "own" ? ` and > usual + ${Math.round(100 * r.margin)}%` : "");
+  if (r.method === "cusum" && r.scope === "track") return `${over}, adding up to ${r.evidence} from ≥ ${r.min_observations} observations`;
+  return `${over} over ${r.minutes} min, from ≥ ${r.min_observations} observations`;
 }
 
 function ruleForm(rule, done) {
   const isNew = !rule;
-  rule = rule || { name: "", scope: "track", expressions: ["sad", "angry", "fear", "disgust"], threshold: 0.7, margin: 0.15, minutes: 3, min_observations: 12,
-    cooldown_minutes: 15, baseline: "own", cameras: [], zone: null, enabled: true };
+  rule = { ...DEFAULTS, ...(rule || {}) };
   const name = el("input", { value: rule.name, required: true, maxlength: 64, readonly: !isNew });
   const scope = el("select", {}, el("option", { value: "track" }, "one person (track)"), el("option", { value: "zone" }, "everyone in a zone"));
   scope.value = rule.scope;
   const baseline = el("select", {}, el("option", { value: "own" }, "their own usual expression"), el("option", { value: "none" }, "no baseline"));
   baseline.value = rule.baseline;
+  const method = el("select", {}, el("option", { value: "cusum" }, "evidence adds up (cusum; track rules)"), el("option", { value: "window" }, "mean over a window"));
+  method.value = rule.method;
   const nums = Object.fromEntries(NUMBERS.map(([k, , attrs, pct]) => [k, el("input", { type: "number", ...attrs, value: pct ? Math.round(100 * rule[k]) : rule[k] })]));
   const boxes = EXPRESSIONS.map((x) => { const b = el("input", { type: "checkbox", value: x }); b.checked = rule.expressions.includes(x); return b; });
   const cameras = el("input", { value: rule.cameras.join(", "), placeholder: "all cameras" });
@@ -36,7 +42,7 @@ function ruleForm(rule, done) {
   const save = el("button", { type: "submit" }, isNew ? "Add rule" : "Save");
   const form = el("form", { class: "card", "aria-label": isNew ? "New rule" : `Edit rule ${rule.name}` },
     el("h2", {}, isNew ? "New alert rule" : `Edit ${rule.name}`),
-    el("div", { class: "form-grid" }, field("Name", name), field("Watch", scope), field("Compared with", baseline),
+    el("div", { class: "form-grid" }, field("Name", name), field("Watch", scope), field("Compared with", baseline), field("Decides by", method),
       ...NUMBERS.map(([k, label]) => field(label, nums[k])), field("Cameras (ids, comma-separated)", cameras), field("Zone (zone rules)", zone)),
     el("fieldset", {}, el("legend", {}, "Expressions that count"), el("div", { class: "row" }, boxes.map((b) => field(b.value, b)))),
     field("Enabled", enabled), error,
@@ -44,7 +50,7 @@ function ruleForm(rule, done) {
   form.addEventListener("submit", (e) => {
     e.preventDefault();
     error.textContent = "";
-    const body = { name: name.value.trim(), scope: scope.value, baseline: baseline.value, enabled: enabled.checked,
+    const body = { name: name.value.trim(), scope: scope.value, method: method.value, baseline: baseline.value, enabled: enabled.checked,
       expressions: boxes.filter((b) => b.checked).map((b) => b.value),
       cameras: cameras.value.split(",").map((c) => c.trim()).filter(Boolean), zone: zone.value.trim() || null };
     for (const [k, , , pct] of NUMBERS) body[k] = pct ? Number(nums[k].value) / 100 : Number(nums[k].value);
