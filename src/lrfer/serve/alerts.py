@@ -341,7 +341,7 @@ class AlertEngine:
     def _judge_cusum(self, rule: Rule, track: _Track, before: list[tuple[float, int]], sizes: list[float]) -> Optional[_Verdict]:
         """Add the track's new buckets to the rule's running sum; a verdict once it reaches ``evidence``."""
         state = track.cusum.setdefault(rule.name, _Cusum())
-        fresh = [b for b in track.buckets if b.start > state.upto]
+        fresh = list(itertools.takewhile(lambda b: b.start > state.upto, reversed(track.buckets)))[::-1]  # the buckets since the last call
         if not fresh:
             return None
         baseline, kind = self._track_baseline(rule, track, before)
