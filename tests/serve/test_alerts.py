@@ -225,7 +225,7 @@ def test_memory_stays_bounded(clock):
     assert ("lounge", "long") not in eng._tracks
 
 
-# ---------------------------------------------------------------------- the CUSUM track rule (the default method)
+# ---------------------------------------------------------------------- the CUSUM track rule (method = "cusum")
 def cusum(**kw) -> Rule:
     return Rule(**{"method": "cusum", "threshold": 0.65, "margin": 0.15, "evidence": 2.0, "min_observations": 6,
                    "unfamiliar_margin": 0.05, "minutes": 3.0, "cooldown_minutes": 15.0, **kw})  # fmt: skip

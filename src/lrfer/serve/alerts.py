@@ -7,15 +7,15 @@ Staff act on these alerts, so the engine prefers silence to a guess:
   face is often read as sad: the track's own share before the rule's last ``minutes`` when it has
   enough history, else the median share of the other tracks recently seen in its zone (or
   camera), else none. A zone's baseline is its own earlier hour;
-- a track rule (``method="cusum"``) sums, bucket by bucket, how far the share is above its
+- a window rule (the default, and zone rules always) needs ``min_observations`` evidence buckets
+  over its last ``minutes``, and their mean share (weighted by certain frames) above
+  ``threshold`` and above the baseline plus ``margin``;
+- a CUSUM track rule (``method="cusum"``) sums, bucket by bucket, how far the share is above its
   reference (``threshold``, the baseline plus ``margin``, and ``unfamiliar_margin`` more while the
   track has no history of its own), never below 0, and fires when the sum reaches ``evidence``
   from at least ``min_observations`` buckets: a strong change is caught in under a minute, a
   slight one needs longer, and a face that stays as it usually is never adds up. The sum carries
   over when a track is joined to the one it continues, and restarts after an alert;
-- a window rule (zone rules, or ``method="window"``) needs ``min_observations`` evidence buckets
-  over its last ``minutes``, and their mean share (weighted by certain frames) above
-  ``threshold`` and above the baseline plus ``margin``;
 - a tracker loses a face that turns away and gives it a new id: a new track that starts within
   ``link_seconds`` of the end of one in the same camera and zone, with a face of about the same
   size, continues it (its history, its baseline and its cooldowns);

@@ -100,28 +100,29 @@ class Rule(_Strict):
     resting face is often read as sad; a track without enough history is compared with the median
     of the other tracks in its zone or camera, and with nothing when there are none.
 
-    ``method="cusum"`` (track rules): each bucket of evidence adds its share of ``expressions``
-    minus a reference to a running sum that never drops below 0 (Page's CUSUM, the quickest
-    detector of a lasting change at a given false-alarm rate), and the rule fires when the sum
-    reaches ``evidence`` from at least ``min_observations`` buckets. The reference is the highest
-    of ``threshold`` and the baseline plus ``margin``, plus ``unfamiliar_margin`` while the track
-    has no history of its own: a strong share alerts fast (0.9 against 0.65 reaches 2 in eight
-    buckets, 40 s), a share just above the reference slowly, one below it never.
-    ``method="window"`` (zone rules always, since a zone's bucket is complete only once all its
-    people are in): over the last ``minutes``, at least ``min_observations`` buckets of evidence
-    and their mean share above ``threshold`` AND above the baseline plus ``margin``.
+    ``method="window"`` (the default; zone rules always, since a zone's bucket is complete only
+    once all its people are in): over the last ``minutes``, at least ``min_observations`` buckets
+    of evidence and their mean share of ``expressions`` above ``threshold`` AND above the baseline
+    plus ``margin``. ``method="cusum"`` (track rules): each bucket of evidence adds its share minus
+    a reference to a running sum that never drops below 0 (Page's CUSUM), and the rule fires when
+    the sum reaches ``evidence`` from at least ``min_observations`` buckets; the reference is the
+    highest of ``threshold`` and the baseline plus ``margin``, plus ``unfamiliar_margin`` while the
+    track has no history of its own. A strong share alerts fast (0.9 against 0.65 reaches 2 in
+    eight buckets, 40 s), a share just above the reference slowly, one below it never.
 
-    The defaults come from ``bench/serve_alerts.py`` (tuned with ``--seed 0 --sweep``, scored on
-    the held-out seed 1) on scenes of FER2013 faces at 16-48 px: ``bench/results/serve_alerts.json``.
+    The window defaults (0.7 over 3 min, 12 buckets of evidence, margin 0.15) and the CUSUM setting
+    measured beside them (threshold 0.65, margin 0.15, evidence 2, 6 buckets, unfamiliar margin
+    0.05) come from ``bench/serve_alerts.py`` on scenes of FER2013 faces at 16-48 px
+    (``bench/results/serve_alerts.json``; docs/serve.md says why the window stays the default).
     """
 
     name: str = Field("distress", min_length=1, max_length=64)
     scope: Literal["track", "zone"] = "track"
     expressions: list[str] = Field(default_factory=lambda: list(NEGATIVE), min_length=1)
-    method: Literal["cusum", "window"] = "cusum"
-    threshold: float = Field(0.65, ge=0, le=1)
+    method: Literal["window", "cusum"] = "window"
+    threshold: float = Field(0.7, ge=0, le=1)
     minutes: float = Field(3.0, gt=0, le=24 * 60)
-    min_observations: int = Field(6, ge=1)
+    min_observations: int = Field(12, ge=1)
     baseline: Literal["own", "none"] = "own"
     margin: float = Field(0.15, ge=0, le=1)
     evidence: float = Field(2.0, gt=0, le=1000, description="cusum: the running sum of share above the reference that fires")
