@@ -83,8 +83,11 @@ def source_line(r: dict) -> str:
     earlier run, :func:`keep_earlier`, are named with theirs)."""
     p = r["provenance"]
     dirty = " + uncommitted changes" if p.get("dirty_tree", p.get("worktree_dirty")) else ""
-    if dirty and p.get("dirty_files") and all(f.endswith(".md") for f in p["dirty_files"]):
+    files = p.get("dirty_files") or []
+    if dirty and files and all(f.endswith(".md") for f in files):
         dirty += " to documents only"
+    elif dirty and files and all(f.endswith(".md") or f.startswith("bench/results/") for f in files):
+        dirty += " to documents and results files only"  # outputs of the benchmarks, not code
     line = f"`{p['script']}`, {p['machine']}, {p['date'][:10]}, commit `{p['commit'][:7]}`{dirty}"
     runs: dict[tuple[str, str], list[str]] = {}
     for model, q in r.get("earlier", {}).items():

@@ -70,3 +70,15 @@ def test_keep_earlier_keeps_the_models_not_rerun_and_names_their_run(tmp_path):
     assert again["earlier"]["peer"]["commit"] == "aaaaaaa1"
     # other faces (or sizes): nothing is kept
     assert list(common.keep_earlier(path, _set_doc({"lrfer_default": 0.7}, "ccccccc3", n=11))["results"]) == ["lrfer_default"]
+
+
+def test_source_line_says_what_was_uncommitted():
+    line = bench_common().source_line
+    prov = {"script": "bench/x.py", "machine": "vm", "date": "2026-12-05T00:00", "commit": "abcdef12"}
+    assert line({"provenance": prov}).endswith("commit `abcdef1`")
+    docs = {**prov, "dirty_tree": True, "dirty_files": ["docs/serve.md"]}
+    assert line({"provenance": docs}).endswith("+ uncommitted changes to documents only")
+    outputs = {**docs, "dirty_files": ["docs/serve.md", "bench/results/serve_alerts.json"]}
+    assert line({"provenance": outputs}).endswith("+ uncommitted changes to documents and results files only")
+    code = {**docs, "dirty_files": ["docs/serve.md", "src/lrfer/serve/alerts.py"]}
+    assert line({"provenance": code}).endswith("+ uncommitted changes")
