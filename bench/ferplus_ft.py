@@ -144,7 +144,7 @@ def table(doc: dict) -> list[str]:
         ck = " / ".join(pct(_at(s["ckplus"], z)["accuracy"]) for z in (48, 16))
         kd = m.get("distill_weight", 0.0)
         label = ("the base (`{}`)".format(doc["provenance"]["base"]) if name == "base" else
-                 f"w = {m['soft_label_weight']:g}" + (f", distilled from the base (weight {kd:g})" if kd else "") + f" (best epoch {m['best_epoch']})")  # fmt: skip
+                 f"w = {m['soft_label_weight']:g}" + (f", distilled from the base at weight {kd:g}" if kd else "") + f" (best epoch {m['best_epoch']})")  # fmt: skip
         if name != "base" and not kd and m["soft_label_weight"] == shipped and m["config"]["recipe"] == RECIPE and not m["config"].get("teacher"):
             label += ": **the shipped model**"
         epochs = "" if name == "base" else str(m["epochs"])
