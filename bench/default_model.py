@@ -132,6 +132,7 @@ def results_table(clf: FaceClassifier) -> list[str]:
     sweep = json.loads((OUT / "sweep.json").read_text())
     train = json.loads(TRAINING_RUN.read_text())
     ft, cand, base = finetune(clf)
+    tb = cand.get("trained_by", ft["provenance"])  # the run that trained the shipped candidate
     prov = rep["provenance"]
     lat = rep["model"].get("cpu_latency", {})
     w = cand["soft_label_weight"]
@@ -151,7 +152,7 @@ def results_table(clf: FaceClassifier) -> list[str]:
         f"Evaluated by `bench/default_model.py` on {prov['machine']} ({prov['date']}, commit `{prov['commit'][:7]}`), results in "
         "`bench/results/default_model/`; GPU stage trained by `bench/gpu/train_fer2013.py` on "
         f"{train['machine'].split(' ', 1)[1]} ({train['date']}), results in `{rel(TRAINING_RUN)}` (run `{RUN}`); fine-tuned by "
-        f"`bench/ferplus_ft.py` on {ft['provenance']['machine']} ({ft['provenance']['date']}, commit `{ft['provenance']['commit'][:7]}`), "
+        f"`bench/ferplus_ft.py` on {tb['machine']} ({tb['date']}, commit `{tb['commit'][:7]}`), "
         f"results in `{rel(FINETUNE)}`. Model card: `src/lrfer/assets/default/MODEL_CARD.md`.",
     ])]
 
@@ -198,11 +199,11 @@ def gpu_stage_lines(base_cfg: dict, base_epoch: int, train: dict) -> list[str]:
 
 def finetune_lines(ft: dict, cand: dict) -> list[str]:
     """How the CPU stage was trained, from bench/ferplus_ft.py's results."""
-    cfg, aug, p = cand["config"], cand["config"]["augment"], ft["provenance"]
+    cfg, aug, p = cand["config"], cand["config"]["augment"], cand.get("trained_by", ft["provenance"])
     w = cfg["soft_label_weight"]
     return [
         f"2. **Fine-tuned on a CPU** (issue 27; `docs/trust.md` section 8): recipe `{cfg['recipe']}` from the GPU stage's weights "
-        f"(sha256 `{p['base_sha256'][:12]}`), every layer, targets ({1 - w:g} x FER2013's label + {w:g} x the face's FERPlus votes over "
+        f"(sha256 `{ft['provenance']['base_sha256'][:12]}`), every layer, targets ({1 - w:g} x FER2013's label + {w:g} x the face's FERPlus votes over "
         f"the same 7 classes), {cand['epochs']} epochs, {cfg['optimizer']} lr {cfg['lr']}, batch {cfg['batch_size']}, {cfg['schedule']} schedule, "
         f"label smoothing {cfg['label_smoothing']}, EMA {cfg['ema_decay']}, the same augmentation with degradation p={aug['degrade_p']}; "
         f"{cand['train_seconds'] / 60:.0f} min on {p['machine']}, {p['date']}, commit `{p['commit'][:7]}` (`{p['command']}`). "

@@ -74,10 +74,12 @@ def train(w: float, args: argparse.Namespace, fer, kd: float = 0.0) -> dict[str,
     if stored.exists() and json.loads(stored.read_text()) != json.loads(json.dumps(cfg.to_dict())):
         raise LrferError(f"{out} holds a run with other settings", "remove it, or give another --runs folder")
     t0 = time.perf_counter()
+    before = len((out / "metrics.jsonl").read_text().splitlines()) if (out / "metrics.jsonl").exists() else 0
     res = fit(cfg, fer.select_split(cfg.train_split), fer.select_split(cfg.val_split), out, resume=(out / "last.safetensors").exists())
     return {"soft_label_weight": w, "distill_weight": kd, "run": str(out), "checkpoint": str(res.best_path), "best_epoch": res.best_epoch,
             "epochs": len(res.history), "train_seconds": round(sum(h.get("epoch_seconds", 0) for h in res.history), 1),
-            "seconds_this_call": round(time.perf_counter() - t0, 1), "history": res.history, "config": cfg.to_dict()}  # fmt: skip
+            "seconds_this_call": round(time.perf_counter() - t0, 1), "trained_this_call": len(res.history) > before,
+            "history": res.history, "config": cfg.to_dict()}  # fmt: skip
 
 
 def top_class(clf: FaceClassifier, faces, size: int, native: int) -> np.ndarray:
@@ -121,6 +123,20 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         models[name] = {**cand, "scores": score(Path(cand["checkpoint"]), sets)}
         print(f"scored {name}", flush=True)
     return {"benchmark": "ferplus_ft", "recipe": RECIPE, "provenance": prov, "protocol": __doc__.split("\n\n", 2)[2].strip(), "models": models}
+
+
+def training_records(doc: dict[str, Any], earlier: Optional[dict[str, Any]]) -> dict[str, Any]:
+    """Each candidate's ``trained_by``: this run's provenance when this run trained it, else that of
+    the run that did, kept in the earlier results file (a reused run folder was trained there).
+    A file written before the flag existed counts a candidate as reused when this run spent under a
+    minute on it (an epoch takes six)."""
+    for name, m in doc["models"].items():
+        if name == "base":
+            continue
+        trained = m.get("trained_this_call", m.get("seconds_this_call", 0) >= 60)
+        old = (earlier or {}).get("models", {}).get(name, {})
+        m["trained_by"] = doc["provenance"] if trained else old.get("trained_by", (earlier or {}).get("provenance", doc["provenance"]))
+    return doc
 
 
 def _at(rows: list[dict], size: int) -> dict:
@@ -213,6 +229,7 @@ def main(argv: Optional[list[str]] = None) -> int:
         except LrferError as err:
             print(f"error: {err}", file=sys.stderr)
             return 2
+        doc = training_records(doc, load_result(OUT.name))
         atomic_write_text(OUT, json.dumps(doc, indent=1))
         plot(doc, OUT.with_suffix(".png"))
         print(f"wrote {OUT.relative_to(ROOT)}")
