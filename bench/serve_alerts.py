@@ -335,7 +335,7 @@ def main() -> None:
     cusum = evaluate(Rule(**CUSUM), prepared, engine_kw)
     print(HEADER)
     print(row("as given" if args.rule or args.evidence or args.engine else "defaults", result))
-    print(row("cusum " + " ".join(f"{k[:4]}={v}" for k, v in CUSUM.items() if k != "method"), cusum))
+    print(row(label(cusum), cusum))
     report = {"provenance": prov, "scenes": {"calm": args.calm, "distressed": args.distressed, "minutes": args.minutes, "fps": 2.0, "frames": frames},
               "pipeline_ms_per_frame": round(1000 * pipeline_s / max(frames, 1), 1), "goal_met": goal_met(result), "result": result, "cusum": cusum}
     if args.sweep:
