@@ -121,6 +121,20 @@ def test_a_different_face_is_not_joined(clock):
     assert second[0].evidence["baseline_kind"] == "none"
 
 
+def test_the_window_asks_more_of_a_face_it_has_no_history_of(clock):
+    # a new person reading 0.58 from the start (a resting face that looks sad): above the threshold 0.55,
+    # not above it plus the unfamiliar margin; once the face is its own baseline it never alerts
+    calm = rule(unfamiliar_margin=0.05)
+    assert run(AlertEngine([calm], clock=clock), clock, {"new": steady(0, 20, 0.58)}) == []
+    events = run(AlertEngine([rule(unfamiliar_margin=0.0)], clock=clock), clock, {"new2": steady(0, 20, 0.58)})
+    assert len(events) == 1 and events[0].evidence["baseline_kind"] == "none"
+    # a rule without baselines has no one to be unfamiliar with: the margin does not apply
+    assert len(run(AlertEngine([rule(baseline="none", unfamiliar_margin=0.05)], clock=clock), clock, {"new3": steady(0, 10, 0.58)})) == 1
+    # and a person who has their own history is judged against it alone
+    events = run(AlertEngine([calm], clock=clock), clock, {"known": steady(0, 10, 0.3) + steady(10, 5, 0.58)})
+    assert len(events) == 1 and events[0].evidence["baseline_kind"] == "own"
+
+
 def test_too_few_observations_raise_nothing(clock):
     eng = AlertEngine([rule(min_observations=12)], clock=clock)
     # a face seen for 50 s: 10 buckets of evidence, all very sad

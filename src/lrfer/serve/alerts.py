@@ -9,7 +9,8 @@ Staff act on these alerts, so the engine prefers silence to a guess:
   camera), else none. A zone's baseline is its own earlier hour;
 - a window rule (the default, and zone rules always) needs ``min_observations`` evidence buckets
   over its last ``minutes``, and their mean share (weighted by certain frames) above
-  ``threshold`` and above the baseline plus ``margin``;
+  ``threshold`` and above the baseline plus ``margin``; a track rule asks ``unfamiliar_margin``
+  more while the track has no history of its own;
 - a CUSUM track rule (``method="cusum"``) sums, bucket by bucket, how far the share is above its
   reference (``threshold``, the baseline plus ``margin``, and ``unfamiliar_margin`` more while the
   track has no history of its own), never below 0, and fires when the sum reaches ``evidence``
@@ -126,6 +127,14 @@ def _window_share(rule: Rule, window: list[tuple[float, int]]) -> Optional[float
         return None
     share = _weighted(window)
     return share if share is not None and share > rule.threshold else None
+
+
+def _reference(rule: Rule, baseline: Optional[float], kind: str) -> float:
+    """The share a track rule must exceed: ``threshold``, the baseline plus ``margin``, and
+    ``unfamiliar_margin`` more while a rule that wants the track's own baseline has none yet (a
+    resting face that looks sad is read against other people's until it has its own)."""
+    reference = max(rule.threshold, baseline + rule.margin if baseline is not None else 0.0)
+    return reference + (rule.unfamiliar_margin if rule.baseline == "own" and kind != "own" else 0.0)
 
 
 def _weighted(items: list[tuple[float, int]]) -> Optional[float]:
@@ -324,7 +333,7 @@ class AlertEngine:
         if share is None:
             return None
         baseline, kind = self._track_baseline(rule, track, before)
-        if baseline is not None and share <= baseline + rule.margin:
+        if share <= _reference(rule, baseline, kind):
             return None
         span = track.last_end - max(window_start, track.first_start)
         return _Verdict(share, baseline, kind, len(window), sum(c for _, c in window), span / 60.0, statistics.median(sizes))
@@ -345,8 +354,7 @@ class AlertEngine:
         if not fresh:
             return None
         baseline, kind = self._track_baseline(rule, track, before)
-        reference = max(rule.threshold, baseline + rule.margin if baseline is not None else 0.0)
-        reference += rule.unfamiliar_margin if kind != "own" else 0.0
+        reference = _reference(rule, baseline, kind)
         expr = tuple(rule.expressions)
         for b in fresh:
             state.upto = b.start

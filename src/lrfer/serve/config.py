@@ -106,9 +106,12 @@ class Rule(_Strict):
     plus ``margin``. ``method="cusum"`` (track rules): each bucket of evidence adds its share minus
     a reference to a running sum that never drops below 0 (Page's CUSUM), and the rule fires when
     the sum reaches ``evidence`` from at least ``min_observations`` buckets; the reference is the
-    highest of ``threshold`` and the baseline plus ``margin``, plus ``unfamiliar_margin`` while the
-    track has no history of its own. A strong share alerts fast (0.9 against 0.65 reaches 2 in
-    eight buckets, 40 s), a share just above the reference slowly, one below it never.
+    highest of ``threshold`` and the baseline plus ``margin``. A strong share alerts fast (0.9
+    against 0.65 reaches 2 in eight buckets, 40 s), a share just above the reference slowly, one
+    below it never. Either way a track rule with ``baseline="own"`` asks ``unfamiliar_margin`` more
+    while the track has no history of its own: other people's usual share is a weaker guide to a
+    face than its own (most false alerts measured came from a resting face that looks sad, judged
+    before it had a usual of its own).
 
     The window defaults (0.7 over 3 min, 12 buckets of evidence, margin 0.15) and the CUSUM setting
     measured beside them (threshold 0.65, margin 0.15, evidence 2, 6 buckets, unfamiliar margin
@@ -126,7 +129,7 @@ class Rule(_Strict):
     baseline: Literal["own", "none"] = "own"
     margin: float = Field(0.15, ge=0, le=1)
     evidence: float = Field(2.0, gt=0, le=1000, description="cusum: the running sum of share above the reference that fires")
-    unfamiliar_margin: float = Field(0.05, ge=0, le=1, description="cusum: added to the reference while a track has no history of its own")
+    unfamiliar_margin: float = Field(0.05, ge=0, le=1, description="track rules: asked on top while a track has no history of its own")
     cooldown_minutes: float = Field(15.0, ge=0)
     cameras: list[str] = Field(default_factory=list, description="empty: every camera")
     zone: Optional[str] = None  # scope="zone": the zone; None: the whole camera

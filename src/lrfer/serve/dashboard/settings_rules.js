@@ -8,7 +8,7 @@ const NUMBERS = [
   ["threshold", "Share above (%)", { min: 0, max: 100, step: 1 }, true],
   ["margin", "…and above usual by (%)", { min: 0, max: 100, step: 1 }, true],
   ["evidence", "Evidence needed (sum of share above that, cusum)", { min: 0.1, step: "any" }, false],
-  ["unfamiliar_margin", "More for a new face (%, cusum)", { min: 0, max: 100, step: 1 }, true],
+  ["unfamiliar_margin", "More for a face with no usual yet (%, track rules)", { min: 0, max: 100, step: 1 }, true],
   ["minutes", "Usual = before the last (minutes); window length", { min: 0.1, step: "any" }, false],
   ["min_observations", "From at least (5 s buckets of evidence)", { min: 1, step: 1 }, false],
   ["cooldown_minutes", "Then quiet for (minutes)", { min: 0, step: "any" }, false],
