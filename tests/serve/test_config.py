@@ -18,6 +18,14 @@ def test_defaults_and_the_shipped_example_are_valid():
     assert cfg.cameras[0].id == "lounge" and cfg.cameras[0].masks and cfg.server.db.startswith("postgresql")
 
 
+def test_a_rule_left_at_its_defaults_takes_those_of_its_method():
+    cfg = validate({"rules": [{"name": "a"}, {"name": "b", "method": "window"}, {"name": "c", "scope": "zone"},
+                              {"name": "d", "method": "window", "threshold": 0.6, "min_observations": 4}]}, "lrfer.toml")  # fmt: skip
+    got = {r.name: (r.method, r.threshold, r.min_observations) for r in cfg.rules}
+    # a track rule adds up evidence; a window (and every zone rule, always a window) asks for more of it
+    assert got == {"a": ("cusum", 0.65, 6), "b": ("window", 0.7, 12), "c": ("window", 0.7, 12), "d": ("window", 0.6, 4)}
+
+
 @pytest.mark.parametrize(
     ("data", "key"),
     [

@@ -28,7 +28,7 @@ def _config(tmp_path: Path) -> ServeConfig:
     cfg.server.bucket_seconds, cfg.server.flush_seconds = 1, 0.5  # data on the page within seconds
     cfg.cameras = [Camera(id="lounge", name="Lounge", url=str(REPO / "examples" / "far_scene.mp4"), loop=True, fps=2)]
     # the example's faces smile: a rule on smiles raises a real alert through the whole pipeline
-    cfg.rules = [Rule(name="smiles", expressions=["happy"], threshold=0.3, minutes=0.1, min_observations=2, baseline="none", cooldown_minutes=60)]
+    cfg.rules = [Rule(name="smiles", method="window", expressions=["happy"], threshold=0.3, minutes=0.1, min_observations=2, baseline="none", cooldown_minutes=60)]
     return cfg
 
 

@@ -92,6 +92,11 @@ class Camera(_Strict):
         return self
 
 
+#: the settings a window rule (and every zone rule) takes when the config leaves them out: a
+#: window needs more evidence than a running sum, which weighs each bucket by how far it is above
+WINDOW_DEFAULTS = {"threshold": 0.7, "min_observations": 12}
+
+
 class Rule(_Strict):
     """An alert rule. ``scope="track"``: one person's face; ``"zone"``: everyone in a zone.
 
@@ -100,32 +105,33 @@ class Rule(_Strict):
     resting face is often read as sad; a track without enough history is compared with the median
     of the other tracks in its zone or camera, and with nothing when there are none.
 
-    ``method="window"`` (the default; zone rules always, since a zone's bucket is complete only
-    once all its people are in): over the last ``minutes``, at least ``min_observations`` buckets
-    of evidence and their mean share of ``expressions`` above ``threshold`` AND above the baseline
-    plus ``margin``. ``method="cusum"`` (track rules): each bucket of evidence adds its share minus
+    ``method="cusum"`` (the default for track rules): each bucket of evidence adds its share minus
     a reference to a running sum that never drops below 0 (Page's CUSUM), and the rule fires when
     the sum reaches ``evidence`` from at least ``min_observations`` buckets; the reference is the
     highest of ``threshold`` and the baseline plus ``margin``. A strong share alerts fast (0.9
     against 0.65 reaches 2 in eight buckets, 40 s), a share just above the reference slowly, one
-    below it never. Either way a track rule with ``baseline="own"`` asks ``unfamiliar_margin`` more
-    while the track has no history of its own: other people's usual share is a weaker guide to a
-    face than its own (most false alerts measured came from a resting face that looks sad, judged
-    before it had a usual of its own).
+    below it never. ``method="window"`` (zone rules always, since a zone's bucket is complete only
+    once all its people are in): over the last ``minutes``, at least ``min_observations`` buckets
+    of evidence and their mean share of ``expressions`` above ``threshold`` AND above the baseline
+    plus ``margin``; left out, its ``threshold`` and ``min_observations`` are
+    :data:`WINDOW_DEFAULTS`. Either way a track rule with ``baseline="own"`` asks
+    ``unfamiliar_margin`` more while the track has no history of its own: other people's usual
+    share is a weaker guide to a face than its own (most false alerts measured came from a resting
+    face that looks sad, judged before it had a usual of its own).
 
-    The window defaults (0.7 over 3 min, 12 buckets of evidence, margin 0.15) and the CUSUM setting
-    measured beside them (threshold 0.65, margin 0.15, evidence 2, 6 buckets, unfamiliar margin
-    0.05) come from ``bench/serve_alerts.py`` on scenes of FER2013 faces at 16-48 px
-    (``bench/results/serve_alerts.json``; docs/serve.md says why the window stays the default).
+    The defaults (CUSUM: threshold 0.65, margin 0.15, evidence 2 from 6 buckets, unfamiliar margin
+    0.05; the window: 0.7 over 3 min from 12 buckets) were chosen by ``bench/serve_alerts.py`` on
+    scenes of FER2013 faces at 16-48 px (seed 0, ``bench/results/serve_alerts_tuning.json``) and
+    scored on others (``bench/results/serve_alerts.json``, docs/serve.md).
     """
 
     name: str = Field("distress", min_length=1, max_length=64)
     scope: Literal["track", "zone"] = "track"
     expressions: list[str] = Field(default_factory=lambda: list(NEGATIVE), min_length=1)
-    method: Literal["window", "cusum"] = "window"
-    threshold: float = Field(0.7, ge=0, le=1)
+    method: Literal["window", "cusum"] = "cusum"
+    threshold: float = Field(0.65, ge=0, le=1)
     minutes: float = Field(3.0, gt=0, le=24 * 60)
-    min_observations: int = Field(12, ge=1)
+    min_observations: int = Field(6, ge=1)
     baseline: Literal["own", "none"] = "own"
     margin: float = Field(0.15, ge=0, le=1)
     evidence: float = Field(2.0, gt=0, le=1000, description="cusum: the running sum of share above the reference that fires")
@@ -134,6 +140,14 @@ class Rule(_Strict):
     cameras: list[str] = Field(default_factory=list, description="empty: every camera")
     zone: Optional[str] = None  # scope="zone": the zone; None: the whole camera
     enabled: bool = True
+
+    @model_validator(mode="before")
+    @classmethod
+    def _window_defaults(cls, data):
+        """A window rule's unset settings are the window's defaults, not the running sum's."""
+        if isinstance(data, dict) and (data.get("scope") == "zone" or data.get("method") == "window"):
+            data = {**WINDOW_DEFAULTS, "method": "window", **data}
+        return data
 
 
 class Evidence(_Strict):

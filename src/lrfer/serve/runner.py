@@ -32,7 +32,7 @@ def demo_config(data_dir: str = "lrfer-demo") -> ServeConfig:
     cfg = ServeConfig()
     cfg.server.data_dir = data_dir
     cfg.cameras = [Camera(id="lounge", name="Lounge (demo video)", url=str(DEMO_VIDEO), loop=True, fps=2.0)]
-    demo_rule = Rule(name="demo-smile", expressions=["happy"], threshold=0.5, minutes=0.5, min_observations=4, baseline="none", cooldown_minutes=10)
+    demo_rule = Rule(name="demo-smile", method="window", expressions=["happy"], threshold=0.5, minutes=0.5, min_observations=4, baseline="none", cooldown_minutes=10)
     cfg.rules = [Rule(), demo_rule]
     return cfg
 

@@ -13,8 +13,10 @@ const NUMBERS = [
   ["min_observations", "From at least (5 s buckets of evidence)", { min: 1, step: 1 }, false],
   ["cooldown_minutes", "Then quiet for (minutes)", { min: 0, step: "any" }, false],
 ];
-const DEFAULTS = { name: "", scope: "track", method: "window", expressions: ["sad", "angry", "fear", "disgust"], threshold: 0.7, margin: 0.15,
-  evidence: 2, unfamiliar_margin: 0.05, minutes: 3, min_observations: 12, cooldown_minutes: 15, baseline: "own", cameras: [], zone: null, enabled: true };
+const DEFAULTS = { name: "", scope: "track", method: "cusum", expressions: ["sad", "angry", "fear", "disgust"], threshold: 0.65, margin: 0.15,
+  evidence: 2, unfamiliar_margin: 0.05, minutes: 3, min_observations: 6, cooldown_minutes: 15, baseline: "own", cameras: [], zone: null, enabled: true };
+// a window (and every zone rule) needs more evidence than a running sum: lrfer.serve.config.WINDOW_DEFAULTS
+const WINDOW_DEFAULTS = { threshold: 0.7, min_observations: 12 };
 
 function summary(r) {
   const over = `share of ${r.expressions.join("/")} > ${Math.round(100 * r.threshold)}%` + (r.baseline === "own" ? ` and > usual + ${Math.round(100 * r.margin)}%` : "");
@@ -33,6 +35,16 @@ function ruleForm(rule, done) {
   const method = el("select", {}, el("option", { value: "window" }, "mean over a window"), el("option", { value: "cusum" }, "evidence adds up (cusum; track rules)"));
   method.value = rule.method;
   const nums = Object.fromEntries(NUMBERS.map(([k, , attrs, pct]) => [k, el("input", { type: "number", ...attrs, value: pct ? Math.round(100 * rule[k]) : rule[k] })]));
+  if (isNew) {
+    // a new rule starts from the chosen way's own defaults
+    const byMethod = () => {
+      const d = method.value === "window" || scope.value === "zone" ? WINDOW_DEFAULTS : DEFAULTS;
+      nums.threshold.value = Math.round(100 * d.threshold);
+      nums.min_observations.value = d.min_observations;
+    };
+    method.addEventListener("change", byMethod);
+    scope.addEventListener("change", byMethod);
+  }
   const boxes = EXPRESSIONS.map((x) => { const b = el("input", { type: "checkbox", value: x }); b.checked = rule.expressions.includes(x); return b; });
   const cameras = el("input", { value: rule.cameras.join(", "), placeholder: "all cameras" });
   const zone = el("input", { value: rule.zone || "", placeholder: "the whole camera" });
