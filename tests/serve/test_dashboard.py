@@ -137,12 +137,17 @@ def test_dashboard_end_to_end(tmp_path):
                 page.goto(srv.url + "/#/settings/rules")
                 page.get_by_role("button", name="Add rule").click()
                 page.get_by_label("Name").fill("night-fear")
+                evidence_needed = page.get_by_label("From at least (5 s buckets of evidence)")
+                expect(evidence_needed).to_have_value("6")  # a running sum (the default) needs less evidence than a window
+                page.get_by_label("Decides by").select_option("window")
+                expect(evidence_needed).to_have_value("12")
                 page.get_by_label("Share above (%)").fill("60")
                 shot("rule-form")
                 page.get_by_role("button", name="Add rule").click()
                 expect(page.get_by_role("row", name="night-fear")).to_be_visible()
                 rule = {r["name"]: r for r in api.get("/api/rules").json()}["night-fear"]
                 assert rule["source"] == "dashboard" and rule["threshold"] == pytest.approx(0.6)
+                assert rule["method"] == "window" and rule["min_observations"] == 12
                 assert "night-fear" in {r.name for r in srv.service.engine.rules}
 
                 # settings: a worker token scoped to its site and cameras, shown once

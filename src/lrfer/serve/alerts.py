@@ -7,11 +7,11 @@ Staff act on these alerts, so the engine prefers silence to a guess:
   face is often read as sad: the track's own share before the rule's last ``minutes`` when it has
   enough history, else the median share of the other tracks recently seen in its zone (or
   camera), else none. A zone's baseline is its own earlier hour;
-- a window rule (the default, and zone rules always) needs ``min_observations`` evidence buckets
+- a window rule (zone rules always) needs ``min_observations`` evidence buckets
   over its last ``minutes``, and their mean share (weighted by certain frames) above
   ``threshold`` and above the baseline plus ``margin``; a track rule asks ``unfamiliar_margin``
   more while the track has no history of its own;
-- a CUSUM track rule (``method="cusum"``) sums, bucket by bucket, how far the share is above its
+- a CUSUM track rule (``method="cusum"``, the default) sums, bucket by bucket, how far the share is above its
   reference (``threshold``, the baseline plus ``margin``, and ``unfamiliar_margin`` more while the
   track has no history of its own), never below 0, and fires when the sum reaches ``evidence``
   from at least ``min_observations`` buckets: a strong change is caught in under a minute, a
