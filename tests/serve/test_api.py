@@ -7,6 +7,7 @@ import json
 import logging
 import re
 import threading
+import time
 import uuid
 
 import httpx
@@ -371,6 +372,33 @@ def test_alert_lifecycle_and_live_events(site):
     assert site.staff.post(f"/api/alerts/{alert['id']}/resolve").json()["state"] == "resolved"
     assert site.staff.post(f"/api/alerts/{alert['id']}/acknowledge", json={"note": "x" * 3000}).status_code == 422
     assert ("alert.acknowledge", str(alert["id"])) in {(a["action"], a["target"]) for a in site.admin.get("/api/audit").json()}
+
+
+def test_staff_verdicts_say_how_often_alerts_are_right(site):
+    """Acknowledging or resolving may say whether the alert was right; the summary and /metrics count it."""
+    now = time.time()
+    before = site.staff.get("/api/alerts/summary", params={"camera": "lounge"}).json()
+    ids = [site.service.store.add_alert(AlertEvent("lounge", "", f"v-{i}", "distress", now - 60 * i, "looked distressed", {"share": 0.8}))["id"] for i in range(3)]
+    old = site.service.store.add_alert(AlertEvent("lounge", "", "v-old", "distress", now - 30 * 86400, "a month ago", {}))["id"]
+    assert site.staff.post(f"/api/alerts/{ids[0]}/acknowledge", json={"note": "she was crying", "verdict": "real"}).json()["verdict"] == "real"
+    r = site.staff.post(f"/api/alerts/{ids[1]}/resolve", json={"verdict": "false_alarm"}).json()
+    assert r["state"] == "resolved" and r["verdict"] == "false_alarm"
+    site.staff.post(f"/api/alerts/{old}/resolve", json={"verdict": "false_alarm"})  # outside the week: not counted
+    assert site.staff.post(f"/api/alerts/{ids[2]}/resolve", json={"verdict": "maybe"}).status_code == 422
+    assert site.staff.get(f"/api/alerts/{ids[2]}").json()["state"] == "open"  # the bad request changed nothing
+    after = site.staff.get("/api/alerts/summary", params={"camera": "lounge"}).json()
+    delta = {k: after[k] - before[k] for k in ("alerts", "real", "false_alarm", "not_judged")}
+    assert delta == {"alerts": 3, "real": 1, "false_alarm": 1, "not_judged": 1}
+    assert 0 < after["false_alarm_share"] < 1
+    rule = next(g for g in after["by_rule"] if g["rule"] == "distress")
+    assert rule["camera_id"] == "lounge" and rule["alerts"] >= 3
+    assert site.staff.get("/api/alerts/summary", params={"days": 0}).status_code == 400
+    assert site.staff.get("/api/alerts/summary", params={"camera": "nowhere"}).status_code == 404
+    audit = {(a["action"], a["target"]): a for a in site.admin.get("/api/audit").json()}
+    assert "false_alarm" in json.dumps(audit[("alert.resolve", str(ids[1]))])
+    integration, _ = site.add_token("integration")
+    with site.bearer(integration) as c:
+        assert 'lrfer_alerts_verdict{camera="lounge",rule="distress",verdict="false_alarm"}' in c.get("/metrics").text
 
 
 def test_metrics_health_and_snapshot(site):

@@ -117,6 +117,20 @@ def test_dashboard_end_to_end(tmp_path):
             try:
                 row = api.get(f"/api/alerts/{alert['id']}").json()
                 assert row["state"] == "acknowledged" and row["acknowledged_by"] == "alice" and row["note"] == "checked on the lounge, all smiles"
+                assert row["verdict"] is None  # "not sure (yet)", the dialog's first choice, judges nothing
+
+                # resolved with staff's verdict, which the page's week summary and the API count
+                acked = page.locator(f'[data-alert="{alert["id"]}"][data-state="acknowledged"]')
+                acked.get_by_role("button", name="Resolve").click()
+                dialog = page.get_by_role("dialog")
+                dialog.get_by_label("False alarm: the person was fine").check()
+                shot("resolve-verdict")
+                dialog.get_by_role("button", name="Resolve").click()
+                expect(acked).to_have_count(0)
+                expect(page.locator("#alert-trust")).to_contain_text("1 false alarm")
+                row = api.get(f"/api/alerts/{alert['id']}").json()
+                assert row["state"] == "resolved" and row["verdict"] == "false_alarm"
+                assert api.get("/api/alerts/summary").json()["false_alarm"] >= 1
 
                 # settings: a privacy mask drawn by tapping three points on the snapshot, then saved
                 page.goto(srv.url + "/#/settings/cameras")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from typing import Literal, Optional
 
 from fastapi import APIRouter, HTTPException, Request
@@ -10,6 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from .api_common import JSONBody, OptionalBody, audit, known_camera, service, validate_model, with_iso
 from .auth import Admin, Principal, User
 from .config import Rule
+from .records import ALERT_VERDICTS
 
 router = APIRouter()
 ALERT_TIMES = ("opened_at", "acknowledged_at", "resolved_at")
@@ -18,6 +20,7 @@ ALERT_TIMES = ("opened_at", "acknowledged_at", "resolved_at")
 class NoteIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
     note: str = Field("", max_length=2000)
+    verdict: Optional[Literal[ALERT_VERDICTS]] = Field(None, description="was the alert right: real distress, or a false alarm")
 
 
 def public_alert(row: dict) -> dict:
@@ -38,6 +41,33 @@ def list_alerts(
     return [public_alert(r) for r in rows]
 
 
+@router.get("/api/alerts/summary", tags=["alerts"])
+def alerts_summary(request: Request, _: User, days: float = 7.0, camera: Optional[str] = None) -> dict:
+    """How often the alerts of the last ``days`` were right, by staff's verdicts: in all, and per
+    camera and rule. ``false_alarm_share`` is over the judged alerts (None when none is)."""
+    if not 0 < days <= 366:
+        raise HTTPException(400, "days must be above 0 and at most 366")
+    cam = known_camera(request, camera)
+    since = time.time() - days * 86400
+    rows = service(request).store.alert_verdicts(since, camera_id=cam)
+    groups: dict[tuple[str, str], dict] = {}
+    for r in rows:
+        g = groups.setdefault((r["camera_id"], r["rule"]), {"camera_id": r["camera_id"], "rule": r["rule"], **_counts()})
+        g[r["verdict"] or "not_judged"] += r["n"]
+        g["alerts"] += r["n"]
+    total = _counts()
+    for g in groups.values():
+        for k in total:
+            total[k] += g[k]
+    judged = total["real"] + total["false_alarm"]
+    return {"days": days, "since": since, **total, "false_alarm_share": total["false_alarm"] / judged if judged else None,
+            "by_rule": sorted(groups.values(), key=lambda g: (g["camera_id"], g["rule"]))}
+
+
+def _counts() -> dict[str, int]:
+    return {"alerts": 0, **dict.fromkeys(ALERT_VERDICTS, 0), "not_judged": 0}
+
+
 @router.get("/api/alerts/{alert_id}", tags=["alerts"])
 def get_alert(request: Request, _: User, alert_id: int) -> dict:
     row = service(request).store.get_alert(alert_id)
@@ -47,15 +77,16 @@ def get_alert(request: Request, _: User, alert_id: int) -> dict:
 
 
 def _change(request: Request, alert_id: int, body: Optional[dict], who: Principal, action: str) -> dict:
-    note = validate_model(NoteIn, body if body is not None else {}, "alert").note
+    said = validate_model(NoteIn, body if body is not None else {}, "alert")
     svc = service(request)
     if svc.store.get_alert(alert_id) is None:
         raise HTTPException(404, f"unknown alert {alert_id}")
     change = svc.store.acknowledge_alert if action == "acknowledged" else svc.store.resolve_alert
-    row = change(alert_id, who.name, note)
+    row = change(alert_id, who.name, said.note, said.verdict)
     if row is None:
         raise HTTPException(404, f"unknown alert {alert_id}")
-    audit(request, f"alert.{action.removesuffix('d')}", str(alert_id), {"note": note[:200]} if note else None)
+    detail = {k: v for k, v in (("note", said.note[:200]), ("verdict", said.verdict)) if v}
+    audit(request, f"alert.{action.removesuffix('d')}", str(alert_id), detail or None)
     row = public_alert(row)
     svc.alert_changed(f"alert.{action}", row)  # to the dashboards (SSE), webhooks and MQTT
     return row
@@ -63,13 +94,13 @@ def _change(request: Request, alert_id: int, body: Optional[dict], who: Principa
 
 @router.post("/api/alerts/{alert_id}/acknowledge", tags=["alerts"])
 def acknowledge(request: Request, who: User, alert_id: int, body: OptionalBody = None) -> dict:
-    """Someone has seen the alert and is on it: ``{"note": "..."}``."""
+    """Someone has seen the alert and is on it: ``{"note": "...", "verdict": "real" | "false_alarm"}`` (both optional)."""
     return _change(request, alert_id, body, who, "acknowledged")
 
 
 @router.post("/api/alerts/{alert_id}/resolve", tags=["alerts"])
 def resolve(request: Request, who: User, alert_id: int, body: OptionalBody = None) -> dict:
-    """The matter is closed (an optional ``{"note": "..."}``)."""
+    """The matter is closed (optional ``{"note": "...", "verdict": "real" | "false_alarm"}``: was it right?)."""
     return _change(request, alert_id, body, who, "resolved")
 
 

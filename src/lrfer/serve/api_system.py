@@ -21,6 +21,8 @@ router = APIRouter()
 
 STATES = ("starting", "live", "reconnecting", "stopped", "error", "finished", "remote")
 HEARTBEAT_SECONDS = 15.0
+#: the window of the verdict gauge: a week, long enough for a rate, short enough to follow a change
+VERDICT_DAYS = 7
 
 
 class _ServiceCollector:
@@ -43,10 +45,20 @@ class _ServiceCollector:
         yield from (fps, faces, frames, state)
         try:
             n_open = len(self.svc.store.list_alerts(state="open", limit=100_000))
+            judged = self.svc.store.alert_verdicts(time.time() - VERDICT_DAYS * 86400)
         except Exception:  # a database outage must not break the scrape of everything else
             log.warning("metrics: could not count open alerts", exc_info=True)
             return
         yield GaugeMetricFamily("lrfer_alerts_open", "Alerts open (not acknowledged nor resolved)", value=float(n_open))
+        verdicts = GaugeMetricFamily("lrfer_alerts_verdict", f"Alerts opened in the last {VERDICT_DAYS} days, by staff's verdict",
+                                     labels=["camera", "rule", "verdict"])  # fmt: skip
+        counts: dict[tuple[str, str, str], int] = {}
+        for r in judged:
+            key = (r["camera_id"], r["rule"], r["verdict"] or "not_judged")
+            counts[key] = counts.get(key, 0) + r["n"]
+        for key, n in sorted(counts.items()):
+            verdicts.add_metric(list(key), float(n))
+        yield verdicts
 
 
 class Metrics:

@@ -16,6 +16,8 @@ NEGATIVE = ("sad", "angry", "fear", "disgust")
 #: Who a person may be, and what an API token may act as.
 USER_ROLES = ("admin", "staff")
 TOKEN_ROLES = ("worker", "integration", "admin", "staff")
+#: what staff say of an alert once they have looked: it showed real distress, or it did not
+ALERT_VERDICTS = ("real", "false_alarm")
 
 
 @dataclass

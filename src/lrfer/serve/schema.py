@@ -97,6 +97,7 @@ alerts = sa.Table(
     sa.Column("note", sa.Text, nullable=False, server_default=""),
     sa.Column("resolved_by", sa.String(64), nullable=True),
     sa.Column("resolved_at", sa.Float, nullable=True),
+    sa.Column("verdict", sa.String(16), nullable=True),  # staff's: real | false_alarm; NULL: not judged
     sa.Index("ix_alerts_state_opened", "state", "opened_at"),
     sa.Index("ix_alerts_camera_opened", "camera_id", "opened_at"),
 )

@@ -14,7 +14,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 from .config import Retention
-from .records import TOKEN_ROLES, USER_ROLES, AlertEvent
+from .records import ALERT_VERDICTS, TOKEN_ROLES, USER_ROLES, AlertEvent
 from .schema import alerts, audit, batches, sessions, tokens, users
 
 
@@ -35,6 +35,15 @@ def _alert(row) -> dict:
     d = dict(row)
     d["evidence"] = loads(d["evidence"]) or {}
     return d
+
+
+def _annotate(conn: Connection, alert_id: int, note: str, verdict: Optional[str]) -> None:
+    """A note replaces the last one; a verdict, once given, can be changed but not taken back."""
+    if verdict is not None and verdict not in ALERT_VERDICTS:
+        raise ValueError(f"verdict must be one of {ALERT_VERDICTS}")
+    values = {k: v for k, v in (("note", note), ("verdict", verdict)) if v}
+    if values:
+        conn.execute(sa.update(alerts).where(alerts.c.id == alert_id).values(**values))
 
 
 def _user(row) -> dict:
@@ -74,26 +83,33 @@ class Accounts:
         with self.engine.connect() as conn:
             return [_alert(r) for r in conn.execute(q).mappings()]
 
-    def acknowledge_alert(self, alert_id: int, user: str, note: str = "") -> Optional[dict]:
-        """open -> acknowledged (an acknowledged or resolved alert keeps its state; the note is added)."""
+    def acknowledge_alert(self, alert_id: int, user: str, note: str = "", verdict: Optional[str] = None) -> Optional[dict]:
+        """open -> acknowledged (an acknowledged or resolved alert keeps its state; the note and the verdict are added)."""
         with self.engine.begin() as conn:
             conn.execute(
                 sa.update(alerts)
                 .where(alerts.c.id == alert_id, alerts.c.state == "open")
                 .values(state="acknowledged", acknowledged_by=user, acknowledged_at=time.time())
             )
-            if note:
-                conn.execute(sa.update(alerts).where(alerts.c.id == alert_id).values(note=note))
+            _annotate(conn, alert_id, note, verdict)
         return self.get_alert(alert_id)
 
-    def resolve_alert(self, alert_id: int, user: str, note: str = "") -> Optional[dict]:
+    def resolve_alert(self, alert_id: int, user: str, note: str = "", verdict: Optional[str] = None) -> Optional[dict]:
         with self.engine.begin() as conn:
             conn.execute(
                 sa.update(alerts).where(alerts.c.id == alert_id, alerts.c.state != "resolved").values(state="resolved", resolved_by=user, resolved_at=time.time())
             )
-            if note:
-                conn.execute(sa.update(alerts).where(alerts.c.id == alert_id).values(note=note))
+            _annotate(conn, alert_id, note, verdict)
         return self.get_alert(alert_id)
+
+    def alert_verdicts(self, since: float, camera_id: Optional[str] = None) -> list[dict]:
+        """Alerts opened since ``since``, counted per camera, rule and verdict (None: not judged)."""
+        q = (sa.select(alerts.c.camera_id, alerts.c.rule, alerts.c.verdict, sa.func.count().label("n"))
+             .where(alerts.c.opened_at >= since).group_by(alerts.c.camera_id, alerts.c.rule, alerts.c.verdict))  # fmt: skip
+        if camera_id:
+            q = q.where(alerts.c.camera_id == camera_id)
+        with self.engine.connect() as conn:
+            return [dict(r) for r in conn.execute(q).mappings()]
 
     # ------------------------------------------------------------------------------- users
     def add_user(self, username: str, password_hash: str, role: str) -> dict:

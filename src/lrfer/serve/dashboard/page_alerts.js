@@ -2,6 +2,17 @@
 import { act, ago, api, ask, badge, clear, el, toast, when } from "./ui.js";
 
 const FILTERS = [["open", "Open"], ["acknowledged", "Acknowledged"], ["resolved", "Resolved"], ["", "All"]];
+// Was it right? Staff's verdicts show a site how far it can trust its alerts (GET /api/alerts/summary).
+const VERDICTS = [["", "Not sure (yet)"], ["real", "Real: the person was distressed"], ["false_alarm", "False alarm: the person was fine"]];
+const VERDICT_TEXT = { real: "real", false_alarm: "false alarm" };
+
+function judged(title, label, placeholder, submit) {
+  return ask(title, { label, placeholder, submit, choices: VERDICTS, legend: "Was it right?" });
+}
+
+function said(answer) {
+  return answer.choice ? { note: answer.text, verdict: answer.choice } : { note: answer.text };
+}
 
 function evidence(ev) {
   const parts = [];
@@ -14,18 +25,19 @@ function evidence(ev) {
 
 function card(a, reload) {
   const ack = el("button", { type: "button", class: "ack", onclick: async (e) => {
-    const note = await ask(`Acknowledge alert ${a.id}`, { label: "Note (what you did)", placeholder: "e.g. sat with her, she is fine", submit: "Acknowledge" });
-    if (note === null) return;
-    await act(e.target, async () => { await api(`/api/alerts/${a.id}/acknowledge`, { method: "POST", body: { note } }); toast("Acknowledged"); await reload(); });
+    const answer = await judged(`Acknowledge alert ${a.id}`, "Note (what you did)", "e.g. sat with her, she is fine", "Acknowledge");
+    if (answer === null) return;
+    await act(e.target, async () => { await api(`/api/alerts/${a.id}/acknowledge`, { method: "POST", body: said(answer) }); toast("Acknowledged"); await reload(); });
   } }, "Acknowledge");
-  const resolve = el("button", { type: "button", class: "secondary resolve", onclick: (e) => act(e.target, async () => {
-    await api(`/api/alerts/${a.id}/resolve`, { method: "POST", body: {} });
-    toast("Resolved");
-    await reload();
-  }) }, "Resolve");
+  const resolve = el("button", { type: "button", class: "secondary resolve", onclick: async (e) => {
+    const answer = await judged(`Resolve alert ${a.id}`, "Note (optional)", "", "Resolve");
+    if (answer === null) return;
+    await act(e.target, async () => { await api(`/api/alerts/${a.id}/resolve`, { method: "POST", body: said(answer) }); toast("Resolved"); await reload(); });
+  } }, "Resolve");
   const who = [];
   if (a.acknowledged_by) who.push(`acknowledged by ${a.acknowledged_by} ${ago(a.acknowledged_at)}`);
   if (a.resolved_by) who.push(`resolved by ${a.resolved_by} ${ago(a.resolved_at)}`);
+  if (a.verdict) who.push(`judged ${VERDICT_TEXT[a.verdict] || a.verdict}`);
   return el("article", { class: "card alert-card", dataset: { alert: String(a.id), state: a.state }, "aria-label": `Alert ${a.id}, ${a.state}` },
     el("div", {},
       el("p", {}, badge(a.state), " ", el("strong", {}, a.message || a.rule)),
@@ -44,7 +56,8 @@ export async function alertsPage(main) {
     for (const b of buttons) b.setAttribute("aria-pressed", b === e.currentTarget ? "true" : "false");
     reload();
   } }, label));
-  clear(main, el("h1", {}, "Alerts"), el("div", { class: "row", role: "group", "aria-label": "Show", style: { marginBottom: "1rem" } }, buttons), list);
+  const trust = el("p", { class: "muted", id: "alert-trust", "aria-live": "polite" });
+  clear(main, el("h1", {}, "Alerts"), trust, el("div", { class: "row", role: "group", "aria-label": "Show", style: { marginBottom: "1rem" } }, buttons), list);
 
   // Answers can come back out of order (a live update's reload, then a filter's): only the
   // latest question's answer is drawn, or the "Acknowledged" view could show the open list.
@@ -54,6 +67,9 @@ export async function alertsPage(main) {
     const rows = await api(`/api/alerts?limit=200${filter ? `&state=${filter}` : ""}`);
     if (seq !== asked) return;
     clear(list, rows.length ? rows.map((a) => card(a, reload)) : el("p", { class: "muted" }, filter === "open" ? "No open alert." : "No alert."));
+    const s = await api("/api/alerts/summary?days=7");
+    if (seq !== asked) return;
+    trust.textContent = `Last 7 days: ${s.alerts} alert${s.alerts === 1 ? "" : "s"} · ${s.real} real · ${s.false_alarm} false alarm${s.false_alarm === 1 ? "" : "s"} · ${s.not_judged} not judged`;
   }
 
   await reload();

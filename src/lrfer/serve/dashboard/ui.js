@@ -110,18 +110,24 @@ export async function act(button, fn) {
 export function field(label, input) {
   const id = input.id || `f-${Math.random().toString(36).slice(2, 9)}`;
   input.id = id;
-  if (input.type === "checkbox") return el("div", { class: "check" }, input, el("label", { for: id, style: { margin: 0 } }, label));
+  if (input.type === "checkbox" || input.type === "radio") return el("div", { class: "check" }, input, el("label", { for: id, style: { margin: 0 } }, label));
   return el("div", {}, el("label", { for: id }, label), input);
 }
 
-// A modal asking for text; resolves to the text, or null when cancelled.
-export function ask(title, { label = "Note", placeholder = "", submit = "Save", multiline = true } = {}) {
+// A modal asking for text; resolves to the text, or null when cancelled. With ``choices``
+// ([[value, label], ...], the first one checked) it also asks to pick one, and resolves to
+// { text, choice }.
+export function ask(title, { label = "Note", placeholder = "", submit = "Save", multiline = true, choices = null, legend = "" } = {}) {
   return new Promise((resolve) => {
     const input = multiline ? el("textarea", { rows: 3, placeholder, maxlength: 2000 }) : el("input", { placeholder });
+    const name = `c-${Math.random().toString(36).slice(2, 9)}`;
+    const radios = (choices || []).map(([value], i) => { const r = el("input", { type: "radio", name, value }); r.checked = i === 0; return r; });
+    const picked = choices ? el("fieldset", {}, el("legend", {}, legend), radios.map((r, i) => field(choices[i][1], r))) : null;
     const dlg = el("dialog", { "aria-label": title });
     const done = (value) => { dlg.close(); dlg.remove(); resolve(value); };
-    dlg.append(el("form", { method: "dialog", onsubmit: (e) => { e.preventDefault(); done(input.value); } },
-      el("h2", {}, title), field(label, input),
+    const answer = () => (choices ? { text: input.value, choice: radios.find((r) => r.checked).value } : input.value);
+    dlg.append(el("form", { method: "dialog", onsubmit: (e) => { e.preventDefault(); done(answer()); } },
+      el("h2", {}, title), picked, field(label, input),
       el("div", { class: "row", style: { marginTop: "1rem" } },
         el("button", { type: "submit" }, submit), el("button", { type: "button", class: "secondary", onclick: () => done(null) }, "Cancel"))));
     dlg.addEventListener("cancel", () => done(null));

@@ -1,0 +1,25 @@
+"""Staff's verdict on an alert: "real" or "false_alarm" (NULL: not judged), so a site can see how
+often its alerts are right.
+
+Revision ID: 0004
+Revises: 0003
+Create Date: 2026-12-05
+"""
+
+import sqlalchemy as sa
+from alembic import op
+
+revision = "0004"
+down_revision = "0003"
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    # nullable, no server default: SQLite adds it in place, and every earlier alert reads "not judged"
+    op.add_column("alerts", sa.Column("verdict", sa.String(16), nullable=True))
+
+
+def downgrade() -> None:
+    with op.batch_alter_table("alerts") as batch:  # SQLite drops a column by copying the table
+        batch.drop_column("verdict")
