@@ -16,7 +16,7 @@ from fastapi.routing import APIRoute
 from starlette.routing import Mount, Route
 
 from lrfer.serve.auth import LoginLimiter, require_admin, require_user, require_worker
-from lrfer.serve.config import Camera, ServeConfig
+from lrfer.serve.config import Camera, Reminders, ServeConfig
 from lrfer.serve.records import AlertEvent
 
 from ._live import PASSWORDS, REPO, LiveServer
@@ -52,6 +52,7 @@ def _config(db: str, data_dir: str, **privacy) -> ServeConfig:
     cfg.privacy = cfg.privacy.model_copy(update=privacy)
     # the file camera runs for the snapshot test; rules stay at their defaults (no alert from 5 s of video)
     cfg.cameras = [Camera(id="lounge", name="Lounge", url=str(REPO / "examples" / "far_scene.mp4"), loop=True, fps=2)]
+    cfg.reminders = Reminders(minutes=0.05, times=2)  # every 3 s, twice: the reminder test waits seconds, not minutes
     return cfg
 
 
@@ -372,6 +373,35 @@ def test_alert_lifecycle_and_live_events(site):
     assert site.staff.post(f"/api/alerts/{alert['id']}/resolve").json()["state"] == "resolved"
     assert site.staff.post(f"/api/alerts/{alert['id']}/acknowledge", json={"note": "x" * 3000}).status_code == 422
     assert ("alert.acknowledge", str(alert["id"])) in {(a["action"], a["target"]) for a in site.admin.get("/api/audit").json()}
+
+
+def test_an_alert_nobody_acknowledges_is_sent_again(site):
+    """An open alert is sent again every ``reminders.minutes`` (3 s here), ``times`` times (2), to the
+    live dashboards (SSE) as to webhooks and MQTT; an acknowledged one is not."""
+    store = site.service.store
+    waiting = store.add_alert(AlertEvent("lounge", "", "r-1", "distress", time.time(), "looked distressed", {"share": 0.8}))
+    seen = store.add_alert(AlertEvent("lounge", "", "r-2", "distress", time.time(), "looked distressed", {"share": 0.8}))
+    assert site.staff.post(f"/api/alerts/{seen['id']}/acknowledge", json={}).status_code == 200
+    reminders: list = []
+    c = site.login("bob")
+    try:
+        with c.stream("GET", "/api/events", timeout=20) as r:
+            deadline = time.monotonic() + 15
+            for line in r.iter_lines():
+                if line.startswith("data:") and '"alert.reminder"' in line:
+                    alert = json.loads(line[5:])["alert"]
+                    if alert["id"] in (waiting["id"], seen["id"]):
+                        reminders.append((alert["id"], alert["reminders"]))
+                if len(reminders) == 2 or time.monotonic() > deadline:
+                    break
+    finally:
+        c.close()
+    assert reminders == [(waiting["id"], 1), (waiting["id"], 2)]
+    time.sleep(4)  # a third interval: no third reminder
+    row = site.staff.get(f"/api/alerts/{waiting['id']}").json()
+    assert row["reminders"] == 2 and row["state"] == "open"
+    assert site.staff.get(f"/api/alerts/{seen['id']}").json()["reminders"] == 0
+    site.staff.post(f"/api/alerts/{waiting['id']}/resolve", json={})
 
 
 def test_staff_verdicts_say_how_often_alerts_are_right(site):

@@ -6,6 +6,7 @@ screenshots are kept under the test's folder and, when set, ``$LRFER_ARTIFACTS/d
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import time
 from pathlib import Path
@@ -102,6 +103,7 @@ def test_dashboard_end_to_end(tmp_path):
             page.goto(srv.url + "/#/alerts")
             card = page.locator(f'[data-alert="{alert["id"]}"]')
             expect(card).to_be_visible()
+            expect(page).to_have_title(re.compile(r"^\(\d+\) lrfer monitor$"))  # the open count on the tab
             shot("alerts-open")
             card.get_by_role("button", name="Acknowledge").click()
             dialog = page.get_by_role("dialog")

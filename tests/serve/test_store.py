@@ -138,6 +138,22 @@ def test_reopening_runs_no_migration_twice(db_url):
     s.close()
 
 
+def test_reminders_are_due_by_the_last_sending_and_counted_once(store):
+    t = 1_700_000_000.0
+    a = store.add_alert(AlertEvent("lounge", "", "k-1", "distress", t, "m", {}))
+    b = store.add_alert(AlertEvent("lounge", "", "k-2", "distress", t + 300, "m", {}))
+    due = (lambda now: [x["id"] for x in store.due_reminders(now, minutes=10, times=2)])
+    assert due(t + 599) == [] and due(t + 600) == [a["id"]]
+    first = store.due_reminders(t + 600, 10, 2)[0]
+    assert store.mark_reminded(first, t + 600)["reminders"] == 1
+    assert store.mark_reminded(first, t + 601) is None  # read before the first mark: not counted twice
+    assert due(t + 900) == [b["id"]]  # a: reminded at +600, due again at +1200
+    store.acknowledge_alert(b["id"], "amy")
+    assert due(t + 1200) == [a["id"]]  # b is acknowledged: never again
+    store.mark_reminded(store.due_reminders(t + 1200, 10, 2)[0], t + 1200)
+    assert due(t + 10_000) == []  # twice is the most
+
+
 def test_rules_round_trip(store):
     store.put_rule(Rule(name="calm-lounge", threshold=0.6, cameras=["lounge"]))
     store.put_rule(Rule(name="calm-lounge", threshold=0.65))  # an edit

@@ -194,11 +194,19 @@ class Retention(_Strict):
     audit_days: float = Field(365.0, gt=0)
 
 
+class Reminders(_Strict):
+    """An alert nobody has acknowledged is sent again (``alert.reminder``: the dashboard, webhooks,
+    MQTT) every ``minutes``, at most ``times`` times: a nurse who was busy when it came is told again."""
+
+    minutes: float = Field(10.0, ge=0, le=24 * 60, description="0: never remind")
+    times: int = Field(3, ge=1, le=100)
+
+
 class Webhook(_Strict):
     url: str = Field(pattern=r"^https?://")
     secret: str = Field("", description="HMAC-SHA256 key; the signature goes in X-Lrfer-Signature")
-    events: list[Literal["alert.opened", "alert.acknowledged", "alert.resolved"]] = Field(
-        default_factory=lambda: ["alert.opened", "alert.acknowledged", "alert.resolved"]
+    events: list[Literal["alert.opened", "alert.reminder", "alert.acknowledged", "alert.resolved"]] = Field(
+        default_factory=lambda: ["alert.opened", "alert.reminder", "alert.acknowledged", "alert.resolved"]
     )
 
 
@@ -235,6 +243,7 @@ class ServeConfig(_Strict):
     cameras: list[Camera] = Field(default_factory=list)
     evidence: Evidence = Field(default_factory=Evidence)
     rules: list[Rule] = Field(default_factory=lambda: [Rule()])
+    reminders: Reminders = Field(default_factory=Reminders)
     privacy: Privacy = Field(default_factory=Privacy)
     retention: Retention = Field(default_factory=Retention)
     webhooks: list[Webhook] = Field(default_factory=list)

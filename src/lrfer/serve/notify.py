@@ -38,7 +38,7 @@ except ImportError:  # pragma: no cover
 
 log = logging.getLogger(__name__)
 
-ALERT_KINDS = ("alert.opened", "alert.acknowledged", "alert.resolved")
+ALERT_KINDS = ("alert.opened", "alert.reminder", "alert.acknowledged", "alert.resolved")
 
 
 def signature(secret: str, body: bytes) -> str:

@@ -98,6 +98,8 @@ alerts = sa.Table(
     sa.Column("resolved_by", sa.String(64), nullable=True),
     sa.Column("resolved_at", sa.Float, nullable=True),
     sa.Column("verdict", sa.String(16), nullable=True),  # staff's: real | false_alarm; NULL: not judged
+    sa.Column("reminders", sa.Integer, nullable=False, server_default="0"),  # times sent again while open
+    sa.Column("reminded_at", sa.Float, nullable=True),
     sa.Index("ix_alerts_state_opened", "state", "opened_at"),
     sa.Index("ix_alerts_camera_opened", "camera_id", "opened_at"),
 )

@@ -31,6 +31,7 @@ from .store import Store
 log = logging.getLogger(__name__)
 
 PURGE_EVERY = 3600.0  # seconds between retention purges
+REMIND_CHECK = 30.0  # at most this many seconds between looks for alerts to send again
 REMOTE = "remote://"  # the URL of a camera that a remote worker reads (``lrfer worker``)
 
 
@@ -64,6 +65,7 @@ class Service:
         self._analyze_lock = threading.Lock()
         self._stopping = threading.Event()
         self._maintenance: Optional[threading.Thread] = None
+        self._reminder: Optional[threading.Thread] = None
         self.started_at = time.time()
 
     # --------------------------------------------------------------------------- lifecycle
@@ -75,6 +77,9 @@ class Service:
                 self._start_worker(cam)
         self._maintenance = threading.Thread(target=self._maintain, name="lrfer-retention", daemon=True)
         self._maintenance.start()
+        if self.config.reminders.minutes > 0:
+            self._reminder = threading.Thread(target=self._remind_loop, name="lrfer-reminders", daemon=True)
+            self._reminder.start()
 
     def stop(self) -> None:
         """Stop cleanly (SIGTERM): workers flush their open buckets, the recorder writes its queue."""
@@ -85,8 +90,9 @@ class Service:
             w.stop()
         self.recorder.stop()
         self.notifier.close()
-        if self._maintenance is not None:
-            self._maintenance.join(5)
+        for thread in (self._maintenance, self._reminder):
+            if thread is not None:
+                thread.join(5)
         self.store.close()
 
     def _start_worker(self, cam: Camera) -> None:
@@ -113,6 +119,26 @@ class Service:
             if self._stopping.wait(PURGE_EVERY):
                 return
 
+    def _remind_loop(self) -> None:
+        # a quarter of the interval between looks, so a reminder is late by at most that (30 s)
+        every = min(REMIND_CHECK, max(0.5, 15.0 * self.config.reminders.minutes))
+        while not self._stopping.wait(every):
+            try:
+                self.remind(time.time())
+            except Exception as err:  # the database may be down; the next look tries again
+                log.warning("reminders failed: %s", err)
+
+    def remind(self, now: float) -> list[dict]:
+        """Send again (``alert.reminder``) each open alert that is due (:class:`~lrfer.serve.config.Reminders`)."""
+        r = self.config.reminders
+        sent = []
+        for alert in self.store.due_reminders(now, r.minutes, r.times):
+            row = self.store.mark_reminded(alert, now)
+            if row is not None:  # acknowledged meanwhile: no reminder
+                self.alert_changed("alert.reminder", row)
+                sent.append(row)
+        return sent
+
     # ------------------------------------------------------------------------------ events
     def _status(self, status: CameraStatus) -> None:
         self.hub.publish("status", status.to_json())
@@ -123,7 +149,7 @@ class Service:
         self.notifier.send("alert.opened", alert)
 
     def alert_changed(self, kind: str, alert: dict) -> None:
-        """The API tells: an alert was acknowledged or resolved (``kind``: alert.acknowledged/resolved)."""
+        """An alert was acknowledged or resolved (the API tells), or is sent again (``kind``: alert.acknowledged/resolved/reminder)."""
         self.hub.publish("alert", {"event": kind, "alert": alert})
         self.notifier.send(kind, alert)
 

@@ -102,6 +102,25 @@ class Accounts:
             _annotate(conn, alert_id, note, verdict)
         return self.get_alert(alert_id)
 
+    def due_reminders(self, now: float, minutes: float, times: int) -> list[dict]:
+        """Open alerts last sent (opened or reminded) at least ``minutes`` ago, reminded fewer than ``times`` times."""
+        last = sa.func.coalesce(alerts.c.reminded_at, alerts.c.opened_at)
+        q = (sa.select(alerts).where(alerts.c.state == "open", alerts.c.reminders < times, last <= now - 60.0 * minutes)
+             .order_by(alerts.c.opened_at))  # fmt: skip
+        with self.engine.connect() as conn:
+            return [_alert(r) for r in conn.execute(q).mappings()]
+
+    def mark_reminded(self, alert: dict, now: float) -> Optional[dict]:
+        """Count one more reminder of ``alert`` (as read by :meth:`due_reminders`); None when it
+        changed meanwhile (acknowledged, or reminded by another process): then nothing is sent."""
+        with self.engine.begin() as conn:
+            done = conn.execute(
+                sa.update(alerts)
+                .where(alerts.c.id == alert["id"], alerts.c.state == "open", alerts.c.reminders == alert["reminders"])
+                .values(reminders=alert["reminders"] + 1, reminded_at=now)
+            ).rowcount
+        return self.get_alert(alert["id"]) if done else None
+
     def alert_verdicts(self, since: float, camera_id: Optional[str] = None) -> list[dict]:
         """Alerts opened since ``since``, counted per camera, rule and verdict (None: not judged)."""
         q = (sa.select(alerts.c.camera_id, alerts.c.rule, alerts.c.verdict, sa.func.count().label("n"))

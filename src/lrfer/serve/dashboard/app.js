@@ -58,7 +58,16 @@ export async function refreshOpenCount() {
   try {
     const open = await api("/api/alerts?state=open&limit=1000");
     document.getElementById("open-count").textContent = open.length ? String(open.length) : "";
+    document.title = open.length ? `(${open.length}) lrfer monitor` : "lrfer monitor";  // seen on a tab in the background too
   } catch (_) { /* shown elsewhere */ }
+}
+
+// A new alert, or one nobody has acknowledged yet (a reminder), is said on every page, not only
+// on the alerts page: a nurse may have the overview open.
+function announce(e) {
+  const { event, alert } = e.detail || {};
+  if (!alert || (event !== "alert.opened" && event !== "alert.reminder")) return;
+  toast(`${event === "alert.reminder" ? "Still open" : "New alert"}: ${alert.message || alert.rule}`, true);
 }
 
 async function start() {
@@ -101,6 +110,7 @@ async function route() {
 window.addEventListener("hashchange", route);
 window.addEventListener("lrfer:logged-out", () => { if (session.me) { toast("Your session ended: log in again.", true); loggedOut(); } });
 window.addEventListener("lrfer:alert", refreshOpenCount);
+window.addEventListener("lrfer:alert", announce);
 document.getElementById("logout").addEventListener("click", async () => {
   try { await api("/api/logout", { method: "POST" }); } catch (_) { /* logged out anyway */ }
   loggedOut();

@@ -38,6 +38,7 @@ function card(a, reload) {
   if (a.acknowledged_by) who.push(`acknowledged by ${a.acknowledged_by} ${ago(a.acknowledged_at)}`);
   if (a.resolved_by) who.push(`resolved by ${a.resolved_by} ${ago(a.resolved_at)}`);
   if (a.verdict) who.push(`judged ${VERDICT_TEXT[a.verdict] || a.verdict}`);
+  if (a.reminders) who.push(`sent again ${a.reminders}×`);
   return el("article", { class: "card alert-card", dataset: { alert: String(a.id), state: a.state }, "aria-label": `Alert ${a.id}, ${a.state}` },
     el("div", {},
       el("p", {}, badge(a.state), " ", el("strong", {}, a.message || a.rule)),

@@ -1,5 +1,5 @@
 """Staff's verdict on an alert: "real" or "false_alarm" (NULL: not judged), so a site can see how
-often its alerts are right.
+often its alerts are right; and the reminders sent while an alert stays open.
 
 Revision ID: 0004
 Revises: 0003
@@ -18,8 +18,12 @@ depends_on = None
 def upgrade() -> None:
     # nullable, no server default: SQLite adds it in place, and every earlier alert reads "not judged"
     op.add_column("alerts", sa.Column("verdict", sa.String(16), nullable=True))
+    op.add_column("alerts", sa.Column("reminders", sa.Integer, nullable=False, server_default="0"))
+    op.add_column("alerts", sa.Column("reminded_at", sa.Float, nullable=True))
 
 
 def downgrade() -> None:
     with op.batch_alter_table("alerts") as batch:  # SQLite drops a column by copying the table
+        batch.drop_column("reminded_at")
+        batch.drop_column("reminders")
         batch.drop_column("verdict")
