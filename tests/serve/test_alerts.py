@@ -135,6 +135,18 @@ def test_the_window_asks_more_of_a_face_it_has_no_history_of(clock):
     assert len(events) == 1 and events[0].evidence["baseline_kind"] == "own"
 
 
+def test_a_muted_camera_raises_nothing_until_the_mute_ends(clock):
+    eng = AlertEngine([Rule()], clock=clock)
+    eng.mute("lounge", T0 + 20 * 60)  # a party from minute 0 to 20
+    events = run(eng, clock, {"r1-1": steady(0, 10, 0.3) + steady(10, 20, 0.9)})
+    # distressed from minute 10: nothing while muted, then at once (the evidence kept adding up), not a cooldown later
+    assert len(events) == 1 and T0 + 20 * 60 <= events[0].evidence["observed_until"] <= T0 + 20 * 60 + 2 * B
+    eng = AlertEngine([Rule()], clock=clock)
+    eng.mute("hall", T0 + 20 * 60)  # another camera's mute changes nothing here
+    eng.mute("hall", None)
+    assert first_alert_after(run(eng, clock, {"r1-2": steady(0, 10, 0.3) + steady(10, 20, 0.9)}), 10) <= 60
+
+
 def test_too_few_observations_raise_nothing(clock):
     eng = AlertEngine([rule(min_observations=12)], clock=clock)
     # a face seen for 50 s: 10 buckets of evidence, all very sad

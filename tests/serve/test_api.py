@@ -404,6 +404,26 @@ def test_an_alert_nobody_acknowledges_is_sent_again(site):
     site.staff.post(f"/api/alerts/{waiting['id']}/resolve", json={})
 
 
+def test_staff_mute_a_camera_for_a_while(site):
+    r = site.staff.post("/api/cameras/lounge/mute", json={"minutes": 30, "note": "music in the lounge"})
+    assert r.status_code == 200 and r.json()["by"] == "bob" and r.json()["until_iso"].endswith("Z")
+    until = r.json()["until"]
+    assert 29 * 60 < until - time.time() <= 30 * 60
+    cam = site.staff.get("/api/cameras/lounge").json()
+    assert cam["muted"] == {"until": until, "by": "bob", "note": "music in the lounge", "until_iso": r.json()["until_iso"]}
+    assert site.service.engine._muted["lounge"] == until  # the rules see it at once
+    assert site.service.store.active_mutes(time.time())["lounge"]["until"] == until  # and a restart keeps it
+    assert site.staff.post("/api/cameras/lounge/mute", json={"minutes": 0}).status_code == 422
+    assert site.staff.post("/api/cameras/lounge/mute", json={"minutes": 60, "why": "x"}).status_code == 422
+    assert site.staff.post("/api/cameras/nowhere/mute", json={}).status_code == 404
+    assert site.anon.post("/api/cameras/lounge/mute", json={}).status_code == 401
+    assert site.staff.delete("/api/cameras/lounge/mute").json() == {"unmuted": "lounge"}
+    assert site.staff.delete("/api/cameras/lounge/mute").status_code == 404  # not muted
+    assert "lounge" not in site.service.engine._muted and site.staff.get("/api/cameras/lounge").json()["muted"] is None
+    actions = [(a["action"], a["target"]) for a in site.admin.get("/api/audit").json()]
+    assert ("camera.mute", "lounge") in actions and ("camera.unmute", "lounge") in actions
+
+
 def test_staff_verdicts_say_how_often_alerts_are_right(site):
     """Acknowledging or resolving may say whether the alert was right; the summary and /metrics count it."""
     now = time.time()

@@ -166,6 +166,24 @@ def test_dashboard_end_to_end(tmp_path):
                 assert rule["method"] == "window" and rule["min_observations"] == 12
                 assert "night-fear" in {r.name for r in srv.service.engine.rules}
 
+                # a camera's alerts muted for a while by a nurse, seen on its tile, then on again
+                page.goto(srv.url + "/#/camera/lounge")
+                page.get_by_role("button", name="Mute alerts…").click()
+                dialog = page.get_by_role("dialog")
+                dialog.get_by_label("30 minutes").check()
+                dialog.get_by_label("Why (for the others)").fill("music in the lounge")
+                dialog.get_by_role("button", name="Mute").click()
+                expect(page.locator("#mute")).to_contain_text("music in the lounge")
+                muted = api.get("/api/cameras/lounge").json()["muted"]
+                assert muted["by"] == "alice" and 29 * 60 < muted["until"] - time.time() <= 30 * 60
+                page.goto(srv.url + "/#/")
+                expect(page.locator('[data-camera="lounge"] .badge.muted')).to_be_visible()
+                shot("camera-muted")
+                page.goto(srv.url + "/#/camera/lounge")
+                page.locator("#mute").get_by_role("button", name="Unmute").click()
+                expect(page.get_by_role("button", name="Mute alerts…")).to_be_visible()
+                assert api.get("/api/cameras/lounge").json()["muted"] is None
+
                 # settings: a worker token scoped to its site and cameras, shown once
                 page.goto(srv.url + "/#/settings/tokens")
                 page.get_by_label("Name").fill("site-b worker")

@@ -20,6 +20,7 @@ Staff act on these alerts, so the engine prefers silence to a guess:
 - a tracker loses a face that turns away and gives it a new id: a new track that starts within
   ``link_seconds`` of the end of one in the same camera and zone, with a face of about the same
   size, continues it (its history, its baseline and its cooldowns);
+- nothing on a camera staff have muted (:meth:`AlertEngine.mute`) until the mute ends;
 - one alert per (camera, track or zone, rule) per cooldown, and data reported later than
   ``max_delay_seconds`` raises nothing (logged): an alert is about now.
 
@@ -174,6 +175,7 @@ class AlertEngine:
         self._tracks: dict[tuple[str, str], _Track] = {}
         self._zones: dict[tuple[str, Optional[str]], _Zone] = {}
         self._fired: dict[tuple[str, str, str], float] = {}  # (camera, track or zone, rule) -> data time of the last alert
+        self._muted: dict[str, float] = {}  # camera -> time its alerts are muted until
         self._swept = -math.inf
         self.set_rules(rules)
 
@@ -209,6 +211,15 @@ class AlertEngine:
             if now - self._swept >= 60.0:
                 self._forget(now)
             return events
+
+    def mute(self, camera_id: str, until: Optional[float]) -> None:
+        """Raise nothing on ``camera_id`` before ``until`` (None: unmute). Evidence still adds up, so
+        a person still distressed when the mute ends is alerted then, not a cooldown later."""
+        with self._lock:
+            if until is None:
+                self._muted.pop(camera_id, None)
+            else:
+                self._muted[camera_id] = until
 
     def close_track(self, camera_id: str, track_key: str) -> None:
         """Drop a track's state (its worker says it ended); its cooldown stays until it runs out."""
@@ -440,6 +451,8 @@ class AlertEngine:
 
     # ------------------------------------------------------------------ firing
     def _may_fire(self, rule: Rule, camera_id: str, subject: str, t: float) -> bool:
+        if t < self._muted.get(camera_id, -math.inf):
+            return False
         key = (camera_id, subject, rule.name)
         last = self._fired.get(key)
         if last is not None and t - last < rule.cooldown_minutes * 60.0:

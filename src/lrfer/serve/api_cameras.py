@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any, Optional
 from urllib.parse import urlsplit, urlunsplit
 
 from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import Response
+from pydantic import BaseModel, ConfigDict, Field
 
-from .api_common import JSONBody, audit, known_camera, service, validate_model, with_iso
+from .api_common import JSONBody, OptionalBody, audit, known_camera, service, validate_model, with_iso
 from .auth import Admin, Principal, User
 from .config import Camera
 from .records import CameraStatus
@@ -34,12 +36,22 @@ def _status(svc, camera_id: str) -> Optional[dict]:
     return with_iso(st.to_json(), _STATUS_TIMES) if st is not None else None
 
 
-def _public(svc, row: dict, who: Principal) -> dict:
+def _public(svc, row: dict, who: Principal, mutes: Optional[dict[str, dict]] = None) -> dict:
+    if mutes is None:
+        mutes = svc.store.active_mutes(time.time())
     out = with_iso(row, ("created_at", "updated_at"))
     if not who.is_admin:
         out["url"] = redact_url(out.get("url", ""))
     out["status"] = _status(svc, row["id"])
+    mute = mutes.get(row["id"])
+    out["muted"] = with_iso({k: mute[k] for k in ("until", "by", "note")}, ("until",)) if mute else None
     return out
+
+
+class MuteIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    minutes: float = Field(60.0, gt=0, le=24 * 60)
+    note: str = Field("", max_length=500)
 
 
 def _camera_from(body: Any, camera_id: Optional[str] = None) -> Camera:
@@ -54,7 +66,8 @@ def _camera_from(body: Any, camera_id: Optional[str] = None) -> Camera:
 @router.get("/api/cameras", tags=["cameras"])
 def list_cameras(request: Request, who: User) -> list[dict]:
     svc = service(request)
-    return [_public(svc, row, who) for row in svc.store.list_cameras()]
+    mutes = svc.store.active_mutes(time.time())
+    return [_public(svc, row, who, mutes) for row in svc.store.list_cameras()]
 
 
 @router.get("/api/cameras/{camera_id}", tags=["cameras"])
@@ -104,6 +117,28 @@ def camera_status(request: Request, who: User, camera_id: str) -> dict:
     known_camera(request, camera_id)
     svc = service(request)
     return _status(svc, camera_id) or {"camera_id": camera_id, "state": "stopped"}
+
+
+@router.post("/api/cameras/{camera_id}/mute", tags=["cameras"])
+def mute_camera(request: Request, who: User, camera_id: str, body: OptionalBody = None) -> dict:
+    """Raise no alert on the camera for a while: ``{"minutes": 60, "note": "music in the lounge"}``
+    (at most a day; a new mute replaces the last). Evidence still adds up: a person still
+    distressed when it ends is alerted then."""
+    known_camera(request, camera_id)
+    m = validate_model(MuteIn, body if body is not None else {}, "mute")
+    row = service(request).mute(camera_id, m.minutes, who.name, m.note)
+    audit(request, "camera.mute", camera_id, {"minutes": m.minutes, **({"note": m.note[:200]} if m.note else {})})
+    return with_iso(row, ("until", "created_at"))
+
+
+@router.delete("/api/cameras/{camera_id}/mute", tags=["cameras"])
+def unmute_camera(request: Request, who: User, camera_id: str) -> dict:
+    """Alerts again, at once."""
+    known_camera(request, camera_id)
+    if not service(request).unmute(camera_id):
+        raise HTTPException(404, f"camera '{camera_id}' is not muted")
+    audit(request, "camera.unmute", camera_id)
+    return {"unmuted": camera_id}
 
 
 @router.get("/api/cameras/{camera_id}/snapshot.jpg", tags=["cameras"], response_class=Response)

@@ -104,6 +104,16 @@ alerts = sa.Table(
     sa.Index("ix_alerts_camera_opened", "camera_id", "opened_at"),
 )
 
+mutes = sa.Table(
+    "mutes",  # a camera whose alerts staff have silenced for a while (a party in the lounge)
+    metadata,
+    sa.Column("camera_id", sa.String(63), primary_key=True),
+    sa.Column("until", sa.Float, nullable=False),
+    sa.Column("by", sa.String(64), nullable=False),
+    sa.Column("note", sa.Text, nullable=False, server_default=""),
+    sa.Column("created_at", sa.Float, nullable=False),
+)
+
 users = sa.Table(
     "users",
     metadata,

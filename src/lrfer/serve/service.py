@@ -56,6 +56,8 @@ class Service:
         self.camera_names = {row["id"]: row.get("name") or row["id"] for row in self.store.list_cameras()}
         self.engine = AlertEngine([r for r in config.rules if r.enabled], bucket_seconds=config.server.bucket_seconds, camera_names=self.camera_names)
         self.notifier = Notifier(config.webhooks, config.mqtt, camera_names=self.camera_names)
+        for camera_id, m in self.store.active_mutes(time.time()).items():  # a restart keeps the mutes
+            self.engine.mute(camera_id, m["until"])
         self.recorder = Recorder(self.store, self.engine, flush_seconds=config.server.flush_seconds, on_alert=self._alert_opened, on_written=self._written)
         self._apply_rules()  # the file's rules and those made on the dashboard
         self.workers: dict[str, CameraWorker] = {}
@@ -139,6 +141,16 @@ class Service:
                 sent.append(row)
         return sent
 
+    def mute(self, camera_id: str, minutes: float, by: str, note: str = "") -> dict:
+        """Raise no alert on the camera for ``minutes`` (staff know why: a party, a visit)."""
+        row = self.store.put_mute(camera_id, time.time() + 60.0 * minutes, by, note)
+        self.engine.mute(camera_id, row["until"])
+        return row
+
+    def unmute(self, camera_id: str) -> bool:
+        self.engine.mute(camera_id, None)
+        return self.store.delete_mute(camera_id)
+
     # ------------------------------------------------------------------------------ events
     def _status(self, status: CameraStatus) -> None:
         self.hub.publish("status", status.to_json())
@@ -186,6 +198,7 @@ class Service:
     def delete_camera(self, camera_id: str) -> bool:
         self._stop_worker(camera_id)
         self.remote.pop(camera_id, None)
+        self.engine.mute(camera_id, None)
         return self.store.delete_camera(camera_id)
 
     def _stop_worker(self, camera_id: str) -> None:

@@ -27,7 +27,7 @@ from sqlalchemy.engine import Connection, Engine
 from ..errors import LrferError
 from .config import Camera, Retention, Rule
 from .records import Observation
-from .schema import cameras, observations, rollups, rules, tracks
+from .schema import cameras, mutes, observations, rollups, rules, tracks
 from .store_accounts import Accounts, batch_seen, loads
 
 #: Windows of the pre-aggregated rollups, in seconds.
@@ -116,7 +116,25 @@ class Store(Accounts):
 
     def delete_camera(self, camera_id: str) -> bool:
         with self.engine.begin() as conn:
+            conn.execute(sa.delete(mutes).where(mutes.c.camera_id == camera_id))
             return bool(conn.execute(sa.delete(cameras).where(cameras.c.id == camera_id)).rowcount)
+
+    def put_mute(self, camera_id: str, until: float, by: str, note: str = "") -> dict:
+        """Mute a camera's alerts until ``until`` (a new mute replaces the one before)."""
+        values = {"until": until, "by": by, "note": note, "created_at": time.time()}
+        with self.engine.begin() as conn:
+            if not conn.execute(sa.update(mutes).where(mutes.c.camera_id == camera_id).values(**values)).rowcount:
+                conn.execute(sa.insert(mutes).values(camera_id=camera_id, **values))
+        return {"camera_id": camera_id, **values}
+
+    def delete_mute(self, camera_id: str) -> bool:
+        with self.engine.begin() as conn:
+            return bool(conn.execute(sa.delete(mutes).where(mutes.c.camera_id == camera_id)).rowcount)
+
+    def active_mutes(self, now: float) -> dict[str, dict]:
+        """The mutes still running at ``now``, by camera (those past are left for the purge)."""
+        with self.engine.connect() as conn:
+            return {r["camera_id"]: dict(r) for r in conn.execute(sa.select(mutes).where(mutes.c.until > now)).mappings()}
 
     # ------------------------------------------------------------------------------- rules
     def list_rules(self) -> list[Rule]:
@@ -304,6 +322,7 @@ class Store(Accounts):
             n_obs = conn.execute(sa.delete(observations).where(observations.c.start < cut)).rowcount
             n_roll = conn.execute(sa.delete(rollups).where(rollups.c.start < cut)).rowcount
             n_tracks = conn.execute(sa.delete(tracks).where(tracks.c.last_seen < cut)).rowcount
+            conn.execute(sa.delete(mutes).where(mutes.c.until <= now))  # ended: nothing to keep
         self._track_ids.clear()
         return {"observations": n_obs, "rollups": n_roll, "tracks": n_tracks, **self.purge_accounts(now, retention)}
 

@@ -1,6 +1,6 @@
 // One camera: the mood timeline (stacked shares of each expression, Plotly), its tracks with the time
 // spent in each expression (not in aggregate-only mode), and the live snapshot (faces blurred).
-import { ago, api, badge, clear, color, duration, el, moodBar, session, when } from "./ui.js";
+import { act, ago, api, ask, badge, clear, color, duration, el, moodBar, session, toast, when } from "./ui.js";
 
 const RANGES = [
   { key: "10min", label: "Last 10 min", seconds: 600, bucket: null },
@@ -9,6 +9,28 @@ const RANGES = [
   { key: "week", label: "Last week", seconds: 7 * 86400, bucket: 3600 },
 ];
 const SNAPSHOT_MS = 3000;
+const MUTE_FOR = [["60", "1 hour"], ["30", "30 minutes"], ["120", "2 hours"], ["240", "4 hours"]];
+
+// Staff silence a camera's alerts while they know why (music in the lounge, a visit); it ends by itself.
+function muteBox(cam, redraw) {
+  const m = cam.muted;
+  const path = `/api/cameras/${encodeURIComponent(cam.id)}/mute`;
+  if (m) {
+    const until = new Date(m.until * 1000).toLocaleTimeString([], { timeStyle: "short" });
+    return el("p", { id: "mute", class: "row" }, badge("muted"), `Alerts muted until ${until} by ${m.by}${m.note ? `: ${m.note}` : ""}`,
+      el("button", { type: "button", class: "secondary", onclick: (e) => act(e.target, async () => {
+        await api(path, { method: "DELETE" }); toast("Alerts on again"); await redraw();
+      }) }, "Unmute"));
+  }
+  return el("p", { id: "mute" }, el("button", { type: "button", class: "secondary", onclick: async (e) => {
+    const answer = await ask(`Mute the alerts of ${cam.name || cam.id}`, { label: "Why (for the others)", placeholder: "e.g. music in the lounge",
+      submit: "Mute", choices: MUTE_FOR, legend: "For", multiline: false });
+    if (answer === null) return;
+    await act(e.target, async () => {
+      await api(path, { method: "POST", body: { minutes: Number(answer.choice), note: answer.text } }); toast("Alerts muted"); await redraw();
+    });
+  } }, "Mute alerts…"));
+}
 
 function drawChart(node, data) {
   if (!window.Plotly) { clear(node, el("p", { class: "error" }, "The chart library did not load.")); return; }
@@ -43,7 +65,13 @@ function tracksTable(tracks) {
 }
 
 export async function cameraPage(main, id) {
-  const cam = await api(`/api/cameras/${encodeURIComponent(id)}`);
+  let cam = await api(`/api/cameras/${encodeURIComponent(id)}`);
+  const muting = el("div", { id: "mute-box" });
+  async function drawMute() {
+    cam = await api(`/api/cameras/${encodeURIComponent(id)}`);
+    clear(muting, muteBox(cam, drawMute));
+  }
+  clear(muting, muteBox(cam, drawMute));
   let range = RANGES[1];
   const chart = el("div", { class: "chart", id: "timeline", role: "img", "aria-label": "Mood timeline: share of each expression over time" });
   const chartNote = el("p", { class: "muted", id: "timeline-note" });
@@ -57,6 +85,7 @@ export async function cameraPage(main, id) {
   clear(main,
     el("p", {}, el("a", { href: "#/" }, "← All cameras")),
     el("h1", {}, cam.name || cam.id),
+    muting,
     el("div", { class: "split" },
       el("section", { class: "card", "aria-labelledby": "tl-title" },
         el("div", { class: "row" }, el("h2", { id: "tl-title", style: { margin: 0 } }, "Mood timeline"), el("div", { class: "row", role: "group", "aria-label": "Range" }, buttons)),

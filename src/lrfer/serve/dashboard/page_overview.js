@@ -8,7 +8,7 @@ function tile(cam, alert) {
     : el("p", { class: "last-alert muted" }, "No alert");
   const error = st.error ? el("p", { class: "error" }, st.error) : null;
   return el("a", { class: "card tile", href: `#/camera/${encodeURIComponent(cam.id)}`, dataset: { camera: cam.id }, "aria-label": `Camera ${cam.name || cam.id}` },
-    el("div", { class: "row" }, el("h2", {}, cam.name || cam.id), badge(st.state, "camera-state")),
+    el("div", { class: "row" }, el("h2", {}, cam.name || cam.id), badge(st.state, "camera-state"), cam.muted ? badge("muted") : null),
     el("div", { class: "row" },
       el("div", {}, el("div", { class: "stat faces-now" }, String(st.faces_now ?? 0)), el("div", { class: "muted" }, "faces now")),
       el("div", {}, el("div", { class: "stat" }, (st.fps ?? 0).toFixed(1)), el("div", { class: "muted" }, "frames/s"))),
