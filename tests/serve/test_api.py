@@ -402,6 +402,14 @@ def test_an_alert_nobody_acknowledges_is_sent_again(site):
     assert row["reminders"] == 2 and row["state"] == "open"
     assert site.staff.get(f"/api/alerts/{seen['id']}").json()["reminders"] == 0
     site.staff.post(f"/api/alerts/{waiting['id']}/resolve", json={})
+    # while its camera is muted, an open alert is not sent again
+    quiet = store.add_alert(AlertEvent("lounge", "", "r-3", "distress", time.time() - 3600, "looked distressed", {"share": 0.8}))
+    site.service.engine.mute("lounge", time.time() + 60)
+    try:
+        assert quiet["id"] not in [a["id"] for a in site.service.remind(time.time())]
+    finally:
+        site.service.engine.mute("lounge", None)
+    site.staff.post(f"/api/alerts/{quiet['id']}/resolve", json={})
 
 
 def test_staff_mute_a_camera_for_a_while(site):

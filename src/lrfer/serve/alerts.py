@@ -221,6 +221,9 @@ class AlertEngine:
             else:
                 self._muted[camera_id] = until
 
+    def is_muted(self, camera_id: str, t: float) -> bool:
+        return t < self._muted.get(camera_id, -math.inf)
+
     def close_track(self, camera_id: str, track_key: str) -> None:
         """Drop a track's state (its worker says it ended); its cooldown stays until it runs out."""
         with self._lock:
@@ -451,7 +454,7 @@ class AlertEngine:
 
     # ------------------------------------------------------------------ firing
     def _may_fire(self, rule: Rule, camera_id: str, subject: str, t: float) -> bool:
-        if t < self._muted.get(camera_id, -math.inf):
+        if self.is_muted(camera_id, t):
             return False
         key = (camera_id, subject, rule.name)
         last = self._fired.get(key)

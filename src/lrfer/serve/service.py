@@ -135,6 +135,8 @@ class Service:
         r = self.config.reminders
         sent = []
         for alert in self.store.due_reminders(now, r.minutes, r.times):
+            if self.engine.is_muted(alert["camera_id"], now):  # staff said why; due again once the mute ends
+                continue
             row = self.store.mark_reminded(alert, now)
             if row is not None:  # acknowledged meanwhile: no reminder
                 self.alert_changed("alert.reminder", row)
