@@ -147,6 +147,27 @@ def test_a_muted_camera_raises_nothing_until_the_mute_ends(clock):
     assert first_alert_after(run(eng, clock, {"r1-2": steady(0, 10, 0.3) + steady(10, 20, 0.9)}), 10) <= 60
 
 
+def test_a_false_alarm_teaches_the_engine_that_face_at_that_share_is_fine(clock):
+    eng = AlertEngine([Rule(baseline="none", cooldown_minutes=5)], clock=clock)
+    series = steady(0, 40, 0.8) + steady(40, 10, 0.99)  # a resting face read as 0.8, then real distress
+    events, judged = [], False
+    for t, share in series:
+        clock.t = t + 2 * B
+        new = eng.observe([ob(t, share, track="r1-1" if t < T0 + 10 * 60 else "r1-2")])  # the tracker lost the face once
+        events += new
+        if new and not judged:
+            assert eng.false_alarm("lounge", new[0].track_key, new[0].evidence["share"])  # the nurse: "she is fine"
+            judged = True
+    times = [e.evidence["observed_until"] - T0 for e in events]
+    # one alert at the start; none while the face stays at 0.8, followed across the tracker's new id;
+    # then the real distress (0.99 > 0.8 + the margin) alerts (once per cooldown)
+    assert times[0] <= 90 and len(times) >= 2 and all(t >= 40 * 60 for t in times[1:])
+    assert not eng.false_alarm("lounge", "gone", 0.8)
+    # without the verdict the same face alerts once per cooldown while it stays at 0.8
+    control = run(AlertEngine([Rule(baseline="none", cooldown_minutes=5)], clock=clock), clock, {"r2-1": steady(0, 40, 0.8)})
+    assert len(control) >= 6
+
+
 def test_too_few_observations_raise_nothing(clock):
     eng = AlertEngine([rule(min_observations=12)], clock=clock)
     # a face seen for 50 s: 10 buckets of evidence, all very sad

@@ -77,6 +77,7 @@ class _Track:
     buckets: deque = field(default_factory=deque)
     joined: int = 1  # tracks of one person joined into this one (see ``AlertEngine._link``)
     cusum: dict = field(default_factory=dict)  # rule name -> _Cusum
+    fine: Optional[float] = None  # the highest share staff called a false alarm for: this face at this level is fine
 
     def face_px(self) -> float:
         return statistics.median(b.face_px for b in itertools.islice(reversed(self.buckets), 12))
@@ -130,12 +131,14 @@ def _window_share(rule: Rule, window: list[tuple[float, int]]) -> Optional[float
     return share if share is not None and share > rule.threshold else None
 
 
-def _reference(rule: Rule, baseline: Optional[float], kind: str) -> float:
+def _reference(rule: Rule, baseline: Optional[float], kind: str, fine: Optional[float] = None) -> float:
     """The share a track rule must exceed: ``threshold``, the baseline plus ``margin``, and
     ``unfamiliar_margin`` more while a rule that wants the track's own baseline has none yet (a
-    resting face that looks sad is read against other people's until it has its own)."""
+    resting face that looks sad is read against other people's until it has its own); and, once
+    staff have called one of the track's alerts a false alarm, that alert's share plus ``margin``."""
     reference = max(rule.threshold, baseline + rule.margin if baseline is not None else 0.0)
-    return reference + (rule.unfamiliar_margin if rule.baseline == "own" and kind != "own" else 0.0)
+    reference += rule.unfamiliar_margin if rule.baseline == "own" and kind != "own" else 0.0
+    return max(reference, fine + rule.margin) if fine is not None else reference
 
 
 def _weighted(items: list[tuple[float, int]]) -> Optional[float]:
@@ -176,6 +179,7 @@ class AlertEngine:
         self._zones: dict[tuple[str, Optional[str]], _Zone] = {}
         self._fired: dict[tuple[str, str, str], float] = {}  # (camera, track or zone, rule) -> data time of the last alert
         self._muted: dict[str, float] = {}  # camera -> time its alerts are muted until
+        self._joined: dict[tuple[str, str], str] = {}  # (camera, track key) -> the key of the track that continued it
         self._swept = -math.inf
         self.set_rules(rules)
 
@@ -220,6 +224,18 @@ class AlertEngine:
                 self._muted.pop(camera_id, None)
             else:
                 self._muted[camera_id] = until
+
+    def false_alarm(self, camera_id: str, track_key: str, share: float) -> bool:
+        """Staff say an alert on this track was a false alarm: its face at ``share`` is fine, so the
+        track's rules now ask for more than that (plus their margin), and its running sums restart.
+        False when the track is no longer followed (it left: the next one starts afresh)."""
+        with self._lock:
+            track = self._tracks.get(self._current((camera_id, track_key)))
+            if track is None:
+                return False
+            track.fine = max(track.fine or 0.0, float(share))
+            track.cusum.clear()
+            return True
 
     def is_muted(self, camera_id: str, t: float) -> bool:
         return t < self._muted.get(camera_id, -math.inf)
@@ -280,7 +296,8 @@ class AlertEngine:
         if best is None:
             return
         del self._tracks[(best.camera_id, best.track_key)]
-        track.buckets, track.first_start, track.joined, track.cusum = best.buckets, best.first_start, best.joined + 1, best.cusum
+        track.buckets, track.first_start, track.joined, track.cusum, track.fine = best.buckets, best.first_start, best.joined + 1, best.cusum, best.fine
+        self._joined[(best.camera_id, best.track_key)] = track.track_key
         for (camera_id, subject, rule), t in list(self._fired.items()):
             if camera_id == best.camera_id and subject == best.track_key:
                 self._fired[(camera_id, track.track_key, rule)] = t
@@ -301,11 +318,21 @@ class AlertEngine:
             oldest = z.last_end - self._horizon
             z.buckets = {s: v for s, v in z.buckets.items() if s >= oldest}
 
+    def _current(self, key: tuple[str, str]) -> tuple[str, str]:
+        """The key of the track that now continues ``key``'s person (itself when none does)."""
+        for _ in range(len(self._joined)):  # bounded: a reused tracker id must not loop
+            if key not in self._joined:
+                break
+            key = (key[0], self._joined[key])
+        return key
+
     def _forget(self, now: float) -> int:
         self._swept = now
         old = [k for k, t in self._tracks.items() if t.last_end < now - self.forget_seconds]
         for k in old:
             del self._tracks[k]
+        for k in [k for k in self._joined if self._current(k) not in self._tracks]:  # the person is no longer followed
+            del self._joined[k]
         for k in [k for k, z in self._zones.items() if z.last_end < now - self._horizon]:
             del self._zones[k]
         cooldown = {r.name: r.cooldown_minutes * 60.0 for r in self.rules}
@@ -347,7 +374,7 @@ class AlertEngine:
         if share is None:
             return None
         baseline, kind = self._track_baseline(rule, track, before)
-        if share <= _reference(rule, baseline, kind):
+        if share <= _reference(rule, baseline, kind, track.fine):
             return None
         span = track.last_end - max(window_start, track.first_start)
         return _Verdict(share, baseline, kind, len(window), sum(c for _, c in window), span / 60.0, statistics.median(sizes))
@@ -368,7 +395,7 @@ class AlertEngine:
         if not fresh:
             return None
         baseline, kind = self._track_baseline(rule, track, before)
-        reference = _reference(rule, baseline, kind)
+        reference = _reference(rule, baseline, kind, track.fine)
         expr = tuple(rule.expressions)
         for b in fresh:
             state.upto = b.start

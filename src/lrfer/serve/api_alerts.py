@@ -85,6 +85,8 @@ def _change(request: Request, alert_id: int, body: Optional[dict], who: Principa
     row = change(alert_id, who.name, said.note, said.verdict)
     if row is None:
         raise HTTPException(404, f"unknown alert {alert_id}")
+    if said.verdict == "false_alarm":
+        svc.false_alarm(row)  # the person's face at that share is fine: their rules ask for more
     detail = {k: v for k, v in (("note", said.note[:200]), ("verdict", said.verdict)) if v}
     audit(request, f"alert.{action.removesuffix('d')}", str(alert_id), detail or None)
     row = public_alert(row)

@@ -143,6 +143,14 @@ class Service:
                 sent.append(row)
         return sent
 
+    def false_alarm(self, alert: dict) -> bool:
+        """Staff said a track's alert was a false alarm: that person's face at that share is fine,
+        so their rules now ask for more (:meth:`AlertEngine.false_alarm`). A zone's alert changes nothing."""
+        share = (alert.get("evidence") or {}).get("share")
+        if not alert.get("track_key") or share is None:
+            return False
+        return self.engine.false_alarm(alert["camera_id"], alert["track_key"], share)
+
     def mute(self, camera_id: str, minutes: float, by: str, note: str = "") -> dict:
         """Raise no alert on the camera for ``minutes`` (staff know why: a party, a visit)."""
         row = self.store.put_mute(camera_id, time.time() + 60.0 * minutes, by, note)
