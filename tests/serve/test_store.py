@@ -212,6 +212,29 @@ def test_token_scope_migration_keeps_old_tokens_unscoped(db_url):
     s.close()
 
 
+def test_verdict_and_reminders_migration_keeps_old_alerts(db_url):
+    """Revision 0004: an alert made before it reads "not judged", never reminded; a mute made after
+    it goes with a downgrade, and the alerts stay."""
+    engine = connect(db_url)
+    _alembic(engine, command.upgrade, "0003")
+    with engine.begin() as conn:
+        conn.execute(sa.text("INSERT INTO alerts (camera_id, zone, rule, state, opened_at, message, evidence, note) "
+                             "VALUES ('lounge', '', 'distress', 'open', 1, 'm', '{}', '')"))  # fmt: skip
+    engine.dispose()
+    s = Store(db_url)  # opened: migrated to head
+    old = s.list_alerts()[0]
+    assert old["verdict"] is None and old["reminders"] == 0 and old["reminded_at"] is None
+    assert [a["id"] for a in s.due_reminders(10_000, minutes=1, times=3)] == [old["id"]]
+    s.put_mute("lounge", 2e9, "amy", "party")
+    s.close()
+    engine = connect(db_url)
+    _alembic(engine, command.downgrade, "0003")
+    with engine.connect() as conn:
+        assert "mutes" not in sa.inspect(conn).get_table_names()
+        assert conn.execute(sa.text("SELECT count(*) FROM alerts")).scalar() == 1
+    engine.dispose()
+
+
 def test_the_migrations_build_what_schema_py_says(db_url):
     """``schema.py`` and the migrations describe one schema (a column added to one only fails here)."""
     from alembic.autogenerate import compare_metadata
