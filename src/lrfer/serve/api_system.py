@@ -52,12 +52,8 @@ class _ServiceCollector:
         yield GaugeMetricFamily("lrfer_alerts_open", "Alerts open (not acknowledged nor resolved)", value=float(n_open))
         verdicts = GaugeMetricFamily("lrfer_alerts_verdict", f"Alerts opened in the last {VERDICT_DAYS} days, by staff's verdict",
                                      labels=["camera", "rule", "verdict"])  # fmt: skip
-        counts: dict[tuple[str, str, str], int] = {}
-        for r in judged:
-            key = (r["camera_id"], r["rule"], r["verdict"] or "not_judged")
-            counts[key] = counts.get(key, 0) + r["n"]
-        for key, n in sorted(counts.items()):
-            verdicts.add_metric(list(key), float(n))
+        for r in judged:  # one row per (camera, rule, verdict) already: the store groups them
+            verdicts.add_metric([r["camera_id"], r["rule"], r["verdict"] or "not_judged"], float(r["n"]))
         yield verdicts
 
 
