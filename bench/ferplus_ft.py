@@ -1,7 +1,7 @@
 """Fine-tuning the shipped model towards FERPlus's reading of FER2013 (issue 27): what calm faces
 read as distressed cost on FER2013 PublicTest, one soft_label_weight at a time.
 
-    python bench/ferplus_ft.py [--weights 0.3,0.5] [--distill 0.5] [--epochs 2] [--base CKPT] [--seed 0]
+    python bench/ferplus_ft.py [--weights 0.3,0.5] [--distill 0.5] [--ckplus 0.3] [--epochs 2] [--base CKPT] [--seed 0]
     python bench/ferplus_ft.py --table-only | --check        # docs/trust.md's table from the results
 
 For each weight w the recipe ``fer2013_ferplus_ft`` is trained from ``--base`` (the shipped model
@@ -12,14 +12,18 @@ selects. With ``--distill W`` a candidate at weight W is also trained with the b
 teacher (``teacher``: the frozen base sees each augmented face before it is degraded, and the
 student matches its softened answer, KL at temperature 4 with weight ``--distill-weight`` beside
 the blended targets): the fine-tuning may then take more of the votes while the base holds what it
-knew, small faces above all. The base and each candidate are then scored on:
+knew, small faces above all. With ``--ckplus W`` a candidate at weight W also trains on CK+48's
+posed faces (``extra_train``, each face ``--ckplus-repeat`` times an epoch), from half its subjects
+only: the other half (``lrfer.data.splits.held_out_subjects``, fixed) is never trained on. The base
+and each candidate are then scored on:
 
 - FER2013 PublicTest at 8 ... 48 px (the sweep of ``lrfer sweep``), the split models are selected on;
 - the calm in-the-wild set (``wild_calm64.npz``, happy and neutral faces; EVALUATION ONLY: nothing
   is trained or chosen on it) at 64 px as stored and at 16 px: neutral and happy recall and the
   share of each read as negative (sad, angry, fear or disgust);
 - CK+ at 48 and 16 px, every answer the top class over all seven outputs (bench/robustness.py's
-  rule: CK+48 has no neutral face, so a neutral answer is wrong).
+  rule: CK+48 has no neutral face, so a neutral answer is wrong): all of CK+, and the held-out half
+  of its subjects alone, the one CK+ score that a candidate trained on the other half can have.
 
 Writes bench/results/ferplus_ft.json, ``ferplus_ft.png`` beside it (PublicTest accuracy at 48 px
 against calm neutral recall) and the ``trust-ferplus-ft`` table of docs/trust.md. On 2 CPU threads
@@ -41,6 +45,7 @@ import torch
 
 from _common import DATA, DOCS, RESULTS, ROOT, add_data_arg, add_threads_arg, load_result, pct, provenance, write_blocks
 from lrfer.data.readers import load_dataset
+from lrfer.data.splits import held_out_subjects
 from lrfer.errors import LrferError
 from lrfer.evaluate.alerting import calm_summary
 from lrfer.evaluate.metrics import classification_report
@@ -48,7 +53,7 @@ from lrfer.evaluate.sweep import classifier_sweep
 from lrfer.files import atomic_write_text
 from lrfer.models.checkpoint import load_checkpoint
 from lrfer.predict.classifier import DEFAULT_CHECKPOINT, FaceClassifier
-from lrfer.train.config import load_config
+from lrfer.train.config import TrainConfig, load_config
 from lrfer.train.engine import fit
 
 OUT = RESULTS / "ferplus_ft.json"
@@ -60,23 +65,27 @@ def sha256(path: Path) -> str:
     return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 
-def candidate_name(w: float, kd: float) -> str:
-    return f"w{w:g}" + (f"_kd{kd:g}" if kd else "")
+def candidate_name(w: float, kd: float, ck: int = 0) -> str:
+    return f"w{w:g}" + (f"_kd{kd:g}" if kd else "") + (f"_ck{ck}" if ck else "")
 
 
-def train(w: float, args: argparse.Namespace, fer, kd: float = 0.0) -> dict[str, Any]:
+def train(w: float, args: argparse.Namespace, fer, kd: float = 0.0, ck: int = 0) -> dict[str, Any]:
     """One candidate: the recipe at weight ``w`` from the base (distilled from it with weight ``kd``
-    when above 0), trained (or reused) in its run folder."""
+    when above 0; with CK+'s training subjects mixed in, each face ``ck`` times, when above 0),
+    trained (or reused) in its run folder."""
     teach = {"teacher": str(args.base), "distill_weight": kd} if kd else {}
+    if ck:
+        teach.update(extra_train=str(Path(args.data).parent / "ckplus48.npz"), extra_train_repeat=ck)
     cfg = load_config(RECIPE, soft_label_weight=w, init_weights=str(args.base), epochs=args.epochs, seed=args.seed, device="cpu", **teach).validate()
-    out = Path(args.runs) / candidate_name(w, kd)
+    out = Path(args.runs) / candidate_name(w, kd, ck)
     stored = out / "config.json"
-    if stored.exists() and json.loads(stored.read_text()) != json.loads(json.dumps(cfg.to_dict())):
+    # settings added since a run was made take their defaults, which is what that run trained with
+    if stored.exists() and TrainConfig.from_dict(json.loads(stored.read_text())).to_dict() != cfg.to_dict():
         raise LrferError(f"{out} holds a run with other settings", "remove it, or give another --runs folder")
     t0 = time.perf_counter()
     before = len((out / "metrics.jsonl").read_text().splitlines()) if (out / "metrics.jsonl").exists() else 0
     res = fit(cfg, fer.select_split(cfg.train_split), fer.select_split(cfg.val_split), out, resume=(out / "last.safetensors").exists())
-    return {"soft_label_weight": w, "distill_weight": kd, "run": str(out), "checkpoint": str(res.best_path), "best_epoch": res.best_epoch,
+    return {"soft_label_weight": w, "distill_weight": kd, "ckplus_repeat": ck, "run": str(out), "checkpoint": str(res.best_path), "best_epoch": res.best_epoch,
             "epochs": len(res.history), "train_seconds": round(sum(h.get("epoch_seconds", 0) for h in res.history), 1),
             "seconds_this_call": round(time.perf_counter() - t0, 1), "trained_this_call": len(res.history) > before,
             "history": res.history, "config": cfg.to_dict()}  # fmt: skip
@@ -95,11 +104,12 @@ def score(path: Path, sets: dict[str, Any]) -> dict[str, Any]:
     calm = clf.prepare(sets["calm"])
     truth = np.array(calm.classes)[calm.labels.numpy()]
     out["calm"] = [{"size": s, **calm_summary(truth, np.array(clf.classes)[top_class(clf, calm, s, 64)])} for s in (64, 16)]
-    ck = clf.prepare(sets["ckplus"])  # contempt, which the model does not know, is left out
-    out["ckplus"] = []
-    for s in (48, 16):
-        rep = classification_report(ck.labels.numpy(), top_class(clf, ck, s, 48), clf.classes)
-        out["ckplus"].append({"size": s, "n": rep["n"], "accuracy": rep["accuracy"], "macro_f1": rep["macro_f1"]})
+    for key in ("ckplus", "ckplus_heldout"):
+        ck = clf.prepare(sets[key])  # contempt, which the model does not know, is left out
+        out[key] = []
+        for s in (48, 16):
+            rep = classification_report(ck.labels.numpy(), top_class(clf, ck, s, 48), clf.classes)
+            out[key].append({"size": s, "n": rep["n"], "accuracy": rep["accuracy"], "macro_f1": rep["macro_f1"]})
     return out
 
 
@@ -109,17 +119,20 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                       base_sha256=sha256(args.base), command="python " + " ".join(["bench/ferplus_ft.py", *sys.argv[1:]]))  # fmt: skip
     data_dir = Path(args.data).parent
     fer = load_dataset(args.data)
-    sets = {"fer": fer.select_split("PublicTest"), "calm": load_dataset(data_dir / "wild_calm64.npz"), "ckplus": load_dataset(data_dir / "ckplus48.npz")}
+    ckplus = load_dataset(data_dir / "ckplus48.npz")
+    sets = {"fer": fer.select_split("PublicTest"), "calm": load_dataset(data_dir / "wild_calm64.npz"), "ckplus": ckplus,
+            "ckplus_heldout": held_out_subjects(ckplus, 2)[1]}  # fmt: skip
     candidates = []
-    for w, kd in [(w, 0.0) for w in args.weights] + [(w, args.distill_weight) for w in args.distill]:
-        cand = train(w, args, fer, kd)
-        print(f"{candidate_name(w, kd)}: best epoch {cand['best_epoch']} of {cand['epochs']}", flush=True)
+    todo = [(w, 0.0, 0) for w in args.weights] + [(w, args.distill_weight, 0) for w in args.distill] + [(w, 0.0, args.ckplus_repeat) for w in args.ckplus]
+    for w, kd, ck in todo:
+        cand = train(w, args, fer, kd, ck)
+        print(f"{candidate_name(w, kd, ck)}: best epoch {cand['best_epoch']} of {cand['epochs']}", flush=True)
         candidates.append(cand)
     base_info = load_checkpoint(args.base).info  # kept here: the card of a model fine-tuned from it describes both stages
     models = {"base": {"checkpoint": prov["base"], "best_epoch": base_info.get("epoch"), "config": base_info.get("config"),
                        "scores": score(Path(args.base), sets)}}  # fmt: skip
     for cand in candidates:
-        name = candidate_name(cand["soft_label_weight"], cand["distill_weight"])
+        name = candidate_name(cand["soft_label_weight"], cand["distill_weight"], cand["ckplus_repeat"])
         models[name] = {**cand, "scores": score(Path(cand["checkpoint"]), sets)}
         print(f"scored {name}", flush=True)
     return {"benchmark": "ferplus_ft", "recipe": RECIPE, "provenance": prov, "protocol": __doc__.split("\n\n", 2)[2].strip(), "models": models}
@@ -202,6 +215,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     ap.add_argument("--weights", default="0.3,0.5", help="soft_label_weight values, comma-separated")
     ap.add_argument("--distill", default="", help="soft_label_weight values also trained with the base as an online teacher, comma-separated")
     ap.add_argument("--distill-weight", type=float, default=1.0, help="the teacher's weight (distill_weight) for the --distill candidates")
+    ap.add_argument("--ckplus", default="", help="soft_label_weight values also trained with CK+48's training subjects mixed in, comma-separated")
+    ap.add_argument("--ckplus-repeat", type=int, default=4, help="times each CK+ face is seen an epoch, for the --ckplus candidates")
     ap.add_argument("--epochs", type=int, default=2)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--base", type=Path, default=DEFAULT_CHECKPOINT, help="the checkpoint fine-tuned from (default: the shipped model)")
@@ -212,10 +227,13 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     try:
         args.weights = [float(w) for w in args.weights.split(",") if w.strip()]
         args.distill = [float(w) for w in args.distill.split(",") if w.strip()]
+        args.ckplus = [float(w) for w in args.ckplus.split(",") if w.strip()]
     except ValueError:
-        ap.error(f"--weights {args.weights!r} / --distill {args.distill!r}: give numbers between 0 and 1, e.g. 0.3,0.5")
-    if not (args.weights or args.distill) or any(not 0 < w <= 1 for w in args.weights + args.distill):
-        ap.error("--weights / --distill: each weight must be in (0, 1]")
+        ap.error(f"--weights {args.weights!r} / --distill {args.distill!r} / --ckplus {args.ckplus!r}: give numbers between 0 and 1, e.g. 0.3,0.5")
+    if not (args.weights or args.distill or args.ckplus) or any(not 0 < w <= 1 for w in args.weights + args.distill + args.ckplus):
+        ap.error("--weights / --distill / --ckplus: each weight must be in (0, 1]")
+    if args.ckplus and args.ckplus_repeat < 1:
+        ap.error("--ckplus-repeat must be 1 or more")
     if args.distill and not args.distill_weight > 0:
         ap.error("--distill-weight must be above 0")
     return args

@@ -200,3 +200,59 @@ def binary_regroup(faceset: FaceSet, positive: Sequence[str] = BINARY_POSITIVE) 
         soft_labels=soft,
         meta={**faceset.meta, "binary_positive": present},
     )
+
+
+# ====================================================================== mixing sets
+def held_out_subjects(faceset: FaceSet, folds: int = 2) -> tuple[FaceSet, FaceSet]:
+    """(faces to train on, faces held out): fold 0 of :func:`subject_kfold` with ``k = folds`` and
+    seed 0 is held out, whole subjects at a time.
+
+    The split is fixed (seed 0, not a run's seed), so that an evaluation finds the very subjects a
+    model mixing this set into its training never saw. ``folds = 0`` holds nothing out."""
+    if folds == 0:
+        return faceset, faceset.subset(np.zeros(len(faceset), dtype=bool))
+    train_idx, test_idx = subject_kfold(faceset, folds, seed=0)[0]
+    return faceset.subset(train_idx), faceset.subset(test_idx)
+
+
+def mix_in(base: FaceSet, extra: FaceSet, repeat: int = 1) -> FaceSet:
+    """``base`` followed by ``repeat`` copies of ``extra``: one training set on ``base``'s classes,
+    channels and size.
+
+    ``extra``'s rows of classes ``base`` lacks are dropped (CK+'s contempt for FER2013), its faces
+    are resized to ``base``'s, and where ``base`` has soft labels, ``extra``'s own (or its one-hot
+    labels, when it has none) are put on ``base``'s classes, so a blended target stays its label.
+    The mixed rows take ``base``'s first split name, so they stay in a later selection of it."""
+    if repeat < 1:
+        raise LrferError(f"repeat is {repeat}, it must be 1 or more", "1 adds each extra face once an epoch")
+    extra = extra.with_classes(base.classes)
+    if not len(extra):
+        raise LrferError(f"{extra.name} has no faces of the classes {', '.join(base.classes)}", "mix in a set that shares the classes")
+    if base.in_chans == 1:
+        extra = extra.to_grayscale()
+    elif extra.in_chans == 1:
+        extra = replace(extra, images=extra.images.expand(-1, base.in_chans, -1, -1).contiguous())
+    if extra.image_size != base.image_size:
+        if base.image_size[0] != base.image_size[1]:
+            raise LrferError(f"{base.name} has faces of {base.image_size}, not square", "resize the base set to a square size first")
+        extra = extra.resized(base.image_size[0])
+    soft = None
+    if base.soft_labels is not None:
+        own = extra.soft_labels if extra.soft_labels is not None else torch.nn.functional.one_hot(extra.labels, base.num_classes).float()
+        soft = torch.cat([base.soft_labels, *[own.to(base.soft_labels.dtype)] * repeat])
+
+    def both(a, b):
+        return None if a is None or b is None else np.concatenate([a, *[b] * repeat])
+
+    name = base.splits[0] if len(base) else "train"
+    return replace(
+        base,
+        images=torch.cat([base.images, *[extra.images] * repeat]),
+        labels=torch.cat([base.labels, *[extra.labels] * repeat]),
+        split=np.concatenate([base.split, np.full(len(extra) * repeat, name)]),
+        soft_labels=soft,
+        groups=both(base.groups, extra.groups),
+        dup_group=None if base.dup_group is None else np.concatenate([base.dup_group, np.full(len(extra) * repeat, -1)]),
+        ids=both(base.ids, extra.ids),
+        meta={**base.meta, "mixed_in": {"name": extra.name, "faces": len(extra), "repeat": repeat}},
+    )

@@ -51,6 +51,14 @@ class TrainConfig:
     soft_label_weight: float = 0.0
     train_split: str = "Training"
     val_split: str = "PublicTest"
+    # another labelled set mixed into the training split (a path any reader takes, e.g. CK+48's
+    # posed faces beside FER2013's web faces), each of its faces extra_train_repeat times an
+    # epoch; fold 0 of extra_train_holdout subject folds is never trained on (data.splits.
+    # held_out_subjects, seed 0), so the set still scores the model on subjects it never saw
+    # (0: train on every subject)
+    extra_train: str = ""
+    extra_train_repeat: int = 1
+    extra_train_holdout: int = 2
     # optimisation
     epochs: int = 30
     # Wall-clock budget (0: off): training stops once this much time (training and validation,
@@ -138,6 +146,13 @@ class TrainConfig:
             value = getattr(self, name)
             if value not in allowed:
                 raise LrferError(f"{name} '{value}' is not one of {', '.join(allowed)}", closest(value, allowed))
+        if self.extra_train:
+            if not Path(self.extra_train).exists():
+                raise LrferError(f"extra_train: no such file or folder: {self.extra_train}", "give the path of a labelled set lrfer reads (e.g. ckplus48.npz)")
+            if self.extra_train_repeat < 1:
+                raise LrferError(f"extra_train_repeat is {self.extra_train_repeat}, it must be 1 or more", "1 adds each extra face once an epoch")
+            if self.extra_train_holdout == 1 or self.extra_train_holdout < 0:
+                raise LrferError(f"extra_train_holdout is {self.extra_train_holdout}, it must be 0 or at least 2", "2 holds half the subjects out; 0 trains on all")
         if self.init_weights and not Path(self.init_weights_path).is_file():
             raise LrferError(f"init_weights: no such file: {self.init_weights}", "give the path of a .pth state dict or a .safetensors file")
         for name in ("mixup_alpha", "cutmix_alpha", "distill_weight", "distill_feature_weight"):

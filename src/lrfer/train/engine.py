@@ -40,6 +40,8 @@ from torch.nn import functional as F
 
 from ..data.augment import augment_batch, mix_batch
 from ..data.faceset import FaceSet
+from ..data.readers import load_dataset
+from ..data.splits import held_out_subjects, mix_in
 from ..data.transforms import predict_proba
 from ..device import resolve_device
 from ..errors import LrferError
@@ -105,6 +107,17 @@ def label_targets(faces: FaceSet, cfg: TrainConfig) -> torch.Tensor:
     return faces.labels
 
 
+def extra_training_faces(cfg: TrainConfig) -> FaceSet:
+    """The faces of ``cfg.extra_train`` a run trains on: all but its held-out subjects."""
+    extra = load_dataset(cfg.extra_train)
+    if not cfg.extra_train_holdout:
+        return extra
+    if extra.groups is None:
+        raise LrferError(f"extra_train {cfg.extra_train} has no subject ids, so no subjects can be held out",
+                         "set extra_train_holdout = 0 to train on all of it, or use a set with subjects (CK+, JAFFE)")
+    return held_out_subjects(extra, cfg.extra_train_holdout)[0]
+
+
 def _prepare_data(cfg: TrainConfig, train_set: FaceSet, val_set: Optional[FaceSet], device: torch.device,
                   progress: Optional[Progress]) -> tuple[FaceSet, Optional[FaceSet], Optional[torch.Tensor], float]:  # fmt: skip
     """(training faces, validation faces, offline teacher targets or None, seconds the offline teacher took).
@@ -113,6 +126,8 @@ def _prepare_data(cfg: TrainConfig, train_set: FaceSet, val_set: Optional[FaceSe
     scores the clean faces before they are resized for the student."""
     if cfg.limit_train:
         train_set = train_set.subset(np.arange(min(cfg.limit_train, len(train_set))))
+    if cfg.extra_train:
+        train_set = mix_in(train_set, extra_training_faces(cfg), cfg.extra_train_repeat)
     offline_targets, teacher_s = None, 0.0  # the offline teacher's pass: part of the run, so it counts against a time budget
     if cfg.teacher and cfg.distill_offline and len(train_set):
         t_teacher = time.perf_counter()
