@@ -127,6 +127,16 @@ class TrainConfig:
         """The initial weights' path; ``init_weights = "default"`` starts from the shipped model (fine-tuning)."""
         return _shipped_or(self.init_weights)
 
+    def _validate_extra(self) -> None:
+        if not self.extra_train:
+            return
+        if not Path(self.extra_train).exists():
+            raise LrferError(f"extra_train: no such file or folder: {self.extra_train}", "give the path of a labelled set lrfer reads (e.g. ckplus48.npz)")
+        if self.extra_train_repeat < 1:
+            raise LrferError(f"extra_train_repeat is {self.extra_train_repeat}, it must be 1 or more", "1 adds each extra face once an epoch")
+        if self.extra_train_holdout == 1 or self.extra_train_holdout < 0:
+            raise LrferError(f"extra_train_holdout is {self.extra_train_holdout}, it must be 0 or at least 2", "2 holds half the subjects out; 0 trains on all")
+
     def validate(self) -> "TrainConfig":
         """Check names (model, optimizer, schedule, ...) up front, with a suggestion for a typo."""
 
@@ -146,13 +156,7 @@ class TrainConfig:
             value = getattr(self, name)
             if value not in allowed:
                 raise LrferError(f"{name} '{value}' is not one of {', '.join(allowed)}", closest(value, allowed))
-        if self.extra_train:
-            if not Path(self.extra_train).exists():
-                raise LrferError(f"extra_train: no such file or folder: {self.extra_train}", "give the path of a labelled set lrfer reads (e.g. ckplus48.npz)")
-            if self.extra_train_repeat < 1:
-                raise LrferError(f"extra_train_repeat is {self.extra_train_repeat}, it must be 1 or more", "1 adds each extra face once an epoch")
-            if self.extra_train_holdout == 1 or self.extra_train_holdout < 0:
-                raise LrferError(f"extra_train_holdout is {self.extra_train_holdout}, it must be 0 or at least 2", "2 holds half the subjects out; 0 trains on all")
+        self._validate_extra()
         if self.init_weights and not Path(self.init_weights_path).is_file():
             raise LrferError(f"init_weights: no such file: {self.init_weights}", "give the path of a .pth state dict or a .safetensors file")
         for name in ("mixup_alpha", "cutmix_alpha", "distill_weight", "distill_feature_weight"):
