@@ -96,8 +96,19 @@ def top_class(clf: FaceClassifier, faces, size: int, native: int) -> np.ndarray:
     return clf.predict_proba(faces.images, degrade_to=None if size == native else size).argmax(1).numpy()
 
 
-def score(path: Path, sets: dict[str, Any]) -> dict[str, Any]:
-    """The base or a candidate on PublicTest (sweep), the calm set and CK+."""
+def scored_earlier(doc: Optional[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """The scores of the earlier results file by checkpoint sha256, for the models that have every
+    score this version takes: a checkpoint scored before is not scored again (3 minutes a model)."""
+    wanted = {"publictest", "calm", "ckplus", "ckplus_heldout"}
+    return {m["sha256"]: m["scores"] for m in (doc or {}).get("models", {}).values() if m.get("sha256") and wanted <= set(m.get("scores", {}))}
+
+
+def score(path: Path, sets: dict[str, Any], earlier: Optional[dict[str, dict[str, Any]]] = None) -> dict[str, Any]:
+    """The base or a candidate on PublicTest (sweep), the calm set and CK+ (taken from ``earlier``,
+    by the checkpoint's sha256, where it was scored before)."""
+    digest = sha256(path)
+    if digest in (earlier or {}):
+        return earlier[digest]
     clf = FaceClassifier.load(path, "cpu")
     fer = clf.prepare(sets["fer"])
     out: dict[str, Any] = {"publictest": [{k: r[k] for k in ("size", "accuracy", "macro_f1")} for r in classifier_sweep(clf, fer, SWEEP)]}
@@ -123,17 +134,19 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     sets = {"fer": fer.select_split("PublicTest"), "calm": load_dataset(data_dir / "wild_calm64.npz"), "ckplus": ckplus,
             "ckplus_heldout": held_out_subjects(ckplus, 2)[1]}  # fmt: skip
     candidates = []
-    todo = [(w, 0.0, 0) for w in args.weights] + [(w, args.distill_weight, 0) for w in args.distill] + [(w, 0.0, args.ckplus_repeat) for w in args.ckplus]
+    todo = [(w, 0.0, 0) for w in args.weights] + [(w, args.distill_weight, 0) for w in args.distill]
+    todo += [(w, 0.0, r) for w in args.ckplus for r in args.ckplus_repeat]
     for w, kd, ck in todo:
         cand = train(w, args, fer, kd, ck)
         print(f"{candidate_name(w, kd, ck)}: best epoch {cand['best_epoch']} of {cand['epochs']}", flush=True)
         candidates.append(cand)
     base_info = load_checkpoint(args.base).info  # kept here: the card of a model fine-tuned from it describes both stages
-    models = {"base": {"checkpoint": prov["base"], "best_epoch": base_info.get("epoch"), "config": base_info.get("config"),
-                       "scores": score(Path(args.base), sets)}}  # fmt: skip
+    earlier = scored_earlier(load_result(OUT.name))
+    models = {"base": {"checkpoint": prov["base"], "sha256": prov["base_sha256"], "best_epoch": base_info.get("epoch"),
+                       "config": base_info.get("config"), "scores": score(Path(args.base), sets, earlier)}}  # fmt: skip
     for cand in candidates:
         name = candidate_name(cand["soft_label_weight"], cand["distill_weight"], cand["ckplus_repeat"])
-        models[name] = {**cand, "scores": score(Path(cand["checkpoint"]), sets)}
+        models[name] = {**cand, "sha256": sha256(cand["checkpoint"]), "scores": score(Path(cand["checkpoint"]), sets, earlier)}
         print(f"scored {name}", flush=True)
     return {"benchmark": "ferplus_ft", "recipe": RECIPE, "provenance": prov, "protocol": __doc__.split("\n\n", 2)[2].strip(), "models": models}
 
@@ -158,8 +171,8 @@ def _at(rows: list[dict], size: int) -> dict:
 
 def table(doc: dict) -> list[str]:
     head = ("| model | epochs | PublicTest 48 px | 32 px | 24 px | 16 px | 12 px | 8 px | calm neutral recall (64 / 16 px) "
-            "| calm neutral read negative | calm happy recall | CK+ 48 / 16 px |")  # fmt: skip
-    lines = [head, "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+            "| calm neutral read negative | calm happy recall | CK+ 48 / 16 px | CK+ held-out subjects 48 / 16 px |")  # fmt: skip
+    lines = [head, "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     base = doc["models"]["base"]["scores"]["publictest"]
     shipped = load_checkpoint(DEFAULT_CHECKPOINT).info.get("config", {}).get("soft_label_weight")
     for name, m in doc["models"].items():
@@ -170,15 +183,18 @@ def table(doc: dict) -> list[str]:
             delta = "" if name == "base" else f" ({100 * (acc - _at(base, size)['accuracy']):+.1f})"
             fer.append(pct(acc) + delta)
         c64, c16 = _at(s["calm"], 64), _at(s["calm"], 16)
-        ck = " / ".join(pct(_at(s["ckplus"], z)["accuracy"]) for z in (48, 16))
+        ck_rep = m.get("ckplus_repeat", 0)
+        ck = "trained on half" if ck_rep else " / ".join(pct(_at(s["ckplus"], z)["accuracy"]) for z in (48, 16))
+        held = " / ".join(pct(_at(s["ckplus_heldout"], z)["accuracy"]) for z in (48, 16)) if "ckplus_heldout" in s else "-"
         kd = m.get("distill_weight", 0.0)
         label = ("the base (`{}`)".format(doc["provenance"]["base"]) if name == "base" else
-                 f"w = {m['soft_label_weight']:g}" + (f", distilled from the base at weight {kd:g}" if kd else "") + f" (best epoch {m['best_epoch']})")  # fmt: skip
-        if name != "base" and not kd and m["soft_label_weight"] == shipped and m["config"]["recipe"] == RECIPE and not m["config"].get("teacher"):
+                 f"w = {m['soft_label_weight']:g}" + (f", distilled from the base at weight {kd:g}" if kd else "")
+                 + (f", CK+ training subjects mixed in (each face {ck_rep}x an epoch)" if ck_rep else "") + f" (best epoch {m['best_epoch']})")  # fmt: skip
+        if name != "base" and not kd and not ck_rep and m["soft_label_weight"] == shipped and m["config"]["recipe"] == RECIPE and not m["config"].get("teacher"):
             label += ": **the shipped model**"
         epochs = "" if name == "base" else str(m["epochs"])
         lines.append(f"| {label} | {epochs} | " + " | ".join(fer) + f" | {pct(c64['neutral_recall'])} / {pct(c16['neutral_recall'])} "
-                     f"| {pct(c64['neutral_read_negative'])} | {pct(c64['happy_recall'])} | {ck} |")  # fmt: skip
+                     f"| {pct(c64['neutral_read_negative'])} | {pct(c64['happy_recall'])} | {ck} | {held} |")  # fmt: skip
     p = doc["provenance"]
     note = (f"Accuracy in %; in brackets the change against the base, points. Source: `bench/ferplus_ft.py` -> `bench/results/ferplus_ft.json`, "
             f"figure `ferplus_ft.png`; {p['machine']}, {p['date'][:10]}, commit `{p['commit'][:7]}`, seed {p['seed']}; base sha256 `{p['base_sha256'][:12]}`.")  # fmt: skip
@@ -216,7 +232,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     ap.add_argument("--distill", default="", help="soft_label_weight values also trained with the base as an online teacher, comma-separated")
     ap.add_argument("--distill-weight", type=float, default=1.0, help="the teacher's weight (distill_weight) for the --distill candidates")
     ap.add_argument("--ckplus", default="", help="soft_label_weight values also trained with CK+48's training subjects mixed in, comma-separated")
-    ap.add_argument("--ckplus-repeat", type=int, default=4, help="times each CK+ face is seen an epoch, for the --ckplus candidates")
+    ap.add_argument("--ckplus-repeat", default="4", help="times each CK+ face is seen an epoch, for the --ckplus candidates; comma-separated, a candidate each")
     ap.add_argument("--epochs", type=int, default=2)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--base", type=Path, default=DEFAULT_CHECKPOINT, help="the checkpoint fine-tuned from (default: the shipped model)")
@@ -228,11 +244,12 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         args.weights = [float(w) for w in args.weights.split(",") if w.strip()]
         args.distill = [float(w) for w in args.distill.split(",") if w.strip()]
         args.ckplus = [float(w) for w in args.ckplus.split(",") if w.strip()]
+        args.ckplus_repeat = [int(r) for r in args.ckplus_repeat.split(",") if r.strip()]
     except ValueError:
         ap.error(f"--weights {args.weights!r} / --distill {args.distill!r} / --ckplus {args.ckplus!r}: give numbers between 0 and 1, e.g. 0.3,0.5")
     if not (args.weights or args.distill or args.ckplus) or any(not 0 < w <= 1 for w in args.weights + args.distill + args.ckplus):
         ap.error("--weights / --distill / --ckplus: each weight must be in (0, 1]")
-    if args.ckplus and args.ckplus_repeat < 1:
+    if args.ckplus and (not args.ckplus_repeat or min(args.ckplus_repeat) < 1):
         ap.error("--ckplus-repeat must be 1 or more")
     if args.distill and not args.distill_weight > 0:
         ap.error("--distill-weight must be above 0")

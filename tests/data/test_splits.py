@@ -10,7 +10,17 @@ import torch
 
 from lrfer.data.faceset import FaceSet
 from lrfer.data.readers import fer2013_csv, load_dataset
-from lrfer.data.splits import BINARY_CLASSES, binary_regroup, dedup_within, exclude_duplicates, image_digests, official_split, subject_kfold
+from lrfer.data.splits import (
+    BINARY_CLASSES,
+    binary_regroup,
+    dedup_within,
+    exclude_duplicates,
+    held_out_subjects,
+    image_digests,
+    mix_in,
+    official_split,
+    subject_kfold,
+)
 from lrfer.errors import LrferError
 
 from .conftest import write_fer_csv
@@ -122,3 +132,33 @@ def test_shared_fer2013_leaked_test_rows(shared_fer):
     unique = dedup_within(train)
     digests = image_digests(unique.images)
     assert len(np.unique(digests)) == len(unique)
+
+
+def test_mix_in_puts_the_extra_faces_on_the_base_classes_size_and_targets():
+    soft = torch.tensor([[0.2, 0.5, 0.3], [0.0, 1.0, 0.0]])
+    base = make_set([10, 20], [0, 1], split=["Training"] * 2, classes=("angry", "happy", "sad"), soft=soft)
+    colour = torch.stack([torch.full((3, 8, 8), v, dtype=torch.uint8) for v in (100, 150, 200)])
+    extra = FaceSet(images=colour, labels=torch.tensor([0, 1, 2]), classes=("contempt", "sad", "angry"), split=np.array(["all"] * 3),
+                    groups=np.array(["a", "a", "b"]), name="ck")  # fmt: skip
+    mixed = mix_in(base, extra, repeat=2)
+    assert len(mixed) == 2 + 2 * 2  # contempt, which the base lacks, is dropped; the others twice
+    assert mixed.classes == base.classes and mixed.images.shape[1:] == (1, 4, 4)  # grey, the base's size
+    assert mixed.labels.tolist() == [0, 1, 2, 0, 2, 0]  # sad and angry on the base's indices
+    assert torch.equal(mixed.soft_labels[:2], soft)
+    assert torch.equal(mixed.soft_labels[2:], torch.nn.functional.one_hot(mixed.labels[2:], 3).float())  # a blend keeps their label
+    assert set(mixed.split) == {"Training"} and mixed.meta["mixed_in"] == {"name": "ck", "faces": 2, "repeat": 2}
+    with pytest.raises(LrferError, match="repeat is 0"):
+        mix_in(base, extra, repeat=0)
+    with pytest.raises(LrferError, match="no faces of the classes"):
+        mix_in(base, replace(extra, classes=("contempt", "disgust", "fear")))
+
+
+def test_held_out_subjects_of_ckplus48_are_fixed_and_never_shared(shared_ck):
+    ck = load_dataset(shared_ck)
+    train, held = held_out_subjects(ck, 2)
+    assert len(train) + len(held) == len(ck) and 0.4 < len(held) / len(ck) < 0.6
+    assert not set(train.groups) & set(held.groups)
+    again = held_out_subjects(ck, 2)[1]  # no seed to pass: an evaluation finds the same subjects a run left out
+    assert np.array_equal(again.ids, held.ids)
+    all_of_it, none = held_out_subjects(ck, 0)
+    assert len(all_of_it) == len(ck) and len(none) == 0

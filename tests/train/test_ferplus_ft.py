@@ -11,12 +11,14 @@ import pytest
 import torch
 
 from lrfer.data.labels import CANONICAL
+from lrfer.data.readers import load_dataset
+from lrfer.data.splits import held_out_subjects, image_digests
 from lrfer.models.checkpoint import load_checkpoint
 from lrfer.predict.classifier import DEFAULT_CHECKPOINT, FaceClassifier
 from lrfer.train.config import load_config
-from lrfer.train.engine import fit
+from lrfer.train.engine import _prepare_data, fit
 from lrfer.train.prior import target_shares, training_prior
-from tests.conftest import make_faceset
+from tests.conftest import CKPLUS_NPZ, make_faceset
 
 FER7 = CANONICAL[:7]
 
@@ -78,3 +80,32 @@ def test_training_prior_of_a_checkpoint_reads_its_config(tmp_path):
     assert "angry 6" in rec["source"] and "soft labels included" in rec["source"]
     with pytest.raises(Exception, match="no such split"):
         training_prior(clf, faces, "Validation")
+
+
+def test_extra_train_mixes_in_the_training_subjects_only(tmp_path):
+    """CK+ mixed into FER2013-style training: its held-out subjects never reach a batch, its faces
+    come `extra_train_repeat` times, and the recipe trains a few steps with them."""
+    if not CKPLUS_NPZ.is_file():
+        pytest.skip(f"{CKPLUS_NPZ} not available")
+    faces = with_votes(make_faceset(32, classes=FER7))
+    cfg = load_config("fer2013_ferplus_ft", epochs=1, limit_train=16, batch_size=32, eval_batch_size=32, device="cpu",
+                      extra_train=str(CKPLUS_NPZ), extra_train_repeat=2)  # fmt: skip
+    train, _, _, _ = _prepare_data(cfg.validate(), faces.select_split("Training"), None, torch.device("cpu"), None)
+    ck = load_dataset(CKPLUS_NPZ)
+    trained, held = held_out_subjects(ck, 2)
+    n = train.meta["mixed_in"]["faces"]
+    assert len(train) == 16 + 2 * n and n == int((trained.labels != ck.classes.index("contempt")).sum())
+    mixed = set(image_digests(train.images[16:]))
+    assert len(mixed) > 0.9 * n and not mixed & set(image_digests(held.images))  # no held-out face is trained on
+    res = fit(cfg, faces.select_split("Training"), faces.select_split("PublicTest"), tmp_path / "ck")
+    assert math.isfinite(res.history[0]["train_loss"])
+
+
+@pytest.mark.parametrize("setting, match", [({"extra_train": "nowhere.npz"}, "no such file"),
+                                            ({"extra_train_repeat": 0}, "extra_train_repeat is 0"),
+                                            ({"extra_train_holdout": 1}, "extra_train_holdout is 1")])  # fmt: skip
+def test_extra_train_settings_are_checked(tmp_path, setting, match):
+    (tmp_path / "ck.npz").write_bytes(b"")
+    cfg = load_config("fer2013_ferplus_ft", **{"extra_train": str(tmp_path / "ck.npz"), **setting})
+    with pytest.raises(Exception, match=match):
+        cfg.validate()
