@@ -34,6 +34,7 @@ from PIL import Image
 
 from _common import example_module
 from lrfer.data.readers import load_dataset
+from lrfer.data.splits import held_out_subjects
 from lrfer.data.transforms import predict_proba
 from lrfer.evaluate.alerting import negative_read_shares
 from lrfer.evaluate.end_to_end import end_to_end_report
@@ -42,6 +43,12 @@ from lrfer.infer.photo_eval import match
 from lrfer.infer.recognizer import Recognizer
 
 PHOTO = 256  # side of each photo, px
+HELDOUT_FOLDS = 2  # a model trained with CK+ mixed in (extra_train) holds out fold 0 of this many
+HELDOUT_PROTOCOL = (
+    "HELD-OUT SUBJECTS ONLY: the CK+48 faces of the subjects in fold 0 of 2 (lrfer.data.splits.held_out_subjects, seed 0), "
+    "which a model trained with CK+ mixed in (extra_train, extra_train_holdout = 2) never saw; every model is scored on the "
+    "same faces, so the rows compare."
+)
 CHUNK = 64  # photos held in memory at once
 PROTOCOL = (
     "CK+48: all 981 faces (118 subjects, the last 3 frames of each labelled sequence), one per 256x256 gray photo: a random "
@@ -74,9 +81,12 @@ class NetClassifier:
         return predict_proba(self.net, x, batch_size=self.batch_size, device=self.device, tta=tta, crop=self.crop, input_size=self.image_size).numpy()
 
 
-def ckplus_faces(path: Path) -> tuple[np.ndarray, np.ndarray]:
-    """CK+48's faces uint8 ``(N, 48, 48)`` and their class names (canonical: angry, contempt, ...)."""
+def ckplus_faces(path: Path, heldout: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    """CK+48's faces uint8 ``(N, 48, 48)`` and their class names (canonical: angry, contempt, ...);
+    with ``heldout``, only the subjects a model trained with CK+ mixed in never saw."""
     ck = load_dataset(path)
+    if heldout:
+        ck = held_out_subjects(ck, HELDOUT_FOLDS)[1]
     return ck.images[:, 0].numpy(), np.array(ck.classes)[ck.labels.numpy()]
 
 
@@ -154,9 +164,11 @@ def score_photos(classes: Sequence[str], true: np.ndarray, answers: Sequence[Any
     }  # fmt: skip
 
 
-def run_photos(entries: Sequence[Any], path: Path, sizes: Sequence[int], args: Any, log=print) -> tuple[dict[str, Any], list[dict[str, Any]]]:
-    """``({model: {classes, n, dropped_label_classes, sweep}}, detection per size)``."""
-    faces, true = ckplus_faces(path)
+def run_photos(entries: Sequence[Any], path: Path, sizes: Sequence[int], args: Any, log=print,
+               heldout: bool = False) -> tuple[dict[str, Any], list[dict[str, Any]]]:  # fmt: skip
+    """``({model: {classes, n, dropped_label_classes, sweep}}, detection per size)``; with
+    ``heldout``, CK+'s held-out subjects only (:func:`ckplus_faces`)."""
+    faces, true = ckplus_faces(path, heldout)
     pipes = pipelines(entries, args)
     results: dict[str, Any] = {
         e.name: {"classes": list(e.classes), "n": int(np.isin(true, list(e.classes)).sum()),
