@@ -220,6 +220,16 @@ def test_missing_init_weights_file(capsys, fer_csv, tmp_path):
     assert_clean_error(code, err, "vggface2.pth")
 
 
+def test_missing_extra_train_set(capsys, fer_csv, tmp_path):
+    code, _, err = run(capsys, "train", "--model", "cnn2x2", "--data", str(fer_csv), "--extra-train", str(tmp_path / "ck.npz"), "--extra-train-repeat", "2")
+    assert_clean_error(code, err, "extra_train", "ck.npz")
+
+
+def test_extra_train_without_subjects_cannot_hold_any_out(capsys, fer_csv, tmp_path):
+    code, _, err = run(capsys, "train", "--model", "cnn2x2", "--data", str(fer_csv), "--extra-train", str(fer_csv), "--epochs", "1", "--out", str(tmp_path / "r"))
+    assert_clean_error(code, err, "no subject ids", "extra_train_holdout = 0")
+
+
 def test_export_calibrate_and_predict_with_the_export(capsys, fer_csv, tmp_path):
     ck = tiny_checkpoint(tmp_path / "c.safetensors", width=4, blocks=(1,))
     code, out, _ = run(capsys, "calibrate", "--checkpoint", str(ck), "--data", str(fer_csv), "--out", str(tmp_path / "cal.safetensors"), "--no-progress")

@@ -34,6 +34,8 @@ def _add_train_parser(sub) -> None:
     sp.add_argument("--limit-train", type=positive_int, help="use only the first N training rows (quick runs)")
     sp.add_argument("--compile", action="store_true", help="torch.compile the model")
     sp.add_argument("--init-weights", metavar="FILE", help="weights to start from: a .pth state dict, a .safetensors file, an lrfer checkpoint, or \"default\" (the shipped model: fine-tuning)")
+    sp.add_argument("--extra-train", metavar="DATA", help="mix another labelled set into the training split (e.g. ckplus48.npz's posed faces); half its subjects are held out")
+    sp.add_argument("--extra-train-repeat", type=positive_int, metavar="N", help="times each --extra-train face is seen an epoch (default 1)")
     sp.add_argument("--teacher", metavar="CKPT", help="distil from this high-resolution teacher checkpoint (e.g. --recipe fer2013_distill; weights: distill_* in the recipe)")
     sp.add_argument("--front", metavar="stn", help="put a spatial transformer in front of the classifier (Qin 2021)")
     sp.add_argument("--front-sr", metavar="SR_CKPT", help="put a trained super-resolution model (`lrfer train-sr`) in front")
@@ -98,7 +100,8 @@ def cmd_train(args) -> int:
 
 
 #: ``lrfer train`` flags that set the config field of their own name (None: the recipe's value)
-_FLAGS_AS_CONFIG = ("model", "epochs", "batch_size", "lr", "seed", "device", "train_split", "val_split", "limit_train", "init_weights", "teacher")
+_FLAGS_AS_CONFIG = ("model", "epochs", "batch_size", "lr", "seed", "device", "train_split", "val_split", "limit_train", "init_weights", "teacher",
+                    "extra_train", "extra_train_repeat")
 
 
 def _train_config(args):
