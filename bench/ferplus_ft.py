@@ -141,7 +141,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         print(f"{candidate_name(w, kd, ck)}: best epoch {cand['best_epoch']} of {cand['epochs']}", flush=True)
         candidates.append(cand)
     base_info = load_checkpoint(args.base).info  # kept here: the card of a model fine-tuned from it describes both stages
-    earlier = scored_earlier(load_result(OUT.name))
+    earlier = scored_earlier(load_result(args.results))
     models = {"base": {"checkpoint": prov["base"], "sha256": prov["base_sha256"], "best_epoch": base_info.get("epoch"),
                        "config": base_info.get("config"), "scores": score(Path(args.base), sets, earlier)}}  # fmt: skip
     for cand in candidates:
@@ -237,6 +237,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--base", type=Path, default=DEFAULT_CHECKPOINT, help="the checkpoint fine-tuned from (default: the shipped model)")
     ap.add_argument("--runs", type=Path, default=ROOT / "runs" / "ferplus_ft", help="run folders, one per weight")
+    ap.add_argument("--results", default=OUT.name, help="results file name in bench/results (another seed's: docs/trust.md's table is left alone)")
     ap.add_argument("--table-only", action="store_true", help="rewrite docs/trust.md's table from the results file")
     ap.add_argument("--check", action="store_true", help="fail if docs/trust.md differs from the results file; write nothing")
     args = ap.parse_args(argv)
@@ -264,10 +265,13 @@ def main(argv: Optional[list[str]] = None) -> int:
         except LrferError as err:
             print(f"error: {err}", file=sys.stderr)
             return 2
-        doc = training_records(doc, load_result(OUT.name))
-        atomic_write_text(OUT, json.dumps(doc, indent=1))
-        plot(doc, OUT.with_suffix(".png"))
-        print(f"wrote {OUT.relative_to(ROOT)}")
+        out = RESULTS / args.results
+        doc = training_records(doc, load_result(args.results))
+        atomic_write_text(out, json.dumps(doc, indent=1))
+        plot(doc, out.with_suffix(".png"))
+        print(f"wrote {out.relative_to(ROOT)}")
+        if out != OUT:  # a second seed's file: docs/trust.md shows the main one
+            return 0
     doc = load_result(OUT.name)
     if doc is None:
         print(f"error: {OUT.relative_to(ROOT)} is missing: run python bench/ferplus_ft.py first", file=sys.stderr)
