@@ -17,6 +17,7 @@ import json
 from pathlib import Path
 
 from _common import DOCS, ROOT, add_data_arg, pct, provenance, write_blocks
+from ferplus_ft import config_name
 from lrfer.data.readers import load_dataset
 from lrfer.evaluate.report import evaluate_classifier, write_report, write_sweep
 from lrfer.evaluate.sweep import classifier_sweep
@@ -72,7 +73,7 @@ def rel(path: Path) -> str:
 def finetune(clf: FaceClassifier) -> tuple[dict, dict, dict]:
     """(bench/ferplus_ft.py's results, the shipped model's entry in them, the GPU stage's entry)."""
     doc = json.loads(FINETUNE.read_text())
-    key = f"w{clf.checkpoint.info['config']['soft_label_weight']:g}"
+    key = config_name(clf.checkpoint.info["config"])
     if key not in doc["models"]:
         raise SystemExit(f"{rel(FINETUNE)} has no candidate {key}, the shipped model's weight: run python bench/ferplus_ft.py")
     return doc, doc["models"][key], doc["models"]["base"]
@@ -90,8 +91,8 @@ def _robust_row(doc: dict, model: str, size: int) -> dict:
 def robustness_lines() -> list[str]:
     """The robustness suite (docs/trust.md) for the shipped model and its GPU stage, from bench/robustness.py's results."""
     rows = [("ferplus_majority", "FERPlus majority labels: accuracy / macro F1", (48, 16), "accuracy"),
-            ("ckplus", "CK+ (cross-dataset): accuracy / macro F1", (48, 16), "accuracy"),
-            ("ckplus_photos", "CK+ faces in whole photos, end to end: accuracy", (48, 17), "photos"),
+            ("ckplus_heldout", "CK+ held-out subjects: accuracy / macro F1", (48, 16), "accuracy"),
+            ("ckplus_photos_heldout", "CK+ held-out subjects in whole photos, end to end: accuracy", (48, 17), "photos"),
             ("calm", "calm in-the-wild faces: neutral recall", (64, 16), "neutral_recall"),
             ("calm", "calm in-the-wild faces: neutral read as negative", (64, 16), "neutral_read_negative"),
             ("fer2013", "FER2013 PublicTest: negative faces read as negative", (48, 16), "negative_read_negative")]  # fmt: skip
@@ -140,7 +141,7 @@ def results_table(clf: FaceClassifier) -> list[str]:
         f"`resnet18_fer_slim` ({rep['model']['params'] / 1e6:.2f}M parameters, {rep['model']['size_mb']:.1f} MB), trained on FER2013 "
         f"Training in two stages: on a GPU with multi-resolution augmentation and distillation from a high-resolution teacher "
         f"(recipe `fer2013_distill`), then fine-tuned on a CPU for {cand['epochs']} epochs on FER2013's labels blended {w:g} with the "
-        f"FERPlus votes (recipe `fer2013_ferplus_ft`, docs/trust.md section 8); selected on PublicTest. FER2013 {prov['split']}, "
+        f"FERPlus votes{mixed_in(cand['config'])} (recipe `fer2013_ferplus_ft`, docs/trust.md section 8); selected on PublicTest. FER2013 {prov['split']}, "
         "faces degraded to each size (area down, bilinear up):",
         "",
         *sweep_rows(sweep, comparison_sweeps(base)),
@@ -197,6 +198,15 @@ def gpu_stage_lines(base_cfg: dict, base_epoch: int, train: dict) -> list[str]:
     ]
 
 
+def mixed_in(cfg: dict) -> str:
+    """", with ... mixed in" for a run that trained with another set beside FER2013 (``extra_train``), else ""."""
+    if not cfg.get("extra_train"):
+        return ""
+    held = cfg.get("extra_train_holdout", 2)
+    return (f", with the faces of {Path(cfg['extra_train']).name} mixed in, each {cfg.get('extra_train_repeat', 1)} times an epoch, from "
+            f"{'all its subjects' if not held else f'the subjects outside fold 0 of {held} (the rest held out for evaluation)'}")  # fmt: skip
+
+
 def finetune_lines(ft: dict, cand: dict) -> list[str]:
     """How the CPU stage was trained, from bench/ferplus_ft.py's results."""
     cfg, aug, p = cand["config"], cand["config"]["augment"], cand.get("trained_by", ft["provenance"])
@@ -204,7 +214,7 @@ def finetune_lines(ft: dict, cand: dict) -> list[str]:
     return [
         f"2. **Fine-tuned on a CPU** (issue 27; `docs/trust.md` section 8): recipe `{cfg['recipe']}` from the GPU stage's weights "
         f"(sha256 `{ft['provenance']['base_sha256'][:12]}`), every layer, targets ({1 - w:g} x FER2013's label + {w:g} x the face's FERPlus votes over "
-        f"the same 7 classes), {cand['epochs']} epochs, {cfg['optimizer']} lr {cfg['lr']}, batch {cfg['batch_size']}, {cfg['schedule']} schedule, "
+        f"the same 7 classes){mixed_in(cfg)}, {cand['epochs']} epochs, {cfg['optimizer']} lr {cfg['lr']}, batch {cfg['batch_size']}, {cfg['schedule']} schedule, "
         f"label smoothing {cfg['label_smoothing']}, EMA {cfg['ema_decay']}, the same augmentation with degradation p={aug['degrade_p']}; "
         f"{cand['train_seconds'] / 60:.0f} min on {p['machine']}, {p['date']}, commit `{p['commit'][:7]}` (`{p['command']}`). "
         f"Best epoch: {cand['best_epoch']}.",
@@ -219,7 +229,8 @@ def write_card(clf: FaceClassifier, check: bool = False) -> None:
     prov = rep["provenance"]
     lat = rep["model"].get("cpu_latency", {})
     lines = [
-        "# Model card: lrfer default (`resnet18_fer_slim`, FER2013 with FERPlus votes, multi-resolution)",
+        "# Model card: lrfer default (`resnet18_fer_slim`, FER2013 with FERPlus votes"
+        + (", CK+ posed faces" if cand["config"].get("extra_train") else "") + ", multi-resolution)",
         "",
         "Generated by `bench/default_model.py` from `bench/results/default_model/*.json`, "
         f"`{rel(FINETUNE)}`,",
@@ -234,8 +245,9 @@ def write_card(clf: FaceClassifier, check: bool = False) -> None:
         "## How it was trained",
         *gpu_stage_lines(base["config"], base["best_epoch"], train),
         *finetune_lines(ft, cand),
-        "- Data: FER2013 Training (28,709 faces) and their FERPlus votes; selected on PublicTest (3,589). PrivateTest was not used; "
-        "the calm in-the-wild set was only read, never trained or selected on.",
+        "- Data: FER2013 Training (28,709 faces) and their FERPlus votes"
+        + (" and half of CK+48's subjects (the CK+ rows below score the other half)" if cand["config"].get("extra_train") else "")
+        + "; selected on PublicTest (3,589). PrivateTest was not used; the calm in-the-wild set was only read, never trained or selected on.",
         "",
         f"## Results on FER2013 {prov['split']} (this machine: {prov['machine']}, {prov['date']}, commit `{prov['commit'][:7]}`)",
         "",

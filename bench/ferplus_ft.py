@@ -69,6 +69,13 @@ def candidate_name(w: float, kd: float, ck: int = 0) -> str:
     return f"w{w:g}" + (f"_kd{kd:g}" if kd else "") + (f"_ck{ck}" if ck else "")
 
 
+def config_name(config: dict[str, Any]) -> str:
+    """The candidate name of the run a stored training config describes (the shipped model's: its entry here)."""
+    kd = float(config.get("distill_weight", 0.0)) if config.get("teacher") else 0.0
+    ck = int(config.get("extra_train_repeat", 1)) if config.get("extra_train") else 0
+    return candidate_name(float(config.get("soft_label_weight", 0.0)), kd, ck)
+
+
 def train(w: float, args: argparse.Namespace, fer, kd: float = 0.0, ck: int = 0) -> dict[str, Any]:
     """One candidate: the recipe at weight ``w`` from the base (distilled from it with weight ``kd``
     when above 0; with CK+'s training subjects mixed in, each face ``ck`` times, when above 0),
@@ -174,7 +181,7 @@ def table(doc: dict) -> list[str]:
             "| calm neutral read negative | calm happy recall | CK+ 48 / 16 px | CK+ held-out subjects 48 / 16 px |")  # fmt: skip
     lines = [head, "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     base = doc["models"]["base"]["scores"]["publictest"]
-    shipped = load_checkpoint(DEFAULT_CHECKPOINT).info.get("config", {}).get("soft_label_weight")
+    shipped = config_name(load_checkpoint(DEFAULT_CHECKPOINT).info.get("config", {}))
     for name, m in doc["models"].items():
         s = m["scores"]
         fer = []
@@ -190,7 +197,7 @@ def table(doc: dict) -> list[str]:
         label = ("the base (`{}`)".format(doc["provenance"]["base"]) if name == "base" else
                  f"w = {m['soft_label_weight']:g}" + (f", distilled from the base at weight {kd:g}" if kd else "")
                  + (f", CK+ training subjects mixed in (each face {ck_rep}x an epoch)" if ck_rep else "") + f" (best epoch {m['best_epoch']})")  # fmt: skip
-        if name != "base" and not kd and not ck_rep and m["soft_label_weight"] == shipped and m["config"]["recipe"] == RECIPE and not m["config"].get("teacher"):
+        if name == shipped and m["config"]["recipe"] == RECIPE:
             label += ": **the shipped model**"
         epochs = "" if name == "base" else str(m["epochs"])
         lines.append(f"| {label} | {epochs} | " + " | ".join(fer) + f" | {pct(c64['neutral_recall'])} / {pct(c16['neutral_recall'])} "

@@ -109,3 +109,23 @@ def test_extra_train_settings_are_checked(tmp_path, setting, match):
     cfg = load_config("fer2013_ferplus_ft", **{"extra_train": str(tmp_path / "ck.npz"), **setting})
     with pytest.raises(Exception, match=match):
         cfg.validate()
+
+
+def test_training_prior_counts_the_faces_mixed_in(tmp_path):
+    """A model trained with CK+ mixed in learnt CK+'s shares too: the stored training prior says so."""
+    if not CKPLUS_NPZ.is_file():
+        pytest.skip(f"{CKPLUS_NPZ} not available")
+    faces = with_votes(make_faceset(32, classes=FER7, size=24))
+    cfg = load_config("fer2013_ferplus_ft", init_weights="", model_kwargs={"width": 8, "blocks": [1, 1], "zero_init_residual": False},
+                      image_size=24, augment={"crop": 20, "degrade_max": 24}, epochs=1, batch_size=64, device="cpu", val_split="none",
+                      extra_train=str(CKPLUS_NPZ), extra_train_repeat=3)  # fmt: skip
+    res = fit(cfg, faces.select_split("Training"), None, tmp_path / "run")
+    clf = FaceClassifier.load(res.last_path)
+    rec = training_prior(clf, faces, "Training")
+    ck = held_out_subjects(load_dataset(CKPLUS_NPZ), 2)[0]
+    n_ck = int((ck.labels != ck.classes.index("contempt")).sum())
+    assert f"with {n_ck} faces of {CKPLUS_NPZ} (x3)" in rec["source"]
+    disgust = int((ck.labels == ck.classes.index("disgust")).sum())
+    n_train = len(faces.select_split("Training"))
+    # FER-like faces have almost no disgust here; CK+'s 3 x disgust faces give it most of its share
+    assert rec["shares"]["disgust"] > 3 * disgust / (n_train + 3 * n_ck) * 0.9

@@ -9,11 +9,12 @@ import numpy as np
 from torch import nn
 
 from ..data.faceset import FaceSet
+from ..data.splits import mix_in
 from ..errors import LrferError
 from ..predict.classifier import FaceClassifier
 from ..runtime.prior import prior_record
 from .config import TrainConfig
-from .engine import label_targets
+from .engine import extra_training_faces, label_targets
 
 
 def target_shares(faces: FaceSet, cfg: Any) -> np.ndarray:
@@ -39,11 +40,17 @@ def training_prior(clf: FaceClassifier, data: FaceSet, split: str) -> dict[str, 
     if split not in data.splits:
         raise LrferError(f"--train-split {split}: the data has no such split", f"choose one of {', '.join(data.splits)}")
     faces = clf.prepare(data.select_split(split))
+    config = clf.checkpoint.info.get("config") or {}
+    source = f"{data.name} {split}"
+    if config.get("extra_train"):  # the faces mixed into the split trained the model too, each as often as it saw them
+        extra = TrainConfig(extra_train=config["extra_train"], extra_train_holdout=int(config.get("extra_train_holdout", 2)))
+        repeat = int(config.get("extra_train_repeat", 1))
+        faces = mix_in(faces, clf.prepare(extra_training_faces(extra.validate())), repeat)
+        source += f" with {faces.meta['mixed_in']['faces']} faces of {config['extra_train']} (x{repeat})"
     counts = np.bincount(np.asarray(faces.labels), minlength=len(clf.classes))
     if counts.min() == 0:
         raise LrferError(f"--train-split {split} has no faces of {clf.classes[int(counts.argmin())]}", "give the split the model was trained on")
-    config = clf.checkpoint.info.get("config") or {}
-    source = f"{data.name} {split}: " + ", ".join(f"{c} {n}" for c, n in zip(clf.classes, counts))
+    source += ": " + ", ".join(f"{c} {n}" for c, n in zip(clf.classes, counts))
     if config.get("label_mode") == "soft" or config.get("soft_label_weight"):
         source += " labels; the shares are those of the training targets, soft labels included"
     return prior_record(clf.classes, target_shares(faces, config), source)
