@@ -91,8 +91,8 @@ def _robust_row(doc: dict, model: str, size: int) -> dict:
 def robustness_lines() -> list[str]:
     """The robustness suite (docs/trust.md) for the shipped model and its GPU stage, from bench/robustness.py's results."""
     rows = [("ferplus_majority", "FERPlus majority labels: accuracy / macro F1", (48, 16), "accuracy"),
-            ("ckplus_heldout", "CK+ held-out subjects: accuracy / macro F1", (48, 16), "accuracy"),
-            ("ckplus_photos_heldout", "CK+ held-out subjects in whole photos, end to end: accuracy", (48, 17), "photos"),
+            ("ckplus", "CK+ (its held-out subjects): accuracy / macro F1", (48, 16), "accuracy"),
+            ("ckplus_photos", "CK+ held-out subjects in whole photos, end to end: accuracy", (48, 17), "photos"),
             ("calm", "calm in-the-wild faces: neutral recall", (64, 16), "neutral_recall"),
             ("calm", "calm in-the-wild faces: neutral read as negative", (64, 16), "neutral_read_negative"),
             ("fer2013", "FER2013 PublicTest: negative faces read as negative", (48, 16), "negative_read_negative")]  # fmt: skip

@@ -12,7 +12,7 @@ size as it degrades them (:func:`suite.predict_sizes`); two sets are added:
 - ``calm``: ``wild_calm64.npz``, 9,557 in-the-wild web faces at 64 px, happy or neutral (noisy
   labels). EVALUATION ONLY: nothing is fitted or chosen on it. Read at 64 px (as stored) and at each
   size below.
-- ``ckplus_photos``: every CK+48 face in a 256 px photo of its own at each face size, read end to
+- ``ckplus_photos``: every CK+48 face of the held-out subjects (the ``ckplus`` set's) in a 256 px photo of its own at each face size, read end to
   end by lrfer's detector and crop and then each model (bench/robustness_photos.py says how the
   photos are made and what they favour); a face not found counts as wrong.
 
@@ -28,7 +28,6 @@ machine, date, seed, command) and ``<set>.png`` beside it, then docs/trust.md's 
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import platform
 import shlex
@@ -44,14 +43,13 @@ import robustness_tables
 import suite
 from _common import RESULTS, cpu_model, keep_earlier, provenance
 from lrfer.data.readers import load_dataset
-from lrfer.data.splits import held_out_subjects
 from lrfer.errors import LrferError
 from lrfer.evaluate.alerting import NEGATIVE, calm_summary, negative_read_shares
 from lrfer.evaluate.metrics import classification_report
 from lrfer.evaluate.plots import plot_sweep
 from lrfer.files import atomic_write_text
-from robustness_photos import HELDOUT_FOLDS, HELDOUT_PROTOCOL, run_photos
 from robustness_photos import PROTOCOL as PHOTO_PROTOCOL
+from robustness_photos import run_photos
 
 OUT = RESULTS / "robustness"
 FACE_SETS = ("fer2013", "ferplus", "ferplus_majority", "ckplus")
@@ -135,14 +133,6 @@ def write_set(out: Path, key: str, doc: dict[str, Any], keep: bool = False) -> l
     return [path, out / f"{key}.png"]
 
 
-def heldout_set(ev: suite.EvalSet) -> suite.EvalSet:
-    """The CK+ set cut to its held-out subjects (``ckplus_heldout``): the faces a model trained with
-    CK+ mixed in never saw, and so the one CK+ score such a model can have."""
-    faces = held_out_subjects(ev.faces, HELDOUT_FOLDS)[1]
-    return dataclasses.replace(ev, key="ckplus_heldout", title="CK+ held-out subjects", faces=faces, protocol=f"{HELDOUT_PROTOCOL} {ev.protocol}",
-                               data={**ev.data, "split": f"held-out subjects (fold 0 of {HELDOUT_FOLDS})"})  # fmt: skip
-
-
 def run(args: argparse.Namespace, argv: list[str]) -> list[Path]:
     torch.manual_seed(args.seed)
     torch.set_num_threads(args.threads)
@@ -169,8 +159,6 @@ def run(args: argparse.Namespace, argv: list[str]) -> list[Path]:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     written: list[Path] = []
-    if args.ckplus_heldout:
-        sets = [heldout_set(ev) if ev.key == "ckplus" else ev for ev in sets]
     results = run_face_sets(entries, pools, sets, args, suite._tqdm_progress()) if sets else {}
     for ev in sets:
         data = {**ev.data, "n": len(ev.faces), "classes": list(ev.faces.classes),
@@ -182,15 +170,12 @@ def run(args: argparse.Namespace, argv: list[str]) -> list[Path]:
     if "photos" in wanted:
         ck = Path(args.ckplus) if args.ckplus else Path(args.data_dir) / "ckplus48.npz"
         t0 = time.perf_counter()
-        res, detection = run_photos(entries, ck, args.photo_sizes_list, args, heldout=args.ckplus_heldout)
+        res, detection = run_photos(entries, ck, args.photo_sizes_list, args)
         print(f"photos in {time.perf_counter() - t0:.0f} s", flush=True)
-        key, title, protocol = "ckplus_photos", "CK+ faces in whole photos, end to end", PHOTO_PROTOCOL
-        if args.ckplus_heldout:
-            key, title, protocol = f"{key}_heldout", f"{title}: held-out subjects", f"{HELDOUT_PROTOCOL} {protocol}"
-        doc = {"set": key, "title": title, "protocol": protocol, "rule": RULE,
+        doc = {"set": "ckplus_photos", "title": "CK+ faces in whole photos, end to end", "protocol": PHOTO_PROTOCOL, "rule": RULE,
                "data": {"path": suite._rel(ck), "photos_per_size": detection[0]["photos"] if detection else 0},
                "detection": detection, "provenance": prov, "notes": notes, "models": models, "results": res}  # fmt: skip
-        written += write_set(out, key, doc, args.keep_earlier)
+        written += write_set(out, "ckplus_photos", doc, args.keep_earlier)
     if out.resolve() == OUT.resolve():  # docs/trust.md shows the committed results, never a trial run's
         robustness_tables.main(check=False)
     return written
@@ -204,8 +189,6 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     ap.add_argument("--photo-sizes", default=",".join(map(str, PHOTO_SIZES)), help="face sizes in the photos, px (at most 48: CK+48's own)")
     ap.add_argument("--calm", help="wild_calm64.npz (default: --data-dir/wild_calm64.npz)")
     ap.add_argument("--threads", type=int, default=2, help="torch and ONNX Runtime CPU threads")
-    ap.add_argument("--ckplus-heldout", action="store_true",
-                    help="score CK+ and the photos on CK+'s held-out subjects only (sets ckplus_heldout, ckplus_photos_heldout): for models trained with CK+ mixed in")
     ap.add_argument("--out", default=str(OUT))
     args = ap.parse_args(argv)
     args.sizes_list = suite.parse_sizes(ap, args.sizes)

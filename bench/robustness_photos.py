@@ -1,6 +1,8 @@
 """End to end on whole photos built from CK+ faces: the robustness suite's photo set (bench/robustness.py).
 
-Every CK+48 face (981, 7 classes with contempt, 118 subjects) is put into a photo of its own, at
+Every CK+48 face of the held-out half of its subjects (492 faces of 59 subjects, 7 classes with
+contempt: bench/suite.py's CK+ set, which the shipped model, trained with the other half mixed in,
+never saw) is put into a photo of its own, at
 each face size, when the suite runs (nothing is saved): a 256x256 window of the demo scene's wall
 (``examples/make_scene.py``'s ``backdrop``: a soft gradient with mild texture) at a random place,
 mirrored half of the time and made lighter or darker, turned gray as CK+'s faces are; the face is
@@ -41,24 +43,20 @@ from lrfer.evaluate.end_to_end import end_to_end_report
 from lrfer.infer.detect import DEFAULT_DETECTOR, create_detector
 from lrfer.infer.photo_eval import match
 from lrfer.infer.recognizer import Recognizer
+from suite import CKPLUS_HELDOUT_FOLDS
 
 PHOTO = 256  # side of each photo, px
-HELDOUT_FOLDS = 2  # a model trained with CK+ mixed in (extra_train) holds out fold 0 of this many
-HELDOUT_PROTOCOL = (
-    "HELD-OUT SUBJECTS ONLY: the CK+48 faces of the subjects in fold 0 of 2 (lrfer.data.splits.held_out_subjects, seed 0), "
-    "which a model trained with CK+ mixed in (extra_train, extra_train_holdout = 2) never saw; every model is scored on the "
-    "same faces, so the rows compare."
-)
 CHUNK = 64  # photos held in memory at once
 PROTOCOL = (
-    "CK+48: all 981 faces (118 subjects, the last 3 frames of each labelled sequence), one per 256x256 gray photo: a random "
+    "CK+48: the 492 faces of the held-out half of its subjects (59 subjects, fold 0 of 2 of lrfer.data.splits.held_out_subjects; "
+    "the last 3 frames of each labelled sequence), one per 256x256 gray photo: a random "
     "window of the demo scene's textured wall (examples/make_scene.py backdrop), mirrored half the time, lightened or darkened, "
     "with the face shrunk to the size by area resampling (PIL BOX) and pasted at a random place; photos made at run time from "
     "--seed and the size, the same for every model. Each model reads every photo end to end: YuNet (upscale auto, min score "
     "0.5), the crop from the original frame (margin 0.1), the model at its own input size (the peers get the same boxes and "
     "crops through the same lrfer.Recognizer path). A face counts as found when a detection's centre lies in the pasted square "
     "and its side is 0.4-1.6 times the face's; a face not found is a WRONG answer. Scored over the classes each model knows "
-    "(7-class models: the 54 contempt faces left out; the top class over all the model's outputs, so a neutral answer to a "
+    "(7-class models: the 24 contempt faces left out; the top class over all the model's outputs, so a neutral answer to a "
     "CK+ face, which is never neutral, is wrong). CK+48's crops are tight (brow to chin), so these photos favour tight framing: "
     "YuNet's box comes out about the size of the pasted square, close to FER2013's framing."
 )
@@ -81,12 +79,10 @@ class NetClassifier:
         return predict_proba(self.net, x, batch_size=self.batch_size, device=self.device, tta=tta, crop=self.crop, input_size=self.image_size).numpy()
 
 
-def ckplus_faces(path: Path, heldout: bool = False) -> tuple[np.ndarray, np.ndarray]:
-    """CK+48's faces uint8 ``(N, 48, 48)`` and their class names (canonical: angry, contempt, ...);
-    with ``heldout``, only the subjects a model trained with CK+ mixed in never saw."""
-    ck = load_dataset(path)
-    if heldout:
-        ck = held_out_subjects(ck, HELDOUT_FOLDS)[1]
+def ckplus_faces(path: Path) -> tuple[np.ndarray, np.ndarray]:
+    """The faces uint8 ``(N, 48, 48)`` of CK+48's held-out subjects (the set bench/suite.py scores)
+    and their class names (canonical: angry, contempt, ...)."""
+    ck = held_out_subjects(load_dataset(path), CKPLUS_HELDOUT_FOLDS)[1]
     return ck.images[:, 0].numpy(), np.array(ck.classes)[ck.labels.numpy()]
 
 
@@ -164,11 +160,9 @@ def score_photos(classes: Sequence[str], true: np.ndarray, answers: Sequence[Any
     }  # fmt: skip
 
 
-def run_photos(entries: Sequence[Any], path: Path, sizes: Sequence[int], args: Any, log=print,
-               heldout: bool = False) -> tuple[dict[str, Any], list[dict[str, Any]]]:  # fmt: skip
-    """``({model: {classes, n, dropped_label_classes, sweep}}, detection per size)``; with
-    ``heldout``, CK+'s held-out subjects only (:func:`ckplus_faces`)."""
-    faces, true = ckplus_faces(path, heldout)
+def run_photos(entries: Sequence[Any], path: Path, sizes: Sequence[int], args: Any, log=print) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """``({model: {classes, n, dropped_label_classes, sweep}}, detection per size)``."""
+    faces, true = ckplus_faces(path)
     pipes = pipelines(entries, args)
     results: dict[str, Any] = {
         e.name: {"classes": list(e.classes), "n": int(np.isin(true, list(e.classes)).sum()),

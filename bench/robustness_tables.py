@@ -16,7 +16,7 @@ from _common import DOCS, RESULTS, check_flag, pct, source_line, write_blocks
 
 OUT = RESULTS / "robustness"
 DOC = DOCS / "trust.md"
-SET_ORDER = ("fer2013", "ferplus", "ferplus_majority", "ckplus", "calm", "ckplus_photos", "ckplus_heldout", "ckplus_photos_heldout")
+SET_ORDER = ("fer2013", "ferplus", "ferplus_majority", "ckplus", "calm", "ckplus_photos")
 ALERT_COLUMNS = [("neutral_read_negative", "neutral read negative"), ("happy_read_negative", "happy read negative"),
                  ("negative_read_negative", "negative read negative")]  # fmt: skip
 
@@ -37,7 +37,7 @@ def plot_metrics(key: str, sweeps: Mapping[str, Sequence[Mapping[str, Any]]]) ->
     """The panels of a set's figure: what the set measures, the alerting errors it has faces for."""
     if key == "calm":
         return [("neutral_recall", "neutral recall"), ("happy_recall", "happy recall"), *ALERT_COLUMNS[:2]]
-    lead = [("found", "faces found")] if key.startswith("ckplus_photos") else []
+    lead = [("found", "faces found")] if key == "ckplus_photos" else []
     alerts = [c for c in (ALERT_COLUMNS[0], ALERT_COLUMNS[2]) if _measured(sweeps, c[0])]
     return [*lead, ("accuracy", "accuracy"), ("macro_f1", "macro F1"), *alerts]
 
@@ -93,7 +93,7 @@ def set_table(key: str, doc: Mapping[str, Any]) -> str:
     sweeps = {m: r["sweep"] for m, r in res.items()}
     if key == "calm":
         cols = [("accuracy", "accuracy"), ("macro_f1", "macro F1"), ("neutral_recall", "neutral recall"), ("happy_recall", "happy recall"), *ALERT_COLUMNS[:2]]
-    elif key.startswith("ckplus_photos"):
+    elif key == "ckplus_photos":
         cols = [("found", "found"), ("accuracy", "accuracy"), ("accuracy_found", "accuracy of found"), ("macro_f1", "macro F1")]
         cols += [c for c in ALERT_COLUMNS if _measured(sweeps, c[0])]
     else:
@@ -123,7 +123,7 @@ def blocks(docs: Mapping[str, Mapping[str, Any]]) -> list[str]:
     out = glance(docs)
     for key, doc in docs.items():
         out.append(set_table(key, doc))
-        if key.startswith("ckplus_photos"):
+        if key == "ckplus_photos":
             out.append(detection_line(doc))
         out.append(f"Values in %. `bench/results/robustness/{key}.json`, figure `{key}.png`. Source: {source_line(doc)}.")
     notes = list(dict.fromkeys(n for d in docs.values() for n in d.get("notes", [])))

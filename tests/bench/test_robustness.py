@@ -13,7 +13,8 @@ import torch
 from PIL import Image
 
 from lrfer.data.faceset import FaceSet
-from lrfer.data.splits import held_out_subjects
+from lrfer.data.readers import load_dataset
+from lrfer.data.splits import held_out_subjects, image_digests
 
 BENCH = Path(__file__).resolve().parents[2] / "bench"
 FER7 = ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral")
@@ -113,15 +114,15 @@ def test_tables_show_what_the_results_say(bench, monkeypatch, tmp_path):
     assert "| m | 30.0 | 62.3 | 7.0 |" in text  # the glance row
 
 
-def test_heldout_set_keeps_the_subjects_a_ckplus_trained_model_never_saw(bench):
-    """`--ckplus-heldout`: the CK+ set cut to fold 0 of held_out_subjects, under its own key, so a
-    model trained with CK+ mixed in (extra_train) is scored on faces it never saw, beside the others."""
-    groups = np.repeat([f"S{i}" for i in range(6)], 3)
-    faces = FaceSet(torch.arange(18, dtype=torch.uint8).view(18, 1, 1, 1).expand(18, 1, 4, 4).contiguous(), torch.zeros(18, dtype=torch.long),
-                    ("angry",), np.array(["all"] * 18), groups=groups, ids=np.array([str(i) for i in range(18)]))  # fmt: skip
-    ev = bench.robustness.suite.EvalSet("ckplus", "CK+", "all", "ckplus", faces, {"split": "all"})
-    held = bench.robustness.heldout_set(ev)
-    trained = held_out_subjects(faces, 2)[0]
-    assert held.key == "ckplus_heldout" and held.pool == "ckplus" and held.protocol.startswith("HELD-OUT SUBJECTS ONLY")
-    assert 0 < len(held.faces) < 18 and not set(held.faces.groups) & set(trained.groups)
-    assert len(held.faces) + len(trained) == 18
+
+def test_ckplus_is_scored_on_the_subjects_a_ckplus_trained_model_never_saw(bench):
+    """bench/suite.py's CK+ set and the photos hold fold 0 of held_out_subjects only: the shipped
+    model trained on the other half (extra_train), and every model is scored on the same faces."""
+    ck_path = Path(bench.robustness.suite.DEFAULT_DATA_DIR) / "ckplus48.npz"
+    if not ck_path.is_file():
+        pytest.skip(f"{ck_path} not available")
+    ck = load_dataset(ck_path)
+    trained, held = held_out_subjects(ck, bench.robustness.suite.CKPLUS_HELDOUT_FOLDS)
+    faces, true = bench.photos.ckplus_faces(ck_path)
+    assert len(faces) == len(held) and np.array_equal(faces, held.images[:, 0].numpy())
+    assert not set(image_digests(torch.from_numpy(faces)[:, None])) & set(image_digests(trained.images))
