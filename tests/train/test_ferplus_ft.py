@@ -124,7 +124,7 @@ def test_training_prior_counts_the_faces_mixed_in(tmp_path):
     rec = training_prior(clf, faces, "Training")
     ck = held_out_subjects(load_dataset(CKPLUS_NPZ), 2)[0]
     n_ck = int((ck.labels != ck.classes.index("contempt")).sum())
-    assert f"with {n_ck} faces of {CKPLUS_NPZ} (x3)" in rec["source"]
+    assert f"with {n_ck} faces of {CKPLUS_NPZ.name} (x3)" in rec["source"]
     disgust = int((ck.labels == ck.classes.index("disgust")).sum())
     n_train = len(faces.select_split("Training"))
     # FER-like faces have almost no disgust here; CK+'s 3 x disgust faces give it most of its share

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -46,7 +47,7 @@ def training_prior(clf: FaceClassifier, data: FaceSet, split: str) -> dict[str, 
         extra = TrainConfig(extra_train=config["extra_train"], extra_train_holdout=int(config.get("extra_train_holdout", 2)))
         repeat = int(config.get("extra_train_repeat", 1))
         faces = mix_in(faces, clf.prepare(extra_training_faces(extra.validate())), repeat)
-        source += f" with {faces.meta['mixed_in']['faces']} faces of {config['extra_train']} (x{repeat})"
+        source += f" with {faces.meta['mixed_in']['faces']} faces of {Path(config['extra_train']).name} (x{repeat})"
     counts = np.bincount(np.asarray(faces.labels), minlength=len(clf.classes))
     if counts.min() == 0:
         raise LrferError(f"--train-split {split} has no faces of {clf.classes[int(counts.argmin())]}", "give the split the model was trained on")
