@@ -294,7 +294,7 @@ def build_sets(args: argparse.Namespace, note: Callable[[str], None]) -> tuple[d
         ck = held_out_subjects(load_dataset(path), CKPLUS_HELDOUT_FOLDS)[1]
         pools["ckplus"] = Pool("ckplus", ck.images, np.asarray(ck.ids if ck.ids is not None else np.arange(len(ck)).astype(str)), max(ck.image_size))
         sets.append(EvalSet(
-            "ckplus", "CK+ (cross-dataset)",
+            "ckplus", "CK+ (held-out subjects; cross-dataset but for lrfer_default)",
             f"CK+48: the {len(ck)} images (the last 3 frames of each labelled sequence) of the {len(set(ck.groups))} subjects held out "
             f"(fold 0 of {CKPLUS_HELDOUT_FOLDS}, lrfer.data.splits.held_out_subjects, seed 0), which the shipped model, trained with the "
             "other half mixed in, never saw: a CROSS-DATASET number for every other model, not CK+'s subject-independent 10-fold "
