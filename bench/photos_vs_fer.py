@@ -19,8 +19,10 @@ PublicTest, CK+48) are shrunk (area) to S px and pasted, six to a photo, at rand
 A pasted face counts as found when a detection's centre lies inside it and the detection's side is
 0.4 to 1.6 times the face's. Reported per size: recall (faces found / pasted), false detections per
 photo, accuracy over all pasted faces (a missed face counts as wrong: what a user gets) and over
-the faces found. CK+48's contempt faces are left out (fer's model has no contempt class), for every
-pipeline alike; its other six classes are shared by all models.
+the faces found. CK+48's faces come from the half of its subjects held out from the shipped model's
+training (``lrfer.data.splits.held_out_subjects``, fold 0 of 2); its contempt faces are left out
+(fer's model has no contempt class), for every pipeline alike; its other six classes are shared by
+all models.
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ from PIL import Image
 
 from _common import ROOT, add_threads_arg, example_module, provenance
 from lrfer.data.readers import load_dataset
+from lrfer.data.splits import held_out_subjects
 from lrfer.infer.photo_eval import match
 from lrfer.infer.recognizer import Recognizer
 
@@ -158,7 +161,8 @@ def test_faces(name: str, n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
     if name == "fer2013":
         faces = load_dataset(SHARED / "data" / "fer2013.npz").select_split("PublicTest")
     else:
-        faces = load_dataset(SHARED / "data" / "ckplus48.npz")
+        # the subjects the shipped model never saw: it trained on the other half (docs/trust.md, section 8)
+        faces = held_out_subjects(load_dataset(SHARED / "data" / "ckplus48.npz"), 2)[1]
         faces = faces.subset(np.flatnonzero(np.array(faces.classes)[faces.labels.numpy()] != "contempt"))
     idx = np.random.default_rng(seed).permutation(len(faces))[:n]
     sub = faces.subset(idx)
