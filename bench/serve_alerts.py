@@ -33,6 +33,7 @@ the rate uncertain by about as much as the goal's margin.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import itertools
 import json
 import math
@@ -46,6 +47,7 @@ import torch
 
 from _common import DATA, DOCS, RESULTS, add_data_arg, add_threads_arg, load_result, provenance, source_line, write_blocks
 from lrfer.infer.recognizer import Recognizer
+from lrfer.predict.classifier import DEFAULT_CHECKPOINT
 from lrfer.serve.alerts import AlertEngine
 from lrfer.serve.camera import CameraWorker
 from lrfer.serve.config import Camera, Evidence, Model, Rule
@@ -123,8 +125,10 @@ def run_camera(rec: SceneRecognizer, video: Path, truth: dict, t0: float, eviden
             "t0": t0, "evidence": evidence.model_dump()}
 
 
-def scene_run(rec_factory, scenes: Path, pools, name: str, kind: str, minutes: float, seed: int, t0: float, evidence: Evidence) -> tuple[dict, dict]:
-    """The scene's truth and its camera run, made (video, then models) only when not in ``scenes`` already."""
+def scene_run(rec_factory, scenes: Path, pools, name: str, kind: str, minutes: float, seed: int, t0: float, evidence: Evidence,
+              model: str = "") -> tuple[dict, dict]:  # fmt: skip
+    """The scene's truth and its camera run, made (video, then models) only when not in ``scenes``
+    already; a camera run made by another model (``model``: the shipped model's sha256) is made again."""
     truth_path, run_path = scenes / f"{name}.json", scenes / f"{name}.camera.json"
     truth = json.loads(truth_path.read_text()) if truth_path.exists() else None
     if truth is None or truth["minutes"] != minutes or truth["seed"] != seed or not (scenes / truth["video"]).exists():
@@ -133,8 +137,8 @@ def scene_run(rec_factory, scenes: Path, pools, name: str, kind: str, minutes: f
         run_path.unlink(missing_ok=True)
         print(f"  made {name} ({time.perf_counter() - t:.0f} s)", flush=True)
     run = json.loads(run_path.read_text()) if run_path.exists() else None
-    if run is None or run["t0"] != t0 or run["evidence"] != evidence.model_dump():
-        run = run_camera(rec_factory(), scenes / truth["video"], truth, t0, evidence)
+    if run is None or run["t0"] != t0 or run["evidence"] != evidence.model_dump() or run.get("model") != model:
+        run = {**run_camera(rec_factory(), scenes / truth["video"], truth, t0, evidence), "model": model}
         run_path.write_text(json.dumps(run))
         print(f"  analysed {name} ({run['seconds']:.0f} s, {1000 * run['seconds'] / max(run['frames'], 1):.0f} ms/frame)", flush=True)
     return truth, run
@@ -372,7 +376,8 @@ def main() -> None:
         return
     torch.set_num_threads(args.threads)
     rule, evidence, engine_kw = Rule(**key_values(args.rule)), Evidence(**key_values(args.evidence)), key_values(args.engine)
-    prov = provenance("bench/serve_alerts.py", seed=args.seeds[0], seeds=args.seeds)
+    model = hashlib.sha256(DEFAULT_CHECKPOINT.read_bytes()).hexdigest()
+    prov = provenance("bench/serve_alerts.py", seed=args.seeds[0], seeds=args.seeds, model_sha256=model)
     tmp = None if args.scenes else tempfile.TemporaryDirectory(prefix="lrfer-scenes-")
     folder = Path(args.scenes or tmp.name)
     folder.mkdir(parents=True, exist_ok=True)
@@ -385,7 +390,7 @@ def main() -> None:
     for set_seed in args.seeds:
         (folder / f"seed{set_seed}").mkdir(exist_ok=True)
         names = scene_names(args.calm, args.distressed, set_seed)
-        scenes += [(set_seed, *scene_run(rec, folder / f"seed{set_seed}", pools, name, kind, args.minutes, seed, T0 + k * 86400, evidence))
+        scenes += [(set_seed, *scene_run(rec, folder / f"seed{set_seed}", pools, name, kind, args.minutes, seed, T0 + k * 86400, evidence, model))
                    for k, (name, kind, seed) in enumerate(names)]  # fmt: skip
     frames = sum(r["frames"] for _, _, r in scenes)
     pipeline_s = sum(r["seconds"] for _, _, r in scenes)
