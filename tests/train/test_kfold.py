@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import numpy as np
 import pytest
 
 from lrfer.errors import LrferError
+from lrfer.models import create_model
+from lrfer.models.checkpoint import model_spec, save_checkpoint
 from lrfer.train.config import with_front_end
 from lrfer.train.kfold import cross_validate
 from tests.conftest import make_faceset
@@ -52,3 +55,21 @@ def test_front_end_wraps_the_recipe_model(tmp_path):
     assert with_front_end(cfg) is cfg
     with pytest.raises(LrferError, match="already has a front end"):
         with_front_end(wrapped, stn=True)
+
+
+def test_folds_refuse_weights_that_trained_on_part_of_the_set(tmp_path):
+    """The shipped model saw half of CK+48's subjects (extra_train): folds started from it would
+    score faces it learnt, so cross_validate refuses, in one line, before any training."""
+    faces = grouped_faces(48)
+    source = tmp_path / "ck.npz"
+    faces.meta = {"source": {"format": "npz", "path": str(source), "options": {}}}
+    cfg, _ = tiny_config(tmp_path)
+    model = create_model(cfg.model, num_classes=faces.num_classes, in_chans=1, **cfg.model_kwargs)
+    saw = save_checkpoint(tmp_path / "saw.safetensors", model, model_spec(model, faces.classes, 1, 48), info={"config": {"extra_train": str(source)}})
+    other = save_checkpoint(tmp_path / "other.safetensors", model, model_spec(model, faces.classes, 1, 48), info={"config": {"extra_train": str(tmp_path / "x.npz")}})
+    with pytest.raises(LrferError, match="trained with part of ck.npz mixed in") as err:
+        cross_validate(dataclasses.replace(cfg, init_weights=str(saw)), faces, tmp_path / "cv", k=2)
+    assert "never saw this set" in str(err.value.args)
+    assert not (tmp_path / "cv").exists()
+    s = cross_validate(dataclasses.replace(cfg, init_weights=str(other), epochs=1), faces, tmp_path / "cv2", k=2, folds=[0])
+    assert s["folds_done"] == 1

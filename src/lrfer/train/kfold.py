@@ -24,6 +24,7 @@ from ..data.faceset import FaceSet
 from ..data.splits import subject_kfold
 from ..errors import LrferError
 from ..files import atomic_write_text
+from ..models.checkpoint import load_checkpoint
 from ..progress import Progress, report
 from .config import TrainConfig
 from .engine import fit
@@ -42,6 +43,7 @@ def cross_validate(
     info: Optional[dict] = None,
 ) -> dict:
     """Train and score ``k`` subject-independent folds; returns (and writes) ``kfold.json``."""
+    check_start_never_saw(cfg, faces)
     splits = subject_kfold(faces, k=k, seed=fold_seed)
     todo = list(range(k)) if folds is None else sorted(set(folds))
     bad = [f for f in todo if not 0 <= f < k]
@@ -79,6 +81,22 @@ def cross_validate(
     summary.update({"config": cfg.to_dict(), "fold_seed": fold_seed, "data": faces.name, **(info or {})})
     atomic_write_text(out / "kfold.json", json.dumps(summary, indent=2) + "\n")
     return summary
+
+
+def check_start_never_saw(cfg: TrainConfig, faces: FaceSet) -> None:
+    """Refuse starting weights trained on this very set (``extra_train``): they saw half of its
+    subjects, so every fold would score faces the model had learnt (the shipped model saw CK+48's)."""
+    path = cfg.init_weights_path
+    if not path or Path(path).suffix != ".safetensors":
+        return
+    try:
+        extra = (load_checkpoint(path).info.get("config") or {}).get("extra_train")
+    except LrferError:  # a plain weights file: no training record to read
+        return
+    source = (faces.meta.get("source") or {}).get("path")
+    if extra and source and Path(extra).resolve() == Path(source).resolve():
+        raise LrferError(f"init_weights {cfg.init_weights} was trained with part of {Path(source).name} mixed in (extra_train), so its folds would score faces it saw",
+                         "start from weights that never saw this set, e.g. the GPU stage: --init-weights gpu_stage.safetensors (docs/training.md)")  # fmt: skip
 
 
 def summarize(results: list[dict], k: int) -> dict:
