@@ -14,7 +14,7 @@ from PIL import Image
 from lrfer.cli import main
 from lrfer.models import create_model
 from lrfer.models.checkpoint import model_spec, save_checkpoint
-from tests.conftest import ROOT_DIR, make_faceset
+from tests.conftest import CKPLUS_NPZ, ROOT_DIR, make_faceset
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -304,3 +304,15 @@ def test_webcam_prints_a_line_per_frame_and_stops_at_max_frames(capsys, monkeypa
     lines = out.strip().splitlines()
     assert code == 0 and [l.split("  ")[0] for l in lines[:-1]] == ["frame 0", "frame 1", "frame 2"]
     assert lines[-1].startswith("3 frames, ") and "track_id" not in out  # the webcam prints no track table
+
+
+def test_evaluate_scores_only_the_subjects_a_model_never_saw(capsys, tmp_path):
+    """The shipped model trained with half of CK+48's subjects mixed in: `lrfer evaluate` on CK+48
+    says so and scores the other half, while a model that never saw it is scored on all of it."""
+    if not CKPLUS_NPZ.is_file():
+        pytest.skip(f"{CKPLUS_NPZ} not available")
+    code, out, err = run(capsys, "evaluate", "--data", str(CKPLUS_NPZ), "--no-latency", "--no-progress", "--out", str(tmp_path / "shipped"))
+    assert code == 0 and "subjects it never saw" in err and "n=468" in out  # 492 held-out faces, 24 of them contempt
+    ck = tiny_checkpoint(tmp_path / "fresh.safetensors")
+    code, out, err = run(capsys, "evaluate", "--checkpoint", str(ck), "--data", str(CKPLUS_NPZ), "--no-latency", "--no-progress", "--out", str(tmp_path / "fresh"))
+    assert code == 0 and "never saw" not in err and "n=927" in out  # all 981 faces but the 54 of contempt

@@ -7,6 +7,7 @@ import argparse
 import json
 import math
 import sys
+from pathlib import Path
 from typing import Any, Optional
 
 from ..errors import LrferError
@@ -153,7 +154,27 @@ def load_test_faces(args, model, bars, validated=None):
     ``validated`` (the classifier, or an ensemble's first member) was validated on."""
     faces = load_data(args, bars)
     split = args.split or _default_split(faces, validated or model)
-    return _prepared(model, faces.select_split(split), bars), split
+    return _prepared(model, _unseen(validated or model, faces.select_split(split), bars), bars), split
+
+
+def _unseen(classifier, faces, bars):
+    """``faces`` without the subjects ``classifier`` trained on when it mixed part of this very set
+    into its training (``extra_train``: the shipped model and CK+48), with a note on stderr;
+    otherwise ``faces`` as they are."""
+    from ..data.splits import held_out_subjects
+
+    config = getattr(classifier, "checkpoint", None) and classifier.checkpoint.info.get("config") or {}
+    extra, source = config.get("extra_train"), (faces.meta.get("source") or {}).get("path")
+    if not (extra and source and Path(extra).resolve() == Path(source).resolve()):
+        return faces
+    folds = int(config.get("extra_train_holdout", 2))
+    if not folds:
+        raise LrferError(f"the model trained on all of {Path(source).name} (extra_train), so it cannot be scored on it", "evaluate it on another set")
+    held = held_out_subjects(faces, folds)[1]
+    bars.close()
+    print(f"note: the model trained on part of {Path(source).name}'s subjects (extra_train): scoring the {len(held)} faces "
+          f"of the {len(set(held.groups))} subjects it never saw", file=sys.stderr)  # fmt: skip
+    return held
 
 
 def _default_split(faces, classifier) -> str:
