@@ -161,12 +161,12 @@ def _unseen(classifier, faces, bars):
     """``faces`` without the subjects ``classifier`` trained on when it mixed part of this very set
     into its training (``extra_train``: the shipped model and CK+48), with a note on stderr;
     otherwise ``faces`` as they are."""
-    from ..data.splits import held_out_subjects
+    from ..data.splits import held_out_subjects, mixed_into
 
     config = getattr(classifier, "checkpoint", None) and classifier.checkpoint.info.get("config") or {}
-    extra, source = config.get("extra_train"), (faces.meta.get("source") or {}).get("path")
-    if not (extra and source and Path(extra).resolve() == Path(source).resolve()):
+    if not mixed_into(config, faces):
         return faces
+    source = faces.meta["source"]["path"]
     folds = int(config.get("extra_train_holdout", 2))
     if not folds:
         raise LrferError(f"the model trained on all of {Path(source).name} (extra_train), so it cannot be scored on it", "evaluate it on another set")

@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Sequence
 from dataclasses import replace
+from pathlib import Path
 from typing import Optional
 
 import numpy as np
@@ -213,6 +214,13 @@ def held_out_subjects(faceset: FaceSet, folds: int = 2) -> tuple[FaceSet, FaceSe
         return faceset, faceset.subset(np.zeros(len(faceset), dtype=bool))
     train_idx, test_idx = subject_kfold(faceset, folds, seed=0)[0]
     return faceset.subset(train_idx), faceset.subset(test_idx)
+
+
+def mixed_into(config: dict, faces: FaceSet) -> bool:
+    """Whether a training config (a checkpoint's stored ``info["config"]``) mixed the very file
+    ``faces`` were read from into its training (``extra_train``)."""
+    extra, source = config.get("extra_train"), (faces.meta.get("source") or {}).get("path")
+    return bool(extra and source and Path(extra).resolve() == Path(source).resolve())
 
 
 def mix_in(base: FaceSet, extra: FaceSet, repeat: int = 1) -> FaceSet:

@@ -21,7 +21,7 @@ from typing import Optional, Sequence
 import numpy as np
 
 from ..data.faceset import FaceSet
-from ..data.splits import subject_kfold
+from ..data.splits import mixed_into, subject_kfold
 from ..errors import LrferError
 from ..files import atomic_write_text
 from ..models.checkpoint import load_checkpoint
@@ -90,12 +90,11 @@ def check_start_never_saw(cfg: TrainConfig, faces: FaceSet) -> None:
     if not path or Path(path).suffix != ".safetensors":
         return
     try:
-        extra = (load_checkpoint(path).info.get("config") or {}).get("extra_train")
+        config = load_checkpoint(path).info.get("config") or {}
     except LrferError:  # a plain weights file: no training record to read
         return
-    source = (faces.meta.get("source") or {}).get("path")
-    if extra and source and Path(extra).resolve() == Path(source).resolve():
-        raise LrferError(f"init_weights {cfg.init_weights} was trained with part of {Path(source).name} mixed in (extra_train), so its folds would score faces it saw",
+    if mixed_into(config, faces):
+        raise LrferError(f"init_weights {cfg.init_weights} was trained with part of {Path(faces.meta['source']['path']).name} mixed in (extra_train), so its folds would score faces it saw",
                          "start from weights that never saw this set, e.g. the GPU stage: --init-weights gpu_stage.safetensors (docs/training.md)")  # fmt: skip
 
 
