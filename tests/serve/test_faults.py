@@ -84,8 +84,11 @@ def _newest(db: Path) -> float:
 def _wait_for_data(db: Path, after: float, timeout: float = 60.0) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if db.exists() and _newest(db) > after:
-            return
+        try:
+            if db.exists() and _newest(db) > after:
+                return
+        except sqlite3.OperationalError:  # the file is there before the migrations have made the tables
+            pass
         time.sleep(0.3)
     raise AssertionError("the service wrote no observations")
 
