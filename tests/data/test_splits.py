@@ -18,6 +18,7 @@ from lrfer.data.splits import (
     held_out_subjects,
     image_digests,
     mix_in,
+    mixed_into,
     official_split,
     subject_kfold,
 )
@@ -151,6 +152,17 @@ def test_mix_in_puts_the_extra_faces_on_the_base_classes_size_and_targets():
         mix_in(base, extra, repeat=0)
     with pytest.raises(LrferError, match="no faces of the classes"):
         mix_in(base, replace(extra, classes=("contempt", "disgust", "fear")))
+
+
+def test_mixed_into_knows_the_set_by_its_name_wherever_it_lives(tmp_path):
+    """A checkpoint keeps the path of the machine it trained on; a clean clone reads the same set
+    from another folder (the CI run that found this had ../shared at another path)."""
+    faces = replace(make_set([1], [0]), meta={"source": {"format": "npz", "path": str(tmp_path / "elsewhere" / "ckplus48.npz")}})
+    assert mixed_into({"extra_train": "/work/shared/data/ckplus48.npz"}, faces)
+    assert mixed_into({"extra_train": str(tmp_path / "elsewhere" / "ckplus48.npz")}, faces)
+    assert not mixed_into({"extra_train": "/work/shared/data/jaffe.npz"}, faces)
+    assert not mixed_into({}, faces) and not mixed_into({"extra_train": None}, faces)
+    assert not mixed_into({"extra_train": "/work/shared/data/ckplus48.npz"}, replace(faces, meta={}))
 
 
 def test_held_out_subjects_of_ckplus48_are_fixed_and_never_shared(shared_ck):
