@@ -13,11 +13,12 @@ import torch
 from lrfer.data.labels import CANONICAL
 from lrfer.data.readers import load_dataset
 from lrfer.data.splits import held_out_subjects, image_digests
+from lrfer.errors import LrferError
 from lrfer.models.checkpoint import load_checkpoint
 from lrfer.predict.classifier import DEFAULT_CHECKPOINT, FaceClassifier
 from lrfer.train.config import load_config
 from lrfer.train.engine import _prepare_data, fit
-from lrfer.train.prior import target_shares, training_prior
+from lrfer.train.prior import extra_train_path, target_shares, training_prior
 from tests.conftest import CKPLUS_NPZ, make_faceset
 
 FER7 = CANONICAL[:7]
@@ -129,3 +130,14 @@ def test_training_prior_counts_the_faces_mixed_in(tmp_path):
     n_train = len(faces.select_split("Training"))
     # FER-like faces have almost no disgust here; CK+'s 3 x disgust faces give it most of its share
     assert rec["shares"]["disgust"] > 3 * disgust / (n_train + 3 * n_ck) * 0.9
+
+
+def test_the_set_mixed_in_is_found_beside_the_data_when_its_path_is_gone(tmp_path):
+    """A checkpoint keeps the path it trained at (the shipped model's CK+48 is at /work/shared/data);
+    on another machine the file of that name beside the data is taken, else one clear line."""
+    (tmp_path / "ckplus48.npz").write_bytes(b"")
+    data = dataclasses.replace(make_faceset(4, classes=FER7, size=8), meta={"source": {"path": str(tmp_path / "fer2013.npz")}})
+    assert extra_train_path("/nowhere/ckplus48.npz", data) == tmp_path / "ckplus48.npz"
+    assert extra_train_path(str(tmp_path / "ckplus48.npz"), data) == tmp_path / "ckplus48.npz"
+    with pytest.raises(LrferError, match="neither there nor beside"):
+        extra_train_path("/nowhere/jaffe.npz", data)

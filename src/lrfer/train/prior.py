@@ -35,6 +35,21 @@ def target_shares(faces: FaceSet, cfg: Any) -> np.ndarray:
     return shares / shares.sum()
 
 
+def extra_train_path(stored: str, data: FaceSet) -> Path:
+    """The set a checkpoint mixed in (``extra_train``) on this machine: the path it trained at, else
+    the file of that name beside ``data``'s (the shipped model trained at /work/shared/data; a
+    user's CK+48 sits beside their fer2013.npz)."""
+    path = Path(stored)
+    if path.exists():
+        return path
+    source = (data.meta.get("source") or {}).get("path")
+    beside = Path(source).parent / path.name if source else None
+    if beside is not None and beside.exists():
+        return beside
+    raise LrferError(f"the model mixed {path.name} into its training (extra_train {stored}), and it is neither there nor beside {data.name}",
+                     f"put {path.name} beside the data file to count its faces in the training shares")
+
+
 def training_prior(clf: FaceClassifier, data: FaceSet, split: str) -> dict[str, Any]:
     """The class-share record of ``split`` of ``data`` for the classifier ``clf``:
     the shares of the targets its stored config trained on, with the label counts as the source."""
@@ -44,7 +59,7 @@ def training_prior(clf: FaceClassifier, data: FaceSet, split: str) -> dict[str, 
     config = clf.checkpoint.info.get("config") or {}
     source = f"{data.name} {split}"
     if config.get("extra_train"):  # the faces mixed into the split trained the model too, each as often as it saw them
-        extra = TrainConfig(extra_train=config["extra_train"], extra_train_holdout=int(config.get("extra_train_holdout", 2)))
+        extra = TrainConfig(extra_train=str(extra_train_path(config["extra_train"], data)), extra_train_holdout=int(config.get("extra_train_holdout", 2)))
         repeat = int(config.get("extra_train_repeat", 1))
         faces = mix_in(faces, clf.prepare(extra_training_faces(extra.validate())), repeat)
         source += f" with {faces.meta['mixed_in']['faces']} faces of {Path(config['extra_train']).name} (x{repeat})"
