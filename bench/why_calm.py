@@ -26,6 +26,7 @@ of docs/trust.md. About 3 minutes on 2 CPU threads.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import sys
 from collections import Counter
@@ -110,7 +111,10 @@ def framing(clf: FaceClassifier, calm: FaceSet, fer: FaceSet, zooms: tuple[float
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
     torch.set_num_threads(args.threads)
-    prov = provenance("bench/why_calm.py", machine=None, checkpoint=str(args.checkpoint))
+    shipped = Path(args.checkpoint).resolve() == DEFAULT_CHECKPOINT.resolve()
+    digest = hashlib.sha256(Path(args.checkpoint).read_bytes()).hexdigest()
+    model = f"the shipped model, sha256 `{digest[:12]}`" if shipped else f"`{Path(args.checkpoint).name}`, sha256 `{digest[:12]}`"
+    prov = provenance("bench/why_calm.py", model=model, model_sha256=digest)
     fer, calm_path = load_dataset(args.data), Path(args.data).parent / "wild_calm64.npz"
     if fer.soft_labels is None:
         raise LrferError(f"{args.data} has no FERPlus votes", "give the fer2013.npz of ../shared/data, which holds them")
@@ -132,7 +136,7 @@ def tables(doc: dict) -> list[str]:
     t, pr = lab["PublicTest"], doc["price"]
     summary = (f"They differ on {pct(lab['Training']['differ'])} % of Training's {lab['Training']['n']:,} voted faces and {pct(t['differ'])} % of PublicTest's "
                f"{t['n']:,}. On {t['n_negative_crowd_neutral']} PublicTest faces ({pct(t['negative_crowd_neutral'])} %) FER2013 says negative and the crowd "
-               f"neutral; the model (`{Path(doc['provenance']['checkpoint']).name}`) gives {pct(pr['read_as_label'])} % of them FER2013's label, "
+               f"neutral; the model ({doc['provenance']['model']}) gives {pct(pr['read_as_label'])} % of them FER2013's label, "
                f"{pct(pr['read_neutral'])} % neutral. A model that read them all as the crowd does would lose {pr['points_at_stake']:.1f} points "
                "of PublicTest accuracy on them alone.")  # fmt: skip
     zoom = ["| zoom | calm neutral recall | calm neutral read negative | calm happy recall | PublicTest accuracy |", "|---:|---:|---:|---:|---:|"]
