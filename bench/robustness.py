@@ -3,6 +3,7 @@ as well as on FER2013, scored for what alerts need.
 
     python bench/robustness.py [--models default,peers] [--checkpoint CKPT ...] [--sizes 48,24,16]
                                [--photo-sizes 48,32,24,17,12] [--datasets fer2013,ferplus,ferplus_majority,ckplus,calm,photos]
+                               [--set KEY=PATH ...]
     python bench/robustness_tables.py [--check]        # the tables of docs/trust.md from the results
 
 The models (the shipped default, each ``--checkpoint``, the five peer Keras models of
@@ -16,6 +17,12 @@ size as it degrades them (:func:`suite.predict_sizes`); two sets are added:
   end by lrfer's detector and crop and then each model (bench/robustness_photos.py says how the
   photos are made and what they favour); a face not found counts as wrong.
 
+- ``--set KEY=PATH`` (repeatable): a labelled set of one's own, in any format lrfer reads (RAF-DB,
+  SFEW, an AffectNet-style or any class-per-folder tree, JAFFE, CK+, a ``.npz``): the sets this
+  project does not hold, for whoever does. Its faces are made grayscale (every model here reads
+  grayscale) and read at their own size and degraded to each size below it, as the calm set is;
+  it writes ``KEY.json`` and ``KEY.png``. ``--datasets none --set rafdb=RAF-DB/`` runs it alone.
+
 Unlike bench/suite.py, every answer here is the model's top class over ALL its outputs (what a
 deployment acts on); faces of classes the model does not know are left out. Per set, model and
 size: accuracy and macro F1, and the errors that matter for alerting
@@ -28,8 +35,10 @@ machine, date, seed, command) and ``<set>.png`` beside it, then docs/trust.md's 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import platform
+import re
 import shlex
 import sys
 import time
@@ -82,6 +91,21 @@ def calm_set(args: argparse.Namespace) -> tuple[suite.Pool, suite.EvalSet]:
     return pool, suite.EvalSet("calm", "Calm in-the-wild faces (happy and neutral, 64 px)", CALM_PROTOCOL, "calm", faces, data)
 
 
+def own_set(key: str, path: Path) -> tuple[suite.Pool, suite.EvalSet]:
+    """A set the user brought (``--set KEY=PATH``), read by lrfer's readers, as a pool and a set."""
+    if not path.exists():
+        raise LrferError(f"--set {key}: {path} is not here", "give the path of a labelled set lrfer reads (a class-per-folder tree, RAF-DB, JAFFE, a .npz)")
+    faces = load_dataset(path)
+    if faces.in_chans != 1:
+        faces = faces.to_grayscale()
+    faces = dataclasses.replace(faces, ids=np.array([f"{key}:{i}" for i in range(len(faces))]))  # the pool's rows, whatever the reader gives
+    counts = ", ".join(f"{c} {int(k)}" for c, k in zip(faces.classes, faces.class_counts()) if k)
+    protocol = (f"A set of the user's own ({faces.name}, read by lrfer's readers): {len(faces):,} faces of {max(faces.image_size)} px, {counts}; "
+                "made grayscale, as every model here reads, and read at its own size and degraded to each smaller one.")  # fmt: skip
+    pool = suite.Pool(key, faces.images, np.asarray(faces.ids), max(faces.image_size))
+    return pool, suite.EvalSet(key, f"{key} ({path.name})", protocol, key, faces, {"path": suite._rel(path), "split": "all"})
+
+
 def score(entry: suite.Entry, ev: suite.EvalSet, pool: suite.Pool, probs: dict[int, torch.Tensor]) -> dict[str, Any]:
     """One model on one set at each size, by :data:`RULE`."""
     true = np.array(ev.faces.classes)[ev.faces.labels.numpy()]
@@ -111,7 +135,8 @@ def run_face_sets(entries, pools, sets, args, progress) -> dict[str, dict[str, A
     for entry in entries:
         t0 = time.perf_counter()
         for pool in pools.values():
-            sizes = sorted({*args.sizes_list, pool.native}) if pool.key == "calm" else args.sizes_list
+            native = pool.key == "calm" or pool.key in dict(args.own_sets)  # read at their own size too
+            sizes = sorted({*args.sizes_list, pool.native}) if native else args.sizes_list
             probs = suite.predict_sizes(entry, pool, sizes, args, progress)
             for ev in (e for e in sets if e.pool == pool.key):
                 res = results[ev.key][entry.name] = score(entry, ev, pool, probs)
@@ -142,7 +167,7 @@ def run(args: argparse.Namespace, argv: list[str]) -> list[Path]:
         notes.append(msg)
         print(f"note: {msg}", flush=True)
 
-    wanted = [d.strip() for d in args.datasets.split(",") if d.strip()]
+    wanted = [d.strip() for d in args.datasets.split(",") if d.strip() and d.strip() != "none"]
     unknown = [d for d in wanted if d not in DATASETS]
     if unknown:
         raise LrferError(f"unknown dataset(s) {', '.join(unknown)} in --datasets", "choose from: " + ", ".join(DATASETS))
@@ -151,6 +176,11 @@ def run(args: argparse.Namespace, argv: list[str]) -> list[Path]:
     if "calm" in wanted:
         pool, ev = calm_set(args)
         pools[pool.key], sets = pool, [*sets, ev]
+    for key, path in args.own_sets:
+        pool, ev = own_set(key, path)
+        pools[pool.key], sets = pool, [*sets, ev]
+    if not sets and "photos" not in wanted:
+        raise LrferError("no set to score", f"list sets in --datasets ({', '.join(DATASETS)}) or give --set KEY=PATH")
     entries = suite.build_models(args, note)
     command = "python " + " ".join(shlex.quote(a) for a in ["bench/robustness.py", *argv])
     machine = f"{platform.node()}: {cpu_model()}, {torch.get_num_threads()} torch threads, device {args.device}"
@@ -181,6 +211,19 @@ def run(args: argparse.Namespace, argv: list[str]) -> list[Path]:
     return written
 
 
+def parse_own_sets(ap: argparse.ArgumentParser, items: list[str]) -> list[tuple[str, Path]]:
+    """``--set KEY=PATH`` values: a key that names a results file and is none of the suite's own."""
+    out: list[tuple[str, Path]] = []
+    for item in items:
+        key, sep, path = item.partition("=")
+        if not sep or not path or not re.fullmatch(r"[a-z0-9][a-z0-9_-]{0,39}", key):
+            ap.error(f"--set {item!r}: give KEY=PATH, KEY in lower-case letters, digits, _ or - (e.g. --set rafdb=RAF-DB/)")
+        if key in (*DATASETS, "ckplus_photos") or key in dict(out):
+            ap.error(f"--set {key}: that name is taken (by the suite's own sets or another --set); choose another")
+        out.append((key, Path(path)))
+    return out
+
+
 def parse_args(argv: list[str]) -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
     suite.add_model_data_args(ap)
@@ -188,9 +231,12 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     ap.add_argument("--sizes", default=",".join(map(str, DEFAULT_SIZES)), help="face sizes of the face sets, px (the calm set is also read at 64)")
     ap.add_argument("--photo-sizes", default=",".join(map(str, PHOTO_SIZES)), help="face sizes in the photos, px (at most 48: CK+48's own)")
     ap.add_argument("--calm", help="wild_calm64.npz (default: --data-dir/wild_calm64.npz)")
+    ap.add_argument("--set", action="append", default=[], metavar="KEY=PATH",
+                    help="a labelled set of your own, any format lrfer reads (RAF-DB, SFEW, class folders, JAFFE, .npz); repeatable")
     ap.add_argument("--threads", type=int, default=2, help="torch and ONNX Runtime CPU threads")
     ap.add_argument("--out", default=str(OUT))
     args = ap.parse_args(argv)
+    args.own_sets = parse_own_sets(ap, args.set)
     args.sizes_list = suite.parse_sizes(ap, args.sizes)
     args.photo_sizes_list = suite.parse_sizes(ap, args.photo_sizes, "--photo-sizes")
     if max(args.photo_sizes_list) > 48:

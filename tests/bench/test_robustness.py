@@ -5,6 +5,7 @@ and test_end_to_end.py)."""
 from __future__ import annotations
 
 import argparse
+import json
 from pathlib import Path
 
 import numpy as np
@@ -126,3 +127,26 @@ def test_ckplus_is_scored_on_the_subjects_a_ckplus_trained_model_never_saw(bench
     faces, true = bench.photos.ckplus_faces(ck_path)
     assert len(faces) == len(held) and np.array_equal(faces, held.images[:, 0].numpy())
     assert not set(image_digests(torch.from_numpy(faces)[:, None])) & set(image_digests(trained.images))
+
+
+def test_a_set_of_ones_own_is_scored_at_its_size_and_below(bench, tmp_path, capsys):
+    """--set KEY=PATH: a class-per-folder set (RGB, 40 px) is read by lrfer's readers, made grey,
+    and every model is scored on it at 40 px and each smaller size; its own results file."""
+    rng = np.random.default_rng(0)
+    for cls in ("happy", "sad", "neutral"):
+        (tmp_path / "mine" / cls).mkdir(parents=True)
+        for k in range(3):
+            Image.fromarray(rng.integers(0, 255, (40, 40, 3), dtype=np.uint8)).save(tmp_path / "mine" / cls / f"{k}.png")
+    out = tmp_path / "out"
+    code = bench.robustness.main(["--models", "default", "--datasets", "none", "--set", f"mine={tmp_path / 'mine'}", "--sizes", "24,16", "--out", str(out)])
+    assert code == 0
+    doc = json.loads((out / "mine.json").read_text())
+    rows = doc["results"]["lrfer_default"]["sweep"]
+    assert [r["size"] for r in rows] == [16, 24, 40] and all(r["n"] == 9 and 0 <= r["accuracy"] <= 1 for r in rows)
+    assert doc["data"]["class_counts"] == {"happy": 3, "neutral": 3, "sad": 3} and "grayscale" in doc["protocol"]
+    assert (out / "mine.png").is_file()
+    assert bench.robustness.main(["--models", "default", "--datasets", "none", "--set", f"gone={tmp_path / 'nowhere'}", "--out", str(out)]) == 2
+    assert "--set gone:" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exc:
+        bench.robustness.parse_args(["--set", "calm=x"])  # the suite's own name
+    assert exc.value.code == 2
