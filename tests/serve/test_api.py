@@ -340,6 +340,33 @@ def test_ingest_is_idempotent_and_feeds_the_views(site):
     assert {("camera.add", cam), ("observations.delete", cam), ("export", cam), ("camera.delete", cam)} <= actions
 
 
+def test_mood_through_the_day_folds_days_onto_local_hours(site):
+    """GET /api/profile: two Mondays' 08:00 UTC observations are Berlin's 09:00 (UTC+1 in winter),
+    over both days; a bad zone or day is one line, an unknown camera 404."""
+    worker, _ = site.add_token("worker")
+    cam = f"day-{uuid.uuid4().hex[:6]}"
+    site.admin.post("/api/cameras", json={"id": cam, "url": "rtsp://10.0.0.9/stream", "enabled": False}).raise_for_status()
+    monday = 1_767_600_000.0  # 2026-01-05 08:00 UTC
+    with site.bearer(worker) as w:
+        for day in (0, 7):
+            w.post("/api/ingest", json=_batch(cam, tracks=3, buckets=12, t0=monday + day * 86400)).raise_for_status()
+    q = {"camera": cam, "start": monday - 86400, "end": monday + 9 * 86400, "tz": "Europe/Berlin"}
+    prof = site.staff.get("/api/profile", params=q).json()
+    h9 = prof["hours"][9]
+    assert len(prof["hours"]) == 24 and prof["tz"] == "Europe/Berlin" and prof["camera"] == cam
+    assert h9["days"] == 2 and h9["tracks"] == 3 and h9["certain"] == 2 * 3 * 12 * 8
+    assert h9["shares"]["sad"] == pytest.approx((0.8 + 0.1 + 0.1) / 3, abs=1e-3)
+    assert all(h["shares"]["sad"] is None for h in prof["hours"] if h["hour"] != 9)
+    assert site.staff.get("/api/profile", params={**q, "days": "tue,wed"}).json()["hours"][9]["days"] == 0
+    r = site.staff.get("/api/profile", params={**q, "tz": "Mars/Olympus"})
+    assert r.status_code == 422 and r.json()["detail"].startswith("tz: unknown time zone 'Mars/Olympus'")
+    r = site.staff.get("/api/profile", params={**q, "days": "funday"})
+    assert r.status_code == 422 and r.json()["detail"].startswith("days: unknown day funday")
+    assert site.staff.get("/api/profile", params={"camera": "nope"}).status_code == 404
+    assert site.anon.get("/api/profile").status_code == 401
+    assert site.admin.delete(f"/api/cameras/{cam}").status_code == 200
+
+
 def test_alert_lifecycle_and_live_events(site):
     alert = site.service.store.add_alert(AlertEvent("lounge", "", "run-1", "distress", T0, "resident looked distressed for 2 min", {"share": 0.7}))
     got: list = []
@@ -491,11 +518,16 @@ def test_aggregate_only_hides_people(tmp_path):
         with srv.bearer(worker) as w:
             w.post("/api/ingest", json=_batch("till", tracks=2, buckets=2)).raise_for_status()
             w.post("/api/ingest", json=_batch("till", tracks=4, buckets=2, t0=T0 + 60)).raise_for_status()
+            w.post("/api/ingest", json=_batch("till", tracks=2, buckets=2, t0=T0 + 3600)).raise_for_status()  # the next hour: 2 people
         a = srv.login("alice")
         try:
             tl = a.get("/api/timeline", params={"camera": "till", "start": T0, "end": T0 + 120, "bucket": 5}).json()
             shown = {p["t"] - T0: p["shares"]["sad"] for p in tl["points"]}
             assert shown[0] is None and shown[5] is None and shown[60] is not None and tl["aggregate_only"] is True
+            hours = a.get("/api/profile", params={"camera": "till", "start": T0 - 7200, "end": T0 + 7200}).json()["hours"]
+            seen = [h for h in hours if h["frames"]]
+            assert len(seen) == 2 and all(h["hidden"] and h["shares"]["sad"] is None for h in seen if h["tracks"] < 3)
+            assert any(h["shares"]["sad"] is not None for h in seen)  # the hour with 4 people is shown
             for path in ("/api/tracks?camera=till", "/api/export.csv?camera=till"):
                 r = a.get(path)
                 assert r.status_code == 403 and "aggregate-only" in r.json()["detail"]

@@ -96,6 +96,10 @@ def test_dashboard_end_to_end(tmp_path):
             drawn = page.eval_on_selector_all("#timeline .scatterlayer .trace path.js-fill", "ps => ps.map(p => (p.getAttribute('d') || '').length)")
             assert len(drawn) >= 2 and max(drawn) > 40, drawn  # Plotly drew filled areas, not empty traces
             expect(page.locator("#tracks tbody tr").first).to_be_visible()
+            # mood through the day: this hour's bars, in the browser's time zone
+            page.wait_for_function("() => +document.querySelector('#profile')?.dataset.hours > 0")
+            assert page.locator("#profile .barlayer .trace").count() >= 1
+            expect(page.locator("#profile-note")).to_contain_text("times in")
             page.wait_for_function("() => document.querySelector('#snapshot').naturalWidth > 0")
             shot("camera")
 

@@ -7,14 +7,17 @@ import io
 import itertools
 import time
 from typing import Iterator, Optional
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import StreamingResponse
 
 from .api_common import audit, iso, known_camera, pick_bucket, service, time_range, with_iso
 from .auth import Admin, User
+from .profile import HOUR, day_profile, parse_days
 
 router = APIRouter()
+PROFILE_DAYS = 28  # four weeks: each weekday four times
 _PEEK_ROWS = 1000  # rows read before the CSV header is written: their probability columns make it
 
 
@@ -23,9 +26,9 @@ def _aggregate_only(request: Request, what: str) -> None:
         raise HTTPException(403, f"{what} is off in aggregate-only privacy mode (privacy.aggregate_only): only zone and camera shares are shown")
 
 
-def hide_small_buckets(data: dict, min_people: int) -> dict:
-    """Aggregate-only privacy: a bucket's shares are shown only when ``min_people`` tracks made them."""
-    for p in data.get("points", []):
+def hide_small_buckets(data: dict, min_people: int, key: str = "points") -> dict:
+    """Aggregate-only privacy: a bucket's (or an hour's) shares are shown only when ``min_people`` tracks made them."""
+    for p in data.get(key, []):
         if (p.get("tracks") or 0) < min_people:
             p["shares"] = dict.fromkeys(p.get("shares") or data.get("classes", []))
             p["hidden"] = True
@@ -67,6 +70,42 @@ def timeline(
         "aggregate_only": privacy.aggregate_only,
         "min_people": privacy.min_people if privacy.aggregate_only else None,
     }
+
+
+@router.get("/api/profile", tags=["data"])
+def profile(
+    request: Request,
+    _: User,
+    camera: Optional[str] = None,
+    zone: Optional[str] = None,
+    start: Optional[str] = None,
+    end: Optional[str] = None,
+    tz: str = "UTC",
+    days: str = "",
+) -> dict:
+    """Mood through the day: shares of each expression per hour of the day (0-23 in ``tz``, an IANA
+    zone such as Europe/Berlin), over certain faces only, from the hourly rollups of the range.
+
+    ``camera`` empty: every camera; ``start``/``end``: epoch seconds or ISO 8601 (default: the last
+    28 days); ``days``: mon ... sun comma-separated, ``weekdays``, ``weekend`` (default: all).
+    Each hour has its ``tracks`` (the most people in one hour window) and the ``days`` it is over."""
+    svc = service(request)
+    cam = known_camera(request, camera)
+    t0, t1 = time_range(start, end, time.time(), default_seconds=PROFILE_DAYS * 86400)
+    try:
+        where = ZoneInfo(tz)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise HTTPException(422, f"tz: unknown time zone {tz!r}: give an IANA name such as Europe/Berlin or UTC") from None
+    try:
+        wanted = parse_days(days)
+    except ValueError as err:
+        raise HTTPException(422, f"days: {err}") from None
+    data = day_profile(svc.store.rollup_rows(cam, zone or None, t0, t1, HOUR), where, wanted)
+    privacy = svc.config.privacy
+    if privacy.aggregate_only:
+        hide_small_buckets(data, privacy.min_people, "hours")
+    return {**data, "camera": cam, "zone": zone or None, "start": t0, "end": t1, "start_iso": iso(t0), "end_iso": iso(t1),
+            "aggregate_only": privacy.aggregate_only, "min_people": privacy.min_people if privacy.aggregate_only else None}  # fmt: skip
 
 
 @router.get("/api/tracks", tags=["data"])

@@ -210,7 +210,7 @@ class Store(Accounts):
         k-anonymity threshold needs."""
         bucket = max(1, int(bucket))
         res = next((r for r in sorted(ROLLUP_WINDOWS, reverse=True) if bucket >= r and bucket % r == 0), None)
-        rows = self._rollup_rows(camera_id, zone, start, end, res) if res else self._observation_rows(camera_id, zone, start, end)
+        rows = self.rollup_rows(camera_id, zone, start, end, res) if res else self._observation_rows(camera_id, zone, start, end)
         points: dict[float, dict] = {}
         classes: list[str] = []
         people: dict[float, dict[float, int]] = {}  # bucket -> window -> tracks, summed over zones
@@ -234,7 +234,9 @@ class Store(Accounts):
             out.append(p)
         return {"classes": classes, "bucket": bucket, "start": start, "end": end, "points": out}
 
-    def _rollup_rows(self, camera_id, zone, start, end, res) -> Iterator[tuple]:
+    def rollup_rows(self, camera_id: Optional[str], zone: Optional[str], start: float, end: float, res: int) -> Iterator[tuple]:
+        """``(window start, frames, certain, tracks, sums)`` of the ``res``-second rollup windows
+        (one of ROLLUP_WINDOWS) starting in ``[start, end)``, per camera and zone."""
         q = sa.select(rollups).where(rollups.c.res == res, rollups.c.start >= start, rollups.c.start < end)
         if camera_id:
             q = q.where(rollups.c.camera_id == camera_id)

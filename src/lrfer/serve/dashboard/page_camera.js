@@ -1,5 +1,6 @@
 // One camera: the mood timeline (stacked shares of each expression, Plotly), its tracks with the time
 // spent in each expression (not in aggregate-only mode), and the live snapshot (faces blurred).
+import { profileSection } from "./profile.js";
 import { act, ago, api, ask, badge, clear, color, duration, el, moodBar, session, toast, when } from "./ui.js";
 
 const RANGES = [
@@ -79,6 +80,7 @@ export async function cameraPage(main, id) {
   const img = el("img", { class: "snapshot", id: "snapshot", alt: `Live view of ${cam.name || cam.id}, faces blurred` });
   const snapNote = el("p", { class: "muted" }, "Live only: snapshots are never stored.");
   const tracksBox = el("div", { id: "tracks" });
+  const daily = profileSection(cam.id);
   const buttons = RANGES.map((r) => el("button", { type: "button", class: "secondary", "aria-pressed": r === range ? "true" : "false",
     onclick: (e) => { range = r; for (const b of buttons) b.setAttribute("aria-pressed", b === e.currentTarget ? "true" : "false"); load(); } }, r.label));
 
@@ -91,6 +93,7 @@ export async function cameraPage(main, id) {
         el("div", { class: "row" }, el("h2", { id: "tl-title", style: { margin: 0 } }, "Mood timeline"), el("div", { class: "row", role: "group", "aria-label": "Range" }, buttons)),
         chart, chartNote),
       el("section", { "aria-labelledby": "live-title" }, el("div", { class: "card" }, el("h2", { id: "live-title" }, "Live view"), img, snapNote), statusBox)),
+    daily.node,
     session.me.aggregate_only ? null : el("section", { class: "card", style: { marginTop: "1rem" }, "aria-labelledby": "tracks-title" }, el("h2", { id: "tracks-title" }, "People seen (anonymous tracks)"), tracksBox));
 
   function drawStatus(st) {
@@ -137,6 +140,7 @@ export async function cameraPage(main, id) {
 
   drawStatus(cam.status);
   await load();
+  daily.load().catch(() => {});
   snapshot();
   let pending = null;
   const onBucket = (e) => {
@@ -148,11 +152,14 @@ export async function cameraPage(main, id) {
   window.addEventListener("lrfer:status", onStatus);
   const snapTimer = setInterval(snapshot, SNAPSHOT_MS);
   const loadTimer = setInterval(() => load().catch(() => {}), 60000);
+  const dailyTimer = setInterval(() => daily.load().catch(() => {}), 300000); // hours move slowly
   return () => {
     window.removeEventListener("lrfer:bucket", onBucket);
     window.removeEventListener("lrfer:status", onStatus);
     clearInterval(snapTimer);
     clearInterval(loadTimer);
+    clearInterval(dailyTimer);
+    daily.purge();
     if (pending) clearTimeout(pending);
     if (snapUrl) URL.revokeObjectURL(snapUrl);
     if (window.Plotly) window.Plotly.purge(chart);
