@@ -98,6 +98,8 @@ export function toast(text, bad = false) {
   const box = document.getElementById("toasts");
   const t = el("div", { class: bad ? "toast bad" : "toast" }, text);
   box.append(t);
+  // at most three at once: a burst of actions must not cover a small screen (the oldest go first)
+  while (box.children.length > 3) box.firstElementChild.remove();
   setTimeout(() => t.remove(), bad ? 8000 : 4000);
 }
 
