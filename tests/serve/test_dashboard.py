@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import expect, sync_playwright
 
-from lrfer.serve.config import Camera, Rule, ServeConfig
+from lrfer.serve.config import Camera, Rule, ServeConfig, Zone
 
 from ._live import PASSWORDS, REPO, LiveServer
 
@@ -27,7 +27,9 @@ def _config(tmp_path: Path) -> ServeConfig:
     cfg = ServeConfig()
     cfg.server.db, cfg.server.data_dir = f"sqlite:///{tmp_path / 'lrfer.sqlite3'}", str(tmp_path)
     cfg.server.bucket_seconds, cfg.server.flush_seconds = 1, 0.5  # data on the page within seconds
-    cfg.cameras = [Camera(id="lounge", name="Lounge", url=str(REPO / "examples" / "far_scene.mp4"), loop=True, fps=2)]
+    # a zone over the left of the view, where the two larger faces are
+    cfg.cameras = [Camera(id="lounge", name="Lounge", url=str(REPO / "examples" / "far_scene.mp4"), loop=True, fps=2,
+                          zones=[Zone(name="sofa", polygon=[[0, 0], [0.6, 0], [0.6, 1], [0, 1]])])]  # fmt: skip
     # the example's faces smile: a rule on smiles raises a real alert through the whole pipeline
     cfg.rules = [Rule(name="smiles", method="window", expressions=["happy"], threshold=0.3, minutes=0.1, min_observations=2, baseline="none", cooldown_minutes=60)]
     return cfg
@@ -100,6 +102,11 @@ def test_dashboard_end_to_end(tmp_path):
             page.wait_for_function("() => +document.querySelector('#profile')?.dataset.hours > 0")
             assert page.locator("#profile .barlayer .trace").count() >= 1
             expect(page.locator("#profile-note")).to_contain_text("times in")
+            # one zone's charts: the timeline and the day's hours for the sofa alone
+            page.locator("#zone").select_option("sofa")
+            page.wait_for_function("() => document.querySelector('#timeline').dataset.zone === 'sofa' && +document.querySelector('#timeline').dataset.points > 0")
+            page.wait_for_function("() => document.querySelector('#profile').dataset.zone === 'sofa' && +document.querySelector('#profile').dataset.hours > 0")
+            expect(page.locator("#timeline-note")).to_contain_text("zone “sofa”")
             page.wait_for_function("() => document.querySelector('#snapshot').naturalWidth > 0")
             shot("camera")
 

@@ -80,7 +80,12 @@ export async function cameraPage(main, id) {
   const img = el("img", { class: "snapshot", id: "snapshot", alt: `Live view of ${cam.name || cam.id}, faces blurred` });
   const snapNote = el("p", { class: "muted" }, "Live only: snapshots are never stored.");
   const tracksBox = el("div", { id: "tracks" });
-  const daily = profileSection(cam.id);
+  // a camera with zones (a shop's till, a lounge's sofa corner): its charts for one zone or the whole view
+  let zone = "";
+  const zoneSelect = (cam.zones || []).length ? el("label", { class: "row" }, "Show",
+    el("select", { class: "inline", id: "zone", onchange: (e) => { zone = e.target.value; load(); daily.load().catch(() => {}); } },
+      el("option", { value: "" }, "the whole view"), cam.zones.map((z) => el("option", { value: z.name }, `zone “${z.name}”`)))) : null;
+  const daily = profileSection(cam.id, () => zone);
   const buttons = RANGES.map((r) => el("button", { type: "button", class: "secondary", "aria-pressed": r === range ? "true" : "false",
     onclick: (e) => { range = r; for (const b of buttons) b.setAttribute("aria-pressed", b === e.currentTarget ? "true" : "false"); load(); } }, r.label));
 
@@ -88,6 +93,7 @@ export async function cameraPage(main, id) {
     el("p", {}, el("a", { href: "#/" }, "← All cameras")),
     el("h1", {}, cam.name || cam.id),
     muting,
+    zoneSelect,
     el("div", { class: "split" },
       el("section", { class: "card", "aria-labelledby": "tl-title" },
         el("div", { class: "row" }, el("h2", { id: "tl-title", style: { margin: 0 } }, "Mood timeline"), el("div", { class: "row", role: "group", "aria-label": "Range" }, buttons)),
@@ -109,12 +115,14 @@ export async function cameraPage(main, id) {
     const end = Date.now() / 1000;
     const q = new URLSearchParams({ camera: cam.id, start: String(end - range.seconds), end: String(end) });
     if (range.bucket) q.set("bucket", String(range.bucket));
+    if (zone) q.set("zone", zone);
     const data = await api(`/api/timeline?${q}`);
     if (seq !== asked) return;
     drawChart(chart, data);
     chart.dataset.points = String(data.points.length);
+    chart.dataset.zone = zone;
     const hidden = data.points.filter((p) => p.hidden).length;
-    chartNote.textContent = `${data.points.length} ${data.points.length === 1 ? "bucket" : "buckets"} of ${duration(data.bucket)}` +
+    chartNote.textContent = `${data.points.length} ${data.points.length === 1 ? "bucket" : "buckets"} of ${duration(data.bucket)}` + (zone ? ` · zone “${zone}”` : "") +
       (hidden ? ` · ${hidden} hidden (fewer than ${data.min_people} people)` : "") + " · only faces big and sure enough count";
     if (!session.me.aggregate_only) {
       const tq = new URLSearchParams({ camera: cam.id, start: q.get("start"), end: q.get("end"), limit: "50" });

@@ -25,7 +25,7 @@ function drawProfile(node, data) {
 }
 
 // The section and its loader; the camera page calls load() when it loads its timeline.
-export function profileSection(cameraId) {
+export function profileSection(cameraId, zone = () => "") {
   let span = SPANS[1];
   let days = "";
   const chart = el("div", { class: "chart", id: "profile", role: "img", "aria-label": "Mood through the day: share of each expression per hour of the day" });
@@ -44,16 +44,19 @@ export function profileSection(cameraId) {
     const seq = ++asked;
     const end = Date.now() / 1000;
     const q = new URLSearchParams({ camera: cameraId, start: String(end - span.days * 86400), end: String(end), tz: TZ, days });
+    if (zone()) q.set("zone", zone());
     const data = await api(`/api/profile?${q}`);
     if (seq !== asked) return;
     drawProfile(chart, data);
     const shown = data.hours.filter((h) => h.certain && !h.hidden);
     const hidden = data.hours.filter((h) => h.hidden).length;
     chart.dataset.hours = String(shown.length);
+    chart.dataset.zone = zone();
     const most = Math.max(0, ...shown.map((h) => h.days));
     const plural = (n, one, many) => `${n} ${n === 1 ? one : many}`;
     note.textContent = (shown.length ? `${plural(shown.length, "hour", "hours")} of the day with faces, over up to ${plural(most, "day", "days")}` : "No face in this range yet")
-      + (hidden ? ` · ${hidden} hidden (fewer than ${data.min_people} people)` : "") + ` · times in ${data.tz} · only faces big and sure enough count`;
+      + (zone() ? ` · zone “${zone()}”` : "") + (hidden ? ` · ${hidden} hidden (fewer than ${data.min_people} people)` : "")
+      + ` · times in ${data.tz} · only faces big and sure enough count`;
   }
   return { node, load, purge: () => { if (window.Plotly) window.Plotly.purge(chart); } };
 }
