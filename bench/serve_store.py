@@ -5,7 +5,8 @@ present 12 hours a day, about 3 tracks at a time per camera, each living 2 to 10
 observation per track per 5 s bucket (about 6 M rows), and the minute and hour rollups the
 recorder would have written. Rows are bulk-inserted (the recorder's per-bucket path would take
 hours to fill a month); what is measured is the API's reads, through ``lrfer.serve.store.Store``:
-timelines over a month, a day and an hour, the tracks of a day, the alerts list.
+timelines over a month, a day and an hour, the month's mood through the day (per local hour), the
+tracks of a day, the alerts list.
 
 Writes ``bench/results/serve_store.json`` and the table in docs/serve.md; ``--table-only``
 rewrites the table, ``--check`` fails when the page differs from the results file.
@@ -22,12 +23,14 @@ import statistics
 import tempfile
 import time
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import numpy as np
 import sqlalchemy as sa
 
 from _common import DOCS, RESULTS, ROOT, load_result, provenance, write_blocks
 from lrfer.serve.config import Camera
+from lrfer.serve.profile import day_profile, parse_days
 from lrfer.serve.records import AlertEvent
 from lrfer.serve.schema import observations, rollups, tracks
 from lrfer.serve.store import ROLLUP_WINDOWS, Store
@@ -36,6 +39,7 @@ OUT = RESULTS / "serve_store.json"
 CLASSES = ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral")
 DAY0 = 1_798_761_600.0  # 2027-01-01 00:00 UTC
 BUCKET = 5
+BERLIN = ZoneInfo("Europe/Berlin")  # a zone an hour off UTC: the profile folds every window onto a local hour
 
 
 def _postgres():
@@ -120,6 +124,8 @@ def queries(days: int) -> dict:
         "month, all cameras, daily": lambda s: s.timeline(None, *month, 86400),
         "day, one camera, per minute": lambda s: s.timeline("cam1", *day, 60),
         "hour, one camera, per 5 s": lambda s: s.timeline("cam1", *hour, 5),
+        "month through the day, one camera (Berlin)": lambda s: day_profile(s.rollup_rows("cam1", None, *month, 3600), BERLIN),
+        "month through the day, all cameras, weekdays": lambda s: day_profile(s.rollup_rows(None, None, *month, 3600), BERLIN, parse_days("weekdays")),
         "tracks of a day, one camera (200)": lambda s: s.tracks("cam1", *day, limit=200),
         "open alerts (100)": lambda s: s.list_alerts(limit=100),
     }
