@@ -20,6 +20,7 @@ import json
 import math
 import platform
 import statistics
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -43,10 +44,11 @@ BERLIN = ZoneInfo("Europe/Berlin")  # a zone an hour off UTC: the profile folds 
 
 
 def _postgres():
-    """The tests' throwaway PostgreSQL server (loaded by path: bench/ never imports tests as a package)."""
-    spec = importlib.util.spec_from_file_location("pg", ROOT / "tests" / "serve" / "_postgres.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
+    """The tests' throwaway PostgreSQL server, imported as the tests import it (it imports its
+    package's helpers), with the repository root on the path only for that."""
+    if str(ROOT) not in sys.path:
+        sys.path.append(str(ROOT))
+    mod = importlib.import_module("tests.serve._postgres")
     return mod.PostgresServer(Path(tempfile.mkdtemp(prefix="lrfer-bench-pg-")))
 
 

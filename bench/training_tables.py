@@ -173,8 +173,37 @@ def kfold_lines() -> list[str]:
     return lines
 
 
+#: the GPU goals of docs/gpu-queue.md: (what, goal, results file, how to read its figure)
+GOALS = (
+    ("FER2013 PublicTest, 48 px, single model", ">= 74%", "default_model/sweep.json", lambda r: _at(r, 48)),
+    ("FER2013 PublicTest, 48 px, ensemble", ">= 75.5%", "ensemble_fer2013.json", lambda r: _at(r["results"]["ensemble"], 48)),
+    ("FER2013 PublicTest, 24 px", "low-resolution goal", "default_model/sweep.json", lambda r: _at(r, 24)),
+    ("FER2013 PublicTest, 16 px", ">= 66%", "default_model/sweep.json", lambda r: _at(r, 16)),
+    ("FER2013 PublicTest, 12 px", "low-resolution goal", "default_model/sweep.json", lambda r: _at(r, 12)),
+    ("FER2013 PublicTest, 8 px", ">= 50%", "default_model/sweep.json", lambda r: _at(r, 8)),
+    ("FERPlus (`ferplus_multires`, 48 px)", ">= 89%", "suite/ferplus.json", lambda r: _at(r["results"]["ferplus_multires"]["sweep"], 48)),
+    ("CK+ (10-fold)", ">= 98.5%", "kfold_ckplus_from_default_unfrozen.json", lambda r: r["accuracy_pooled"]),
+)
+
+
+def _at(rows: list[dict], size: int) -> float:
+    return next(x["accuracy"] for x in rows if x["size"] == size)
+
+
+def goal_lines() -> list[str]:
+    """The GPU goals beside the figures the results files hold now (the shipped model's sweep, the
+    ensemble, FERPlus and CK+): a table that cannot fall behind a new default."""
+    lines = ["| | goal | now | results file |", "|---|---:|---:|---|"]
+    for what, goal, name, read in GOALS:
+        path = RESULTS / name
+        now = pct(read(json.loads(path.read_text()))) + "%" if path.exists() else ""
+        lines.append(f"| {what} | {goal} | {now} | `bench/results/{name}` |")
+    return ["\n".join(lines), "The FER2013 rows are the shipped model's (`bench/default_model.py`), whichever ships now."]
+
+
 def main() -> None:
     check = check_flag()
+    write_blocks(DOCS / "gpu-queue.md", {"gpu-goals": goal_lines()}, check)
     blocks = {}
     kfold = kfold_lines()
     if kfold:
