@@ -24,7 +24,9 @@ import sys
 import time
 from pathlib import Path
 from types import ModuleType
-from typing import Any, Optional
+from typing import Any, Callable, Optional
+
+from lrfer.files import atomic_write_text
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench" / "results"
@@ -181,6 +183,15 @@ def replace_block(text: str, start: str, end: str, body: list[str]) -> str:
         raise SystemExit(f"the document has no {start} ... {end} block")
     a, b = text.index(start), text.index(end) + len(end)
     return text[:a] + "\n\n".join([start, *body, end]) + text[b:]
+
+
+def save_result(path: Path, doc: dict, plot: Optional[Callable[[dict, Path], None]] = None) -> None:
+    """A results file written atomically (a killed run leaves the old one whole), its figure beside
+    it (``plot(doc, path.png)``), and a line that says so."""
+    atomic_write_text(path, json.dumps(doc, indent=1))
+    if plot is not None:
+        plot(doc, path.with_suffix(".png"))
+    print(f"wrote {path.relative_to(ROOT) if path.is_relative_to(ROOT) else path}")
 
 
 def write_blocks(path: Path, blocks: dict[str, list[str]], check: bool = False) -> bool:

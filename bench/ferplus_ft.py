@@ -43,14 +43,13 @@ from typing import Any, Optional
 import numpy as np
 import torch
 
-from _common import DATA, DOCS, RESULTS, ROOT, add_data_arg, add_threads_arg, load_result, pct, provenance, write_blocks
+from _common import DATA, DOCS, RESULTS, ROOT, add_data_arg, add_threads_arg, load_result, pct, provenance, save_result, write_blocks
 from lrfer.data.readers import load_dataset
 from lrfer.data.splits import held_out_subjects
 from lrfer.errors import LrferError
 from lrfer.evaluate.alerting import calm_summary
 from lrfer.evaluate.metrics import classification_report
 from lrfer.evaluate.sweep import classifier_sweep
-from lrfer.files import atomic_write_text
 from lrfer.models.checkpoint import load_checkpoint
 from lrfer.predict.classifier import DEFAULT_CHECKPOINT, FaceClassifier
 from lrfer.train.config import TrainConfig, load_config
@@ -274,9 +273,7 @@ def main(argv: Optional[list[str]] = None) -> int:
             return 2
         out = RESULTS / args.results
         doc = training_records(doc, load_result(args.results))
-        atomic_write_text(out, json.dumps(doc, indent=1))
-        plot(doc, out.with_suffix(".png"))
-        print(f"wrote {out.relative_to(ROOT)}")
+        save_result(out, doc, plot)
         if out != OUT:  # a second seed's file: docs/trust.md shows the main one
             return 0
     doc = load_result(OUT.name)

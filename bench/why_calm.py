@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import argparse
 import hashlib
-import json
 import sys
 from collections import Counter
 from pathlib import Path
@@ -36,12 +35,11 @@ from typing import Any, Optional
 import numpy as np
 import torch
 
-from _common import DATA, DOCS, RESULTS, ROOT, add_threads_arg, load_result, pct, provenance, write_blocks
+from _common import DATA, DOCS, RESULTS, ROOT, add_threads_arg, load_result, pct, provenance, save_result, write_blocks
 from lrfer.data.faceset import FaceSet
 from lrfer.data.readers import load_dataset
 from lrfer.errors import LrferError
 from lrfer.evaluate.alerting import NEGATIVE, calm_summary
-from lrfer.files import atomic_write_text
 from lrfer.predict.classifier import DEFAULT_CHECKPOINT, FaceClassifier
 
 OUT = RESULTS / "why_calm.json"
@@ -191,9 +189,7 @@ def main(argv: Optional[list[str]] = None) -> int:
         except LrferError as err:
             print(f"error: {err}", file=sys.stderr)
             return 2
-        atomic_write_text(OUT, json.dumps(doc, indent=1))
-        plot(doc, OUT.with_suffix(".png"))
-        print(f"wrote {OUT.relative_to(ROOT)}")
+        save_result(OUT, doc, plot)
     doc = load_result(OUT.name)
     if doc is None:
         print(f"error: {OUT.relative_to(ROOT)} is missing: run python bench/why_calm.py first", file=sys.stderr)

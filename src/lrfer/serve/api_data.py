@@ -35,6 +35,16 @@ def hide_small_buckets(data: dict, min_people: int, key: str = "points") -> dict
     return data
 
 
+def _shares(request: Request, data: dict, key: str, camera: Optional[str], zone: Optional[str], t0: float, t1: float) -> dict:
+    """A timeline's or a day profile's answer: what was asked, and in aggregate-only mode the
+    ``key`` entries (buckets, hours) with fewer than ``min_people`` people hidden."""
+    privacy = service(request).config.privacy
+    if privacy.aggregate_only:
+        hide_small_buckets(data, privacy.min_people, key)
+    return {**data, "camera": camera, "zone": zone or None, "start": t0, "end": t1, "start_iso": iso(t0), "end_iso": iso(t1),
+            "aggregate_only": privacy.aggregate_only, "min_people": privacy.min_people if privacy.aggregate_only else None}  # fmt: skip
+
+
 @router.get("/api/timeline", tags=["data"])
 def timeline(
     request: Request,
@@ -54,22 +64,9 @@ def timeline(
     t0, t1 = time_range(start, end, time.time())
     b = pick_bucket(bucket, t1 - t0, svc.config.server.bucket_seconds)
     data = svc.store.timeline(cam, t0, t1, b, zone=zone or None)
-    privacy = svc.config.privacy
-    if privacy.aggregate_only:
-        hide_small_buckets(data, privacy.min_people)
     for p in data.get("points", []):
         p["time"] = iso(p["t"])
-    return {
-        **data,
-        "camera": cam,
-        "zone": zone or None,
-        "start": t0,
-        "end": t1,
-        "start_iso": iso(t0),
-        "end_iso": iso(t1),
-        "aggregate_only": privacy.aggregate_only,
-        "min_people": privacy.min_people if privacy.aggregate_only else None,
-    }
+    return _shares(request, data, "points", cam, zone, t0, t1)
 
 
 @router.get("/api/profile", tags=["data"])
@@ -101,11 +98,7 @@ def profile(
     except ValueError as err:
         raise HTTPException(422, f"days: {err}") from None
     data = day_profile(svc.store.rollup_rows(cam, zone or None, t0, t1, HOUR), where, wanted)
-    privacy = svc.config.privacy
-    if privacy.aggregate_only:
-        hide_small_buckets(data, privacy.min_people, "hours")
-    return {**data, "camera": cam, "zone": zone or None, "start": t0, "end": t1, "start_iso": iso(t0), "end_iso": iso(t1),
-            "aggregate_only": privacy.aggregate_only, "min_people": privacy.min_people if privacy.aggregate_only else None}  # fmt: skip
+    return _shares(request, data, "hours", cam, zone, t0, t1)
 
 
 @router.get("/api/tracks", tags=["data"])
