@@ -320,6 +320,20 @@ def sweep(prepared: list, base: Rule, engine_kw: dict) -> dict:
             "all_columns": [*grid[0]["rule"], *brief], "all": every}
 
 
+#: face sizes of the episodes' people, px: the model reads small faces worst
+SIZE_BANDS = ((0, 24, "under 24 px"), (24, 36, "24-35 px"), (36, 10_000, "36 px and over"))
+
+
+def within_by_face_size(r: dict) -> list[tuple[str, int, int]]:
+    """``(band, seen people alerted within 3 min, seen people)`` per face-size band, from a result's scenes."""
+    eps = [e for sc in r["scenes"] if sc["kind"] == "distressed" for e in sc["episodes"] if e["seen"]]
+    out = []
+    for lo, hi, what in SIZE_BANDS:
+        band = [e for e in eps if lo <= e["face_px"] < hi]
+        out.append((what, sum(e["time_to_alert"] is not None and e["time_to_alert"] <= WITHIN for e in band), len(band)))
+    return out
+
+
 def table(result: dict) -> list[str]:
     """The results as a Markdown table and its source line (for docs/serve.md, between generated-block markers):
     the rule scored (the defaults unless --rule), and the window rule at its defaults on the same scenes."""
@@ -343,7 +357,9 @@ def table(result: dict) -> list[str]:
     for a, b in zip(result["result"]["per_seed"], result["beside"]["per_seed"]):
         per.append(f"| {a['seed']} | {a['false_per_camera_hour']:.2f} | {f(a['seen_alerted_within_3min'])} of {a['episodes_seen']} | "
                    f"{b['false_per_camera_hour']:.2f} | {f(b['seen_alerted_within_3min'])} of {b['episodes_seen']} |")
-    note = (f"{sc['calm']} calm and {sc['distressed']} distressed scenes of {sc['minutes']:g} min per seed; the first table pools seeds "
+    by_size = " · ".join(f"{what}: {hits} of {n}" for what, hits, n in within_by_face_size(result["result"]))
+    note = (f"Seen* people alerted within 3 min by the default, by their face size: {by_size}. "
+            f"{sc['calm']} calm and {sc['distressed']} distressed scenes of {sc['minutes']:g} min per seed; the first table pools seeds "
             f"{', '.join(map(str, seeds))} (held out: the rules were chosen on seed 0), with 95 % intervals in brackets. "
             f"*seen: at least a minute of certain faces during the episode. From {source_line(result)}.")
     return ["\n".join(lines), "\n".join(per), note]
