@@ -367,6 +367,33 @@ def test_mood_through_the_day_folds_days_onto_local_hours(site):
     assert site.admin.delete(f"/api/cameras/{cam}").status_code == 200
 
 
+def test_face_sizes_say_how_big_the_faces_a_camera_sees_are(site):
+    """GET /api/cameras/{id}/faces: frames per size band, counted by the database, and the advice
+    when most faces are small."""
+    worker, _ = site.add_token("worker")
+    cam = f"far-{uuid.uuid4().hex[:6]}"
+    site.admin.post("/api/cameras", json={"id": cam, "url": "rtsp://10.0.0.9/stream", "enabled": False}).raise_for_status()
+    batch = _batch(cam, tracks=3, buckets=4)
+    for ob in batch["observations"]:  # tracks of 14, 20 and 40 px faces; the 14 px one never certain
+        ob["face_px"] = {"run-0": 14.0, "run-1": 20.0, "run-2": 40.0}[ob["track_key"]]
+        ob["certain"] = 0 if ob["face_px"] < 16 else ob["certain"]
+        ob["probs"] = None if ob["face_px"] < 16 else ob["probs"]
+    with site.bearer(worker) as w:
+        w.post("/api/ingest", json=batch).raise_for_status()
+    got = site.staff.get(f"/api/cameras/{cam}/faces", params={"start": T0, "end": T0 + 60}).json()
+    bands = {b["label"]: b for b in got["bands"]}
+    assert list(bands) == ["under 16 px", "16-23 px", "24-35 px", "36 px and over"] and got["frames"] == 120
+    assert bands["under 16 px"]["share"] == pytest.approx(1 / 3, abs=1e-3) and bands["under 16 px"]["certain_share"] == 0
+    assert bands["16-23 px"]["tracks"] == 1 and bands["16-23 px"]["certain_share"] == pytest.approx(0.8)
+    assert bands["24-35 px"]["frames"] == 0 and bands["24-35 px"]["share"] == 0 and bands["36 px and over"]["frames"] == 40
+    assert got["small_share"] == pytest.approx(2 / 3, abs=1e-3) and "under 24 px" in got["advice"]
+    empty = site.staff.get(f"/api/cameras/{cam}/faces", params={"start": T0 + 3600, "end": T0 + 7200}).json()
+    assert empty["frames"] == 0 and empty["advice"] is None and empty["small_share"] is None
+    assert site.staff.get("/api/cameras/nope/faces").status_code == 404
+    assert site.anon.get(f"/api/cameras/{cam}/faces").status_code == 401
+    assert site.admin.delete(f"/api/cameras/{cam}").status_code == 200
+
+
 def test_alert_lifecycle_and_live_events(site):
     alert = site.service.store.add_alert(AlertEvent("lounge", "", "run-1", "distress", T0, "resident looked distressed for 2 min", {"share": 0.7}))
     got: list = []

@@ -102,6 +102,10 @@ def test_dashboard_end_to_end(tmp_path):
             page.wait_for_function("() => +document.querySelector('#profile')?.dataset.hours > 0")
             assert page.locator("#profile .barlayer .trace").count() >= 1
             expect(page.locator("#profile-note")).to_contain_text("times in")
+            # how big its faces are: the example's three faces, 17 to 48 px, one band each
+            page.wait_for_function("() => +document.querySelector('#face-sizes')?.dataset.frames > 0")
+            assert page.locator("#face-sizes .barlayer .trace").count() >= 3
+            expect(page.locator("#face-sizes-note")).to_contain_text("under 24 px")
             # one zone's charts: the timeline and the day's hours for the sofa alone
             page.locator("#zone").select_option("sofa")
             page.wait_for_function("() => document.querySelector('#timeline').dataset.zone === 'sofa' && +document.querySelector('#timeline').dataset.points > 0")

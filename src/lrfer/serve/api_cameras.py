@@ -10,13 +10,15 @@ from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import Response
 from pydantic import BaseModel, ConfigDict, Field
 
-from .api_common import JSONBody, OptionalBody, audit, known_camera, service, validate_model, with_iso
+from .api_common import JSONBody, OptionalBody, audit, iso, known_camera, service, time_range, validate_model, with_iso
 from .auth import Admin, Principal, User
 from .config import Camera
 from .records import CameraStatus
+from .store import FACE_EDGES
 
 router = APIRouter()
 _STATUS_TIMES = ("since", "last_frame_at")
+SMALL_FACE_PX = FACE_EDGES[1]  # 24: alerts come late or never below it (store.FACE_EDGES says where that is measured)
 
 
 def redact_url(url: str) -> str:
@@ -117,6 +119,26 @@ def camera_status(request: Request, who: User, camera_id: str) -> dict:
     known_camera(request, camera_id)
     svc = service(request)
     return _status(svc, camera_id) or {"camera_id": camera_id, "state": "stopped"}
+
+
+@router.get("/api/cameras/{camera_id}/faces", tags=["cameras"])
+def face_sizes(request: Request, who: User, camera_id: str, start: Optional[str] = None, end: Optional[str] = None) -> dict:
+    """How big the faces this camera sees are (default: the last 24 hours): per size band the share
+    of frames, the share of them that counted as evidence, and the tracks; ``small_share``, the
+    share under 24 px, where alerts come late or never (docs/serve.md); ``advice`` when most are."""
+    known_camera(request, camera_id)
+    t0, t1 = time_range(start, end, time.time(), default_seconds=86400)
+    bands = service(request).store.face_sizes(camera_id, t0, t1)
+    total = sum(b["frames"] for b in bands)
+    for b in bands:
+        b["label"] = f"under {b['max_px']} px" if b["min_px"] == 0 else (f"{b['min_px']} px and over" if b["max_px"] is None else f"{b['min_px']}-{b['max_px'] - 1} px")
+        b["share"] = round(b["frames"] / total, 4) if total else None
+        b["certain_share"] = round(b["certain"] / b["frames"], 4) if b["frames"] else None
+    small = sum(b["frames"] for b in bands if b["max_px"] is not None and b["max_px"] <= SMALL_FACE_PX) / total if total else None
+    advice = (f"Most faces this camera sees are under {SMALL_FACE_PX} px: their expressions are read least reliably, so alerts for "
+              "them come late or not at all. A camera closer to where people sit, or a narrower lens, helps most.") if small is not None and small >= 0.5 else None  # fmt: skip
+    return {"camera_id": camera_id, "start": t0, "end": t1, "start_iso": iso(t0), "end_iso": iso(t1), "frames": total,
+            "small_share": None if small is None else round(small, 4), "advice": advice, "bands": bands}  # fmt: skip
 
 
 @router.post("/api/cameras/{camera_id}/mute", tags=["cameras"])

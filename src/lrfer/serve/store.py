@@ -32,6 +32,10 @@ from .store_accounts import Accounts, batch_seen, loads
 
 #: Windows of the pre-aggregated rollups, in seconds.
 ROLLUP_WINDOWS = (60, 3600)
+#: face-size bands of GET /api/cameras/{id}/faces, px: below 16 no face is evidence (Evidence.min_face_px's
+#: default); under 24 the model reads negative faces least often and alerts come late or never
+#: (bench/results/serve_alerts.json, by face size: 5 of 12 people in time, against 27 of 31 from 36 px)
+FACE_EDGES = (16, 24, 36)
 _MIGRATIONS = Path(__file__).with_name("migrations")
 
 
@@ -287,6 +291,22 @@ class Store(Accounts):
                 for tid, label, s in conn.execute(q):
                     secs[tid][label] = round(float(s), 3)
         return [{**dict(r), "face_px": round(r["face_px"], 1), "seconds": secs[r["id"]]} for r in rows]
+
+    def face_sizes(self, camera_id: str, start: float, end: float, edges: tuple[int, ...] = FACE_EDGES) -> list[dict]:
+        """The camera's observations in ``[start, end)`` by face size (each bucket's median face):
+        per band (below ``edges[0]``, between each two edges, from the last one) the frames, the
+        certain frames and the tracks, counted by the database."""
+        band = sa.case(*[(observations.c.face_px < e, i) for i, e in enumerate(edges)], else_=len(edges))
+        q = (
+            sa.select(band, sa.func.sum(observations.c.frames), sa.func.sum(observations.c.certain), sa.func.count(sa.distinct(observations.c.track_id)))
+            .where(observations.c.camera_id == camera_id, observations.c.start >= start, observations.c.start < end)
+            .group_by(band)
+        )
+        with self.engine.connect() as conn:
+            got = {int(b): (int(f or 0), int(c or 0), int(t or 0)) for b, f, c, t in conn.execute(q)}
+        bounds = [0, *edges, None]
+        return [{"min_px": bounds[i], "max_px": bounds[i + 1], "frames": got.get(i, (0, 0, 0))[0], "certain": got.get(i, (0, 0, 0))[1],
+                 "tracks": got.get(i, (0, 0, 0))[2]} for i in range(len(edges) + 1)]  # fmt: skip
 
     def export_observations(self, camera_id: Optional[str], start: float, end: float) -> Iterator[dict]:
         """Observations of the range, oldest first, one flat dict each (``p_<class>`` columns), streamed."""

@@ -1,5 +1,6 @@
 // One camera: the mood timeline (stacked shares of each expression, Plotly), its tracks with the time
 // spent in each expression (not in aggregate-only mode), and the live snapshot (faces blurred).
+import { faceSizesCard } from "./faces.js";
 import { profileSection } from "./profile.js";
 import { act, ago, api, ask, badge, clear, color, duration, el, moodBar, session, toast, when } from "./ui.js";
 
@@ -86,6 +87,7 @@ export async function cameraPage(main, id) {
     el("select", { class: "inline", id: "zone", onchange: (e) => { zone = e.target.value; load(); daily.load().catch(() => {}); } },
       el("option", { value: "" }, "the whole view"), cam.zones.map((z) => el("option", { value: z.name }, `zone “${z.name}”`)))) : null;
   const daily = profileSection(cam.id, () => zone);
+  const faces = faceSizesCard(cam.id);
   const buttons = RANGES.map((r) => el("button", { type: "button", class: "secondary", "aria-pressed": r === range ? "true" : "false",
     onclick: (e) => { range = r; for (const b of buttons) b.setAttribute("aria-pressed", b === e.currentTarget ? "true" : "false"); load(); } }, r.label));
 
@@ -98,7 +100,7 @@ export async function cameraPage(main, id) {
       el("section", { class: "card", "aria-labelledby": "tl-title" },
         el("div", { class: "row" }, el("h2", { id: "tl-title", style: { margin: 0 } }, "Mood timeline"), el("div", { class: "row", role: "group", "aria-label": "Range" }, buttons)),
         chart, chartNote),
-      el("section", { "aria-labelledby": "live-title" }, el("div", { class: "card" }, el("h2", { id: "live-title" }, "Live view"), img, snapNote), statusBox)),
+      el("section", { "aria-labelledby": "live-title" }, el("div", { class: "card" }, el("h2", { id: "live-title" }, "Live view"), img, snapNote), statusBox, faces.node)),
     daily.node,
     session.me.aggregate_only ? null : el("section", { class: "card", style: { marginTop: "1rem" }, "aria-labelledby": "tracks-title" }, el("h2", { id: "tracks-title" }, "People seen (anonymous tracks)"), tracksBox));
 
@@ -149,6 +151,7 @@ export async function cameraPage(main, id) {
   drawStatus(cam.status);
   await load();
   daily.load().catch(() => {});
+  faces.load().catch(() => {});
   snapshot();
   let pending = null;
   const onBucket = (e) => {
@@ -160,7 +163,7 @@ export async function cameraPage(main, id) {
   window.addEventListener("lrfer:status", onStatus);
   const snapTimer = setInterval(snapshot, SNAPSHOT_MS);
   const loadTimer = setInterval(() => load().catch(() => {}), 60000);
-  const dailyTimer = setInterval(() => daily.load().catch(() => {}), 300000); // hours move slowly
+  const dailyTimer = setInterval(() => { daily.load().catch(() => {}); faces.load().catch(() => {}); }, 300000); // hours move slowly
   return () => {
     window.removeEventListener("lrfer:bucket", onBucket);
     window.removeEventListener("lrfer:status", onStatus);
@@ -168,6 +171,7 @@ export async function cameraPage(main, id) {
     clearInterval(loadTimer);
     clearInterval(dailyTimer);
     daily.purge();
+    faces.purge();
     if (pending) clearTimeout(pending);
     if (snapUrl) URL.revokeObjectURL(snapUrl);
     if (window.Plotly) window.Plotly.purge(chart);
