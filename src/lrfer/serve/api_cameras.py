@@ -121,6 +121,12 @@ def camera_status(request: Request, who: User, camera_id: str) -> dict:
     return _status(svc, camera_id) or {"camera_id": camera_id, "state": "stopped"}
 
 
+def _band_label(lo: int, hi: Optional[int]) -> str:
+    if lo == 0:
+        return f"under {hi} px"
+    return f"{lo} px and over" if hi is None else f"{lo}-{hi - 1} px"
+
+
 @router.get("/api/cameras/{camera_id}/faces", tags=["cameras"])
 def face_sizes(request: Request, who: User, camera_id: str, start: Optional[str] = None, end: Optional[str] = None) -> dict:
     """How big the faces this camera sees are (default: the last 24 hours): per size band the share
@@ -131,7 +137,7 @@ def face_sizes(request: Request, who: User, camera_id: str, start: Optional[str]
     bands = service(request).store.face_sizes(camera_id, t0, t1)
     total = sum(b["frames"] for b in bands)
     for b in bands:
-        b["label"] = f"under {b['max_px']} px" if b["min_px"] == 0 else (f"{b['min_px']} px and over" if b["max_px"] is None else f"{b['min_px']}-{b['max_px'] - 1} px")
+        b["label"] = _band_label(b["min_px"], b["max_px"])
         b["share"] = round(b["frames"] / total, 4) if total else None
         b["certain_share"] = round(b["certain"] / b["frames"], 4) if b["frames"] else None
     small = sum(b["frames"] for b in bands if b["max_px"] is not None and b["max_px"] <= SMALL_FACE_PX) / total if total else None

@@ -305,8 +305,11 @@ class Store(Accounts):
         with self.engine.connect() as conn:
             got = {int(b): (int(f or 0), int(c or 0), int(t or 0)) for b, f, c, t in conn.execute(q)}
         bounds = [0, *edges, None]
-        return [{"min_px": bounds[i], "max_px": bounds[i + 1], "frames": got.get(i, (0, 0, 0))[0], "certain": got.get(i, (0, 0, 0))[1],
-                 "tracks": got.get(i, (0, 0, 0))[2]} for i in range(len(edges) + 1)]  # fmt: skip
+        out = []
+        for i in range(len(edges) + 1):
+            frames, certain, n_tracks = got.get(i, (0, 0, 0))
+            out.append({"min_px": bounds[i], "max_px": bounds[i + 1], "frames": frames, "certain": certain, "tracks": n_tracks})
+        return out
 
     def export_observations(self, camera_id: Optional[str], start: float, end: float) -> Iterator[dict]:
         """Observations of the range, oldest first, one flat dict each (``p_<class>`` columns), streamed."""
