@@ -86,7 +86,7 @@ def calm_set(args: argparse.Namespace) -> tuple[suite.Pool, suite.EvalSet]:
     if not path.exists():
         raise LrferError(f"the calm set {path} is not here", "pass --calm PATH (wild_calm64.npz) or leave calm out of --datasets")
     faces = load_dataset(path)
-    pool = suite.Pool("calm", faces.images, np.asarray(faces.ids), max(faces.image_size))
+    pool = suite.Pool("calm", faces.images, np.asarray(faces.ids), max(faces.image_size), read_native=True)
     data = {"path": suite._rel(path), "split": "all (evaluation only)"}
     return pool, suite.EvalSet("calm", "Calm in-the-wild faces (happy and neutral, 64 px)", CALM_PROTOCOL, "calm", faces, data)
 
@@ -102,7 +102,7 @@ def own_set(key: str, path: Path) -> tuple[suite.Pool, suite.EvalSet]:
     counts = ", ".join(f"{c} {int(k)}" for c, k in zip(faces.classes, faces.class_counts()) if k)
     protocol = (f"A set of the user's own ({faces.name}, read by lrfer's readers): {len(faces):,} faces of {max(faces.image_size)} px, {counts}; "
                 "made grayscale, as every model here reads, and read at its own size and degraded to each smaller one.")  # fmt: skip
-    pool = suite.Pool(key, faces.images, np.asarray(faces.ids), max(faces.image_size))
+    pool = suite.Pool(key, faces.images, np.asarray(faces.ids), max(faces.image_size), read_native=True)
     return pool, suite.EvalSet(key, f"{key} ({path.name})", protocol, key, faces, {"path": suite._rel(path), "split": "all"})
 
 
@@ -135,8 +135,7 @@ def run_face_sets(entries, pools, sets, args, progress) -> dict[str, dict[str, A
     for entry in entries:
         t0 = time.perf_counter()
         for pool in pools.values():
-            native = pool.key == "calm" or pool.key in dict(args.own_sets)  # read at their own size too
-            sizes = sorted({*args.sizes_list, pool.native}) if native else args.sizes_list
+            sizes = sorted({*args.sizes_list, pool.native}) if pool.read_native else args.sizes_list
             probs = suite.predict_sizes(entry, pool, sizes, args, progress)
             for ev in (e for e in sets if e.pool == pool.key):
                 res = results[ev.key][entry.name] = score(entry, ev, pool, probs)

@@ -187,6 +187,7 @@ class Pool:
     images: torch.Tensor
     ids: np.ndarray
     native: int
+    read_native: bool = False  # also read at ``native`` px beside the sweep's sizes (sets stored above 48 px)
 
 
 @dataclass

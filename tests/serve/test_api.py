@@ -386,7 +386,7 @@ def test_face_sizes_say_how_big_the_faces_a_camera_sees_are(site):
     assert bands["under 16 px"]["share"] == pytest.approx(1 / 3, abs=1e-3) and bands["under 16 px"]["certain_share"] == 0
     assert bands["16-23 px"]["tracks"] == 1 and bands["16-23 px"]["certain_share"] == pytest.approx(0.8)
     assert bands["24-35 px"]["frames"] == 0 and bands["24-35 px"]["share"] == 0 and bands["36 px and over"]["frames"] == 40
-    assert got["small_share"] == pytest.approx(2 / 3, abs=1e-3) and "under 24 px" in got["advice"]
+    assert got["small_share"] == pytest.approx(2 / 3, abs=1e-3) and got["small_px"] == 24 and "under 24 px" in got["advice"]
     empty = site.staff.get(f"/api/cameras/{cam}/faces", params={"start": T0 + 3600, "end": T0 + 7200}).json()
     assert empty["frames"] == 0 and empty["advice"] is None and empty["small_share"] is None
     assert site.staff.get("/api/cameras/nope/faces").status_code == 404

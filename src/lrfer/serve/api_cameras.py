@@ -144,7 +144,7 @@ def face_sizes(request: Request, who: User, camera_id: str, start: Optional[str]
     advice = (f"Most faces this camera sees are under {SMALL_FACE_PX} px: their expressions are read least reliably, so alerts for "
               "them come late or not at all. A camera closer to where people sit, or a narrower lens, helps most.") if small is not None and small >= 0.5 else None  # fmt: skip
     return {"camera_id": camera_id, "start": t0, "end": t1, "start_iso": iso(t0), "end_iso": iso(t1), "frames": total,
-            "small_share": None if small is None else round(small, 4), "advice": advice, "bands": bands}  # fmt: skip
+            "small_px": SMALL_FACE_PX, "small_share": None if small is None else round(small, 4), "advice": advice, "bands": bands}  # fmt: skip
 
 
 @router.post("/api/cameras/{camera_id}/mute", tags=["cameras"])

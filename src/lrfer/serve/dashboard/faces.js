@@ -33,7 +33,8 @@ export function faceSizesCard(cameraId) {
     drawBands(chart, data);
     advice.textContent = data.advice || "";
     advice.hidden = !data.advice;
-    note.textContent = `${Math.round(100 * data.small_share)}% of frames show faces under 24 px, where expressions are read least reliably; under 16 px a face never counts.`;
+    note.textContent = `${Math.round(100 * data.small_share)}% of frames show faces under ${data.small_px} px, where expressions are read least reliably; `
+      + `under ${data.bands[0].max_px} px a face never counts.`;
   }
   return { node, load, purge: () => { if (window.Plotly) window.Plotly.purge(chart); } };
 }

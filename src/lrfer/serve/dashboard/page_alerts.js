@@ -1,5 +1,5 @@
 // Alerts: newest first, filtered by state; acknowledge (with a note) and resolve. Live via SSE.
-import { act, ago, api, ask, badge, clear, el, toast, when } from "./ui.js";
+import { act, ago, api, ask, badge, choiceButtons, clear, el, toast, when } from "./ui.js";
 
 const FILTERS = [["open", "Open"], ["acknowledged", "Acknowledged"], ["resolved", "Resolved"], ["", "All"]];
 // Was it right? Staff's verdicts show a site how far it can trust its alerts (GET /api/alerts/summary).
@@ -52,11 +52,7 @@ function card(a, reload) {
 export async function alertsPage(main) {
   let state = "open";
   const list = el("div", { class: "list", id: "alerts", "aria-live": "polite" });
-  const buttons = FILTERS.map(([key, label]) => el("button", { type: "button", class: "secondary", "aria-pressed": key === state ? "true" : "false", onclick: (e) => {
-    state = key;
-    for (const b of buttons) b.setAttribute("aria-pressed", b === e.currentTarget ? "true" : "false");
-    reload();
-  } }, label));
+  const buttons = choiceButtons(FILTERS, state, (key) => { state = key; reload(); });
   const trust = el("p", { class: "muted", id: "alert-trust", "aria-live": "polite" });
   clear(main, el("h1", {}, "Alerts"), trust, el("div", { class: "row", role: "group", "aria-label": "Show", style: { marginBottom: "1rem" } }, buttons), list);
 

@@ -2,7 +2,7 @@
 // spent in each expression (not in aggregate-only mode), and the live snapshot (faces blurred).
 import { faceSizesCard } from "./faces.js";
 import { profileSection } from "./profile.js";
-import { act, ago, api, ask, badge, clear, color, duration, el, moodBar, session, toast, when } from "./ui.js";
+import { act, ago, api, ask, badge, choiceButtons, clear, color, duration, el, moodBar, session, toast, when } from "./ui.js";
 
 const RANGES = [
   { key: "10min", label: "Last 10 min", seconds: 600, bucket: null },
@@ -88,8 +88,7 @@ export async function cameraPage(main, id) {
       el("option", { value: "" }, "the whole view"), cam.zones.map((z) => el("option", { value: z.name }, `zone “${z.name}”`)))) : null;
   const daily = profileSection(cam.id, () => zone);
   const faces = faceSizesCard(cam.id);
-  const buttons = RANGES.map((r) => el("button", { type: "button", class: "secondary", "aria-pressed": r === range ? "true" : "false",
-    onclick: (e) => { range = r; for (const b of buttons) b.setAttribute("aria-pressed", b === e.currentTarget ? "true" : "false"); load(); } }, r.label));
+  const buttons = choiceButtons(RANGES.map((r) => [r, r.label]), range, (r) => { range = r; load(); });
 
   clear(main,
     el("p", {}, el("a", { href: "#/" }, "← All cameras")),

@@ -1,6 +1,6 @@
 // Mood through the day: each expression's share per hour of the day over the last weeks, in the
 // browser's time zone (GET /api/profile), as stacked bars: a shop sees when its customers are calm.
-import { api, clear, color, el } from "./ui.js";
+import { api, choiceButtons, clear, color, el } from "./ui.js";
 
 const SPANS = [{ label: "Last 7 days", days: 7 }, { label: "Last 28 days", days: 28 }];
 const DAYS = [["", "Every day"], ["weekdays", "Monday to Friday"], ["weekend", "Weekend"]];
@@ -30,8 +30,7 @@ export function profileSection(cameraId, zone = () => "") {
   let days = "";
   const chart = el("div", { class: "chart", id: "profile", role: "img", "aria-label": "Mood through the day: share of each expression per hour of the day" });
   const note = el("p", { class: "muted", id: "profile-note" });
-  const spanButtons = SPANS.map((s) => el("button", { type: "button", class: "secondary", "aria-pressed": s === span ? "true" : "false",
-    onclick: (e) => { span = s; for (const b of spanButtons) b.setAttribute("aria-pressed", b === e.currentTarget ? "true" : "false"); load(); } }, s.label));
+  const spanButtons = choiceButtons(SPANS.map((s) => [s, s.label]), span, (s) => { span = s; load(); });
   const which = el("select", { class: "inline", "aria-label": "Days of the week", onchange: (e) => { days = e.target.value; load(); } },
     DAYS.map(([value, label]) => el("option", { value }, label)));
   const node = el("section", { class: "card", style: { marginTop: "1rem" }, "aria-labelledby": "profile-title" },

@@ -103,6 +103,14 @@ export function toast(text, bad = false) {
   setTimeout(() => t.remove(), bad ? 8000 : 4000);
 }
 
+// A row of buttons of which one is pressed (a range, a filter): ``items`` are [value, label] pairs;
+// a click presses its button and calls onPick(value).
+export function choiceButtons(items, current, onPick) {
+  const buttons = items.map(([value, label]) => el("button", { type: "button", class: "secondary", "aria-pressed": value === current ? "true" : "false",
+    onclick: (e) => { for (const b of buttons) b.setAttribute("aria-pressed", b === e.currentTarget ? "true" : "false"); onPick(value); } }, label));
+  return buttons;
+}
+
 // Run an async action from a button: disabled while it runs, errors shown as a toast.
 export async function act(button, fn) {
   if (button) button.disabled = true;
