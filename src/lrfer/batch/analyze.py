@@ -34,8 +34,8 @@ class BatchOptions:
 
     ``upscale`` is for photos (``auto``: small faces first, as ``lrfer predict``), ``video_upscale``
     for video frames (1: speed first, as ``lrfer video``). ``threads`` is each worker's classifier
-    threads (``None``: one per core; a Ray actor uses its CPUs). ``prior``, ``abstain`` and
-    ``thresholds`` are the Recognizer's deployment prior and abstention rule (docs/trust.md)."""
+    threads (``None``: one per core; a Ray actor uses its CPUs). ``reading``, ``prior``, ``abstain``
+    and ``thresholds`` are the Recognizer's reading, deployment prior and abstention rule (docs/trust.md)."""
 
     checkpoint: Optional[str] = None
     backend: str = "auto"
@@ -51,6 +51,7 @@ class BatchOptions:
     sample_fps: float = 2.0
     batch_frames: int = 8
     threads: Optional[int] = None
+    reading: Optional[str] = None  # one of the model's stored readings (docs/trust.md)
     prior: Optional[str] = None  # the place's class shares (docs/trust.md)
     abstain: bool = False  # mark faces uncertain by the rule stored with the model
     thresholds: tuple[tuple[str, Any], ...] = ()  # abstention thresholds over (or without) the stored rule: (("min_confidence", 0.6), ...)
@@ -71,6 +72,7 @@ class FileAnalyzer:
         common = {
             "backend": o.backend, "min_score": o.min_score, "margin": o.margin, "align": o.align, "min_face": o.min_face, "tta": o.tta,
             "threads": o.threads, "prior": o.prior, "abstain": "model" if o.abstain else None,
+            "reading": o.reading,
         }  # fmt: skip
         self.photos = Recognizer(o.checkpoint, o.detector, o.device, upscale=o.upscale, **common)
         self.videos = Recognizer(self.photos.classifier, o.detector, o.device, upscale=o.video_upscale, **common)

@@ -128,10 +128,24 @@ def add_data_options(sp, required: bool = True) -> None:
 
 
 def add_model_options(sp) -> None:
-    """The classifier a command runs: the checkpoint, where, and with which test-time augmentation."""
+    """The classifier a command runs: the checkpoint and its reading, where, and with which test-time augmentation."""
     sp.add_argument("--checkpoint", help="a .safetensors checkpoint (default: the shipped model)")
+    sp.add_argument("--reading", metavar="NAME", help="answer with one of the model's stored readings instead of its own head: the shipped model's half and crowd read calm faces as neutral more often (`lrfer readings` lists them; docs/trust.md)")
     sp.add_argument("--device", default="auto", help="auto, cpu, cuda")
     sp.add_argument("--tta", default="none", choices=["none", "flip", "tencrop"], help="test-time augmentation")
+
+
+def parse_sizes(text: str) -> list[int]:
+    """``--sizes``: comma-separated positive pixel sizes."""
+    try:
+        sizes = [int(s) for s in text.split(",") if s.strip()]
+    except ValueError:
+        raise LrferError(f"--sizes '{text}' is not a comma-separated list of pixel sizes", "write e.g. --sizes 8,12,16,24,32,48") from None
+    if not sizes:
+        raise LrferError("--sizes is empty", "write e.g. --sizes 8,12,16,24,32,48")
+    if min(sizes) <= 0:  # here, before minutes of data loading, as well as in the library
+        raise LrferError(f"--sizes must be positive pixel sizes, got {sizes}", "write e.g. --sizes 8,12,16,24,32,48")
+    return sizes
 
 
 # ---------------------------------------------------------------------------- data and classifier
@@ -146,7 +160,7 @@ def load_classifier(args):
     """The classifier named by the model options (:func:`add_model_options`)."""
     from ..predict.classifier import FaceClassifier
 
-    return FaceClassifier.load(args.checkpoint, device=args.device)
+    return FaceClassifier.load(args.checkpoint, device=args.device, reading=args.reading)
 
 
 def load_test_faces(args, model, bars, validated=None):

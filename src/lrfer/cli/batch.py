@@ -48,7 +48,7 @@ def cmd_batch(args) -> int:
     options = BatchOptions(
         checkpoint=args.checkpoint, backend=args.backend, device=args.device, detector=None if args.no_detect else args.detector,
         min_score=args.min_score, upscale=args.upscale, video_upscale=args.video_upscale, min_face=args.min_face, margin=args.margin,
-        align=args.align, tta=args.tta, sample_fps=args.sample_fps, batch_frames=args.batch_frames, prior=args.prior, abstain=args.abstain,
+        align=args.align, tta=args.tta, sample_fps=args.sample_fps, batch_frames=args.batch_frames, prior=args.prior, abstain=args.abstain, reading=args.reading,
         thresholds=tuple((k, v) for k, v in abstain_thresholds(args).items() if v is not None),
     )  # fmt: skip
     if args.ray is None:

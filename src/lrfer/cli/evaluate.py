@@ -8,7 +8,7 @@ from pathlib import Path
 
 from ..errors import LrferError
 from ..files import check_writable
-from ._common import SPLIT_HELP, Bars, add_data_options, add_model_options, load_classifier, load_data, load_test_faces, print_table
+from ._common import SPLIT_HELP, Bars, add_data_options, add_model_options, load_classifier, load_data, load_test_faces, parse_sizes, print_table
 from .infer import add_recognizer_options, recognizer_from_args
 
 
@@ -49,7 +49,7 @@ def cmd_evaluate(args) -> int:
     clf = load_classifier(args)
     faces, split = load_test_faces(args, clf, bars)
     rep = evaluate_classifier(clf, faces, tta=args.tta, measure_latency=not args.no_latency, progress=bars)
-    rep.update({"checkpoint": str(clf.checkpoint.path), "data": str(args.data), "split": split})
+    rep.update({"checkpoint": str(clf.checkpoint.path), "reading": clf.reading, "data": str(args.data), "split": split})
     paths = write_report(rep, out).values()
     bars.close()
     print(f"{faces.name} {split}: n={len(faces)}  accuracy {rep['accuracy']:.4f}  macro F1 {rep['macro_f1']:.4f}")
@@ -66,31 +66,19 @@ def cmd_sweep(args) -> int:
     from ..evaluate.sweep import classifier_sweep
 
     bars = Bars(not args.no_progress)
-    sizes = _parse_sizes(args.sizes)
+    sizes = parse_sizes(args.sizes)
     out = check_writable(args.out or "runs/sweep", "--out", folder=True)
     if args.member:
         rows, faces, split, name = _ensemble_sweep(args, sizes, bars)
     else:
         clf = load_classifier(args)
         faces, split = load_test_faces(args, clf, bars)
-        rows, name = classifier_sweep(clf, faces, sizes, tta=args.tta, progress=bars), clf.name
+        rows, name = classifier_sweep(clf, faces, sizes, tta=args.tta, progress=bars), clf.name + ("" if clf.reading == "default" else f" (reading {clf.reading})")
     table = write_sweep(rows, out, title=f"{name} on {faces.name} {split}")
     bars.close()
     print(table)
     print(f"wrote {out / 'sweep.json'}, {out / 'sweep.png'}")
     return 0
-
-
-def _parse_sizes(text: str) -> list[int]:
-    try:
-        sizes = [int(s) for s in text.split(",") if s.strip()]
-    except ValueError:
-        raise LrferError(f"--sizes '{text}' is not a comma-separated list of pixel sizes", "write e.g. --sizes 8,12,16,24,32,48") from None
-    if not sizes:
-        raise LrferError("--sizes is empty", "write e.g. --sizes 8,12,16,24,32,48")
-    if min(sizes) <= 0:  # here, before minutes of data loading, as well as in the library
-        raise LrferError(f"--sizes must be positive pixel sizes, got {sizes}", "write e.g. --sizes 8,12,16,24,32,48")
-    return sizes
 
 
 def _ensemble_sweep(args, sizes, bars):
@@ -137,7 +125,7 @@ def cmd_evaluate_photos(args) -> int:
     photos = [_photo(faces.images[i].numpy()) for i in idx]
     ids = [str(faces.ids[i]) for i in idx] if faces.ids is not None else None
     res = evaluate_photos(rec, photos, true[idx].tolist(), face_px=face_px, margins=margins, ids=ids, progress=bars)
-    res.update({"checkpoint": str(args.checkpoint or "default"), "data": str(args.data), "split": args.split or "all", "detector": args.detector,
+    res.update({"checkpoint": str(args.checkpoint or "default"), "reading": args.reading or "default", "data": str(args.data), "split": args.split or "all", "detector": args.detector,
                 "upscale": args.upscale, "align": args.align, "left_out": int((~keep).sum())})  # fmt: skip
     paths = write_photo_report(res, out, title=f"{faces.name}: whole photos, end to end")
     bars.close()

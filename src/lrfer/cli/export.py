@@ -1,6 +1,7 @@
 """Commands that write a trained classifier out again, for deployment: ``lrfer export`` (ONNX,
-optionally int8) and ``lrfer calibrate`` (a temperature fitted on a validation split, stored in
-the checkpoint)."""
+optionally int8), ``lrfer calibrate`` (a temperature fitted on a validation split, stored in
+the checkpoint), ``lrfer add-reading`` (another head fitted on the model's embeddings, stored
+beside its own) and ``lrfer readings`` (the stored ones)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,20 @@ from pathlib import Path
 
 from ..errors import LrferError
 from ..files import check_writable
-from ._common import SPLIT_HELP, Bars, _default_split, _prepared, add_data_options, add_model_options, load_classifier, load_data, non_negative_int, probability
+from ._common import (
+    SPLIT_HELP,
+    Bars,
+    _default_split,
+    _prepared,
+    add_data_options,
+    add_model_options,
+    load_classifier,
+    load_data,
+    non_negative_int,
+    parse_sizes,
+    print_table,
+    probability,
+)
 
 _INT8_DATA_HINT = "add --data PATH (e.g. fer2013.csv); 512 training faces are used"
 
@@ -33,6 +47,21 @@ def add_parsers(sub) -> None:
     sp.add_argument("--uncertain-below", type=non_negative_int, default=0, metavar="PX", help="with --coverage/--risk: faces smaller than PX are uncertain too (stored as given)")
     sp.add_argument("--train-split", metavar="SPLIT", help="also store the class shares of this split of --data as the model's training shares (the split it was trained on), for --prior")
     sp.set_defaults(func=cmd_calibrate)
+
+    sp = sub.add_parser("add-reading", help="fit another head on the model's embeddings (labels blended with crowd votes) and store it beside its own")
+    sp.add_argument("--checkpoint", help="a .safetensors checkpoint (default: the shipped model, which then needs --out)")
+    add_data_options(sp)
+    sp.add_argument("--name", required=True, help="the reading's name, for --reading")
+    sp.add_argument("--vote-weight", type=probability, required=True, metavar="W", help="targets (1 - W) x label + W x votes: 0 the labels, 1 the crowd's votes alone")
+    sp.add_argument("--train-split", default="Training", metavar="SPLIT", help="the split the head is fitted on (default Training)")
+    sp.add_argument("--split", default="PublicTest", help="the split its temperature and abstention threshold are chosen on (default PublicTest)")
+    sp.add_argument("--sizes", default="48,24,16", metavar="PX,...", help="face sizes the head is fitted at (default 48,24,16)")
+    sp.add_argument("--out", metavar="FILE", help="checkpoint with the reading (default: overwrite --checkpoint)")
+    sp.set_defaults(func=cmd_add_reading)
+
+    sp = sub.add_parser("readings", help="the readings a checkpoint holds beside its own head")
+    sp.add_argument("--checkpoint", help="a .safetensors checkpoint (default: the shipped model)")
+    sp.set_defaults(func=cmd_readings)
 
 
 def cmd_export(args) -> int:
@@ -71,14 +100,11 @@ def _calibration_faces(args):
 
 def cmd_calibrate(args) -> int:
     from ..evaluate.calibration import calibrate_checkpoint
-    from ..predict.classifier import DEFAULT_CHECKPOINT
     from ..train.prior import training_prior
 
-    target = Path(args.checkpoint) if args.checkpoint else DEFAULT_CHECKPOINT
-    if args.out is None and target.resolve() == DEFAULT_CHECKPOINT.resolve():
-        # by path too: `--checkpoint .../assets/default/model.safetensors` is the same file
-        raise LrferError("calibrating the shipped model in place would change the installed package", "give --out FILE (and --checkpoint for your own model)")
-    check_writable(args.out or target, "--out" if args.out else "--checkpoint")  # before the faces are scored
+    if args.reading:
+        raise LrferError("calibrate fits the model's own head; a reading is calibrated when it is fitted", "leave --reading out (lrfer add-reading fits and calibrates a reading)")
+    target = _writable_target(args.checkpoint, args.out, "calibrating")
     bars = Bars(not args.no_progress)
     clf = load_classifier(args)
     data = load_data(args, bars)
@@ -99,3 +125,48 @@ def cmd_calibrate(args) -> int:
     print(f"wrote {rep['path']}")
     return 0
 
+
+def _writable_target(checkpoint, out, what: str) -> Path:
+    """The checkpoint a command rewrites: never the shipped model in place (it is the installed package)."""
+    from ..predict.classifier import DEFAULT_CHECKPOINT
+
+    target = Path(checkpoint) if checkpoint else DEFAULT_CHECKPOINT
+    if out is None and target.resolve() == DEFAULT_CHECKPOINT.resolve():
+        # by path too: `--checkpoint .../assets/default/model.safetensors` is the same file
+        raise LrferError(f"{what} the shipped model in place would change the installed package", "give --out FILE (and --checkpoint for your own model)")
+    check_writable(out or target, "--out" if out else "--checkpoint")  # before any work
+    return target
+
+
+def cmd_add_reading(args) -> int:
+    from ..train.reading import add_fitted_reading
+
+    target = _writable_target(args.checkpoint, args.out, "adding a reading to")
+    sizes = parse_sizes(args.sizes)
+    bars = Bars(not args.no_progress)
+    data = load_data(args, bars)
+    try:
+        path, rec = add_fitted_reading(target, data, args.name, args.out, vote_weight=args.vote_weight, train_split=args.train_split,
+                                       val_split=args.split, sizes=sizes, progress=bars)  # fmt: skip
+    finally:
+        bars.close()
+    a, fit = rec["abstain"], rec["fitted"]
+    print(f"reading '{args.name}': head fitted on {fit['faces']} faces of {fit['data']} at {', '.join(map(str, fit['sizes']))} px, votes at weight {rec['vote_weight']}")
+    print(f"on {args.split} by its own labels: {fit['val_accuracy']:.1%} accuracy; temperature {rec['temperature']:.3f};"
+          f" abstention below confidence {a['min_confidence']:.4f} answers {a['chosen']['coverage']:.1%}")  # fmt: skip
+    print(f"wrote {path}; use it with --reading {args.name}")
+    return 0
+
+
+def cmd_readings(args) -> int:
+    from ..models.checkpoint import load_checkpoint
+    from ..predict.classifier import DEFAULT_CHECKPOINT
+
+    ckpt = load_checkpoint(args.checkpoint or DEFAULT_CHECKPOINT)
+    rows = [{"reading": "default", "vote weight": "-", "temperature": f"{float(ckpt.spec.get('temperature', 1.0)):.3f}", "about": "the model's own head"}]
+    for name, rec in ckpt.readings.items():
+        fit = rec.get("fitted") or {}
+        rows.append({"reading": name, "vote weight": str(rec.get("vote_weight", "?")), "temperature": f"{float(rec.get('temperature', 1.0)):.3f}",
+                     "about": f"fitted on {fit.get('data', '?')}, {fit.get('val_split', '?')} accuracy {fit.get('val_accuracy', float('nan')):.1%} by its own labels"})  # fmt: skip
+    print_table(rows, ["reading", "vote weight", "temperature", "about"])
+    return 0

@@ -113,7 +113,7 @@ def recognizer_from_args(args, threads=None):
         args.checkpoint, None if args.no_detect else args.detector, args.device,
         backend=args.backend, min_score=args.min_score, upscale=args.upscale, margin=args.margin,
         align=args.align, min_face=args.min_face, tta=args.tta, routes=routes, threads=threads,
-        prior=args.prior, abstain="model" if args.abstain else None,
+        prior=args.prior, abstain="model" if args.abstain else None, reading=args.reading,
     )  # fmt: skip
     rec.abstain = abstain_of(args, rec.abstain)
     if threads is not None and "torch" in sys.modules:  # --backend torch, a GPU, or a .safetensors model

@@ -211,7 +211,7 @@ def _predict(
     model: nn.Module,
     images: Union[torch.Tensor, np.ndarray],
     *,
-    output: Literal["proba", "logits"],
+    output: Literal["proba", "logits", "embedding"],
     batch_size: Optional[int],
     device: Optional[Union[str, torch.device]],
     tta: str,
@@ -242,6 +242,8 @@ def _predict(
     def forward(batch: torch.Tensor) -> torch.Tensor:
         if nhwc:
             batch = batch.contiguous(memory_format=torch.channels_last)
+        if output == "embedding":
+            return model.embed_and_classify(batch)[0].float()
         logits = model(batch).float()
         # Ten-crop / flip averaging is done on probabilities (the usual protocol), each view
         # temperature-scaled first; for logits output the views' logits are averaged instead,
@@ -252,7 +254,8 @@ def _predict(
     # converted inside it would become inference tensors that a later training step cannot use.
     with inference_setup(model, device, nhwc), torch.inference_mode(), amp:
         return predict_views(
-            forward, images, num_classes=int(getattr(model, "num_classes", 0)), in_chans=getattr(model, "in_chans", None),
+            forward, images, num_classes=int(model.num_features if output == "embedding" else getattr(model, "num_classes", 0)),
+            in_chans=getattr(model, "in_chans", None),
             batch_size=batch_size, device=device, tta=tta, crop=crop, input_size=input_size,
             degrade_to=degrade_to, degrade_mode=degrade_mode, progress=progress, task=task,
         )  # fmt: skip
@@ -328,4 +331,25 @@ def predict_logits(
         model, images, output="logits", batch_size=batch_size, device=device, tta=tta, crop=crop,
         input_size=input_size, degrade_to=degrade_to, degrade_mode=degrade_mode, progress=progress, task=task,
         channels_last=channels_last,
+    )  # fmt: skip
+
+
+def predict_embeddings(
+    model: nn.Module,
+    images: Union[torch.Tensor, np.ndarray],
+    *,
+    batch_size: Optional[int] = None,
+    device: Optional[Union[str, torch.device]] = None,
+    crop: Optional[Size] = None,
+    input_size: Optional[Size] = None,
+    degrade_to: Optional[int] = None,
+    progress: Optional[Progress] = None,
+    task: str = "embed",
+) -> torch.Tensor:
+    """The pre-logits embeddings ``(N, model.num_features)`` float32 on the CPU, what the classifier
+    head reads (a new head is fitted on them: :mod:`lrfer.train.reading`); same arguments as
+    :func:`predict_proba`, without TTA."""
+    return _predict(
+        model, images, output="embedding", batch_size=batch_size, device=device, tta="none", crop=crop,
+        input_size=input_size, degrade_to=degrade_to, degrade_mode="bilinear", progress=progress, task=task,
     )  # fmt: skip

@@ -36,24 +36,37 @@ from ..errors import LrferError
 from ..files import atomic_write_bytes, sha256_file
 from ..models.checkpoint import load_checkpoint
 from ..predict.classifier import FaceClassifier
-from ..runtime.onnx import INPUT_NAME, ONNX_FORMAT, OUTPUT_NAME, parse_onnx_metadata, require
+from ..runtime.onnx import EMBEDDING_NAME, INPUT_NAME, ONNX_FORMAT, OUTPUT_NAME, parse_onnx_metadata, require
 
 PathLike = Union[str, os.PathLike]
 
 
 class _Probabilities(nn.Module):
-    """The network with its calibrated softmax: what the exported graph computes."""
+    """The network with its calibrated softmax: what the exported graph computes; with
+    ``embedding``, also the embedding its head reads (for the readings, applied by the runtime)."""
 
-    def __init__(self, model: nn.Module, temperature: float):
+    def __init__(self, model: nn.Module, temperature: float, embedding: bool = False):
         super().__init__()
         self.model = model
         self.temperature = float(temperature)
+        self.embedding = embedding
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        logits = self.model(x)
+    def forward(self, x: torch.Tensor):
+        emb, logits = self.model.embed_and_classify(x) if self.embedding else (None, self.model(x))
         if self.temperature != 1.0:  # no Div node for an uncalibrated model
             logits = logits / self.temperature
-        return logits.softmax(-1)
+        return (logits.softmax(-1), emb) if self.embedding else logits.softmax(-1)
+
+
+def readings_metadata(clf: FaceClassifier) -> dict[str, Any]:
+    """The checkpoint's stored readings as the runtime applies them to the graph's embedding: each
+    head's weight and bias (float32 values as JSON numbers) with its record."""
+    ckpt = clf.checkpoint
+    out = {}
+    for name, record in ckpt.readings.items():
+        head = {k.rsplit(".", 1)[-1]: v for k, v in ckpt.weights(f"reading/{name}").items()}
+        out[name] = {**record, "weight": head["weight"].float().tolist(), "bias": head["bias"].float().tolist()}
+    return out
 
 
 @contextlib.contextmanager
@@ -134,7 +147,9 @@ def export_onnx(
     clf = _as_classifier(source)
     side = clf.crop or clf.image_size
     # A copy on the CPU in fp32: export must not move or convert the caller's model.
-    net = _Probabilities(copy.deepcopy(clf.model).float().cpu().eval(), clf.temperature).eval()
+    readings = readings_metadata(clf)
+    outputs = [OUTPUT_NAME, EMBEDDING_NAME] if readings else [OUTPUT_NAME]
+    net = _Probabilities(copy.deepcopy(clf.model).float().cpu().eval(), clf.temperature, embedding=bool(readings)).eval()
     dummy = torch.rand(2 if dynamic_batch else 1, clf.in_chans, side, side)
     buf = io.BytesIO()
     with warnings.catch_warnings(), _exporter_log_silenced():
@@ -144,8 +159,8 @@ def export_onnx(
         try:
             torch.onnx.export(
                 net, (dummy,), buf, dynamo=False, opset_version=int(opset),
-                input_names=[INPUT_NAME], output_names=[OUTPUT_NAME], do_constant_folding=True,
-                dynamic_axes={INPUT_NAME: {0: "batch"}, OUTPUT_NAME: {0: "batch"}} if dynamic_batch else None,
+                input_names=[INPUT_NAME], output_names=outputs, do_constant_folding=True,
+                dynamic_axes={name: {0: "batch"} for name in [INPUT_NAME, *outputs]} if dynamic_batch else None,
             )  # fmt: skip
         except torch.onnx.errors.UnsupportedOperatorError as err:
             first = str(err).splitlines()[0]
@@ -173,6 +188,9 @@ def export_onnx(
     for key in ("abstain", "class_prior"):  # what the runtime reads back (docs/trust.md)
         if spec.get(key) is not None:
             meta[key] = json.dumps(spec[key], sort_keys=True)
+    if readings or clf.reading != "default":
+        meta["reading"] = clf.reading
+        meta["readings"] = json.dumps(readings, sort_keys=True)
     _set_metadata(proto, meta)
     proto.producer_name = "lrfer"
     proto.doc_string = f"lrfer {clf.name}: float32 (N, {clf.in_chans}, {side}, {side}) in [0, 1] -> probabilities over {', '.join(clf.classes)}"

@@ -33,6 +33,7 @@ def load_classifier(
     device: Any = None,
     *,
     threads: Optional[int] = None,
+    reading: Optional[str] = None,
 ) -> SizedClassifier:
     """A classifier from an export (``.onnx``) or a checkpoint (``.safetensors``).
 
@@ -45,33 +46,35 @@ def load_classifier(
       the exporter cannot handle falls back to PyTorch.
 
     A ``.onnx`` file always runs on ONNX Runtime, since PyTorch cannot read it. ``threads`` sets
-    the ONNX Runtime thread count (the torch backend uses torch's setting).
+    the ONNX Runtime thread count (the torch backend uses torch's setting). ``reading``: one of the
+    model's stored readings (docs/trust.md) instead of its own head; ``None`` keeps its own.
     """
     if backend not in BACKENDS:
         raise LrferError(f"unknown backend '{backend}'", closest(backend, BACKENDS))
     if path is not None and str(path).lower().endswith(".onnx"):
-        return OnnxClassifier.load(path, threads=threads, device=device)
+        return OnnxClassifier.load(path, threads=threads, device=device, reading=reading)
     if backend == "torch" or (backend == "auto" and wants_gpu(device)):
-        return _torch_classifier(path, device)
+        return _torch_classifier(path, device, reading)
     if path is None:
-        return OnnxClassifier.load(None, threads=threads, device=device)
-    clf = _torch_classifier(path, "cpu")
+        return OnnxClassifier.load(None, threads=threads, device=device, reading=reading)
+    clf = _torch_classifier(path, "cpu")  # the export carries every reading; the session picks one
     try:
-        return OnnxClassifier.load(_cached_export(clf), threads=threads)
+        return OnnxClassifier.load(_cached_export(clf), threads=threads, reading=reading)
     except LrferError:
         if backend == "onnx":
             raise
-        return clf  # the exporter cannot handle this model: PyTorch gives the same answers, slower
+        # the exporter cannot handle this model: PyTorch gives the same answers, slower
+        return _torch_classifier(path, "cpu", reading)
 
 
-def _torch_classifier(path: Optional[PathLike], device: Any):
+def _torch_classifier(path: Optional[PathLike], device: Any, reading: Optional[str] = None):
     """The PyTorch classifier for ``path`` (``None``: the shipped checkpoint); imports torch."""
     if not has_torch():
         what = f"{path} is a PyTorch checkpoint" if path is not None else "the torch backend needs PyTorch"
         raise LrferError(f"{what} and PyTorch is not installed", f"{TRAIN_HINT}, or use its ONNX export (`lrfer export --onnx model.onnx --checkpoint ...`)")
     from ..predict.classifier import FaceClassifier
 
-    return FaceClassifier.load(path, device)
+    return FaceClassifier.load(path, device, reading)
 
 
 def onnx_cache_path(checkpoint: Path) -> Path:

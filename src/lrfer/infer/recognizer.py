@@ -49,7 +49,9 @@ class Recognizer(FacePipeline):
     ``prior``: the deployment's class shares (``"uniform"``, ``"neutral=0.5,happy=0.25"``, a
     mapping; see :mod:`lrfer.runtime.prior`). ``abstain``: when a face is ``uncertain``: ``None``
     (never), ``"model"`` or ``True`` (the rule stored with the model), an
-    :class:`~lrfer.runtime.decision.Abstain`, or a mapping of its fields. See docs/trust.md.
+    :class:`~lrfer.runtime.decision.Abstain`, or a mapping of its fields. ``reading``: one of the
+    model's stored readings (``"half"``, ``"crowd"`` for the shipped model), which reads calm faces
+    as neutral more often, for every model it loads. See docs/trust.md.
     ``threads``: the ONNX Runtime classifier's threads (``None``: one per core). Detection runs in a
     thread of its own beside it (:meth:`stream`, and photos through
     :func:`lrfer.infer.io.predict_files`): where detection is the larger half, as on photos
@@ -74,13 +76,14 @@ class Recognizer(FacePipeline):
         threads: Optional[int] = None,
         prior: PriorSpec = None,
         abstain: Union[None, bool, str, Abstain, Mapping[str, Any]] = None,
+        reading: Optional[str] = None,
     ):
         routes = _check_settings(margin, min_face, tta, routes)  # before any model is loaded
-        classifier = _load(model, backend, device, threads)
+        classifier = _load(model, backend, device, threads, reading)
         rule = abstain_rule(abstain, classifier)
         if isinstance(detector, str):
             detector = create_detector(detector, min_score=min_score, upscale=upscale)
-        routes = [(px, _load(m, backend, device, threads)) for px, m in routes]
+        routes = [(px, _load(m, backend, device, threads, reading)) for px, m in routes]
         super().__init__(classifier, detector, margin=margin, align=align, min_face=min_face, tta=tta, routes=routes, prior=prior, abstain=rule)
 
     # ------------------------------------------------------------------------------ photos
@@ -184,10 +187,13 @@ def abstain_rule(abstain: Union[None, bool, str, Abstain, Mapping[str, Any]], cl
     raise LrferError(f"abstain={abstain!r}", "use None, 'model', an Abstain or a mapping of its fields")
 
 
-def _load(model: Any, backend: str, device, threads) -> SizedClassifier:
+def _load(model: Any, backend: str, device, threads, reading: Optional[str] = None) -> SizedClassifier:
     """A classifier: loaded from a path (``None``: the shipped default), or the one given."""
     if model is None or isinstance(model, (str, os.PathLike)):
-        return load_classifier(model, backend=backend, device=device, threads=threads)
+        return load_classifier(model, backend=backend, device=device, threads=threads, reading=reading)
     if not (hasattr(model, "predict_proba") and hasattr(model, "classes")):
         raise LrferError(f"model={type(model).__name__}", "give a checkpoint path (.safetensors or .onnx), a loaded classifier, or None for the shipped model")
+    if reading not in (None, getattr(model, "reading", "default")):
+        raise LrferError(f"reading={reading!r} for a classifier already loaded with reading {getattr(model, 'reading', 'default')!r}",
+                         "load it with that reading (FaceClassifier.load(path, reading=...)), or give its path")
     return model

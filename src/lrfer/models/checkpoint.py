@@ -159,6 +159,37 @@ def update_spec(path_in: str | os.PathLike, changes: dict, path_out: str | os.Pa
         raise LrferError(f"cannot write {out} ({err.strerror or err})", "choose a writable path") from None
 
 
+#: What a reading replaces in the model's description: its temperature and the abstention rule and
+#: training class shares fitted for it (docs/trust.md, "Readings").
+READING_FIELDS = ("temperature", "abstain", "class_prior")
+_READING_HINT = "fit one with `lrfer add-reading`, or leave --reading out for the model's own"
+
+
+def add_reading(path_in: str | os.PathLike, name: str, head: dict[str, torch.Tensor], record: dict, path_out: str | os.PathLike | None = None) -> Path:
+    """Store a reading in a checkpoint: ``head`` (the classifier's tensors, by their names in the
+    model, e.g. ``classifier.weight``) and ``record`` (its ``temperature``, ``abstain``,
+    ``class_prior`` and how it was fitted), beside the model's own head, which is kept. Written
+    atomically to ``path_out`` (default: over ``path_in``)."""
+    path_in = Path(path_in)
+    ckpt = load_checkpoint(path_in)
+    if not name.replace("-", "").replace("_", "").isalnum() or name == "default":
+        raise LrferError(f"reading name {name!r}", "use letters, digits, '-' or '_', and not 'default' (the model's own)")
+    have = ckpt.weights("model")
+    for key, value in head.items():
+        if key not in have or have[key].shape != value.shape:
+            raise LrferError(f"reading '{name}': {key} {tuple(value.shape)} is not a tensor of {ckpt.spec['name']}", "fit the head on this checkpoint's own embeddings")
+    tensors, meta = read_safetensors(path_in, _META_KEY, FORMAT, "lrfer checkpoint", "use a file written by `lrfer train`", article="an")
+    prefix = f"reading/{name}/"
+    tensors = {k: v for k, v in tensors.items() if not k.startswith(prefix)}
+    tensors.update({prefix + k: v.detach().float().cpu().contiguous() for k, v in head.items()})
+    meta["model"].setdefault("readings", {})[name] = record
+    out = Path(path_out) if path_out is not None else path_in
+    try:
+        return write_safetensors(out, tensors, _META_KEY, meta)
+    except OSError as err:
+        raise LrferError(f"cannot write {out} ({err.strerror or err})", "choose a writable path") from None
+
+
 class Checkpoint:
     """A loaded checkpoint: ``spec`` (model recipe), ``info``, and tensor tables."""
 
@@ -180,6 +211,38 @@ class Checkpoint:
     def weights(self, which: str = "model") -> dict[str, torch.Tensor]:
         prefix = which + "/"
         return {k[len(prefix) :]: v for k, v in self._tensors.items() if k.startswith(prefix)}
+
+    @property
+    def readings(self) -> dict[str, dict]:
+        """The readings stored beside the model's own head (:func:`add_reading`), by name."""
+        return dict(self.spec.get("readings") or {})
+
+    @property
+    def reading(self) -> str:
+        """Which reading this checkpoint answers with: ``default`` (its own head) or a stored one's name."""
+        return str(self.spec.get("reading", "default"))
+
+    def with_reading(self, name: Optional[str]) -> "Checkpoint":
+        """This checkpoint answering with reading ``name``: its head's tensors (model and EMA) and
+        the fields of :data:`READING_FIELDS` replaced by the reading's; ``None`` or ``default``:
+        itself. Everything downstream (evaluation, export, the Recognizer) sees a plain checkpoint."""
+        if name in (None, "default"):
+            return self
+        record = self.readings.get(name)
+        if record is None:
+            have = ", ".join(self.readings) or "none"
+            raise LrferError(f"{self.path} has no reading '{name}' (it has: default, {have})" if self.readings else f"{self.path} has no reading '{name}' (only its own)", _READING_HINT)
+        prefix = f"reading/{name}/"
+        head = {k[len(prefix) :]: v for k, v in self._tensors.items() if k.startswith(prefix)}
+        tensors = dict(self._tensors)
+        for key, value in head.items():
+            for which in ("model", "ema"):
+                if f"{which}/{key}" in tensors:
+                    tensors[f"{which}/{key}"] = value
+        spec = {k: v for k, v in self.spec.items() if k not in READING_FIELDS}
+        spec.update({k: record[k] for k in READING_FIELDS if record.get(k) is not None})
+        spec["reading"] = name
+        return Checkpoint(self.path, {"model": spec, "info": self.info, "state": self._skeleton}, tensors)
 
     @property
     def has_ema(self) -> bool:

@@ -16,7 +16,7 @@ import numpy as np
 import torch
 
 from ..data.faceset import FaceSet
-from ..data.transforms import predict_proba
+from ..data.transforms import predict_embeddings, predict_proba
 from ..device import resolve_device
 from ..errors import LrferError
 from ..models.checkpoint import Checkpoint, load_checkpoint
@@ -49,13 +49,19 @@ class FaceClassifier:
         self.train_prior: Optional[np.ndarray] = train_prior_from(spec.get("class_prior"), self.classes, str(checkpoint.path))
 
     @classmethod
-    def load(cls, path: Union[str, os.PathLike, None] = None, device: Union[str, torch.device, None] = None) -> "FaceClassifier":
-        """From a checkpoint file; ``None`` loads the shipped default model."""
-        return cls(load_checkpoint(path or DEFAULT_CHECKPOINT), resolve_device(device))
+    def load(cls, path: Union[str, os.PathLike, None] = None, device: Union[str, torch.device, None] = None, reading: Optional[str] = None) -> "FaceClassifier":
+        """From a checkpoint file; ``None`` loads the shipped default model. ``reading``: answer
+        with one of the checkpoint's stored readings (docs/trust.md) instead of its own head."""
+        return cls(load_checkpoint(path or DEFAULT_CHECKPOINT).with_reading(reading), resolve_device(device))
 
     @property
     def name(self) -> str:
         return self.checkpoint.spec["name"]
+
+    @property
+    def reading(self) -> str:
+        """``default`` (the model's own head) or the name of the stored reading it answers with."""
+        return self.checkpoint.reading
 
     def prepare(self, faces: FaceSet) -> FaceSet:
         """Faces in the model's channels and size, labels re-indexed onto the model's classes."""
@@ -84,3 +90,18 @@ class FaceClassifier:
             progress=progress,
             temperature=self.temperature,
         )
+
+    def embed(
+        self,
+        images: Union[torch.Tensor, np.ndarray],
+        *,
+        degrade_to: Optional[int] = None,
+        batch_size: Optional[int] = None,
+        progress: Optional[Progress] = None,
+    ) -> torch.Tensor:
+        """The embeddings ``(N, D)`` its head reads, for uint8 face crops of any size, prepared as
+        :meth:`predict_proba` prepares them."""
+        return predict_embeddings(
+            self.model, images, batch_size=batch_size, device=self.device, crop=self.crop,
+            input_size=self.image_size, degrade_to=degrade_to, progress=progress,
+        )  # fmt: skip

@@ -7,8 +7,12 @@ it. What a runtime needs to feed it is in the model's ``metadata_props`` (all st
 (0 = none), ``input_size``, ``temperature``, ``source`` (checkpoint file name) and
 ``source_sha256``; a quantized model adds ``quantization``; a model with a stored abstention
 rule or training class shares adds ``abstain`` and ``class_prior`` (JSON, see
-:mod:`lrfer.runtime.decision` and :mod:`lrfer.runtime.prior`). Faces are prepared by
-:mod:`lrfer.runtime.faces`, which computes what the torch path computes.
+:mod:`lrfer.runtime.decision` and :mod:`lrfer.runtime.prior`). A checkpoint with readings
+(:mod:`lrfer.train.reading`) adds a second output, ``embedding``, and ``reading`` (which one
+``probabilities`` gives) and ``readings`` (JSON: each other head's ``weight``, ``bias``,
+``temperature``, ``abstain`` and ``class_prior``), which :class:`OnnxClassifier` applies to the
+embedding in numpy. Faces are prepared by :mod:`lrfer.runtime.faces`, which computes what the
+torch path computes.
 """
 
 from __future__ import annotations
@@ -29,6 +33,7 @@ from .prior import train_prior_from
 ONNX_FORMAT = "lrfer-onnx/1"
 INPUT_NAME = "images"
 OUTPUT_NAME = "probabilities"
+EMBEDDING_NAME = "embedding"
 PathLike = os.PathLike | str
 
 #: The shipped default model as an ONNX graph (float32), made from ``model.safetensors`` beside it
@@ -73,9 +78,10 @@ def parse_onnx_metadata(raw: dict[str, str], path: Any) -> dict[str, Any]:
         raise LrferError(f"{path} has incomplete lrfer metadata ({type(err).__name__}: {err})", hint) from None
     if "quantization" in raw:
         meta["quantization"] = raw["quantization"]
-    for key in ("abstain", "class_prior"):
+    for key in ("abstain", "class_prior", "readings"):
         if key in raw:
             meta[key] = _json_field(raw[key], key, path, hint)
+    meta["reading"] = raw.get("reading", "default")
     return meta
 
 
@@ -140,16 +146,22 @@ class OnnxClassifier:
 
     device = "cpu"  # where inputs are prepared; the session copies them itself
 
-    def __init__(self, session: Any, metadata: dict[str, Any], path: Path):
+    def __init__(self, session: Any, metadata: dict[str, Any], path: Path, reading: Optional[str] = None):
         self.session, self.metadata, self.path = session, metadata, path
         self.classes: tuple[str, ...] = tuple(metadata["classes"])
         self.in_chans: int = metadata["in_chans"]
         self.image_size: int = metadata["image_size"]
         self.crop: Optional[int] = metadata["crop"]
-        self.temperature: float = metadata["temperature"]
-        self.abstain: Optional[Abstain] = rule_from(metadata.get("abstain"), str(path))
-        self.prior_record: Optional[dict] = metadata.get("class_prior")  # with the bias correction EM needs
-        self.train_prior: Optional[np.ndarray] = train_prior_from(metadata.get("class_prior"), self.classes, str(path))
+        #: the head applied to the graph's embedding, or None when ``probabilities`` is the answer
+        self._head: Optional[tuple[np.ndarray, np.ndarray]] = None
+        self.reading: str = metadata.get("reading", "default")
+        source = metadata
+        if reading not in (None, self.reading):
+            source = self._use_reading(reading)
+        self.temperature: float = source["temperature"]
+        self.abstain: Optional[Abstain] = rule_from(source.get("abstain"), str(path))
+        self.prior_record: Optional[dict] = source.get("class_prior")  # with the bias correction EM needs
+        self.train_prior: Optional[np.ndarray] = train_prior_from(source.get("class_prior"), self.classes, str(path))
         graph_input = session.get_inputs()[0]
         self._input = graph_input.name
         batch = graph_input.shape[0]
@@ -161,19 +173,38 @@ class OnnxClassifier:
                 "export the model again with `lrfer export`",
             )
 
+    def _use_reading(self, name: str) -> dict[str, Any]:
+        """Answer with the stored reading ``name``: its head on the embedding; returns its record."""
+        readings = self.metadata.get("readings") or {}
+        record = readings.get(name)
+        if record is None:
+            have = ", ".join([self.reading, *readings])
+            raise LrferError(f"{self.path} has no reading '{name}' (it has: {have})", "choose one of those, or export the checkpoint again with `lrfer export`")
+        if EMBEDDING_NAME not in [o.name for o in self.session.get_outputs()]:
+            raise LrferError(f"{self.path} has readings but no '{EMBEDDING_NAME}' output", "export the checkpoint again with `lrfer export`")
+        try:
+            weight, bias = np.asarray(record["weight"], np.float32), np.asarray(record["bias"], np.float32)
+        except (KeyError, ValueError) as err:
+            raise LrferError(f"{self.path}: its reading '{name}' has no valid head ({err})", "export the checkpoint again with `lrfer export`") from None
+        if weight.ndim != 2 or weight.shape[0] != len(self.classes) or bias.shape != (len(self.classes),):
+            raise LrferError(f"{self.path}: its reading '{name}' has a head of {weight.shape} for {len(self.classes)} classes", "export the checkpoint again with `lrfer export`")
+        self._head, self.reading = (weight, bias), name
+        return record
+
     @classmethod
-    def load(cls, path: Optional[PathLike] = None, threads: Optional[int] = None, device: Any = None) -> "OnnxClassifier":
+    def load(cls, path: Optional[PathLike] = None, threads: Optional[int] = None, device: Any = None, reading: Optional[str] = None) -> "OnnxClassifier":
         """Open an ``.onnx`` file written by :func:`lrfer.export.export_onnx` (or quantized);
         ``None``: the shipped default model.
 
         ``threads``: intra-op threads (``None``: onnxruntime's default, one per physical core).
         ``device``: ``"cuda"`` or ``"auto"`` use the CUDA provider when this onnxruntime build has
-        it (``onnxruntime-gpu``), the CPU otherwise.
+        it (``onnxruntime-gpu``), the CPU otherwise. ``reading``: answer with one of the model's
+        stored readings (docs/trust.md) instead of the one it was exported with.
         """
         path = Path(path) if path is not None else DEFAULT_ONNX
         session = open_session(path, threads, device)
         meta = parse_onnx_metadata(dict(session.get_modelmeta().custom_metadata_map), path)
-        return cls(session, meta, path)
+        return cls(session, meta, path, reading)
 
     @property
     def name(self) -> str:
@@ -183,16 +214,25 @@ class OnnxClassifier:
         """Faces in the model's channels and size, labels re-indexed onto the model's classes."""
         return prepare_faces(faces, in_chans=self.in_chans, image_size=self.image_size, classes=self.classes)
 
+    def _run(self, x: np.ndarray) -> np.ndarray:
+        """The graph's probabilities, or with a reading its head's calibrated softmax on the embedding."""
+        if self._head is None:
+            return self.session.run([OUTPUT_NAME], {self._input: x})[0]
+        weight, bias = self._head
+        z = (self.session.run([EMBEDDING_NAME], {self._input: x})[0] @ weight.T + bias) / self.temperature
+        z = np.exp(z - z.max(1, keepdims=True))
+        return (z / z.sum(1, keepdims=True)).astype(np.float32)
+
     def _forward(self, x: np.ndarray) -> np.ndarray:
         if not self._fixed_batch:
-            return self.session.run(None, {self._input: x})[0]
+            return self._run(x)
         # A static-batch export: run in chunks of its batch, the last one padded with zeros.
         b, out = self._fixed_batch, []
         for i in range(0, len(x), b):
             chunk = x[i : i + b]
             if len(chunk) < b:
                 chunk = np.concatenate([chunk, np.zeros((b - len(chunk), *chunk.shape[1:]), np.float32)])
-            out.append(self.session.run(None, {self._input: chunk})[0])
+            out.append(self._run(chunk))
         return np.concatenate(out)[: len(x)]
 
     def predict_proba(

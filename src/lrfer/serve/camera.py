@@ -53,7 +53,7 @@ def make_recognizer(model: Model) -> Recognizer:
     """A Recognizer as the config's ``[model]`` section describes it (empty checkpoint: the shipped default)."""
     return Recognizer(
         model.checkpoint or None, detector=model.detector, backend=model.backend, min_score=model.min_score, upscale=model.upscale,
-        prior=model.prior or None, abstain="model" if model.abstain else None,
+        prior=model.prior or None, abstain="model" if model.abstain else None, reading=model.reading or None,
     )  # fmt: skip
 
 

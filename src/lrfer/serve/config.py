@@ -226,6 +226,7 @@ class Model(_Strict):
     backend: Literal["auto", "onnx", "torch"] = "auto"
     min_score: float = Field(0.5, ge=0, le=1)
     upscale: Union[float, Literal["auto"]] = 1.0
+    reading: str = Field("", description="one of the model's stored readings, e.g. 'half' or 'crowd' for the shipped model, which read calm faces as neutral more often (docs/trust.md); empty: the model's own")
     prior: str = Field("", description="the place's class shares, e.g. 'neutral=0.5,happy=0.25' or 'uniform' (docs/trust.md); empty: the model's own")
     abstain: bool = Field(False, description="mark faces uncertain by the abstention rule stored with the model")
 

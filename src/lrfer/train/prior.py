@@ -50,19 +50,27 @@ def extra_train_path(stored: str, data: FaceSet) -> Path:
                      f"put {path.name} beside the data file to count its faces in the training shares")
 
 
-def training_prior(clf: FaceClassifier, data: FaceSet, split: str) -> dict[str, Any]:
-    """The class-share record of ``split`` of ``data`` for the classifier ``clf``:
-    the shares of the targets its stored config trained on, with the label counts as the source."""
+def training_faces(clf: FaceClassifier, data: FaceSet, split: str) -> tuple[FaceSet, str]:
+    """(the faces ``clf`` trained on: ``split`` of ``data``, with the set its stored config mixed in,
+    each face as often as an epoch saw it; a line saying so), prepared for ``clf``."""
     if split not in data.splits:
         raise LrferError(f"--train-split {split}: the data has no such split", f"choose one of {', '.join(data.splits)}")
     faces = clf.prepare(data.select_split(split))
     config = clf.checkpoint.info.get("config") or {}
     source = f"{data.name} {split}"
-    if config.get("extra_train"):  # the faces mixed into the split trained the model too, each as often as it saw them
+    if config.get("extra_train"):
         extra = TrainConfig(extra_train=str(extra_train_path(config["extra_train"], data)), extra_train_holdout=int(config.get("extra_train_holdout", 2)))
         repeat = int(config.get("extra_train_repeat", 1))
         faces = mix_in(faces, clf.prepare(extra_training_faces(extra.validate())), repeat)
         source += f" with {faces.meta['mixed_in']['faces']} faces of {Path(config['extra_train']).name} (x{repeat})"
+    return faces, source
+
+
+def training_prior(clf: FaceClassifier, data: FaceSet, split: str) -> dict[str, Any]:
+    """The class-share record of ``split`` of ``data`` for the classifier ``clf``:
+    the shares of the targets its stored config trained on, with the label counts as the source."""
+    faces, source = training_faces(clf, data, split)
+    config = clf.checkpoint.info.get("config") or {}
     counts = np.bincount(np.asarray(faces.labels), minlength=len(clf.classes))
     if counts.min() == 0:
         raise LrferError(f"--train-split {split} has no faces of {clf.classes[int(counts.argmin())]}", "give the split the model was trained on")
