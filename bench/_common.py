@@ -26,6 +26,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any, Callable, Optional
 
+from lrfer.errors import LrferError
 from lrfer.files import atomic_write_text
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -192,6 +193,24 @@ def save_result(path: Path, doc: dict, plot: Optional[Callable[[dict, Path], Non
     if plot is not None:
         plot(doc, path.with_suffix(".png"))
     print(f"wrote {path.relative_to(ROOT) if path.is_relative_to(ROOT) else path}")
+
+
+def measured_or_stored(args: argparse.Namespace, out: Path, run: Callable[[argparse.Namespace], dict], script: str,
+                       plot: Optional[Callable[[dict, Path], None]] = None) -> Optional[dict]:  # fmt: skip
+    """The document a bench's tables come from: ``run(args)``'s, saved to ``out`` with its figure,
+    unless ``--table-only`` or ``--check`` asked for the tables alone; then the file's. ``None``,
+    after one line on stderr, when the run met bad input (an LrferError) or the file is missing."""
+    if not (args.table_only or args.check):
+        try:
+            doc = run(args)
+        except LrferError as err:
+            print(f"error: {err}", file=sys.stderr)
+            return None
+        save_result(out, doc, plot)
+    doc = load_result(out.name)
+    if doc is None:
+        print(f"error: {out.relative_to(ROOT)} is missing: run python {script} first", file=sys.stderr)
+    return doc
 
 
 def write_blocks(path: Path, blocks: dict[str, list[str]], check: bool = False) -> bool:

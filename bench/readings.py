@@ -32,7 +32,7 @@ from typing import Any, Optional
 import numpy as np
 import torch
 
-from _common import DATA, DOCS, RESULTS, ROOT, add_threads_arg, load_result, pct, provenance, save_result, write_blocks
+from _common import DATA, DOCS, RESULTS, add_threads_arg, measured_or_stored, pct, provenance, write_blocks
 from lrfer.data.readers import load_dataset
 from lrfer.data.splits import held_out_subjects
 from lrfer.errors import LrferError
@@ -158,16 +158,8 @@ def main(argv: Optional[list[str]] = None) -> int:
     ap.add_argument("--check", action="store_true", help="fail if docs/trust.md differs from the results file; write nothing")
     add_threads_arg(ap)
     args = ap.parse_args(sys.argv[1:] if argv is None else argv)
-    if not (args.table_only or args.check):
-        try:
-            doc = run(args)
-        except LrferError as err:
-            print(f"error: {err}", file=sys.stderr)
-            return 2
-        save_result(OUT, doc, plot)
-    doc = load_result(OUT.name)
+    doc = measured_or_stored(args, OUT, run, "bench/readings.py", plot)
     if doc is None:
-        print(f"error: {OUT.relative_to(ROOT)} is missing: run python bench/readings.py first", file=sys.stderr)
         return 2
     write_blocks(DOCS / "trust.md", {"trust-readings": table(doc)}, args.check)
     return 0

@@ -35,7 +35,7 @@ from typing import Any, Optional
 import numpy as np
 import torch
 
-from _common import DATA, DOCS, RESULTS, ROOT, add_threads_arg, load_result, pct, provenance, save_result, write_blocks
+from _common import DATA, DOCS, RESULTS, add_threads_arg, measured_or_stored, pct, provenance, write_blocks
 from lrfer.data.faceset import FaceSet
 from lrfer.data.readers import load_dataset
 from lrfer.errors import LrferError
@@ -183,16 +183,8 @@ def main(argv: Optional[list[str]] = None) -> int:
         ap.error(f"--zooms {args.zooms!r}: give numbers, e.g. 0.9,1,1.3")
     if not args.zooms or min(args.zooms) <= 0:
         ap.error("--zooms: each factor must be above 0")
-    if not (args.table_only or args.check):
-        try:
-            doc = run(args)
-        except LrferError as err:
-            print(f"error: {err}", file=sys.stderr)
-            return 2
-        save_result(OUT, doc, plot)
-    doc = load_result(OUT.name)
+    doc = measured_or_stored(args, OUT, run, "bench/why_calm.py", plot)
     if doc is None:
-        print(f"error: {OUT.relative_to(ROOT)} is missing: run python bench/why_calm.py first", file=sys.stderr)
         return 2
     write_blocks(DOCS / "trust.md", {"trust-why-calm-labels": tables(doc)[:2], "trust-why-calm-framing": tables(doc)[2:]}, args.check)
     return 0

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-WRITERS = [["inference_tables.py"], ["training_tables.py"], ["methods_tables.py"], ["default_model.py", "--card-only"], ["detector_sizes.py"], ["serve_store.py"], ["serve_alerts.py"], ["serve_cameras.py"], ["serve_soak.py"], ["serve_load.py"], ["runtime.py"], ["prior_abstain.py"], ["robustness_tables.py"], ["batch_scale.py"], ["ferplus_ft.py", "--table-only"], ["why_calm.py"]]
+WRITERS = [["inference_tables.py"], ["training_tables.py"], ["methods_tables.py"], ["default_model.py", "--card-only"], ["detector_sizes.py"], ["serve_store.py"], ["serve_alerts.py"], ["serve_cameras.py"], ["serve_soak.py"], ["serve_load.py"], ["runtime.py"], ["prior_abstain.py"], ["robustness_tables.py"], ["batch_scale.py"], ["ferplus_ft.py", "--table-only"], ["why_calm.py"], ["readings.py"]]
 
 
 def run_bench(*args: str) -> subprocess.CompletedProcess:

@@ -161,6 +161,12 @@ def test_int8_model_agrees_with_float(default_onnx, fer_faces, tmp_path):
     if fer_faces is not None:
         agree = float((pq.argmax(-1) == pf.argmax(-1)).mean())
         assert agree >= 0.9
+    # the readings' heads run on the int8 graph's embedding output
+    for reading in read_onnx_metadata(default_onnx).get("readings", {}):
+        rq, rf = (OnnxClassifier.load(path, threads=1, reading=reading).predict_proba(faces) for path in (q, default_onnx))
+        assert np.allclose(rq.sum(-1), 1.0, atol=1e-4)
+        if fer_faces is not None:
+            assert float((rq.argmax(-1) == rf.argmax(-1)).mean()) >= 0.9
 
 
 # ------------------------------------------------------------------------------------ errors

@@ -26,6 +26,21 @@ def test_the_shipped_onnx_is_the_shipped_checkpoint():
     assert clf.metadata["source_sha256"] == sha256_file(checkpoint), "the checkpoint changed: run `python tools/export_default.py`"
 
 
+@pytest.mark.parametrize("reading", ["half", "crowd"])
+def test_the_shipped_readings_agree_on_real_faces(reading):
+    """The runtime applies a reading's head to the graph's embedding in numpy; torch swaps the head."""
+    torch = pytest.importorskip("torch")
+    from lrfer.predict.classifier import FaceClassifier
+
+    ours, theirs = OnnxClassifier.load(None, threads=1, reading=reading), FaceClassifier.load(None, "cpu", reading=reading)
+    assert ours.reading == theirs.reading == reading and ours.abstain == theirs.abstain and ours.temperature == pytest.approx(theirs.temperature)
+    faces = real_faces()
+    got, want = ours.predict_proba(faces), theirs.predict_proba(torch.from_numpy(faces)).numpy()
+    assert np.abs(got - want).max() <= PARITY and (got.argmax(1) == want.argmax(1)).mean() == 1.0
+    # and it is another reading: some faces get another answer than the model's own head gives
+    assert (got.argmax(1) != OnnxClassifier.load(None, threads=1).predict_proba(faces).argmax(1)).any()
+
+
 def test_numpy_resize_is_torchs():
     torch = pytest.importorskip("torch")
     from lrfer.data.augment import resize_faces as torch_resize

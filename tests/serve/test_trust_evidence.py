@@ -55,3 +55,11 @@ def test_the_model_section_s_prior_and_abstain_reach_the_camera_workers_recogniz
     assert rec.abstain is not None and rec.abstain == rec.classifier.abstain  # the rule stored with the shipped model
     shares = dict(zip(rec.classes, rec.prior))
     assert shares["neutral"] == pytest.approx(0.5) and shares["happy"] == pytest.approx(0.25)
+
+
+def test_the_model_section_s_reading_reaches_the_recognizer_with_its_own_rule():
+    rec = make_recognizer(Model(reading="half", abstain=True))
+    assert rec.classifier.reading == "half"
+    assert rec.abstain == rec.classifier.abstain and rec.abstain != make_recognizer(Model(abstain=True)).abstain  # the reading's threshold, not the model's
+    with pytest.raises(LrferError, match="no reading 'nope'"):
+        make_recognizer(Model(reading="nope"))

@@ -121,3 +121,17 @@ def test_the_cli_fits_lists_and_uses_a_reading(capsys, tmp_path):
     assert_clean_error(code, err, "no reading 'nope'")
     code, _, err = run(capsys, "add-reading", "--data", str(data), "--name", "x", "--vote-weight", "1")
     assert_clean_error(code, err, "shipped model in place")
+
+
+def test_a_site_fits_a_reading_to_its_own_labels_without_votes(capsys, tmp_path):
+    ck = tiny_checkpoint(tmp_path / "c.safetensors", width=4, blocks=(1,))
+    faces = make_faceset(28, classes=CLASSES, seed=2)
+    usage = np.array(["train" if i % 2 else "val" for i in range(28)])
+    np.savez(tmp_path / "site.npz", images=faces.images[:, 0].numpy(), labels=faces.labels.numpy(), class_names=np.array(CLASSES), split=usage)
+    code, out, err = run(capsys, "add-reading", "--checkpoint", str(ck), "--data", str(tmp_path / "site.npz"), "--name", "site", "--vote-weight", "0",
+                         "--train-split", "train", "--split", "val", "--sizes", "48", "--data-only", "--no-progress")  # fmt: skip
+    assert code == 0, err
+    assert load_checkpoint(ck).readings["site"]["fitted"]["data"].endswith("train")
+    code, _, err = run(capsys, "add-reading", "--checkpoint", str(ck), "--data", str(tmp_path / "site.npz"), "--name", "x", "--vote-weight", "0.5",
+                       "--train-split", "train", "--split", "val", "--no-progress")  # fmt: skip
+    assert_clean_error(code, err, "needs soft labels")

@@ -87,8 +87,9 @@ def _ensemble_sweep(args, sizes, bars):
     from ..evaluate.sweep import ensemble_sweep
     from ..predict.ensemble import ProbabilityEnsemble
 
-    if args.checkpoint:
-        raise LrferError("--checkpoint and --member both given", "sweep one model with --checkpoint, or an ensemble with two or more --member")
+    if args.checkpoint or args.reading:
+        flag = "--checkpoint" if args.checkpoint else "--reading"
+        raise LrferError(f"{flag} and --member both given", "sweep one model with --checkpoint (and --reading), or an ensemble with two or more --member")
     if len(args.member) < 2:
         raise LrferError("an ensemble needs two or more --member checkpoints", "repeat --member, or sweep one model with --checkpoint")
     ens = ProbabilityEnsemble(args.member, device=args.device)

@@ -56,6 +56,7 @@ def add_parsers(sub) -> None:
     sp.add_argument("--train-split", default="Training", metavar="SPLIT", help="the split the head is fitted on (default Training)")
     sp.add_argument("--split", default="PublicTest", help="the split its temperature and abstention threshold are chosen on (default PublicTest)")
     sp.add_argument("--sizes", default="48,24,16", metavar="PX,...", help="face sizes the head is fitted at (default 48,24,16)")
+    sp.add_argument("--data-only", action="store_true", help="fit on --data alone, without the set the model mixed into its training (for your own labelled faces)")
     sp.add_argument("--out", metavar="FILE", help="checkpoint with the reading (default: overwrite --checkpoint)")
     sp.set_defaults(func=cmd_add_reading)
 
@@ -147,7 +148,7 @@ def cmd_add_reading(args) -> int:
     data = load_data(args, bars)
     try:
         path, rec = add_fitted_reading(target, data, args.name, args.out, vote_weight=args.vote_weight, train_split=args.train_split,
-                                       val_split=args.split, sizes=sizes, progress=bars)  # fmt: skip
+                                       val_split=args.split, sizes=sizes, mix_extra=not args.data_only, progress=bars)  # fmt: skip
     finally:
         bars.close()
     a, fit = rec["abstain"], rec["fitted"]

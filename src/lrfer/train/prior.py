@@ -47,7 +47,7 @@ def extra_train_path(stored: str, data: FaceSet) -> Path:
     if beside is not None and beside.exists():
         return beside
     raise LrferError(f"the model mixed {path.name} into its training (extra_train {stored}), and it is neither there nor beside {data.name}",
-                     f"put {path.name} beside the data file to count its faces in the training shares")
+                     f"put {path.name} beside the data file: the model trained on its faces too")
 
 
 def training_faces(clf: FaceClassifier, data: FaceSet, split: str) -> tuple[FaceSet, str]:

@@ -85,14 +85,23 @@ def fit_reading(
     coverage: Optional[float] = None,
     min_face: Optional[int] = None,
     l2: float = 1e-3,
+    mix_extra: bool = True,
     progress: Optional[Progress] = None,
 ) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
     """(the head's tensors by their names in the model, the reading's record) for ``clf`` on
-    ``data`` (with FERPlus-style votes as its soft labels; the set the model mixed into its training, if any, is mixed in as it was). ``coverage`` and ``min_face`` of the
-    abstention rule default to those of the model's own rule (0.8 and 0 without one)."""
+    ``data``'s ``train_split`` (its soft labels are the votes: FERPlus's in the FER2013 archive).
+    ``mix_extra``: mix in the set the model mixed into its training, as often as it did (when
+    ``data`` is what it trained on; ``False`` for a site's own faces). ``coverage`` and
+    ``min_face`` of the abstention rule default to those of the model's own rule (0.8 and 0
+    without one)."""
     if val_split not in data.splits:
         raise LrferError(f"the data has no split '{val_split}'", f"choose one of {', '.join(data.splits)}")
-    train, source = training_faces(clf, data, train_split)
+    if mix_extra:
+        train, source = training_faces(clf, data, train_split)
+    elif train_split in data.splits:
+        train, source = clf.prepare(data.select_split(train_split)), f"{data.name} {train_split}"
+    else:
+        raise LrferError(f"the data has no split '{train_split}'", f"choose one of {', '.join(data.splits)}")
     val = clf.prepare(data.select_split(val_split))
     head = _head(clf)
     targets = reading_targets(train, vote_weight)
