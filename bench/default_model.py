@@ -18,12 +18,12 @@ from pathlib import Path
 
 from _common import DOCS, ROOT, add_data_arg, pct, provenance, write_blocks
 from ferplus_ft import config_name
-from readings import OUT as READINGS
-from readings import table as readings_table
 from lrfer.data.readers import load_dataset
 from lrfer.evaluate.report import evaluate_classifier, write_report, write_sweep
 from lrfer.evaluate.sweep import classifier_sweep
 from lrfer.predict.classifier import DEFAULT_CHECKPOINT, FaceClassifier
+from readings import OUT as READINGS
+from readings import table as readings_table
 
 OUT = ROOT / "bench" / "results" / "default_model"
 # The default is trained in two stages: on a GPU (the run below; the default until 2026-12-05), then

@@ -6,8 +6,8 @@ as well as on FER2013, scored for what alerts need.
                                [--set KEY=PATH ...]
     python bench/robustness_tables.py [--check]        # the tables of docs/trust.md from the results
 
-The models (the shipped default, each ``--checkpoint``, the five peer Keras models of
-``../shared/peers``) are loaded by bench/suite.py, and the face sets are its sets, degraded to each
+The models (the shipped default, its readings as ``default:half``/``default:crowd``, each
+``--checkpoint``, the five peer Keras models of ``../shared/peers``) are loaded by bench/suite.py, and the face sets are its sets, degraded to each
 size as it degrades them (:func:`suite.predict_sizes`); two sets are added:
 
 - ``calm``: ``wild_calm64.npz``, 9,557 in-the-wild web faces at 64 px, happy or neutral (noisy

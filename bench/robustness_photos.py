@@ -118,7 +118,7 @@ def pipelines(entries: Sequence[Any], args: Any) -> dict[str, Recognizer]:
     out = {}
     for e in entries:
         model = e.checkpoint if e.lrfer else NetClassifier(e, args.device, args.batch_size)
-        out[e.name] = Recognizer(model, detector, device=args.device, threads=args.threads)
+        out[e.name] = Recognizer(model, detector, device=args.device, threads=args.threads, reading=e.reading if e.lrfer else None)
     return out
 
 

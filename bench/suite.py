@@ -94,16 +94,17 @@ class Entry:
     #: default); ``lrfer`` is False for the peers, which only exist as a network
     checkpoint: Optional[Path] = None
     lrfer: bool = False
+    reading: Optional[str] = None  # an lrfer model's stored reading (docs/trust.md section 10); None: its own head
 
 
 def _params(net: nn.Module) -> int:
     return int(sum(p.numel() for p in net.parameters()))
 
 
-def lrfer_entry(name: str, path: Optional[Path], device: str, kind: str) -> Entry:
+def lrfer_entry(name: str, path: Optional[Path], device: str, kind: str, reading: Optional[str] = None) -> Entry:
     from lrfer.predict.classifier import DEFAULT_CHECKPOINT, FaceClassifier
 
-    clf = FaceClassifier.load(path, device=device)
+    clf = FaceClassifier.load(path, device=device, reading=reading)
     file = Path(path) if path is not None else DEFAULT_CHECKPOINT
     meta = getattr(clf.checkpoint, "info", None) or {}
     cfg = meta.get("config") or {}
@@ -122,8 +123,9 @@ def lrfer_entry(name: str, path: Optional[Path], device: str, kind: str) -> Entr
         "input_size": clf.image_size,
         "crop": clf.crop,
         "classes": list(clf.classes),
+        **({"reading": reading} if reading else {}),
     }
-    return Entry(name, clf.model, clf.classes, clf.image_size, clf.crop, info, checkpoint=None if path is None else Path(path), lrfer=True)
+    return Entry(name, clf.model, clf.classes, clf.image_size, clf.crop, info, checkpoint=None if path is None else Path(path), lrfer=True, reading=reading)
 
 
 def peer_entry(key: str, peers_dir: Path) -> Entry:
@@ -152,6 +154,9 @@ def build_models(args: argparse.Namespace, note: Callable[[str], None]) -> list[
     for token in wanted:
         if token == "default":
             entries.append(lrfer_entry("lrfer_default", None, args.device, "lrfer default (shipped)"))
+        elif token.startswith("default:"):  # the shipped model answering with one of its readings
+            reading = token.split(":", 1)[1]
+            entries.append(lrfer_entry(f"lrfer_default_{reading}", None, args.device, f"lrfer default (shipped), reading '{reading}'", reading))
         elif token == "peers":
             if not Path(args.peers_dir).is_dir():
                 note(f"peers: {args.peers_dir} is not here; peer models skipped (pass --peers-dir DIR)")
@@ -163,7 +168,7 @@ def build_models(args: argparse.Namespace, note: Callable[[str], None]) -> list[
             continue
         else:
             raise LrferError(f"unknown model '{token}' in --models",
-                             "use default, peers, none or a peer: " + ", ".join(PEERS) + " (lrfer checkpoints go in --checkpoint)")  # fmt: skip
+                             "use default, default:READING, peers, none or a peer: " + ", ".join(PEERS) + " (lrfer checkpoints go in --checkpoint)")  # fmt: skip
     for path in args.checkpoint or []:
         p = Path(path)
         if not p.is_file():
@@ -509,7 +514,7 @@ def write_summary(out: Path) -> Path:
 # ====================================================================== CLI
 def add_model_data_args(ap: argparse.ArgumentParser) -> None:
     """The options that pick the models and find the data (bench/robustness.py takes the same)."""
-    ap.add_argument("--models", default="default,peers", help="comma list: default, peers (all five), a peer name (" + ", ".join(PEERS) + "), none")
+    ap.add_argument("--models", default="default,peers", help="comma list: default, peers (all five), a peer name (" + ", ".join(PEERS) + "), none, default:READING (the shipped model answering with a stored reading, e.g. default:half)")
     ap.add_argument("--checkpoint", action="append", help="an lrfer checkpoint to add (repeatable)")
     ap.add_argument("--split", default=None, help="FER2013/FERPlus split(s), comma list (default: PublicTest, and PrivateTest when the data has it)")
     ap.add_argument("--data-dir", default=str(DEFAULT_DATA_DIR), help="folder with fer2013.npz (or fer2013.csv) and ckplus48.npz")

@@ -22,7 +22,10 @@ import argparse
 import runpy
 from pathlib import Path
 
+import torch
+
 from lrfer.data.readers import load_dataset
+from lrfer.models.checkpoint import load_checkpoint
 from lrfer.predict.classifier import DEFAULT_CHECKPOINT
 from lrfer.train.reading import add_fitted_reading
 
@@ -35,9 +38,17 @@ def main() -> None:
     ap.add_argument("--data", default=str(ROOT.parent / "shared" / "data" / "fer2013.npz"))
     args = ap.parse_args()
     data = load_dataset(args.data)
+    before = load_checkpoint(DEFAULT_CHECKPOINT)
     for name, weight in READINGS.items():
         _, rec = add_fitted_reading(DEFAULT_CHECKPOINT, data, name, vote_weight=weight)
         print(f"stored reading '{name}' (votes at {weight}): {rec['fitted']['val_split']} accuracy {rec['fitted']['val_accuracy']:.1%} by its own labels")
+    # the file's sha256 changes; the model's own answers must not
+    after = load_checkpoint(DEFAULT_CHECKPOINT)
+    own, now = before.weights("model"), after.weights("model")
+    same_spec = {k: v for k, v in after.spec.items() if k != "readings"} == {k: v for k, v in before.spec.items() if k != "readings"}
+    if own.keys() != now.keys() or not all(torch.equal(own[k], now[k]) for k in own) or not same_spec:
+        raise SystemExit("the model's own weights or description changed: restore model.safetensors from git")
+    print(f"the model's own weights and description unchanged ({len(own)} tensors)")
     runpy.run_path(str(ROOT / "tools" / "export_default.py"), run_name="__main__")
 
 

@@ -150,3 +150,16 @@ def test_a_set_of_ones_own_is_scored_at_its_size_and_below(bench, tmp_path, caps
     with pytest.raises(SystemExit) as exc:
         bench.robustness.parse_args(["--set", "calm=x"])  # the suite's own name
     assert exc.value.code == 2
+
+
+def test_the_shipped_model_s_readings_are_models_of_the_suite(bench):
+    """--models default:half runs the shipped network with its `half` head, on face sets and in photos."""
+    suite = bench.robustness.suite
+    args = argparse.Namespace(models="default,default:half", checkpoint=None, device="cpu", peers_dir="none")
+    own, half = suite.build_models(args, print)
+    assert (own.name, own.reading, half.name, half.reading) == ("lrfer_default", None, "lrfer_default_half", "half")
+    assert half.info["reading"] == "half" and not torch.equal(own.net.classifier.weight, half.net.classifier.weight)
+    pipes = bench.photos.pipelines([half], argparse.Namespace(device="cpu", threads=1, batch_size=8))
+    assert pipes["lrfer_default_half"].classifier.reading == "half"
+    with pytest.raises(Exception, match="no reading 'nope'"):
+        suite.build_models(argparse.Namespace(models="default:nope", checkpoint=None, device="cpu", peers_dir="none"), print)
