@@ -151,3 +151,17 @@ def test_training_commands_say_which_extra_to_install(argv, tmp_path):
     r = lrfer(*argv)
     assert r.returncode == 2 and "pip install 'lrfer[train]'" in r.stderr and "Traceback" not in r.stderr, r.stderr
     assert len(r.stderr.strip().splitlines()) == 1
+
+
+def test_a_reading_of_the_shipped_model_runs_without_torch(tmp_path):
+    """The shipped ONNX carries the readings' heads and the embedding they read."""
+    r = lrfer("predict", SCENE, "--reading", "crowd", "--json", tmp_path / "crowd.json")
+    assert r.returncode == 0, r.stderr
+    s = lrfer("predict", SCENE, "--json", tmp_path / "own.json")
+    assert s.returncode == 0, s.stderr
+    crowd, own = (json.loads((tmp_path / f"{n}.json").read_text()) for n in ("crowd", "own"))
+    box = lambda f: (f["x1"], f["y1"], f["x2"], f["y2"])
+    assert [box(f) for f in crowd] == [box(f) for f in own] and own  # the same faces, read by another head
+    assert any(abs(a["confidence"] - b["confidence"]) > 1e-3 for a, b in zip(crowd, own))
+    bad = lrfer("predict", SCENE, "--reading", "nope")
+    assert bad.returncode == 2 and "no reading 'nope'" in bad.stderr and "Traceback" not in bad.stderr

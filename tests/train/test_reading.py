@@ -135,3 +135,18 @@ def test_a_site_fits_a_reading_to_its_own_labels_without_votes(capsys, tmp_path)
     code, _, err = run(capsys, "add-reading", "--checkpoint", str(ck), "--data", str(tmp_path / "site.npz"), "--name", "x", "--vote-weight", "0.5",
                        "--train-split", "train", "--split", "val", "--no-progress")  # fmt: skip
     assert_clean_error(code, err, "needs soft labels")
+
+
+def test_a_damaged_reading_is_one_clear_error(with_reading, tmp_path):
+    from lrfer.models.checkpoint import _META_KEY, FORMAT, read_safetensors, write_safetensors
+
+    tensors, meta = read_safetensors(with_reading, _META_KEY, FORMAT, "lrfer checkpoint", "")
+    meta["model"]["readings"] = ["calm"]
+    write_safetensors(tmp_path / "list.safetensors", tensors, _META_KEY, meta)
+    with pytest.raises(LrferError, match="readings that are not a table"):
+        load_checkpoint(tmp_path / "list.safetensors")
+    tensors, meta = read_safetensors(with_reading, _META_KEY, FORMAT, "lrfer checkpoint", "")
+    tensors = {k: v for k, v in tensors.items() if not k.startswith("reading/")}
+    write_safetensors(tmp_path / "headless.safetensors", tensors, _META_KEY, meta)
+    with pytest.raises(LrferError, match="has no head that fits"):
+        FaceClassifier.load(tmp_path / "headless.safetensors", reading="calm")

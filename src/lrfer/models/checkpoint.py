@@ -230,10 +230,12 @@ class Checkpoint:
             return self
         record = self.readings.get(name)
         if record is None:
-            have = ", ".join(self.readings) or "none"
-            raise LrferError(f"{self.path} has no reading '{name}' (it has: default, {have})" if self.readings else f"{self.path} has no reading '{name}' (only its own)", _READING_HINT)
+            have = f"it has: default, {', '.join(self.readings)}" if self.readings else "only its own"
+            raise LrferError(f"{self.path} has no reading '{name}' ({have})", _READING_HINT)
         prefix = f"reading/{name}/"
         head = {k[len(prefix) :]: v for k, v in self._tensors.items() if k.startswith(prefix)}
+        if not head or any(f"model/{k}" not in self._tensors or self._tensors[f"model/{k}"].shape != v.shape for k, v in head.items()):
+            raise LrferError(f"{self.path}: its reading '{name}' has no head that fits the model", "fit it again with `lrfer add-reading`")
         tensors = dict(self._tensors)
         for key, value in head.items():
             for which in ("model", "ema"):
@@ -303,6 +305,9 @@ def _check_spec(path: Path, spec) -> None:
     problem = "is not an object" if not isinstance(spec, dict) else next(
         (f"has no valid '{k}'" for k, t in types.items() if not isinstance(spec.get(k, {} if k == "kwargs" else None), t)), None
     )
+    readings = spec.get("readings", {}) if isinstance(spec, dict) else {}
+    if problem is None and not (isinstance(readings, dict) and all(isinstance(r, dict) for r in readings.values())):
+        problem = "has readings that are not a table of objects"
     classes = spec.get("classes") if isinstance(spec, dict) else None
     if problem is None and classes is not None:
         if not (isinstance(classes, list) and all(isinstance(c, str) for c in classes)) or len(classes) != spec["num_classes"]:

@@ -158,7 +158,7 @@ class OnnxClassifier:
         source = metadata
         if reading not in (None, self.reading):
             source = self._use_reading(reading)
-        self.temperature: float = source["temperature"]
+        self.temperature: float = float(source.get("temperature", 1.0))
         self.abstain: Optional[Abstain] = rule_from(source.get("abstain"), str(path))
         self.prior_record: Optional[dict] = source.get("class_prior")  # with the bias correction EM needs
         self.train_prior: Optional[np.ndarray] = train_prior_from(source.get("class_prior"), self.classes, str(path))
@@ -176,15 +176,15 @@ class OnnxClassifier:
     def _use_reading(self, name: str) -> dict[str, Any]:
         """Answer with the stored reading ``name``: its head on the embedding; returns its record."""
         readings = self.metadata.get("readings") or {}
-        record = readings.get(name)
+        record = readings.get(name) if isinstance(readings, dict) else None
         if record is None:
-            have = ", ".join([self.reading, *readings])
+            have = ", ".join([self.reading, *(readings if isinstance(readings, dict) else [])])
             raise LrferError(f"{self.path} has no reading '{name}' (it has: {have})", "choose one of those, or export the checkpoint again with `lrfer export`")
         if EMBEDDING_NAME not in [o.name for o in self.session.get_outputs()]:
             raise LrferError(f"{self.path} has readings but no '{EMBEDDING_NAME}' output", "export the checkpoint again with `lrfer export`")
         try:
             weight, bias = np.asarray(record["weight"], np.float32), np.asarray(record["bias"], np.float32)
-        except (KeyError, ValueError) as err:
+        except (KeyError, ValueError, TypeError) as err:
             raise LrferError(f"{self.path}: its reading '{name}' has no valid head ({err})", "export the checkpoint again with `lrfer export`") from None
         if weight.ndim != 2 or weight.shape[0] != len(self.classes) or bias.shape != (len(self.classes),):
             raise LrferError(f"{self.path}: its reading '{name}' has a head of {weight.shape} for {len(self.classes)} classes", "export the checkpoint again with `lrfer export`")
