@@ -94,14 +94,10 @@ def fit_reading(
     ``data`` is what it trained on; ``False`` for a site's own faces). ``coverage`` and
     ``min_face`` of the abstention rule default to those of the model's own rule (0.8 and 0
     without one)."""
-    if val_split not in data.splits:
-        raise LrferError(f"the data has no split '{val_split}'", f"choose one of {', '.join(data.splits)}")
-    if mix_extra:
-        train, source = training_faces(clf, data, train_split)
-    elif train_split in data.splits:
-        train, source = clf.prepare(data.select_split(train_split)), f"{data.name} {train_split}"
-    else:
-        raise LrferError(f"the data has no split '{train_split}'", f"choose one of {', '.join(data.splits)}")
+    for split in (train_split, val_split):
+        if split not in data.splits:
+            raise LrferError(f"the data has no split '{split}'", f"choose one of {', '.join(data.splits)}")
+    train, source = training_faces(clf, data, train_split) if mix_extra else (clf.prepare(data.select_split(train_split)), f"{data.name} {train_split}")
     val = clf.prepare(data.select_split(val_split))
     head = _head(clf)
     targets = reading_targets(train, vote_weight)
@@ -125,7 +121,7 @@ def fit_reading(
         "vote_weight": float(vote_weight), "temperature": temperature, "abstain": rule, "class_prior": prior,
         "fitted": {"data": source, "train_split": train_split, "val_split": val_split, "sizes": [int(s) for s in sizes],
                    "faces": len(train), "l2": l2, "val_accuracy": float((probs.argmax(1) == labels.numpy()).mean()),
-                   "labels": "each face's label blended with its FERPlus votes; validation by the top class of that blend"},
+                   "labels": f"each face's label blended with its votes (soft labels) at {vote_weight}; validation by the top class of that blend"},
     }  # fmt: skip
     prefix = next(name for name, module in clf.model.named_modules() if module is head)
     return {f"{prefix}.weight": weight, f"{prefix}.bias": bias}, record
@@ -134,8 +130,6 @@ def fit_reading(
 def add_fitted_reading(checkpoint: Path, data: FaceSet, name: str, out: Optional[Path] = None, **options: Any) -> tuple[Path, dict[str, Any]]:
     """Fit a reading (:func:`fit_reading`, ``options``) on the checkpoint's own head and store it
     under ``name``; returns (the written path, the record)."""
-    clf = FaceClassifier.load(checkpoint, "cpu")
-    if clf.reading != "default":
-        raise LrferError("a reading is fitted on the model's own head", "leave --reading out")
+    clf = FaceClassifier.load(checkpoint, "cpu")  # its own head: a reading is fitted from it
     head, record = fit_reading(clf, data, **options)
     return add_reading(checkpoint, name, head, record, out), record
