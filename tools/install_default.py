@@ -4,15 +4,16 @@
 
 The checkpoint must be a classifier of the default's classes and input (every caller, the ONNX
 runtime and the service's stored timelines rely on them). It is copied atomically without its
-training state, and the temperature, class shares and abstention rule of the model it replaces are
-dropped: they belong to that model. Then, in this order (each writes its results file, and the
-tests fail while one is stale):
+training state, and the temperature, class shares, abstention rule and readings of the model it
+replaces are dropped: they belong to that model (a reading is a head on its embeddings). Then, in
+this order (each writes its results file, and the tests fail while one is stale):
 
     python bench/calibrate_default.py            # the temperature, fitted on PublicTest
     python tools/default_trust.py                # training shares, abstention rule, then the ONNX export
+    python tools/default_readings.py && python bench/readings.py    # the readings half and crowd, refitted
     python bench/default_model.py                # report, sweep, model card, docs/results.md
     python bench/suite.py --models default --keep-earlier && python bench/inference_tables.py
-    python bench/robustness.py --models default --checkpoint <the model replaced> --keep-earlier
+    python bench/robustness.py --models default,default:half,default:crowd --checkpoint <the model replaced> --keep-earlier
     python bench/prior_abstain.py
     python bench/onnx_int8_accuracy.py; python bench/photos_vs_fer.py; python bench/serve_alerts.py
 """
@@ -27,7 +28,7 @@ from lrfer.models.checkpoint import load_checkpoint, save_checkpoint
 from lrfer.predict.classifier import DEFAULT_CHECKPOINT
 
 #: what the replaced model's calibration stored, which says nothing about another model's outputs
-MODEL_OWN = ("temperature", "calibration", "class_prior", "abstain")
+MODEL_OWN = ("temperature", "calibration", "class_prior", "abstain", "readings", "reading")
 
 
 def main() -> int:
