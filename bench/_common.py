@@ -195,6 +195,13 @@ def save_result(path: Path, doc: dict, plot: Optional[Callable[[dict, Path], Non
     print(f"wrote {path.relative_to(ROOT) if path.is_relative_to(ROOT) else path}")
 
 
+def add_table_args(ap: argparse.ArgumentParser, doc: str = "docs/trust.md") -> None:
+    """``--table-only`` and ``--check``: the flags :func:`measured_or_stored` reads, for a bench whose
+    tables live in ``doc``."""
+    ap.add_argument("--table-only", action="store_true", help=f"rewrite {doc}'s tables from the results file")
+    ap.add_argument("--check", action="store_true", help=f"fail if {doc} differs from the results file; write nothing")
+
+
 def measured_or_stored(args: argparse.Namespace, out: Path, run: Callable[[argparse.Namespace], dict], script: str,
                        plot: Optional[Callable[[dict, Path], None]] = None) -> Optional[dict]:  # fmt: skip
     """The document a bench's tables come from: ``run(args)``'s, saved to ``out`` with its figure,

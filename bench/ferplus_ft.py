@@ -43,7 +43,7 @@ from typing import Any, Optional
 import numpy as np
 import torch
 
-from _common import DATA, DOCS, RESULTS, ROOT, add_data_arg, add_threads_arg, load_result, pct, provenance, save_result, write_blocks
+from _common import DATA, DOCS, RESULTS, ROOT, add_data_arg, add_table_args, add_threads_arg, load_result, pct, provenance, save_result, write_blocks
 from lrfer.data.readers import load_dataset
 from lrfer.data.splits import held_out_subjects
 from lrfer.errors import LrferError
@@ -244,8 +244,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     ap.add_argument("--base", type=Path, default=DEFAULT_CHECKPOINT, help="the checkpoint fine-tuned from (default: the shipped model)")
     ap.add_argument("--runs", type=Path, default=ROOT / "runs" / "ferplus_ft", help="run folders, one per weight")
     ap.add_argument("--results", default=OUT.name, help="results file name in bench/results (another seed's: docs/trust.md's table is left alone)")
-    ap.add_argument("--table-only", action="store_true", help="rewrite docs/trust.md's table from the results file")
-    ap.add_argument("--check", action="store_true", help="fail if docs/trust.md differs from the results file; write nothing")
+    add_table_args(ap)
     args = ap.parse_args(argv)
     try:
         args.weights = [float(w) for w in args.weights.split(",") if w.strip()]

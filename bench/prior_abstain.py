@@ -38,7 +38,7 @@ from typing import Optional
 
 import numpy as np
 
-from _common import DOCS, RESULTS, ROOT, load_result, pct, provenance, source_line, write_blocks
+from _common import DOCS, RESULTS, ROOT, add_table_args, load_result, pct, provenance, source_line, write_blocks
 
 OUT = RESULTS / "prior_abstain.json"
 SIZES = (48, 24, 16)
@@ -159,8 +159,7 @@ def main() -> None:
     ap.add_argument("--coverage", type=float, default=0.8, help="share of PublicTest 48 px faces the abstention threshold answers")
     ap.add_argument("--seed", type=int, default=0, help="seed of the random halves for the EM rows")
     ap.add_argument("--probs", type=Path, help="an .npz of the probabilities: read when it exists, else written (reruns skip the model)")
-    ap.add_argument("--table-only", action="store_true", help="rewrite docs/trust.md from the results file")
-    ap.add_argument("--check", action="store_true", help="fail if docs/trust.md differs from the results file; write nothing")
+    add_table_args(ap)
     args = ap.parse_args()
     if args.table_only or args.check:
         write_blocks(DOCS / "trust.md", {"trust-prior-abstain": table(load_result(OUT.name))}, check=args.check)

@@ -32,7 +32,7 @@ from typing import Any, Optional
 import numpy as np
 import torch
 
-from _common import DATA, DOCS, RESULTS, add_threads_arg, measured_or_stored, pct, provenance, write_blocks
+from _common import DATA, DOCS, RESULTS, add_table_args, add_threads_arg, measured_or_stored, pct, provenance, write_blocks
 from lrfer.data.readers import load_dataset
 from lrfer.data.splits import held_out_subjects
 from lrfer.errors import LrferError
@@ -154,8 +154,7 @@ def main(argv: Optional[list[str]] = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--data", default=str(DATA), help="fer2013.npz with FERPlus votes; wild_calm64.npz and ckplus48.npz are read beside it")
     ap.add_argument("--checkpoint", type=Path, default=DEFAULT_CHECKPOINT, help="a checkpoint with readings (default: the shipped model)")
-    ap.add_argument("--table-only", action="store_true", help="rewrite docs/trust.md's table from the results file")
-    ap.add_argument("--check", action="store_true", help="fail if docs/trust.md differs from the results file; write nothing")
+    add_table_args(ap)
     add_threads_arg(ap)
     args = ap.parse_args(sys.argv[1:] if argv is None else argv)
     doc = measured_or_stored(args, OUT, run, "bench/readings.py", plot)

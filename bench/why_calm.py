@@ -35,7 +35,7 @@ from typing import Any, Optional
 import numpy as np
 import torch
 
-from _common import DATA, DOCS, RESULTS, add_threads_arg, measured_or_stored, pct, provenance, write_blocks
+from _common import DATA, DOCS, RESULTS, add_table_args, add_threads_arg, measured_or_stored, pct, provenance, write_blocks
 from lrfer.data.faceset import FaceSet
 from lrfer.data.readers import load_dataset
 from lrfer.errors import LrferError
@@ -173,8 +173,7 @@ def main(argv: Optional[list[str]] = None) -> int:
     ap.add_argument("--data", default=str(DATA), help="fer2013.npz with FERPlus votes; wild_calm64.npz is read beside it")
     ap.add_argument("--checkpoint", type=Path, default=DEFAULT_CHECKPOINT, help="the model (default: the shipped one)")
     ap.add_argument("--zooms", default=",".join(f"{z:g}" for z in ZOOMS), help="zoom factors, comma-separated")
-    ap.add_argument("--table-only", action="store_true", help="rewrite docs/trust.md's tables from the results file")
-    ap.add_argument("--check", action="store_true", help="fail if docs/trust.md differs from the results file; write nothing")
+    add_table_args(ap)
     add_threads_arg(ap)
     args = ap.parse_args(sys.argv[1:] if argv is None else argv)
     try:
